@@ -29,6 +29,12 @@ impl ExecutorKind {
     }
 }
 
+impl std::fmt::Display for ExecutorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The Slurm settings of a plan (`[slurm]`, overridden key by key by the plan's `slurm` table).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct SlurmOptions {

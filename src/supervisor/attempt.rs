@@ -58,9 +58,9 @@ pub(crate) struct Monitor {
     /// Where the attempt's wrapper records how its agent ended: how an adopted agent's end is
     /// known (orch is not its parent).
     pub(crate) ended: PathBuf,
-    /// Where the driver of a remote attempt records the host it runs on (`executor = "ssh"`):
-    /// each host it takes is told to the core ([`Input::OnHost`]).
-    pub(crate) host_record: Option<PathBuf>,
+    /// Where an attempt that moves between machines records the one it runs on (an ssh
+    /// attempt's driver, the host it takes): each is told to the core ([`Input::OnHost`]).
+    pub(crate) host_record: Option<crate::executor::PlaceRecord>,
     /// Where the wrapper of an attempt with streaming input records the end of its agent's
     /// first turn: told to the core once ([`Input::TurnEnded`]).
     pub(crate) turn_ended: Option<PathBuf>,
@@ -191,7 +191,7 @@ async fn watch_process(m: &mut Monitor) -> Ending {
                     m.turn_ended = None;
                     let _ = m.tx.send(Msg { reload: None, input: Input::TurnEnded { run } });
                 }
-                if let Some(now) = m.host_record.as_deref().and_then(crate::executor::ssh::attempt::host_at)
+                if let Some(now) = m.host_record.as_ref().and_then(crate::executor::PlaceRecord::now)
                     && host.as_ref() != Some(&now)
                 {
                     host = Some(now.clone());

@@ -258,9 +258,7 @@ pub(super) async fn wait_within(
 /// The private TMPDIR of a command run on an attempt's work (`what`: `<tree>.check`,
 /// `<key>.select`), when it runs confined.
 fn confined_tmp(pc: &PlanCtx, what: &str) -> Option<PathBuf> {
-    pc.sandbox
-        .rules()
-        .filter(|_| pc.entry.executor == crate::executor::ExecutorKind::Local)
+    pc.confined_here()
         .map(|_| super::sandbox::tmp_dir(pc.name(), what, 0))
 }
 

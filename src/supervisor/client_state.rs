@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 
 use super::context::PlanCtx;
-use crate::executor::ExecutorKind;
 use crate::manifest::KnownCli;
 
 pub(crate) use crate::client_state::{DIR, dir, prepare, remove};
@@ -20,7 +19,7 @@ pub(crate) fn of_attempt_with(
     attempt: u32,
 ) -> Option<(KnownCli, PathBuf)> {
     pc.sandbox.rules()?;
-    if pc.entry.executor != ExecutorKind::Local {
+    if !pc.executor.attempts_here() {
         return None;
     }
     let cli = KnownCli::of(command)?;

@@ -223,6 +223,9 @@ pub(crate) struct PlanCtx {
     /// The status file as the run last read or wrote it: reading back its own writes parses
     /// nothing ([`status::Known`]).
     pub(crate) known: Arc<status::Known>,
+    /// Where its attempts run: everything of an attempt that differs by place
+    /// ([`crate::executor::Executor`]), chosen once from its `executor`.
+    pub(crate) executor: Arc<dyn crate::executor::Executor>,
     /// Whether its agents and checks run confined, and the plan's rules.
     pub(crate) sandbox: super::sandbox::PlanSandbox,
     /// What its agents, checks and setup reach on the network.
@@ -285,6 +288,15 @@ impl PlanCtx {
             run_state_dir: self.run_state_dir.clone(),
             ..fresh
         }
+    }
+
+    /// The plan's rules where they apply on this machine: its attempts, checks and setup run
+    /// confined here, each with a private `TMPDIR` of this machine (not when its executor
+    /// confines them elsewhere).
+    pub(crate) fn confined_here(&self) -> Option<&crate::sandbox::Rules> {
+        self.sandbox
+            .rules()
+            .filter(|_| self.executor.confiner() == crate::executor::Confiner::Here)
     }
 
     /// The plan's name (its entry's).

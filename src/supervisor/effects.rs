@@ -15,8 +15,6 @@ use super::context::{Ctx, PlanCtx};
 use super::core::{Action, Adopted, Core, CoreConfig, Input};
 use super::event::{Event, RunSummary};
 use super::state::{PlanSpec, Stop};
-use crate::executor::ExecutorKind;
-use crate::executor::ssh::refs as ssh_refs;
 use crate::status;
 use crate::workspace::Workspace;
 
@@ -394,6 +392,7 @@ fn spec_of(pc: &PlanCtx, ws: &Workspace) -> PlanSpec {
     let entry = &pc.entry;
     PlanSpec {
         entry: pc.entry.clone(),
+        executor: pc.executor.clone(),
         mode: pc.agent.mode,
         slots: pc.slots(),
         task_trees: pc.task_trees(),
@@ -469,9 +468,7 @@ impl Effects<'_> {
     /// An agent's report: its job is about to end, look soon.
     fn poke_jobs(&self, p: usize) {
         if let Some(jobs) = &self.ctx.jobs
-            && self
-                .plan(p)
-                .is_some_and(|pc| pc.entry.executor != ExecutorKind::Local)
+            && self.plan(p).is_some_and(|pc| !pc.executor.attempts_here())
         {
             jobs.poke();
         }
@@ -530,14 +527,13 @@ impl Effects<'_> {
                         (attempt, base.as_deref()),
                         &how,
                     );
-                    // Its work is on the plan branch or saved: the host's snapshot ref goes.
-                    if pc.entry.executor == ExecutorKind::Ssh {
-                        let id = unit.task().and_then(|t| pc.plan.tasks.get(t));
-                        let id = id.map_or("plan", |t| t.id.as_str());
-                        let at = (pc.name(), pc.branch());
-                        if let Some(n) = ssh_refs::settled(&pc.repo_root, at, id, attempt) {
-                            process_note(&pc, &n);
-                        }
+                    // Its work is on the plan branch or saved: what it left elsewhere goes (a
+                    // host's snapshot ref).
+                    let id = unit.task().and_then(|t| pc.plan.tasks.get(t));
+                    let id = id.map_or("plan", |t| t.id.as_str());
+                    let at = (pc.name(), pc.branch());
+                    if let Some(n) = pc.executor.settled(&pc.repo_root, at, id, attempt) {
+                        process_note(&pc, &n);
                     }
                     let _ = tx.send(Msg {
                         reload: Some(pc.index),

@@ -1,5 +1,7 @@
 //! Launching an attempt: its worktree (a task worktree with `parallel_tasks`), its prompt, argv
-//! and environment, the process (or the batch job), and the record of its start.
+//! and environment, the process (or the batch job), and the record of its start. What differs by
+//! where it runs is the plan's executor's ([`crate::executor::Executor`]): the process started
+//! here (the agent, or its driver on a host), its confinement, or the job handed to a scheduler.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,10 +18,8 @@ use super::sandbox;
 use super::state::{RunId, Unit};
 
 mod batch;
-mod remote;
 use crate::agent_env;
 use crate::agent_output::Fatal;
-use crate::executor::ExecutorKind;
 use crate::manifest::{InputMode, render_template};
 use crate::process;
 use crate::prompt::{DepInfo, PlanPrompt, TaskPrompt};
@@ -201,7 +201,7 @@ impl Effects<'_> {
         // How a person's messages reach the agent while it runs. Streaming input is for an
         // agent run here: its prompt (a resumed session's too) is its first message.
         let input = match self.input_of(run, pc) {
-            InputMode::StreamJson if pc.entry.executor != ExecutorKind::Local => InputMode::None,
+            InputMode::StreamJson if !pc.executor.attempts_here() => InputMode::None,
             mode => mode,
         };
         let command = match crate::manifest::streaming_variant(&command) {
@@ -247,26 +247,35 @@ impl Effects<'_> {
         let stdin = (pc.agent.stdin == crate::manifest::StdinMode::Prompt
             || input == InputMode::StreamJson)
             .then(|| prompt_file_of(pc, &file_id));
-        if stdin.is_some() && pc.entry.executor != ExecutorKind::Local {
+        if stdin.is_some() && !pc.executor.attempts_here() {
             return Err(format!(
                 "agent `{}` reads its prompt on stdin (`stdin = \"prompt\"`), which orch gives only to local agents, not to {} jobs",
                 agent_name,
-                pc.entry.executor.as_str()
+                pc.executor.name()
             )
             .into());
         }
         let shown = header_argv(&argv);
-        // On a `[[host]]`: the process here is orch's driver of the remote attempt.
-        if pc.entry.executor == ExecutorKind::Ssh {
-            let paths = remote::Paths {
-                workdir: &workdir,
-                branch: &branch,
-                report_dir: &report_dir,
-                prompt_file: &prompt_file_of(pc, &file_id),
-            };
-            let unit_name = id.as_deref().unwrap_or("plan");
-            argv = remote::driver_argv(&self.ctx, pc, (unit_name, attempt), argv, &env, &paths)?;
-        }
+        // The process started here: the agent, or its executor's driver of it elsewhere (on a
+        // `[[host]]`: `orch remote-attempt`).
+        let state_dir = super::reports::state_dir_of(pc);
+        let prompt_file = prompt_file_of(pc, &file_id);
+        let at = crate::executor::Attempt {
+            plan: pc.name(),
+            unit: id.as_deref().unwrap_or("plan"),
+            attempt,
+            repo_root: &pc.repo_root,
+            state_dir: &state_dir,
+            status_file: &pc.status_path,
+            workdir: &workdir,
+            branch: &branch,
+            report_dir: &report_dir,
+            prompt_file: &prompt_file,
+            orch_bin: &self.ctx.orch_bin,
+            sandbox: pc.agent.sandbox.mode,
+            run_hosts: &self.ctx.hosts,
+        };
+        argv = pc.executor.wrap(&at, argv, &env)?;
         // Resolved once here rather than by execvp trying every PATH entry.
         if let Some(first) = argv.first_mut()
             && !first.contains('/')
@@ -275,11 +284,10 @@ impl Effects<'_> {
             *first = found.display().to_string();
         }
         let program = argv.first().cloned().unwrap_or_default();
-        // Confined: through `orch sandbox-exec`, with a private TMPDIR.
-        // A Slurm job is confined as a local attempt, by the same wrapper on its node.
-        let slurm = pc.entry.executor == ExecutorKind::Slurm;
+        // Confined: through `orch sandbox-exec`, with a private TMPDIR, where the executor
+        // confines it (here, or by the same wrapper on a Slurm job's node).
         let confined = match pc.sandbox.rules() {
-            Some(base) if pc.entry.executor == ExecutorKind::Local || slurm => {
+            Some(base) if pc.executor.confiner() != crate::executor::Confiner::There => {
                 let tmp = sandbox::tmp_dir(pc.name(), id.as_deref().unwrap_or("plan"), attempt);
                 // Made fresh: whatever is at its predictable name (a link planted there) is
                 // removed, never followed, nor given to Landlock as writable.
@@ -287,10 +295,6 @@ impl Effects<'_> {
                     .map_err(|e| format!("cannot make the TMPDIR `{}`: {e}", tmp.display()))?;
                 env.push(("TMPDIR".to_string(), tmp.display().to_string()));
                 let mut rules = sandbox::attempt_rules(base, &workdir, &tmp);
-                if slurm {
-                    // The node's `/tmp` is its own: the wrapper makes the TMPDIR there.
-                    rules.write.retain(|w| w != &tmp);
-                }
                 // The client's state: a private copy, seeded from the user's.
                 if let Some((cli, dir)) = client_state::of_attempt_with(
                     pc,
@@ -319,15 +323,13 @@ impl Effects<'_> {
                 }
                 rules.write.push(report_dir.clone());
                 rules.write.extend(usage_dir.iter().cloned());
-                argv = sandbox::wrap(&self.ctx.orch_bin, &rules, argv);
-                if slurm {
-                    let mut node = vec![format!("--private-dir={}", tmp.display())];
-                    if pc.agent.sandbox.mode == crate::manifest::SandboxMode::Auto {
-                        node.push("--if-supported".to_string());
-                    }
-                    argv.splice(2..2, node);
-                    rules.write.push(tmp);
-                }
+                argv = pc.executor.confine(
+                    &self.ctx.orch_bin,
+                    &mut rules,
+                    &tmp,
+                    pc.agent.sandbox.mode,
+                    argv,
+                );
                 Some(rules)
             }
             _ => None,
@@ -358,16 +360,18 @@ impl Effects<'_> {
             )
             .into());
         }
-        if pc.entry.executor == ExecutorKind::Slurm {
-            let Some(tracker) = self.ctx.jobs.clone() else {
-                return Err(format!(
-                    "plan `{}` runs through {}, but no scheduler was set up",
-                    pc.name(),
-                    pc.entry.executor.as_str()
-                )
-                .into());
-            };
-            let budget = match task {
+        // Handed to a scheduler as a job, when the executor runs its attempts so.
+        let job = pc.executor.job(&crate::executor::JobAttempt {
+            argv: &argv,
+            env: &env,
+            workdir: &workdir,
+            pass_env: &pc.agent.sandbox.pass_env,
+            log,
+            plan: pc.name(),
+            task: id.as_deref(),
+            status_file: &pc.status_path,
+            attempt,
+            budget: match task {
                 Some(_) => pc.entry.timeout,
                 None => pc.entry.timeout.saturating_mul(
                     u32::try_from(
@@ -378,8 +382,18 @@ impl Effects<'_> {
                     )
                     .unwrap_or(u32::MAX),
                 ),
+            },
+            grace: self.ctx.grace,
+        });
+        if let Some(job) = job {
+            let Some(tracker) = self.ctx.jobs.clone() else {
+                return Err(format!(
+                    "plan `{}` runs through {}, but no scheduler was set up",
+                    pc.name(),
+                    pc.executor.name()
+                )
+                .into());
             };
-            let job = (argv, env, workdir, budget);
             self.submit(pc, run, (unit, attempt), job, log, tracker);
             return Ok(());
         }
@@ -672,24 +686,15 @@ fn prepare_argv(
 }
 
 /// Whether plan `pc`'s agent runs under orch's confinement, so that a preset runs its confined
-/// argv (orch's rules replace the client's own sandbox, which cannot start inside Landlock):
-/// locally when its sandbox applies; on a `[[host]]` when its sandbox is not off and every host
-/// of the plan confines (a host confines unless its `[[host]]` says `sandbox = "off"`, and then
-/// refuses to run without Landlock: `crate::executor::ssh::remote_run`). On hosts that differ
-/// (one with `sandbox = "off"`), a preset runs its own sandbox's argv on each of them.
+/// argv (orch's rules replace the client's own sandbox, which cannot start inside Landlock), as
+/// its executor tells: locally when its sandbox applies; on `[[host]]` machines when they all
+/// confine ([`crate::executor::Executor::runs_confined`]).
 pub(super) fn runs_confined(ctx: &super::context::Ctx, pc: &PlanCtx) -> bool {
-    match pc.entry.executor {
-        ExecutorKind::Local => pc.sandbox.rules().is_some(),
-        ExecutorKind::Ssh => {
-            pc.agent.sandbox.mode != crate::manifest::SandboxMode::Off
-                && pc
-                    .entry
-                    .hosts
-                    .iter()
-                    .all(|n| ctx.hosts.iter().any(|h| &h.name == n && h.confined))
-        }
-        ExecutorKind::Slurm => false,
-    }
+    pc.executor.runs_confined(
+        pc.sandbox.rules().is_some(),
+        pc.agent.sandbox.mode,
+        &ctx.hosts,
+    )
 }
 
 /// The template variables of an agent's command that every agent orch launches has alike (a

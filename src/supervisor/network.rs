@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::anyhow;
 
 use crate::error::CliError;
-use crate::executor::ExecutorKind;
+use crate::executor::Executor;
 use crate::exit;
 use crate::manifest::{AgentSpec, NetworkMode};
 use crate::sandbox::net::allow::AllowList;
@@ -45,7 +45,7 @@ impl PlanNetwork {
     }
 }
 
-/// Decides plan `plan`'s network; `probe`: whether this machine makes the namespace (asked once,
+/// Decides plan `plan`'s network, its attempts run by `executor`; `probe`: whether this machine makes the namespace (asked once,
 /// only when needed; the error says why not); `landlock_tcp`: whether the kernel's Landlock has
 /// TCP rules (ABI 4), the fallback of the default without a namespace. An explicit `confined`
 /// or `none` that cannot be enforced is refused (exit 6) with the fix.
@@ -53,7 +53,7 @@ pub(crate) fn decide(
     plan: &str,
     agent_name: &str,
     agent: &AgentSpec,
-    executor: ExecutorKind,
+    executor: &dyn Executor,
     probe: &dyn Fn() -> Result<(), String>,
     landlock_tcp: &dyn Fn() -> bool,
 ) -> Result<PlanNetwork, CliError> {
@@ -76,11 +76,8 @@ pub(crate) fn decide(
             None => Ok(PlanNetwork::Unconfined(why)),
         }
     };
-    if executor != ExecutorKind::Local {
-        return cannot(format!(
-            "its agents run as {} jobs, whose network orch does not confine",
-            executor.as_str()
-        ));
+    if let Err(why) = executor.network() {
+        return cannot(why);
     }
     let made = probe();
     if made.is_ok() && mode == Some(NetworkMode::None) {
@@ -267,6 +264,8 @@ pub(crate) fn with_refusals(state_dir: &Path, plan: &str, unit: &str, cause: &st
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::executor::local::LocalExecutor;
+    use crate::executor::slurm::SlurmExecutor;
     use crate::sandbox::net::allow::Endpoint;
 
     fn agent(command: &[&str], mode: Option<NetworkMode>, allow: &[&str]) -> AgentSpec {
@@ -277,7 +276,7 @@ mod tests {
     fn a_preset_reaches_its_endpoints_a_custom_agent_only_its_list() {
         let (ok, tcp) = (|| Ok(()), || true);
         let claude = agent(&["claude", "-p"], None, &[]);
-        let p = decide("a", "x", &claude, ExecutorKind::Local, &ok, &tcp).expect("decide");
+        let p = decide("a", "x", &claude, &LocalExecutor, &ok, &tcp).expect("decide");
         let PlanNetwork::Confined(list) = p else {
             panic!("{p:?}")
         };
@@ -286,7 +285,7 @@ mod tests {
                 .contains(&Endpoint::parse("api.anthropic.com:443").expect("e"))
         );
         let custom = agent(&["./agent.sh"], None, &["127.0.0.1:5432"]);
-        let p = decide("a", "x", &custom, ExecutorKind::Local, &ok, &tcp).expect("decide");
+        let p = decide("a", "x", &custom, &LocalExecutor, &ok, &tcp).expect("decide");
         assert_eq!(
             p,
             PlanNetwork::Confined(AllowList(vec![
@@ -300,7 +299,7 @@ mod tests {
         let (ok, tcp) = (|| Ok(()), || true);
         let claude = agent(&["claude", "-p"], None, &[]);
         let codex = agent(&["codex", "exec"], None, &["127.0.0.1:9"]);
-        let p = decide("a", "x", &claude, ExecutorKind::Local, &ok, &tcp).expect("decide");
+        let p = decide("a", "x", &claude, &LocalExecutor, &ok, &tcp).expect("decide");
         let PlanNetwork::Confined(list) = with_fallbacks(p, [&codex]) else {
             panic!("confined")
         };
@@ -323,27 +322,28 @@ mod tests {
         let ok = || Ok(());
         let (tcp, no_tcp) = (|| true, || false);
         let default = agent(&["./a"], None, &[]);
-        let p = decide("a", "x", &default, ExecutorKind::Local, &no, &no_tcp).expect("default");
+        let p = decide("a", "x", &default, &LocalExecutor, &no, &no_tcp).expect("default");
         assert!(
             matches!(p, PlanNetwork::Unconfined(ref w) if w.contains("no user namespaces")),
             "{p:?}"
         );
-        let p = decide("a", "x", &default, ExecutorKind::Local, &no, &tcp).expect("default");
+        let p = decide("a", "x", &default, &LocalExecutor, &no, &tcp).expect("default");
         assert!(
             matches!(p, PlanNetwork::Ports(_, ref w) if w.contains("no user namespaces")),
             "{p:?}"
         );
         for mode in [NetworkMode::Confined, NetworkMode::None] {
             let a = agent(&["./a"], Some(mode), &[]);
-            let e = decide("a", "x", &a, ExecutorKind::Local, &no, &tcp).expect_err("refused");
+            let e = decide("a", "x", &a, &LocalExecutor, &no, &tcp).expect_err("refused");
             assert_eq!(e.code, exit::AGENT);
-            let e = decide("a", "x", &a, ExecutorKind::Slurm, &ok, &tcp).expect_err("refused");
+            let e =
+                decide("a", "x", &a, &SlurmExecutor::default(), &ok, &tcp).expect_err("refused");
             assert_eq!(e.code, exit::AGENT);
         }
         let open = agent(&["./a"], Some(NetworkMode::Open), &[]);
-        let p = decide("a", "x", &open, ExecutorKind::Slurm, &no, &tcp).expect("open");
+        let p = decide("a", "x", &open, &SlurmExecutor::default(), &no, &tcp).expect("open");
         assert_eq!(p, PlanNetwork::Open);
-        let p = decide("a", "x", &default, ExecutorKind::Slurm, &ok, &tcp).expect("slurm");
+        let p = decide("a", "x", &default, &SlurmExecutor::default(), &ok, &tcp).expect("slurm");
         assert!(
             matches!(p, PlanNetwork::Unconfined(ref w) if w.contains("slurm")),
             "{p:?}"

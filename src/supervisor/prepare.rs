@@ -291,9 +291,7 @@ async fn run_setup(
     // The setup script is the repository's, which agents edit: confined as the plan's agents
     // are, to the plan's worktree and a TMPDIR of its own (no git directory, no state directory).
     let tmp = plan
-        .sandbox
-        .rules()
-        .filter(|_| plan.entry.executor == crate::executor::ExecutorKind::Local)
+        .confined_here()
         .map(|_| super::sandbox::tmp_dir(plan.name(), "setup", 0));
     let confined = match &tmp {
         Some(tmp) => {

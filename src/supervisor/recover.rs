@@ -18,7 +18,7 @@ use super::core::recover::{
 };
 use super::runner::Effects;
 use super::state::Unit;
-use crate::executor::{ExecutorKind, JobState, ListedJob, parse_tag};
+use crate::executor::{JobState, ListedJob, parse_tag};
 use crate::git;
 use crate::manifest::AgentMode;
 use crate::process::{self, FoundAgent};
@@ -151,13 +151,10 @@ pub(crate) async fn recover(fx: &mut Effects<'_>) -> Recovery {
                     .collect();
                 tidy_task_trees(&pcc, &doc, &busy, &waiting);
             }
-            // Hosts' snapshots an earlier run fetched: pruned once their work is safe here.
-            let pruned = if pcc.entry.executor == ExecutorKind::Ssh {
-                let at = (pcc.name(), pcc.branch());
-                crate::executor::ssh::refs::leftovers(&pcc.repo_root, at, &coming)
-            } else {
-                Vec::new()
-            };
+            // What earlier runs left outside the worktree (hosts' snapshots they fetched):
+            // pruned once their work is safe here.
+            let at = (pcc.name(), pcc.branch());
+            let pruned = pcc.executor.leftovers(&pcc.repo_root, at, &coming);
             (refused, pruned)
         })
         .await
@@ -326,7 +323,7 @@ fn gather(pc: &PlanCtx, doc: &StatusDoc, found: &[FoundAgent], listed: &[ListedJ
         .collect();
     PlanFound {
         plan_mode: pc.agent.mode == AgentMode::Plan,
-        batch: pc.entry.executor != ExecutorKind::Local,
+        batch: !pc.executor.adopts_processes(),
         agent,
         tasks,
     }

@@ -347,8 +347,7 @@ impl Effects<'_> {
                 // A task without a check is committed on a person's word only where no agent
                 // could have written that word: a confined agent cannot write a person's
                 // report directory, an unconfined one can.
-                let confined = pc.sandbox.rules().is_some()
-                    && pc.entry.executor == crate::executor::ExecutorKind::Local;
+                let confined = pc.confined_here().is_some();
                 if transition == Transition::Done
                     && !task_live
                     && !rec.facts.status.is_finished()

@@ -18,7 +18,7 @@ use nix::sys::signal::Signal;
 
 use super::{client_state, sandbox};
 use crate::agent_env::{self, AGENT_SOCKETS, GIT_ENV};
-use crate::executor::ExecutorKind;
+use crate::executor::Confiner;
 use crate::manifest::{KnownCli, Manifest, StdinMode, render_template};
 use crate::merge::interrupt;
 use crate::merge::resolve::{AgentJob, AgentRun, EXPLANATION, ResolveNote, Resolver, RunAgent};
@@ -73,7 +73,8 @@ impl AgentRunner {
             &job.plan,
             &job.agent_name,
             &job.agent,
-            ExecutorKind::Local,
+            // The resolver runs here, whatever runs the plan's agents.
+            Confiner::Here,
             crate::sandbox::supported(),
         ) {
             Ok(s) => s,

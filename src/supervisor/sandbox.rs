@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use anyhow::anyhow;
 
 use crate::error::CliError;
-use crate::executor::ExecutorKind;
+use crate::executor::Confiner;
 use crate::exit;
 use crate::manifest::{AgentSpec, SandboxMode};
 use crate::sandbox::{DEVICES, Rules};
@@ -54,23 +54,25 @@ impl PlanSandbox {
     }
 }
 
-/// Decides plan `plan`'s sandbox; `supported`: whether the kernel confines (asked once per run).
-/// `sandbox = "on"` where it cannot be applied is refused (exit 6) with the fix.
+/// Decides plan `plan`'s sandbox, its attempts confined by `confiner` (its executor's);
+/// `supported`: whether the kernel confines (asked once per run). `sandbox = "on"` where it
+/// cannot be applied is refused (exit 6) with the fix.
 pub(crate) fn decide(
     plan: &str,
     agent_name: &str,
     agent: &AgentSpec,
-    executor: ExecutorKind,
+    confiner: Confiner,
     supported: bool,
 ) -> Result<PlanSandbox, CliError> {
     let mode = agent.sandbox.mode;
-    // On a `[[host]]` the host confines its attempts itself (orch's copy there, the same rules).
-    if mode == SandboxMode::Off || executor == ExecutorKind::Ssh {
+    // A place that confines its attempts itself (a `[[host]]`: orch's copy there, the same
+    // rules) has nothing confined here.
+    if mode == SandboxMode::Off || confiner == Confiner::There {
         return Ok(PlanSandbox::Off);
     }
-    // A Slurm job is confined on its node by the same wrapper, whose kernel decides there
-    // (`orch sandbox-exec --if-supported` under `"auto"`), not the lead's.
-    if !supported && executor == ExecutorKind::Local {
+    // An attempt confined on its node (a Slurm job) is confined by the same wrapper, whose
+    // kernel decides there (`orch sandbox-exec --if-supported` under `"auto"`), not this one's.
+    if !supported && confiner == Confiner::Here {
         return match mode {
             SandboxMode::On => Err(CliError::new(
                 exit::AGENT,

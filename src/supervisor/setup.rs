@@ -129,9 +129,7 @@ pub(crate) async fn in_task_tree(
     // The setup script is the repository's, which agents edit: confined as the agent is, to
     // its worktree and a TMPDIR of its own (no git directory, no state directory).
     let tmp = pc
-        .sandbox
-        .rules()
-        .filter(|_| pc.entry.executor == crate::executor::ExecutorKind::Local)
+        .confined_here()
         .map(|_| super::sandbox::tmp_dir(pc.name(), &format!("{key}.setup"), attempt));
     let argv = match &tmp {
         Some(tmp) => {

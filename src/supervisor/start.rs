@@ -1,5 +1,6 @@
 //! The preparation of `orch up`'s run, in two steps. [`Checked::check`]: everything that can be
-//! checked before anything is touched (templates, agents, each plan's worktree, Slurm), then the
+//! checked before anything is touched (templates, agents, each plan's worktree, each executor's
+//! own checks: Slurm's shared paths and controller, the ssh plans' hosts), then the
 //! supervisor lock and the exclusion of orch's directories from git. [`Checked::prepare`]: the
 //! stale git locks of an interrupted run removed, each existing plan branch's worktree reused or
 //! re-added with its start record (`orchWorktree`), and the run context ([`Ctx`]) the effect
@@ -18,7 +19,7 @@ use serde_json::json;
 use super::context::{Ctx, NewTree, PlanCtx};
 use super::{Event, LockError, PlanInfo, SupervisorLock};
 use crate::error::{CliError, CliResult, exit};
-use crate::executor::{ExecutorKind, JobTracker, Slurm};
+use crate::executor::{Executor, PlanStart, RunStart};
 use crate::git::{self, TreeAction, TreeRequest};
 use crate::manifest::{Manifest, PlanEntry};
 use crate::prompt::Templates;
@@ -45,8 +46,6 @@ pub(crate) struct Checked<'w> {
     plans: Vec<Chosen<'w>>,
     /// Every plan of the workspace (their tasks' own checks are what a later run trusts).
     all_plans: &'w [LoadedPlan],
-    /// Some plan runs its agents through Slurm.
-    slurm: bool,
     /// Taken by [`Checked::check`]; `None` for a re-plan's check (the run holds it).
     lock: Option<SupervisorLock>,
     /// What the pre-flights tell the user (a client run confined, and why).
@@ -62,6 +61,8 @@ struct Chosen<'w> {
     entry: &'w PlanEntry,
     /// What its worktree needs; `None`: the plan has nothing left to do, and no worktree.
     tree: Option<TreeAction>,
+    /// Where its attempts run, made once here from its `executor`.
+    executor: Arc<dyn Executor>,
     /// Whether its agents run confined.
     sandbox: super::sandbox::PlanSandbox,
     /// What its agents reach on the network.
@@ -142,7 +143,15 @@ impl<'w> Checked<'w> {
         for &index in selected {
             let lp = &ws.plans[index];
             let entry = workspace::entry_of(manifest, &lp.name)?;
-            checks::agent(manifest, entry, &orch_bin, &templates, lp, &mut preflights)?;
+            let executor = crate::executor::of_plan(manifest, entry);
+            checks::agent(
+                manifest,
+                (entry, executor.as_ref()),
+                &orch_bin,
+                &templates,
+                lp,
+                &mut preflights,
+            )?;
             let tree = if running.contains(&index) {
                 None
             } else {
@@ -154,7 +163,7 @@ impl<'w> Checked<'w> {
                     &lp.name,
                     &entry.agent,
                     agent,
-                    entry.executor,
+                    executor.confiner(),
                     agent.sandbox.mode != crate::manifest::SandboxMode::Off
                         && *landlock.get_or_init(crate::sandbox::supported),
                 )?,
@@ -172,7 +181,7 @@ impl<'w> Checked<'w> {
                         &lp.name,
                         &entry.agent,
                         agent,
-                        entry.executor,
+                        executor.as_ref(),
                         &probe,
                         &tcp,
                     )?;
@@ -186,22 +195,20 @@ impl<'w> Checked<'w> {
                 lp,
                 entry,
                 tree,
+                executor,
                 sandbox,
                 network,
             });
         }
-        let slurm_plans: Vec<&str> = plans
-            .iter()
-            .filter(|c| c.entry.executor == ExecutorKind::Slurm)
-            .map(|c| c.lp.name.as_str())
-            .collect();
-        if !slurm_plans.is_empty() {
-            checks::slurm(manifest, &slurm_plans, &orch_bin)?;
-        }
-        // The fallbacks: one whose pre-flight fails is passed over at failover, and said now.
+        // The fallbacks: one whose pre-flight fails is passed over at failover, and said now. A
+        // plan whose agents' programs are checked where they run (a `[[host]]`'s probe) runs its
+        // fallbacks there too.
         let unusable = checks::fallbacks(
             manifest,
-            plans.iter().map(|c| c.entry),
+            plans
+                .iter()
+                .filter(|c| c.executor.checks_agents_here())
+                .map(|c| c.entry),
             &orch_bin,
             &mut preflights,
         );
@@ -211,41 +218,36 @@ impl<'w> Checked<'w> {
             ));
         }
         let state_dir = manifest.root.join(&manifest.defaults.state_dir);
-        // The hosts of the run's ssh plans: one that does not answer is said at once.
         let mut notes = preflights.notes;
-        let used: Vec<crate::manifest::Host> = manifest
-            .hosts
-            .iter()
-            .filter(|h| {
-                plans.iter().any(|c| {
-                    c.entry.executor == ExecutorKind::Ssh && c.entry.hosts.contains(&h.name)
+        // Each executor's own checks, once for all the plans it runs (Slurm's shared paths and
+        // its controller; the ssh plans' hosts probed, one that does not answer said at once).
+        let run = RunStart {
+            manifest,
+            orch_bin: &orch_bin,
+            state_dir: &state_dir,
+        };
+        let mut names: Vec<&str> = Vec::new();
+        for c in &plans {
+            let name = c.executor.name();
+            if names.contains(&name) {
+                continue;
+            }
+            names.push(name);
+            let same: Vec<PlanStart<'_>> = plans
+                .iter()
+                .filter(|o| o.executor.name() == name)
+                .map(|o| PlanStart {
+                    name: o.lp.name.as_str(),
+                    entry: o.entry,
+                    // The program its agent runs, where it is looked for on `PATH`.
+                    program: manifest
+                        .agent_of(o.entry)
+                        .and_then(|a| a.command.first())
+                        .filter(|first| !first.contains(['/', '{']))
+                        .cloned(),
                 })
-            })
-            .cloned()
-            .collect();
-        if !used.is_empty() {
-            // The program each ssh plan's agent runs, where it is looked for on the host's PATH.
-            let program_of = |c: &Chosen<'_>| -> Option<String> {
-                let first = manifest.agent_of(c.entry)?.command.first()?;
-                (!first.contains(['/', '{'])).then(|| first.clone())
-            };
-            let mut programs: Vec<String> = plans
-                .iter()
-                .filter(|c| c.entry.executor == ExecutorKind::Ssh)
-                .filter_map(program_of)
                 .collect();
-            programs.sort();
-            programs.dedup();
-            let found =
-                crate::executor::ssh::host::check_at_start(&state_dir, &used, &orch_bin, &programs);
-            notes.extend(found.notes);
-            notes.extend(found.refused.iter().map(|(_, why)| why.clone()));
-            let ssh_plans: Vec<(&str, &[String], Option<String>)> = plans
-                .iter()
-                .filter(|c| c.entry.executor == ExecutorKind::Ssh)
-                .map(|c| (c.lp.name.as_str(), c.entry.hosts.as_slice(), program_of(c)))
-                .collect();
-            notes.extend(checks::hosts(&ssh_plans, &found.refused, &found.lacking)?);
+            notes.extend(c.executor.check_start(&run, &same)?);
         }
         Ok(Self {
             manifest,
@@ -253,7 +255,6 @@ impl<'w> Checked<'w> {
             state_dir,
             orch_bin,
             templates,
-            slurm: !slurm_plans.is_empty(),
             plans,
             all_plans: &ws.plans,
             lock: None,
@@ -392,17 +393,13 @@ impl<'w> Checked<'w> {
             Err(e) if needs_proxy => return Err(anyhow!("{e}").into()),
             Err(_) => None,
         };
-        let jobs = if self.slurm {
-            let slurm = Slurm::new(&self.state_dir).map_err(|e| {
-                anyhow!(
-                    "cannot write the Slurm job script into `{}`: {e}",
-                    self.state_dir.display()
-                )
-            })?;
-            Some(JobTracker::new(Arc::new(slurm), self.manifest.slurm_poll))
-        } else {
-            None
-        };
+        // The run's scheduler of batch jobs, when an executor of its plans hands attempts to one.
+        let jobs = self
+            .plans
+            .iter()
+            .find_map(|c| c.executor.tracker(&self.state_dir))
+            .transpose()
+            .map_err(|e| anyhow!("{e}"))?;
         let manifest = self.manifest;
         let d = &manifest.defaults;
         let integration = d
@@ -627,6 +624,7 @@ impl<'w> Checked<'w> {
             unrecorded: Default::default(),
             own_finished: Default::default(),
             known: Default::default(),
+            executor: c.executor.clone(),
             sandbox: c.sandbox.clone(),
             network: c.network.clone(),
             guarded: std::iter::once(lp)

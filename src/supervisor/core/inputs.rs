@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use super::{Action, Adopted, Core, PlanMergeOutcome, kind_str, millis};
 use crate::agent_output::{AgentOutput, Class, Fatal};
+use crate::executor::Lost;
 use crate::status::TaskStatus;
 use crate::supervisor::event::Event;
 
@@ -454,15 +455,17 @@ impl Core {
         }
     }
 
-    /// Whether attempt `run` of plan `p`, which ended with `code`, was lost with its host: the
-    /// plan runs on `[[host]]` machines and orch's own driver of the attempt exited with
-    /// [`HOST_LOST`](crate::executor::ssh::attempt::HOST_LOST) (ssh's own exit when the
-    /// connection fails). Such an attempt is not counted, up to [`LOST_MAX`] times a task.
+    /// Whether an attempt of plan `p` that ended with `code` was lost with its place, as the
+    /// plan's executor tells.
+    fn lost(&self, p: usize, code: i32) -> Option<Lost> {
+        self.spec(p).and_then(|s| s.executor.lost(code))
+    }
+
+    /// Whether attempt `run` of plan `p`, which ended with `code`, was lost with its place, as
+    /// its executor tells ([`Lost::Place`]: an ssh attempt's driver that lost its host). Such an
+    /// attempt is not counted, up to [`LOST_MAX`] times a task.
     fn host_lost(&mut self, run: RunId, p: usize, code: i32) -> bool {
-        let ssh = self
-            .spec(p)
-            .is_some_and(|s| s.entry.executor == crate::executor::ExecutorKind::Ssh);
-        if !ssh || code != i32::from(crate::executor::ssh::attempt::HOST_LOST) {
+        if self.lost(p, code) != Some(Lost::Place) {
             return false;
         }
         let Some(rr) = self.state.runs.get(&run).cloned() else {
@@ -480,16 +483,11 @@ impl Core {
         true
     }
 
-    /// Whether attempt `run` of plan `p`, which ended with `code`, ran nowhere: the plan runs on
-    /// `[[host]]` machines and orch's own driver of the attempt exited with
-    /// [`NO_HOST`](crate::executor::ssh::attempt::NO_HOST) (every host of the plan refused when
-    /// probed; the driver never gives an agent's status as that one). Such an attempt is not
-    /// counted, and the plan is blocked.
+    /// Whether attempt `run` of plan `p`, which ended with `code`, ran nowhere, as its executor
+    /// tells ([`Lost::Nowhere`]: every host of an ssh plan refused when probed). Such an attempt
+    /// is not counted, and the plan is blocked.
     fn no_host(&mut self, run: RunId, p: usize, code: i32) -> bool {
-        let ssh = self
-            .spec(p)
-            .is_some_and(|s| s.entry.executor == crate::executor::ExecutorKind::Ssh);
-        if !ssh || code != i32::from(crate::executor::ssh::attempt::NO_HOST) {
+        if self.lost(p, code) != Some(Lost::Nowhere) {
             return false;
         }
         if let Some(rr) = self.state.runs.get(&run).cloned() {

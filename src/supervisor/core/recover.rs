@@ -55,7 +55,8 @@ pub(crate) struct TaskFound {
 pub(crate) struct PlanFound {
     /// One agent runs the whole plan (`mode = "plan"`).
     pub(crate) plan_mode: bool,
-    /// Its agents run as batch jobs.
+    /// Its executor adopts no process of this machine: an attempt that outlived the earlier
+    /// supervisor is a batch job its scheduler lists, or nothing.
     pub(crate) batch: bool,
     /// The plan agent's (plan mode).
     pub(crate) agent: AgentFacts,

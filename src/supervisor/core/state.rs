@@ -185,6 +185,8 @@ pub(crate) struct PlanSpec {
     /// The plan's manifest entry (name, branch, agent, `retries`, `timeout`, `check`,
     /// `budget`, …), the one the effects' record of the plan holds.
     pub(crate) entry: Arc<PlanEntry>,
+    /// Where its attempts run: how one lost with its place is recognised.
+    pub(crate) executor: Arc<dyn crate::executor::Executor>,
     pub(crate) mode: AgentMode,
     /// Agents of the plan at once (`parallel`, or `parallel_tasks` with task worktrees).
     pub(crate) slots: usize,

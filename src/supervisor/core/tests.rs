@@ -21,6 +21,7 @@ pub(super) fn plan(text: &str) -> Plan {
 pub(super) fn spec(name: &str) -> PlanSpec {
     PlanSpec {
         entry: std::sync::Arc::new(entry(name)),
+        executor: std::sync::Arc::new(crate::executor::local::LocalExecutor),
         mode: AgentMode::Task,
         slots: 1,
         task_trees: false,
@@ -55,7 +56,7 @@ fn entry(name: &str) -> crate::manifest::PlanEntry {
         warm: Vec::new(),
         submodules: true,
         line: 1,
-        executor: crate::executor::ExecutorKind::Local,
+        executor: Default::default(),
         slurm: Default::default(),
         check: None,
         budget: crate::manifest::Budget::default(),

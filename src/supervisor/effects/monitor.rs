@@ -28,17 +28,13 @@ impl Effects<'_> {
             status_path: pc.status_path.clone(),
             grace: self.ctx.grace,
             watch_activity: self.ctx.stuck_after.is_some(),
-            tmpdir: pc
-                .sandbox
-                .rules()
-                .filter(|_| pc.entry.executor == crate::executor::ExecutorKind::Local)
-                .map(|_| {
-                    crate::supervisor::sandbox::tmp_dir(
-                        pc.name(),
-                        id.as_deref().unwrap_or("plan"),
-                        attempt,
-                    )
-                }),
+            tmpdir: pc.confined_here().map(|_| {
+                crate::supervisor::sandbox::tmp_dir(
+                    pc.name(),
+                    id.as_deref().unwrap_or("plan"),
+                    attempt,
+                )
+            }),
             client_state: crate::supervisor::client_state::of_attempt_with(
                 &pc,
                 self.member_agents
@@ -54,14 +50,12 @@ impl Effects<'_> {
                 id.as_deref().unwrap_or("plan"),
                 attempt,
             ),
-            host_record: (pc.entry.executor == crate::executor::ExecutorKind::Ssh).then(|| {
-                crate::executor::ssh::attempt::host_record(
-                    &crate::supervisor::reports::state_dir_of(&pc),
-                    pc.name(),
-                    id.as_deref().unwrap_or("plan"),
-                    attempt,
-                )
-            }),
+            host_record: pc.executor.place_record(
+                &crate::supervisor::reports::state_dir_of(&pc),
+                pc.name(),
+                id.as_deref().unwrap_or("plan"),
+                attempt,
+            ),
             turn_ended: self.turns.remove(&run),
             stop_one: stop_rx,
             stop_all: self.stop_all.subscribe(),
@@ -79,10 +73,7 @@ impl Effects<'_> {
         id: Option<&str>,
         attempt: u32,
     ) -> Option<crate::supervisor::resume::Keep> {
-        let id = id.filter(|_| {
-            !self.members.contains_key(&run)
-                && pc.entry.executor == crate::executor::ExecutorKind::Local
-        })?;
+        let id = id.filter(|_| !self.members.contains_key(&run) && pc.executor.attempts_here())?;
         let (_, command) = self.agent_of_run(run, pc);
         let cli = crate::supervisor::resume::resumable(&command)?;
         let state_dir = pc.status_path.parent()?.parent()?;

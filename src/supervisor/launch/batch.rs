@@ -1,13 +1,13 @@
-//! A batch attempt (Slurm): its submission off the loop, its start and job id recorded, its
-//! monitor set up before the job starts.
+//! A batch attempt (the job its executor made of it, `crate::executor::Executor::job`): its
+//! submission off the loop, its start and job id recorded, its monitor set up before the job
+//! starts.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use chrono::Utc;
 
-use super::Env;
-use crate::executor::{JobSpec, JobTracker, job_tag};
+use crate::executor::{JobSpec, JobTracker};
 use crate::process;
 use crate::status::{self, RunInfo, Transition, TransitionOptions};
 use crate::supervisor::attempt::Proc;
@@ -18,33 +18,18 @@ use crate::supervisor::runner::Effects;
 use crate::supervisor::state::{RunId, Unit};
 
 impl Effects<'_> {
-    /// Submits an attempt as a batch job. The submission runs off the loop (a busy controller
-    /// can take seconds); the core hears of it when it is over.
+    /// Submits an attempt as the batch job `spec`. The submission runs off the loop (a busy
+    /// controller can take seconds); the core hears of it when it is over.
     pub(super) fn submit(
         &mut self,
         pc: &Arc<PlanCtx>,
         run: RunId,
         (unit, attempt): (Unit, u32),
-        (argv, env, workdir, budget): (Vec<String>, Env, PathBuf, std::time::Duration),
+        spec: JobSpec,
         log: &Path,
         tracker: Arc<JobTracker>,
     ) {
         let id = unit.task().map(|t| pc.plan.tasks[t].id.clone());
-        let spec = JobSpec {
-            argv,
-            cwd: workdir,
-            env,
-            pass_env: pc.agent.sandbox.pass_env.clone(),
-            log: log.to_path_buf(),
-            name: format!("orch:{}:{}", pc.name(), id.as_deref().unwrap_or("plan")),
-            tag: job_tag(
-                &pc.status_path.display().to_string(),
-                id.as_deref().unwrap_or(""),
-                attempt,
-            ),
-            time_limit: pc.entry.slurm.time_limit.unwrap_or(budget + self.ctx.grace),
-            options: pc.entry.slurm.clone(),
-        };
         // The monitor is set up now, so that a stop asked for while the job is submitted is
         // seen when it starts.
         let stop_rx = self.stop_receiver(run);
@@ -70,7 +55,7 @@ impl Effects<'_> {
                     let error = format!(
                         "cannot submit agent `{}` to {}: {error}",
                         pcc.entry.agent,
-                        pcc.entry.executor.as_str()
+                        pcc.executor.name()
                     );
                     process::log_line(&log, &format!("=== orch: {error} ==="));
                     if let Some(t) = unit.task() {
@@ -141,7 +126,7 @@ impl Effects<'_> {
 /// Records a batch attempt: before its submission (`job` `None`) the task goes in progress with
 /// `orchRun.executor`; after it, the job id is added (unless the agent already reported).
 fn record_job(pc: &PlanCtx, id: Option<&str>, job: Option<String>) {
-    let executor = pc.entry.executor.as_str().to_string();
+    let executor = pc.executor.name().to_string();
     let _ = match id {
         Some(id) => pc.update(|doc| {
             if doc.entry(id).is_none_or(|e| e.status.is_finished()) {

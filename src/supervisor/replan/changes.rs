@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::absolute;
 use crate::duration::format_duration;
 use crate::manifest::{
-    Budget, Defaults, Dependency, ExecutorKind, Manifest, MergeStrategy, PlanEntry, Protect,
-    SandboxKeys, SlurmOptions, Warm,
+    Budget, Defaults, Dependency, Manifest, PlanEntry, Protect, SandboxKeys, SlurmOptions, Spelled,
+    Warm,
 };
 use crate::plan::{Plan, Task};
 use crate::workspace::{LoadedPlan, Workspace};
@@ -109,9 +109,15 @@ shown!(|v| format_duration(*v); Duration);
 shown!(|v| v.raw.clone(); Dependency);
 shown!(|v| v.path.shown(); Warm);
 shown!(|v| v.patterns.shown(); Protect);
-shown!(|v| v.as_str().to_string(); MergeStrategy, ExecutorKind);
 shown!(|v| format!("{v:?}"); SandboxKeys, SlurmOptions);
 shown!(|v| if v.is_set() { v.describe() } else { "none".to_string() }; Budget);
+
+/// A word of the manifest (`merge_strategy`, `executor`), as it is spelled there.
+impl<T: Spelled + std::fmt::Display> Shown for T {
+    fn shown(&self) -> String {
+        self.to_string()
+    }
+}
 
 impl<T: Shown> Shown for Option<T> {
     fn shown(&self) -> String {

@@ -1,6 +1,6 @@
 //! What `orch up` checks before it touches anything: each agent's program, flags and prompt,
-//! each plan's worktree, the Slurm plans' paths and controller; and, once the trees are made,
-//! the early warning of branches that would conflict.
+//! each plan's worktree; and, once the trees are made, the early warning of branches that would
+//! conflict. (Each executor's own checks are its room's: `crate::executor::Executor::check_start`.)
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use anyhow::anyhow;
 
 use super::tree_request;
 use crate::error::{CliError, CliResult, exit};
-use crate::executor::Slurm;
+use crate::executor::Executor;
 use crate::git::{self, TreeAction};
 use crate::manifest::{AgentMode, AgentSpec, Manifest, PlanEntry, render_template};
 use crate::process::resolve_program;
@@ -149,12 +149,12 @@ impl Preflights {
 
 /// The agent's program exists, a CLI orch knows runs and accepts the flags passed
 /// ([`crate::preflight`], once per agent), and its prompt renders: found now rather than after
-/// worktrees were made. A plan that runs on a `[[host]]` runs its agent's program there, not
-/// here: whether the host has it is the host's probe's to say (`orch hosts`, and at the start of
-/// `orch up`), so only its prompt is checked here.
+/// worktrees were made. A plan whose executor runs its agent's program elsewhere (a `[[host]]`)
+/// has it checked there: whether the host has it is the host's probe's to say (`orch hosts`,
+/// and at the start of `orch up`), so only its prompt is checked here.
 pub(super) fn agent(
     manifest: &Manifest,
-    entry: &PlanEntry,
+    (entry, executor): (&PlanEntry, &dyn Executor),
     orch_bin: &Path,
     templates: &Templates,
     lp: &LoadedPlan,
@@ -168,7 +168,7 @@ pub(super) fn agent(
         ))
     })?;
     let orch = orch_bin.display().to_string();
-    if entry.executor != crate::executor::ExecutorKind::Ssh {
+    if executor.checks_agents_here() {
         preflight(
             manifest,
             (&entry.agent, agent),
@@ -243,6 +243,7 @@ fn preflight(
 /// The fallbacks of the run's plans (`entries`) whose pre-flight fails, each once, with why:
 /// failover passes over them (a fallback is needed only at a usage limit, so the run goes on
 /// without it). A plan's own agent was checked before, and stops the run when it fails.
+/// `entries`: the plans whose agents are checked here.
 pub(super) fn fallbacks<'m>(
     manifest: &Manifest,
     entries: impl IntoIterator<Item = &'m PlanEntry>,
@@ -250,11 +251,7 @@ pub(super) fn fallbacks<'m>(
     pre: &mut Preflights,
 ) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
-    // A plan on a `[[host]]` runs its fallbacks there: its host's probe speaks for them.
-    for entry in entries
-        .into_iter()
-        .filter(|e| e.executor != crate::executor::ExecutorKind::Ssh)
-    {
+    for entry in entries {
         for name in &entry.fallback {
             if pre.checked.contains(name) || out.iter().any(|(n, _)| n == name) {
                 continue;
@@ -313,45 +310,6 @@ fn sample_prompt(
         .map_err(|e| CliError::invalid(anyhow!("{e}")))
 }
 
-/// Plans run through Slurm need its controller, and paths the compute nodes can see: a
-/// directory on a node-local filesystem (tmpfs) is refused now; each job checks the rest on its
-/// node (see [`crate::executor::job_script`]).
-pub(super) fn slurm(manifest: &Manifest, plans: &[&str], orch_bin: &Path) -> CliResult<()> {
-    let d = &manifest.defaults;
-    for (key, dir) in [
-        ("worktree_root", &d.worktree_root),
-        ("state_dir", &d.state_dir),
-        ("log_dir", &d.log_dir),
-    ] {
-        let path = manifest.root.join(dir);
-        if let Some(fs) = crate::executor::node_local_fs(&path) {
-            return Err(CliError::invalid(anyhow!(
-                "{}: `defaults.{key}` (`{}`) is on {fs}, which only this machine sees, but plan `{}` runs its agents through Slurm",
-                manifest.path.display(),
-                path.display(),
-                plans[0]
-            ))
-            .with_hint(
-                "put the repository on a filesystem the compute nodes mount at the same path (NFS, Lustre, …), or set executor = \"local\"",
-            ));
-        }
-    }
-    if let Some(fs) = crate::executor::node_local_fs(orch_bin) {
-        return Err(CliError::invalid(anyhow!(
-            "the orch executable `{}` is on {fs}, which the compute nodes cannot see, but plan `{}` runs its agents through Slurm (they call orch back)",
-            orch_bin.display(),
-            plans[0]
-        ))
-        .with_hint("install orch on a shared filesystem, or set executor = \"local\""));
-    }
-    Slurm::check().map_err(|e| {
-        CliError::new(exit::FAILURE, anyhow!("{e}")).with_hint(format!(
-            "plan `{}` runs its agents through Slurm: start Slurm (or point orch at its controller with SLURM_CONF), or set executor = \"local\"",
-            plans[0]
-        ))
-    })
-}
-
 /// Most plans whose branches are compared pairwise at start-up (`n²/2` merges, asked of one `git merge-tree --stdin`).
 const CONFLICT_CHECK_MAX: usize = 20;
 
@@ -387,74 +345,4 @@ pub(super) fn warn_conflicts(
             ),
         });
     }
-}
-
-/// Each ssh plan of the run (`plans`: its name and hosts) needs a host that may run its agents:
-/// a plan whose every host was refused when probed (`refused`: each host's name and why with its
-/// fix: no git, no Landlock while its agents must be confined, a refused key, a host key that
-/// changed or is unknown, a missing key file) stops the run before anything starts (exit 6),
-/// naming the plan, its hosts, the causes and the fixes. A plan with another host goes on there.
-pub(super) fn hosts(
-    plans: &[(&str, &[String], Option<String>)],
-    refused: &[(String, String)],
-    lacking: &[(String, String)],
-) -> CliResult<Vec<String>> {
-    let is_refused = |h: &String| refused.iter().any(|(r, _)| r == h);
-    let lacks = |h: &String, program: &Option<String>| {
-        program
-            .as_ref()
-            .is_some_and(|p| lacking.iter().any(|(lh, lp)| lh == h && lp == p))
-    };
-    let mut notes = Vec::new();
-    let mut stuck: Vec<&(&str, &[String], Option<String>)> = Vec::new();
-    for plan in plans {
-        let (name, hosts, program) = plan;
-        if hosts.is_empty() {
-            continue;
-        }
-        if hosts.iter().all(|h| is_refused(h) || lacks(h, program)) {
-            stuck.push(plan);
-            continue;
-        }
-        for h in hosts.iter().filter(|h| lacks(h, program)) {
-            notes.push(format!(
-                "host `{h}` has no `{}` on its PATH: plan `{name}`'s attempts that go there fail (give the plan `hosts` that have it; `orch hosts` lists each host's clients)",
-                program.as_deref().unwrap_or_default()
-            ));
-        }
-    }
-    if stuck.is_empty() {
-        return Ok(notes);
-    }
-    let mut lines: Vec<String> = Vec::new();
-    let mut named: Vec<&String> = Vec::new();
-    for (plan, hosts, _) in &stuck {
-        let names: Vec<String> = hosts.iter().map(|h| format!("`{h}`")).collect();
-        lines.push(format!("plan `{plan}` (hosts {})", names.join(", ")));
-        named.extend(hosts.iter());
-    }
-    let mut whys: Vec<String> = refused
-        .iter()
-        .filter(|(h, _)| named.contains(&h))
-        .map(|(_, why)| why.clone())
-        .collect();
-    for (plan, hosts, program) in &stuck {
-        for h in hosts.iter().filter(|h| lacks(h, program)) {
-            whys.push(format!(
-                "host `{h}` has no `{}` on its PATH, which plan `{plan}`'s agent runs",
-                program.as_deref().unwrap_or_default()
-            ));
-        }
-    }
-    Err(CliError::new(
-        exit::AGENT,
-        anyhow!(
-            "no host can run the agents of {}; nothing was started:\n  {}",
-            lines.join(", "),
-            whys.join("\n  ")
-        ),
-    )
-    .with_hint(
-        "fix what each line says (`orch hosts` checks each host again), or add a host that can run agents to the plan's `hosts`",
-    ))
 }
