@@ -540,3 +540,92 @@ fn the_circle_finder_finds_circles_and_passes_a_one_way_house() {
     assert_eq!(c.first(), c.last());
     assert_eq!(c.len(), 4);
 }
+
+/// What a file's `code` names of the executors: `ExecutorKind` (which executor a plan names) as a
+/// word, and each path into an executor's own room (`executor::ssh::…`; `rooms`: the folders of
+/// `src/executor/`), with their lines.
+fn executor_names(code: &str, rooms: &[String]) -> Vec<(usize, String)> {
+    let bytes = code.as_bytes();
+    let word = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
+    let mut out: Vec<(usize, String)> = code
+        .match_indices("ExecutorKind")
+        .filter(|(at, s)| {
+            !word(at.checked_sub(1).and_then(|i| bytes.get(i))) && !word(bytes.get(at + s.len()))
+        })
+        .map(|(at, s)| (code[..at].matches('\n').count() + 1, s.to_string()))
+        .collect();
+    out.extend(
+        names_after(code, "executor::")
+            .into_iter()
+            .filter(|(_, name)| rooms.contains(name))
+            .map(|(line, name)| (line, format!("executor::{name}"))),
+    );
+    out.sort();
+    out
+}
+
+/// One executor seam: everything that differs by where an attempt runs (here, a Slurm job, an
+/// ssh host) is asked of the plan's `crate::executor::Executor`, made once per plan where the
+/// run is checked (`executor::of_plan`, the one place that reads the plan's `executor`). A file
+/// of `src/supervisor/` whose code (tests aside) names `ExecutorKind` or an executor's own room
+/// (`executor::ssh::…`, `executor::slurm::…`, `executor::local::…`), or a second place that
+/// makes a plan's executor, fails here.
+#[test]
+fn the_supervisor_names_no_executor_kind() {
+    let executor = src().join("executor");
+    let mut rooms: Vec<String> = std::fs::read_dir(&executor)
+        .expect("src/executor/")
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    rooms.sort();
+    assert!(
+        ["local", "slurm", "ssh"]
+            .iter()
+            .all(|k| rooms.iter().any(|r| r == k)),
+        "the executors' rooms of src/executor/: {rooms:?}"
+    );
+    let supervisor = src().join("supervisor");
+    let mut files = Vec::new();
+    rust_files(&supervisor, &mut files);
+    files.sort();
+    let mut named = Vec::new();
+    let mut made = Vec::new();
+    for path in files.iter().filter(|p| !test_only(p)) {
+        let rel = path.strip_prefix(src()).expect("under src/");
+        let lines = code_lines(&std::fs::read_to_string(path).expect("read"));
+        let code: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
+        for (k, name) in executor_names(&code, &rooms) {
+            named.push(format!("src/{}:{}: {name}", rel.display(), lines[k - 1].0));
+        }
+        for (at, _) in code.match_indices("executor::of_plan(") {
+            let k = code[..at].matches('\n').count() + 1;
+            made.push(format!("src/{}:{}", rel.display(), lines[k - 1].0));
+        }
+    }
+    assert!(
+        named.is_empty(),
+        "the supervisor names an executor kind (ask the plan's `crate::executor::Executor`, add to it in the executor's room):\n{}",
+        named.join("\n")
+    );
+    assert_eq!(
+        made.len(),
+        1,
+        "a plan's executor is made in one place of the supervisor (`executor::of_plan`): {made:?}"
+    );
+}
+
+#[test]
+fn the_executor_scanner_sees_kinds_and_rooms_only() {
+    let rooms = ["local".to_string(), "slurm".to_string(), "ssh".to_string()];
+    let code = "use crate::executor::{Executor, ssh::Conn};\nif e == ExecutorKind::Ssh {}\nlet k = crate::executor::slurm::Slurm::new();\nlet n = MyExecutorKind;\nlet j = crate::executor::JobState::Queued;\n";
+    assert_eq!(
+        executor_names(code, &rooms),
+        vec![
+            (1, "executor::ssh".to_string()),
+            (2, "ExecutorKind".to_string()),
+            (3, "executor::slurm".to_string()),
+        ]
+    );
+}
