@@ -1,5 +1,6 @@
 //! What `/proc` says of processes, read and never trusted beyond it: a process's stat (its
-//! state, parent, group, session and start time), whether it is still the process that started
+//! state, parent, group, session and start time, read by [`crate::untrusted::procfs`], which
+//! the network proxy shares), whether it is still the process that started
 //! at a recorded time, whether it descends from another, and the processes found by the
 //! variables of their environment (an earlier supervisor's agents, whatever claims to be one).
 
@@ -12,31 +13,7 @@ pub(super) fn all_pids() -> impl Iterator<Item = u32> {
         .filter_map(|e| e.file_name().to_str()?.parse().ok())
 }
 
-/// The fields of `/proc/<pid>/stat` orch reads.
-#[derive(Clone, Debug, Default)]
-pub(super) struct Stat {
-    pub(super) state: char,
-    pub(super) ppid: u32,
-    pub(super) pgrp: u32,
-    pub(super) session: u32,
-    /// Field 22: clock ticks after boot (0 when it cannot be read).
-    pub(super) start_time: u64,
-}
-
-pub(super) fn stat_of(pid: u32) -> Option<Stat> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold spaces: count from its end.
-    let close = stat.rfind(')')?;
-    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-    let number = |i: usize| fields.get(i)?.parse().ok();
-    Some(Stat {
-        state: fields.first()?.chars().next()?,
-        ppid: number(1)?,
-        pgrp: number(2)?,
-        session: number(3)?,
-        start_time: fields.get(19).and_then(|f| f.parse().ok()).unwrap_or(0),
-    })
-}
+pub(super) use crate::untrusted::procfs::{Stat, stat_of};
 
 /// Whether process `pid` is alive and is the one that started at `start_time` (field 22 of its
 /// stat; 0 = unknown, then only liveness counts).

@@ -25,6 +25,7 @@ use tokio::task::JoinSet;
 use super::allow::AllowList;
 use super::attempt::{AttemptCtx, Refusals};
 use super::spec::{PROXY_PORT, SPEC_VAR, Spec};
+use crate::untrusted::procfs::stat_of;
 
 /// The most sockets of one attempt served (a namespace hands over about 20).
 const MAX_SOCKETS: usize = 256;
@@ -150,11 +151,11 @@ impl NetProxy {
 /// Serves the proxy's port of an attempt without a namespace until its process has ended.
 async fn serve_port(fd: OwnedFd, started: oneshot::Receiver<u32>, ctx: Arc<AttemptCtx>) {
     let Ok(pid) = started.await else { return };
-    let born = proc_stat(pid).map_or(0, |s| s.start);
+    let born = stat_of(pid).map_or(0, |s| s.start_time);
     let mut served = JoinSet::new();
     super::serve::socket(fd, ctx.clone(), &mut served);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
-    while proc_stat(pid).is_some_and(|s| s.state != 'Z' && s.start == born) {
+    while stat_of(pid).is_some_and(|s| s.state != 'Z' && s.start_time == born) {
         tick.tick().await;
     }
     served.abort_all();
@@ -211,7 +212,7 @@ fn remove_dead(root: &Path) {
         else {
             continue;
         };
-        if pid != std::process::id() && proc_stat(pid).is_none() {
+        if pid != std::process::id() && stat_of(pid).is_none() {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
@@ -285,7 +286,7 @@ async fn serve_attempt(
     ctx: Arc<AttemptCtx>,
 ) {
     if let Ok(pid) = started.await {
-        let born = proc_stat(pid).map_or(0, |s| s.start);
+        let born = stat_of(pid).map_or(0, |s| s.start_time);
         let mut served = JoinSet::new();
         let mut handshakes: JoinSet<Option<Vec<OwnedFd>>> = JoinSet::new();
         let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -307,7 +308,7 @@ async fn serve_attempt(
                     }
                 }
                 _ = tick.tick() => {
-                    if !proc_stat(pid).is_some_and(|s| s.state != 'Z' && s.start == born) {
+                    if !stat_of(pid).is_some_and(|s| s.state != 'Z' && s.start_time == born) {
                         break;
                     }
                 }
@@ -414,31 +415,13 @@ fn recv_fds(s: &UnixStream) -> std::io::Result<Vec<OwnedFd>> {
     Ok(fds)
 }
 
-/// A process's state, parent and start time (`/proc/<pid>/stat`).
-pub(super) struct ProcStat {
-    state: char,
-    ppid: u32,
-    start: u64,
-}
-
-pub(super) fn proc_stat(pid: u32) -> Option<ProcStat> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let close = stat.rfind(')')?;
-    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-    Some(ProcStat {
-        state: fields.first()?.chars().next()?,
-        ppid: fields.get(1)?.parse().ok()?,
-        start: fields.get(19)?.parse().ok()?,
-    })
-}
-
 /// Whether `pid` is `ancestor` or one of its descendants (its parents, at most 64 up).
 fn descends(mut pid: u32, ancestor: u32) -> bool {
     for _ in 0..64 {
         if pid == ancestor {
             return true;
         }
-        match proc_stat(pid) {
+        match stat_of(pid) {
             Some(s) if s.ppid > 1 => pid = s.ppid,
             _ => return false,
         }
@@ -512,7 +495,7 @@ mod tests {
     #[test]
     fn this_process_descends_from_its_parent_not_from_a_child() {
         let me = std::process::id();
-        let parent = proc_stat(me).expect("stat").ppid;
+        let parent = stat_of(me).expect("stat").ppid;
         assert!(descends(me, me));
         assert!(descends(me, parent));
         let mut child = std::process::Command::new("sleep")
