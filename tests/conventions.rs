@@ -558,11 +558,11 @@ fn what_orch_prints_goes_through_the_escaping_writers() {
 
 /// Files are read through `untrusted/read.rs` (no link followed, regular files only, never
 /// waiting on a FIFO, a limit per kind of file): a `std::fs::read`, `read_to_string` or
-/// `File::open` anywhere else fails here. Allowed: `/proc` (`process/procfs.rs`, `executor/mod.rs`,
-/// `sandbox/net/proxy.rs`: the kernel's files), `client_state.rs` (your own client state, which may be a
-/// link you made, copied for a confined attempt: special files are skipped there),
-/// `status/store.rs` (opens the state directory itself to sync it), `commands/demo.rs` (the
-/// demo's own files).
+/// `File::open` anywhere else fails here. Allowed: `/proc` (`process/procfs.rs`,
+/// `untrusted/procfs.rs`, `executor/slurm/shared_fs.rs`: the kernel's files), `client_state.rs`
+/// (your own client state, which may be a link you made, copied for a confined attempt: special
+/// files are skipped there), `status/store.rs` (opens the state directory itself to sync it),
+/// `commands/demo.rs` (the demo's own files).
 #[test]
 fn files_are_read_by_the_bounded_reader() {
     let found = code_lines_with(
@@ -570,8 +570,8 @@ fn files_are_read_by_the_bounded_reader() {
         &[
             "untrusted/read.rs",
             "process/procfs.rs",
-            "executor/mod.rs",
-            "sandbox/net/proxy.rs",
+            "untrusted/procfs.rs",
+            "executor/slurm/shared_fs.rs",
             "client_state.rs",
             "status/store.rs",
             "commands/demo.rs",
