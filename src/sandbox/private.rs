@@ -86,7 +86,36 @@ pub(crate) fn hide_private_root() -> Result<(), String> {
             "cannot hide orch's private directory `{}`: {e}",
             root.display()
         )
-    })
+    })?;
+    // The other place the private root has (`/tmp/orch-<uid>` once the user's runtime directory
+    // appears, or the other way round), which earlier runs of orch may have filled: hidden too.
+    for other in candidates().into_iter().filter(|c| *c != root) {
+        if std::fs::symlink_metadata(&other).is_ok_and(|m| m.is_dir()) {
+            mount(
+                Some("tmpfs"),
+                &other,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("size=4k,mode=0500"),
+            )
+            .map_err(|e| {
+                format!(
+                    "cannot hide orch's private directory `{}`: {e}",
+                    other.display()
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Both places the private root can have: `/run/user/<uid>/orch` and `/tmp/orch-<uid>`.
+fn candidates() -> [PathBuf; 2] {
+    let uid = nix::unistd::geteuid().as_raw();
+    [
+        PathBuf::from(format!("/run/user/{uid}/orch")),
+        PathBuf::from(format!("/tmp/orch-{uid}")),
+    ]
 }
 
 /// The lock file that stands for `file` (a status file's, the ports'), in orch's private root
