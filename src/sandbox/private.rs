@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 pub(crate) fn private_root() -> PathBuf {
     use std::os::unix::fs::MetadataExt as _;
     let uid = nix::unistd::geteuid().as_raw();
-    let run = PathBuf::from(format!("/run/user/{uid}"));
-    match std::fs::symlink_metadata(&run) {
-        Ok(m) if m.is_dir() && m.uid() == uid && m.mode() & 0o077 == 0 => run.join("orch"),
-        _ => PathBuf::from(format!("/tmp/orch-{uid}")),
+    let [run, tmp] = candidates();
+    match run.parent().map(std::fs::symlink_metadata) {
+        Some(Ok(m)) if m.is_dir() && m.uid() == uid && m.mode() & 0o077 == 0 => run,
+        _ => tmp,
     }
 }
 
@@ -74,37 +74,26 @@ pub(crate) fn hide_private_root() -> Result<(), String> {
         None::<&str>,
     )
     .map_err(|e| format!("cannot make the mounts private: {e}"))?;
-    mount(
-        Some("tmpfs"),
-        &root,
-        Some("tmpfs"),
-        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some("size=4k,mode=0500"),
-    )
-    .map_err(|e| {
-        format!(
-            "cannot hide orch's private directory `{}`: {e}",
-            root.display()
+    // The private root, and the other place it can have (`/tmp/orch-<uid>` once the user's
+    // runtime directory appears, or the other way round), which earlier runs of orch may have
+    // filled: an empty, read-only file system over each.
+    for dir in candidates()
+        .into_iter()
+        .filter(|c| *c == root || std::fs::symlink_metadata(c).is_ok_and(|m| m.is_dir()))
+    {
+        mount(
+            Some("tmpfs"),
+            &dir,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("size=4k,mode=0500"),
         )
-    })?;
-    // The other place the private root has (`/tmp/orch-<uid>` once the user's runtime directory
-    // appears, or the other way round), which earlier runs of orch may have filled: hidden too.
-    for other in candidates().into_iter().filter(|c| *c != root) {
-        if std::fs::symlink_metadata(&other).is_ok_and(|m| m.is_dir()) {
-            mount(
-                Some("tmpfs"),
-                &other,
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                Some("size=4k,mode=0500"),
+        .map_err(|e| {
+            format!(
+                "cannot hide orch's private directory `{}`: {e}",
+                dir.display()
             )
-            .map_err(|e| {
-                format!(
-                    "cannot hide orch's private directory `{}`: {e}",
-                    other.display()
-                )
-            })?;
-        }
+        })?;
     }
     Ok(())
 }

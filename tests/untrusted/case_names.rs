@@ -7,8 +7,9 @@
 //! writes them fails naming each (sandbox off and on); a plan-mode agent that commits them
 //! itself gets a branch `orch merge` refuses naming each, `main` unmoved.
 
+use super::client_files::hostile_repo;
 use crate::landlock;
-use crate::support::{Repo, agent, one_task};
+use crate::support::{Repo, one_task};
 
 /// ASCII spellings of what a later run trusts: a client's settings, a file protected at any
 /// depth (`.env`, a hook manager's), the manifest, the plan file.
@@ -34,29 +35,16 @@ const UNICODE: [&str; 3] = [
     "mise/con\u{FB01}g.toml",
 ];
 
-/// A repository whose plan `p` (one task, `protect = ["tests/**"]`) is run by the hostile agent
-/// in `mode` (`task`, or `plan`: a plan-mode agent), writing `writes`.
+/// A repository whose plan `p` (one task, `protect = ["tests/**"]`, a test under it) is run by
+/// the hostile agent in `mode` (`task`, or `plan`: a plan-mode agent), writing `writes`.
 fn repo_with(mode: &str, writes: &[&str], defaults: &str) -> Repo {
-    let repo = Repo::bare_minimum();
-    repo.write("docs/plans/p.md", &one_task("P", "Write work.txt"));
-    repo.write("tests/test_x.py", "def test_x():\n    assert True\n");
-    let mut args = vec![mode];
-    args.extend(writes);
-    let plan_mode = if mode == "plan" {
-        "mode = \"plan\"\n"
-    } else {
-        ""
-    };
-    repo.write(
-        "plans.toml",
-        &format!(
-            "[defaults]\nretries = 0\nprotect = [\"tests/**\"]\n{defaults}\n\n\
-             [agents.a]\ncommand = {}\n{plan_mode}\n\
-             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nagent = \"a\"\n",
-            agent("hostile_client_files.sh", &args)
-        ),
+    let repo = hostile_repo(
+        mode,
+        writes,
+        &format!("protect = [\"tests/**\"]\n{defaults}"),
     );
-    repo.commit_all("plans");
+    repo.write("tests/test_x.py", "def test_x():\n    assert True\n");
+    repo.commit_all("a test");
     repo
 }
 
@@ -68,26 +56,30 @@ fn modes() -> &'static [&'static str] {
     }
 }
 
+/// Runs `orch up` (the sandbox as `plans.toml` says) and checks what a refused task leaves: exit
+/// 5, task 1.1 `failed`, nothing on `plan/p`, `main` unmoved. Returns the task's error.
+fn refused_task(repo: &Repo, ctx: &str) -> String {
+    let main = repo.rev("main");
+    let (code, out, err) = repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+    assert_eq!(code, 5, "{ctx}\n{out}\n{err}");
+    let task = repo.task("p", "1.1");
+    assert_eq!(task["status"], "failed", "{ctx}: {task}");
+    assert!(repo.subjects("plan/p").is_empty(), "{ctx}: committed");
+    assert_eq!(repo.rev("main"), main, "{ctx}: main moved");
+    task["error"].as_str().unwrap_or_default().to_string()
+}
+
 /// A task that writes ASCII spellings of protected files fails naming each, nothing committed,
 /// `main` unmoved.
 #[test]
 fn case_names_a_task_that_writes_another_spelling_of_a_protected_file_fails_naming_each() {
     let writes: Vec<&str> = ASCII.iter().copied().chain([PROTECTED_GLOB]).collect();
     for mode in modes() {
-        let repo = repo_with("task", &writes, mode);
-        let main = repo.rev("main");
-        let (code, out, err) =
-            repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
-        assert_eq!(code, 5, "{mode}\n{out}\n{err}");
-        let task = repo.task("p", "1.1");
-        assert_eq!(task["status"], "failed", "{mode}: {task}");
-        let error = task["error"].as_str().unwrap_or_default();
+        let error = refused_task(&repo_with("task", &writes, mode), mode);
         assert!(error.starts_with("changed protected paths: "), "{error}");
         for path in &writes {
             assert!(error.contains(path), "{mode}: {path} not named in {error}");
         }
-        assert!(repo.subjects("plan/p").is_empty(), "{mode}: committed");
-        assert_eq!(repo.rev("main"), main, "{mode}: main moved");
     }
 }
 
@@ -97,20 +89,14 @@ fn case_names_a_task_that_writes_another_spelling_of_a_protected_file_fails_nami
 fn case_names_orchs_own_directories_in_another_spelling_are_never_committed() {
     for write in [".ORCH/worktrees/q/planted.txt", ".Orch/state/p.json"] {
         for mode in modes() {
-            let repo = repo_with("task", &[write], mode);
-            let main = repo.rev("main");
-            let (code, out, err) =
-                repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
-            assert_eq!(code, 5, "{write} {mode}\n{out}\n{err}");
-            let task = repo.task("p", "1.1");
-            assert_eq!(task["status"], "failed", "{write} {mode}: {task}");
-            let error = task["error"].as_str().unwrap_or_default();
+            let error = refused_task(
+                &repo_with("task", &[write], mode),
+                &format!("{write} {mode}"),
+            );
             assert!(
                 error.contains("orch's own directories") && error.contains(write),
                 "{write} {mode}: {error}"
             );
-            assert!(repo.subjects("plan/p").is_empty(), "{write} {mode}");
-            assert_eq!(repo.rev("main"), main, "{write} {mode}: main moved");
         }
     }
 }
@@ -167,13 +153,7 @@ fn case_names_a_link_at_another_spelling_of_a_protected_path_fails_the_task() {
             ),
         );
         repo.commit_all("plans");
-        let main = repo.rev("main");
-        let (code, out, err) =
-            repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
-        assert_eq!(code, 5, "{mode}\n{out}\n{err}");
-        let task = repo.task("p", "1.1");
-        assert_eq!(task["status"], "failed", "{mode}: {task}");
-        let error = task["error"].as_str().unwrap_or_default();
+        let error = refused_task(&repo, mode);
         assert!(
             error.contains("symbolic link at a protected path"),
             "{mode}: {error}"
@@ -181,7 +161,5 @@ fn case_names_a_link_at_another_spelling_of_a_protected_path_fails_the_task() {
         for l in links {
             assert!(error.contains(l), "{mode}: {l} not named in {error}");
         }
-        assert!(repo.subjects("plan/p").is_empty(), "{mode}: committed");
-        assert_eq!(repo.rev("main"), main, "{mode}: main moved");
     }
 }

@@ -68,10 +68,16 @@ const WRITES: [&str; 38] = [
 /// A repository whose plan `p` (one task) is run by the hostile agent in `mode` (`task`, or
 /// `plan`: a plan-mode agent), writing [`WRITES`]; `defaults` added to `[defaults]`.
 fn repo_with(mode: &str, defaults: &str) -> Repo {
+    hostile_repo(mode, &WRITES, defaults)
+}
+
+/// A repository whose plan `p` (one task) is run by the hostile agent
+/// (`hostile_client_files.sh`) in `mode`, writing `writes`; `defaults` added to `[defaults]`.
+pub(crate) fn hostile_repo(mode: &str, writes: &[&str], defaults: &str) -> Repo {
     let repo = Repo::bare_minimum();
     repo.write("docs/plans/p.md", &one_task("P", "Write work.txt"));
     let mut args = vec![mode];
-    args.extend(WRITES);
+    args.extend(writes);
     let plan_mode = if mode == "plan" {
         "mode = \"plan\"\n"
     } else {
