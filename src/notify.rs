@@ -261,7 +261,7 @@ fn run_confined(
     };
     static DELIVERY: AtomicUsize = AtomicUsize::new(0);
     let n = DELIVERY.fetch_add(1, Ordering::SeqCst);
-    let tmp = std::env::temp_dir().join(format!("orch-hook-{}-{n}", std::process::id()));
+    let tmp = crate::sandbox::tmp_root().join(format!("hook-{n}"));
     crate::links::fresh_dir(&tmp)
         .map_err(|e| format!("cannot make its TMPDIR `{}`: {e}", tmp.display()))?;
     let mut rules = c.rules.clone();

@@ -36,9 +36,7 @@ pub(crate) fn port_for(state_dir: &Path, worktree: &Path, size: u16) -> Result<u
     let lock_path = state_dir.join("ports.lock");
     // In orch's private root: an agent that may read the state directory could lock a file
     // there and hold every start of an attempt.
-    let lock = crate::sandbox::private_lock(&lock_path)
-        .map_err(|e| format!("cannot open the lock of `{}`: {e}", lock_path.display()))?;
-    lock.lock()
+    let _lock = crate::sandbox::private_lock(&lock_path)
         .map_err(|e| format!("cannot lock `{}`: {e}", lock_path.display()))?;
     let path = crate::state_layout::PORTS.at(state_dir);
     let mut blocks: BTreeMap<String, Block> = read::whole(&path, read::STATE)

@@ -145,6 +145,7 @@ pub(crate) fn preflight_rules(agent: &crate::manifest::AgentSpec) -> Rules {
     Rules {
         write,
         deny_read: agent.sandbox.deny_read.clone(),
+        read: Vec::new(),
     }
 }
 

@@ -164,12 +164,17 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Internal(Internal::SandboxExec {
             write,
             deny_read,
+            read,
             network_only,
             private_dir,
             if_supported,
             argv,
         }) => commands::sandbox_exec::run(
-            (!network_only).then_some(crate::sandbox::Rules { write, deny_read }),
+            (!network_only).then_some(crate::sandbox::Rules {
+                write,
+                deny_read,
+                read,
+            }),
             commands::sandbox_exec::Node {
                 private_dirs: private_dir,
                 if_supported,

@@ -50,9 +50,12 @@ pub(super) enum Internal {
         /// A path the process may not read beneath.
         #[arg(long = "deny-read", value_name = "PATH")]
         deny_read: Vec<PathBuf>,
+        /// A path the process may read beneath, denied above or not.
+        #[arg(long = "read", value_name = "PATH")]
+        read: Vec<PathBuf>,
         /// Only the network orch's variable asks for (a namespace, or Landlock's ports), no
         /// file rules: `verify` or a resolver where the agents' files are not confined.
-        #[arg(long = "network-only", conflicts_with_all = ["write", "deny_read"])]
+        #[arg(long = "network-only", conflicts_with_all = ["write", "deny_read", "read"])]
         network_only: bool,
         /// A private directory of the attempt (its `TMPDIR`) made here when missing (a Slurm
         /// node, whose `/tmp` is its own), then writable.

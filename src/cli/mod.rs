@@ -31,7 +31,9 @@ pub fn main() -> ExitCode {
     color::choose(cli.color.into());
     diagnostics();
     crate::git::confine_runs();
-    match dispatch::run(cli) {
+    let ran = dispatch::run(cli);
+    crate::sandbox::remove_tmp_root();
+    match ran {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             report(&e);

@@ -5,7 +5,7 @@
 //! `.gitignore` says, so a copied secret an agent un-ignored is never committed, and a landed
 //! tree never writes over the lead's copy or into orch's state.
 
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use super::trusted::WORKTREE_INCLUDE;
 
@@ -142,6 +142,36 @@ impl super::Manifest {
             };
             if let Some(s) = plain(&rel) {
                 push(s);
+            }
+        }
+        out
+    }
+
+    /// What no confined process of this manifest reads, whatever its `sandbox_deny_read`: the
+    /// places where orch keeps one attempt's things apart from another's. Every repository's
+    /// `worktree_root` (the other plans' worktrees, the resolutions' and the landings' staging
+    /// worktrees: a process's own worktree is in its write set, which Landlock lets it read),
+    /// and in every repository's state directory the attempts' private client state
+    /// (`.clients`: their sessions, transcripts and credentials), their report directories
+    /// (`.reports`) and the work brought back from hosts (`.remote`). Absolute; they need not
+    /// exist yet (one made later is not readable either).
+    pub(crate) fn hidden_from_agents(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = Vec::new();
+        let roots = std::iter::once(self.root.as_path())
+            .chain(self.repos.iter().map(|r| r.abs_path.as_path()));
+        let abs = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+        for root in roots {
+            let state = root.join(&self.defaults.state_dir);
+            let each = [
+                root.join(&self.defaults.worktree_root),
+                crate::state_layout::CLIENTS.path(&state),
+                crate::state_layout::REPORTS.path(&state),
+                crate::state_layout::REMOTE.path(&state),
+            ];
+            for p in each.into_iter().map(abs) {
+                if !out.contains(&p) {
+                    out.push(p);
+                }
             }
         }
         out

@@ -60,6 +60,7 @@ impl Sandbox {
         crate::sandbox::Rules {
             write,
             deny_read: self.deny_read.clone(),
+            read: Vec::new(),
         }
     }
 }

@@ -63,7 +63,7 @@ pub(crate) fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> M
     let notify = super::notify::hooks(&raw.notify, r);
     let hosts = super::hosts::hosts(&raw.host, r);
     super::hosts::plans(&raw, &hosts, &mut plans, r);
-    Manifest {
+    let mut manifest = Manifest {
         path: r.path.to_path_buf(),
         root: root.to_path_buf(),
         defaults,
@@ -74,7 +74,19 @@ pub(crate) fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> M
         notify,
         hosts,
         repos,
+    };
+    // What no confined process reads, whatever `sandbox_deny_read` says: every run of an
+    // agent's code (an attempt, a check, `setup`, `verify`, a hook, a resolver) is confined by
+    // its agent's `sandbox`.
+    let hidden = manifest.hidden_from_agents();
+    for spec in manifest.agents.values_mut() {
+        for p in &hidden {
+            if !spec.sandbox.deny_read.contains(p) {
+                spec.sandbox.deny_read.push(p.clone());
+            }
+        }
     }
+    manifest
 }
 
 /// The `[[repo]]` tables: those that are valid, and every name written (a plan naming a bad one

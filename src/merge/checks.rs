@@ -75,22 +75,18 @@ pub(crate) struct MergeLock {
 impl MergeLock {
     pub(crate) fn acquire(state_dir: &Path) -> CliResult<Self> {
         let path = state_dir.join("merge.lock");
-        let open = || -> std::io::Result<std::fs::File> {
+        let take = || -> std::io::Result<Option<std::fs::File>> {
             std::fs::create_dir_all(state_dir)?;
             // In orch's private root: an agent could hold a lock in the state directory.
-            crate::sandbox::private_lock(&path)
+            crate::sandbox::try_private_lock(&path)
         };
-        let file = open().map_err(|e| anyhow!("cannot open `{}`: {e}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => Ok(Self { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(CliError::new(
+        match take().map_err(|e| anyhow!("cannot lock `{}`: {e}", path.display()))? {
+            Some(file) => Ok(Self { _file: file }),
+            None => Err(CliError::new(
                 exit::REFUSED,
                 anyhow!("another `orch merge` is running in this repository"),
             )
             .with_hint("wait for it to finish")),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(anyhow!("cannot lock `{}`: {e}", path.display()).into())
-            }
         }
     }
 }

@@ -90,7 +90,11 @@ pub(crate) fn decide(
     Ok(VerifySandbox {
         confine: Some(Confine {
             orch_bin,
-            rules: Rules { write, deny_read },
+            rules: Rules {
+                write,
+                deny_read,
+                read: Vec::new(),
+            },
         }),
         note: None,
     })
@@ -113,9 +117,9 @@ pub(crate) fn hooks(manifest: &Manifest) -> Option<Confine> {
 pub(crate) struct TmpDir(PathBuf);
 
 impl TmpDir {
-    /// `<tmp>/orch-verify-<pid>-<what>`, made empty.
+    /// `<tmp root>/verify-<what>` ([`crate::sandbox::tmp_root`]), made empty.
     pub(crate) fn make(what: &str) -> Result<Self, String> {
-        let path = std::env::temp_dir().join(format!("orch-verify-{}-{what}", std::process::id()));
+        let path = crate::sandbox::tmp_root().join(format!("verify-{what}"));
         crate::links::fresh_dir(&path)
             .map_err(|e| format!("cannot make the TMPDIR `{}`: {e}", path.display()))?;
         Ok(Self(path))

@@ -17,6 +17,7 @@
 mod exec;
 mod mounts;
 mod private;
+mod tmp;
 mod writable;
 
 pub(crate) use exec::{exec_supported, restrict_exec};
@@ -24,7 +25,9 @@ pub(crate) use mounts::{own_ptys, read_only_outside};
 pub use private::private_lock_path;
 pub(crate) use private::{
     drop_all_capabilities, hide_private_root, make_private_root, private_lock, private_root,
+    sweep_private_locks, try_private_lock,
 };
+pub(crate) use tmp::{made_tmp_root, remove_tmp_root, tmp_root};
 pub(crate) use writable::{note as note_agent_writable, program_on_path};
 
 use std::collections::BTreeSet;
@@ -51,6 +54,9 @@ pub(crate) struct Rules {
     pub(crate) write: Vec<PathBuf>,
     /// Not readable beneath these (everything else is).
     pub(crate) deny_read: Vec<PathBuf>,
+    /// Readable beneath these, denied above or not (a plan's read-only checkouts of the
+    /// repositories it builds on, which lie in the worktree root every agent has denied).
+    pub(crate) read: Vec<PathBuf>,
 }
 
 /// Whether this kernel confines processes with Landlock (checked without confining this one).
@@ -123,6 +129,12 @@ pub(crate) fn restrict(rules: &Rules) -> Result<(), String> {
         .map_err(why)?
         .add_rules(path_beneath_rules(&roots, read))
         .map_err(why)?
+        // Only those there now (Landlock opens each): one made later is not readable.
+        .add_rules(path_beneath_rules(
+            rules.read.iter().filter(|p| p.exists()),
+            read,
+        ))
+        .map_err(why)?
         // The parents of denied paths: listed, not read beneath.
         .add_rules(path_beneath_rules(&dirs, AccessFs::ReadDir))
         .map_err(why)?
@@ -143,7 +155,13 @@ pub(crate) fn restrict(rules: &Rules) -> Result<(), String> {
 /// denied, else every entry of each parent directory of a denied path except the one on the
 /// way to it. Also returns those parent directories (granted listing only).
 pub(crate) fn read_roots(deny: &[PathBuf]) -> (Vec<PathBuf>, Vec<PathBuf>) {
-    let deny: BTreeSet<PathBuf> = deny.iter().filter(|p| p.is_absolute()).cloned().collect();
+    // As the kernel finds them: Landlock's rules are on what a path resolves to, so a denied
+    // path reached through a link (`/tmp` a link elsewhere) is denied where it lies.
+    let deny: BTreeSet<PathBuf> = deny
+        .iter()
+        .filter(|p| p.is_absolute())
+        .map(|p| resolved(p))
+        .collect();
     if deny.is_empty() {
         return (vec![PathBuf::from("/")], Vec::new());
     }
@@ -173,6 +191,22 @@ pub(crate) fn read_roots(deny: &[PathBuf]) -> (Vec<PathBuf>, Vec<PathBuf>) {
     (roots, on_way.into_iter().collect())
 }
 
+/// `path` with its longest existing ancestor resolved (links followed) and the rest as written:
+/// what it will be when made.
+fn resolved(path: &Path) -> PathBuf {
+    let mut rest: Vec<&std::ffi::OsStr> = Vec::new();
+    for a in path.ancestors() {
+        if let Ok(real) = a.canonicalize() {
+            return rest.iter().rev().fold(real, |p, c| p.join(c));
+        }
+        match a.file_name() {
+            Some(name) => rest.push(name),
+            None => break,
+        }
+    }
+    path.to_path_buf()
+}
+
 /// The arguments of `orch sandbox-exec` that carry `rules`.
 pub(crate) fn args(rules: &Rules) -> Vec<String> {
     let each = |flag: &'static str, paths: &[PathBuf]| -> Vec<String> {
@@ -181,9 +215,18 @@ pub(crate) fn args(rules: &Rules) -> Vec<String> {
             .map(|p| [flag.to_string(), p.display().to_string()]);
         pairs.flatten().collect()
     };
+    // The other processes' private `TMPDIR`s: the directory they are made in ([`tmp_root`]),
+    // whatever the rules say (the process's own is in its write set).
+    let mut deny = rules.deny_read.clone();
+    if let Some(root) = made_tmp_root()
+        && !deny.iter().any(|d| d == root)
+    {
+        deny.push(root.to_path_buf());
+    }
     [
         each("--write", &rules.write),
-        each("--deny-read", &rules.deny_read),
+        each("--deny-read", &deny),
+        each("--read", &rules.read),
     ]
     .concat()
 }

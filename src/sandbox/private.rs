@@ -107,17 +107,43 @@ fn candidates() -> [PathBuf; 2] {
     ]
 }
 
-/// The lock file that stands for `file` (a status file's, the ports'), in orch's private root
-/// (`<private root>/locks/<digest of file's canonical path>.lock`), opened for reading and
-/// writing. A lock taken there is out of every confined agent's reach: an agent can open, and so
-/// lock, any file it may read (Landlock restricts writes, not locks; `flock` and a read lock
-/// need only a descriptor), and a lock it held beside the file (`status.json.lock`) froze every
-/// orch process that waited for it. Two paths of one file (through a link) share a lock: the
-/// directory is canonical. Two files whose digests agree would share one too (they only wait
-/// for each other more).
+/// How [`take`] takes a lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wait {
+    /// Until it is free.
+    Block,
+    /// Now or not at all.
+    Try,
+}
+
+/// The most times [`take`] opens a lock again that a sweep removed meanwhile.
+const RETAKES: usize = 64;
+
+/// The lock that stands for `file` (a status file's, the ports', a merge's), taken exclusively:
+/// `Ok(None)` when `wait` is [`Wait::Try`] and another process holds it. It lies in orch's
+/// private root (`<private root>/locks/<digest of file's canonical path>.lock`), out of every
+/// confined agent's reach: an agent can open, and so lock, any file it may read (Landlock
+/// restricts writes, not locks; `flock` and a read lock need only a descriptor), and a lock it
+/// held beside the file (`status.json.lock`) froze every orch process that waited for it. Two
+/// paths of one file (through a link) share a lock: the directory is canonical. Two files whose
+/// digests agree would share one too (they only wait for each other more).
+///
+/// The lock file records the path it stands for, so that [`sweep_private_locks`] can remove it
+/// once that path's directory is gone; a lock taken on a file the sweep removed meanwhile is
+/// let go and taken again at the path.
 pub(crate) fn private_lock(file: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    let path = private_lock_path(file)?;
+    take(file, Wait::Block)?.ok_or_else(|| std::io::Error::other("the lock was not taken"))
+}
+
+/// [`private_lock`] if no other process holds it now, else `None`.
+pub(crate) fn try_private_lock(file: &Path) -> std::io::Result<Option<std::fs::File>> {
+    take(file, Wait::Try)
+}
+
+/// The lock that stands for `file`, taken as `wait` says ([`private_lock`]).
+fn take(file: &Path, wait: Wait) -> std::io::Result<Option<std::fs::File>> {
+    use std::os::unix::fs::{DirBuilderExt as _, FileExt as _};
+    let (path, full) = lock_place(file)?;
     let root = private_root();
     make_private_root(&root)?;
     let locks = root.join("locks");
@@ -128,12 +154,108 @@ pub(crate) fn private_lock(file: &Path) -> std::io::Result<std::fs::File> {
         }
         Err(e) => return Err(e),
     }
-    crate::links::open_lock(&path)
+    for _ in 0..RETAKES {
+        let f = crate::links::open_lock(&path)?;
+        match wait {
+            Wait::Block => f.lock()?,
+            Wait::Try => match f.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            },
+        }
+        if !same_file(&f, &path) {
+            continue;
+        }
+        if f.metadata()?.len() == 0 {
+            f.write_all_at(full.as_os_str().as_encoded_bytes(), 0)?;
+        }
+        return Ok(Some(f));
+    }
+    Err(std::io::Error::other(format!(
+        "cannot keep the lock `{}`: it was removed {RETAKES} times while being taken",
+        path.display()
+    )))
 }
 
-/// Where [`private_lock`] takes the lock that stands for `file`, made or not: for a person (or a
-/// test) who needs to hold a status file's lock as orch's writers take it.
+/// Whether the open `f` is still the file at `path` (not one a sweep removed).
+fn same_file(f: &std::fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (f.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// The most lock files one sweep looks at.
+const SWEEP_MAX: usize = 10_000;
+/// The most of a lock file read (the path it stands for).
+const LOCK_TEXT_MAX: usize = 4096;
+/// A lock file that records no path (an earlier orch's) is removed once it is this old.
+const UNNAMED_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Removes the lock files of this user's private root that stand for a file whose directory is
+/// gone (a repository removed, a plan's state cleaned), and those an earlier orch left without
+/// a path that are more than a day old; never one a process holds (each is taken before it is
+/// removed, and a taker finds it gone: [`take`]). At most [`SWEEP_MAX`] files are
+/// looked at; returns how many were removed.
+pub(crate) fn sweep_private_locks() -> usize {
+    use std::os::unix::fs::FileExt as _;
+    let dir = private_root().join("locks");
+    if crate::links::refuse_link(&dir).is_err() {
+        return 0;
+    }
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten().take(SWEEP_MAX) {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "lock") {
+            continue;
+        }
+        let Ok(f) = crate::links::no_follow().read(true).write(true).open(&path) else {
+            continue;
+        };
+        let mut text = vec![0u8; LOCK_TEXT_MAX];
+        let Ok(n) = f.read_at(&mut text, 0) else {
+            continue;
+        };
+        let stale = match n {
+            0 => f
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > UNNAMED_AGE),
+            _ => {
+                use std::os::unix::ffi::OsStrExt as _;
+                let stands_for = Path::new(std::ffi::OsStr::from_bytes(&text[..n]));
+                stands_for.is_absolute()
+                    && stands_for
+                        .parent()
+                        .is_some_and(|d| std::fs::symlink_metadata(d).is_err())
+            }
+        };
+        if stale
+            && f.try_lock().is_ok()
+            && same_file(&f, &path)
+            && std::fs::remove_file(&path).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Where [`private_lock`] takes the lock that stands for `file`, made or not: for a person
+/// (or a test) who needs to hold a status file's lock as orch's writers take it.
 pub fn private_lock_path(file: &Path) -> std::io::Result<PathBuf> {
+    lock_place(file).map(|(path, _)| path)
+}
+
+/// The lock's path, and the canonical path of `file` it stands for.
+fn lock_place(file: &Path) -> std::io::Result<(PathBuf, PathBuf)> {
     let dir = file
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -141,7 +263,7 @@ pub fn private_lock_path(file: &Path) -> std::io::Result<PathBuf> {
     let dir = std::fs::canonicalize(dir).or_else(|_| std::path::absolute(dir))?;
     let full = file.file_name().map_or(dir.clone(), |n| dir.join(n));
     let name = format!("{:016x}.lock", fnv1a(full.as_os_str().as_encoded_bytes()));
-    Ok(private_root().join("locks").join(name))
+    Ok((private_root().join("locks").join(name), full))
 }
 
 /// FNV-1a, 64 bits: the same for every build of orch (unlike the standard library's hasher).
@@ -216,6 +338,65 @@ mod tests {
         make_private_root(&a).expect("made");
         use std::os::unix::fs::MetadataExt as _;
         assert_eq!(std::fs::metadata(&a).expect("meta").mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn a_lock_of_a_gone_directory_is_swept_and_one_in_use_is_not() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let gone = tmp.path().join("gone");
+        let kept = tmp.path().join("kept");
+        let held = tmp.path().join("held");
+        for d in [&gone, &kept, &held] {
+            std::fs::create_dir(d).expect("mkdir");
+        }
+        let lock_of = |d: &Path| private_lock_path(&d.join("status.json.lock")).expect("place");
+        drop(private_lock(&gone.join("status.json.lock")).expect("taken"));
+        drop(private_lock(&kept.join("status.json.lock")).expect("taken"));
+        let holding = private_lock(&held.join("status.json.lock")).expect("taken");
+        // What each stands for is recorded in it.
+        let text = std::fs::read_to_string(lock_of(&gone)).expect("recorded");
+        assert!(text.ends_with("gone/status.json.lock"), "{text}");
+        std::fs::remove_dir(&gone).expect("rm");
+        std::fs::remove_dir(&held).expect("rm");
+        sweep_private_locks();
+        assert!(!lock_of(&gone).exists(), "the gone directory's lock stayed");
+        assert!(
+            lock_of(&kept).exists(),
+            "a lock of a directory still there went"
+        );
+        assert!(lock_of(&held).exists(), "a lock held was removed");
+        // Once let go, it goes at the next sweep; taken again, it is made again.
+        drop(holding);
+        sweep_private_locks();
+        assert!(!lock_of(&held).exists());
+        std::fs::create_dir(&gone).expect("mkdir");
+        let again = private_lock(&gone.join("status.json.lock")).expect("taken again");
+        assert!(lock_of(&gone).exists());
+        drop(again);
+    }
+
+    #[test]
+    fn a_lock_removed_while_a_taker_waits_is_taken_again_at_its_path() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let file = tmp.path().join("status.json.lock");
+        let place = private_lock_path(&file).expect("place");
+        let first = private_lock(&file).expect("taken");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let f2 = file.clone();
+        let waiter = std::thread::spawn(move || {
+            let got = private_lock(&f2).expect("taken after");
+            tx.send(()).expect("send");
+            got
+        });
+        // The sweep's way: the holder removes the file, then lets go.
+        std::fs::remove_file(&place).expect("rm");
+        drop(first);
+        rx.recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the waiter took the lock");
+        let second = waiter.join().expect("join");
+        // It holds the file at the path (made again), not the removed one.
+        assert!(same_file(&second, &place));
+        assert!(try_private_lock(&file).expect("tried").is_none());
     }
 
     #[test]

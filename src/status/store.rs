@@ -300,7 +300,6 @@ fn lock(path: &Path) -> Result<LockGuard, StatusError> {
     // In orch's private root, never beside the status file: an agent that may read the status
     // directory could lock a file there and hold every writer of the plan's status.
     let file = crate::sandbox::private_lock(&lock_path).map_err(lock_err)?;
-    file.lock().map_err(lock_err)?;
     Ok(LockGuard { _file: file })
 }
 

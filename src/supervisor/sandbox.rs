@@ -91,6 +91,7 @@ pub(crate) fn decide(
     Ok(PlanSandbox::Confined(Rules {
         write,
         deny_read: agent.sandbox.deny_read.clone(),
+        read: Vec::new(),
     }))
 }
 
@@ -103,12 +104,11 @@ pub(crate) fn attempt_rules(base: &Rules, workdir: &Path, tmpdir: &Path) -> Rule
     rules
 }
 
-/// The private `TMPDIR` of an attempt (`what`: the task id, `plan`, or `<id>.check`).
+/// The private `TMPDIR` of an attempt (`what`: the task id, `plan`, or `<id>.check`), in this
+/// process's directory of them ([`crate::sandbox::tmp_root`], which every confined process
+/// has denied but for its own).
 pub(crate) fn tmp_dir(plan: &str, what: &str, attempt: u32) -> PathBuf {
-    std::env::temp_dir().join(format!(
-        "orch-{}-{plan}-{what}-{attempt}",
-        std::process::id()
-    ))
+    crate::sandbox::tmp_root().join(format!("{plan}-{what}-{attempt}"))
 }
 
 /// `argv` run through `orch sandbox-exec` under `rules`.

@@ -86,6 +86,8 @@ impl<'w> Checked<'w> {
     ) -> CliResult<Self> {
         let mut checked = Self::check_reload(ws, manifest, selected, &[], orch_bin)?;
         checked.lock = Some(lock(&checked.state_dir)?);
+        // The locks orch keeps for files that are gone (a repository removed, a plan cleaned).
+        crate::sandbox::sweep_private_locks();
         // The worktrees, the state and the logs are not the repository's content, in the home
         // repository nor in any other whose plans run here (their status files are there).
         let excluded = crate::merge::orch_dirs(manifest, &checked.repo_root);
@@ -598,6 +600,12 @@ impl<'w> Checked<'w> {
         })?;
         let worktree = manifest.worktree_path(&lp.name);
         let upstreams = super::upstream_repos::of_plan(manifest, entry, &self.repo_root, &worktree);
+        // Its read-only checkouts of the repositories it builds on lie in the worktree root,
+        // which every agent has denied: its own are readable to it.
+        let mut sandbox = c.sandbox.clone();
+        if let super::sandbox::PlanSandbox::Confined(rules) = &mut sandbox {
+            rules.read.extend(upstreams.iter().map(|u| u.path.clone()));
+        }
         Ok(PlanCtx {
             upstreams,
             followed: Default::default(),
@@ -625,7 +633,7 @@ impl<'w> Checked<'w> {
             own_finished: Default::default(),
             known: Default::default(),
             executor: c.executor.clone(),
-            sandbox: c.sandbox.clone(),
+            sandbox,
             network: c.network.clone(),
             guarded: std::iter::once(lp)
                 .chain(self.all_plans)

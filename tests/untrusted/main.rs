@@ -29,6 +29,7 @@ mod links;
 mod modes;
 mod network;
 mod own_dirs;
+mod peers;
 mod processes;
 mod reads;
 mod recovery;

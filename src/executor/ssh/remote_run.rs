@@ -240,6 +240,7 @@ fn attempt(
         let mut rules = crate::sandbox::Rules {
             write: crate::sandbox::DEVICES.iter().map(PathBuf::from).collect(),
             deny_read: vec![dir.join("attempts")],
+            read: Vec::new(),
         };
         rules
             .write

@@ -267,7 +267,6 @@ impl Integrator {
         // In orch's private root: an agent that may read the state directory could hold a lock
         // there, and with it the supervisor.
         let lock = crate::sandbox::private_lock(&lock_path).map_err(lock_err)?;
-        lock.lock().map_err(lock_err)?;
         if !self.loaded {
             self.load(&spec.state_dir);
         }
