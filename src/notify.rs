@@ -268,7 +268,7 @@ fn run_confined(
     rules.write.push(tmp.clone());
     let wrapped = crate::sandbox::wrap(&c.orch_bin, &rules, argv);
     let result = run_command(argv, (&wrapped, cwd, Some(&tmp)), line, timeout);
-    let _ = std::fs::remove_dir_all(&tmp);
+    let _ = crate::sandbox::remove_tmp(&tmp);
     result
 }
 

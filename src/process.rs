@@ -583,7 +583,10 @@ impl Keeper {
         kill_session(pid);
         lock(&SPAWNED).remove(&pid);
         if let Some(tmp) = self.tmpdir.take() {
-            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(tmp)).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                crate::sandbox::remove_tmp(&tmp);
+            })
+            .await;
         }
     }
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::repo::branch_commit;
 use crate::manifest::{
-    Guarded, Kind, View, ancestors, anywhere_patterns, is_pattern, pattern_at_or_above,
-    pattern_covers, same_name, strip_prefix_folded,
+    Guarded, Kind, View, ancestors, anywhere_patterns, at_or_below, is_pattern, names_component,
+    pattern_at_or_above, pattern_covers, same_name, strip_prefix_folded,
 };
 
 /// The path inside the repository that the word `word` of a command line names (relative to
@@ -102,12 +102,15 @@ impl Protected {
     }
 
     /// Whether `path` is one of `paths` or inside one of them (a protected directory), in any
-    /// spelling a filesystem that folds case takes for it ([`crate::manifest::fold`]).
-    /// A pattern `**/NAME` among `paths` covers `NAME` at any depth ([`pattern_covers`]).
+    /// spelling a checkout may give it: case folded ([`crate::manifest::fold`]), a Windows
+    /// short name, trailing dots, an NTFS stream, HFS+'s ignored code points
+    /// ([`names_component`]). A pattern `**/NAME` among `paths` covers `NAME` at any depth
+    /// ([`pattern_covers`]).
     pub(crate) fn covers(paths: &[String], path: &str) -> bool {
         paths.iter().any(|p| {
             same_name(path, p)
                 || strip_prefix_folded(path, p).is_some_and(|r| r.starts_with('/'))
+                || (!is_pattern(p) && at_or_below(p, path))
                 || pattern_covers(p, path)
         })
     }
@@ -121,9 +124,17 @@ impl Protected {
                 pattern_at_or_above(p, path)
             } else {
                 strip_prefix_folded(p, path).is_some_and(|r| r.starts_with('/'))
+                    || strictly_above(path, p)
             }
         })
     }
+}
+
+/// Whether the directory `dir` lies strictly above `path`, component by component in any
+/// spelling a checkout may give them ([`names_component`]).
+fn strictly_above(dir: &str, path: &str) -> bool {
+    let (d, p): (Vec<&str>, Vec<&str>) = (dir.split('/').collect(), path.split('/').collect());
+    d.len() < p.len() && p.iter().zip(&d).all(|(p, d)| names_component(p, d))
 }
 
 /// [`Protected`] for the work in the worktree `worktree`, which started at the commit `base`

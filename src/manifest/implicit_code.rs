@@ -203,11 +203,17 @@ pub(crate) fn anywhere_patterns() -> Vec<String> {
 /// Whether the component `c` of a path matches the component `m` of a pattern (`*.mk`: a name
 /// ending `.mk`).
 fn component_matches(m: &str, c: &str) -> bool {
-    // Compared as a filesystem that folds case sees them ([`super::fold`]).
-    let (m, c) = (super::fold(m), super::fold(c));
+    // Compared as a checkout names them: case folded ([`super::fold`]), a short name, a
+    // trailing dot ([`super::names_component`]).
     match m.strip_prefix('*') {
-        Some(ext) => c.len() > ext.len() && c.ends_with(ext),
-        None => m == c,
+        Some(ext) => {
+            let (ext, c) = (
+                super::fold(ext),
+                super::fold(&super::stored_path(c)).into_owned(),
+            );
+            c.len() > ext.len() && c.ends_with(ext.as_ref())
+        }
+        None => super::names_component(m, c),
     }
 }
 

@@ -50,7 +50,10 @@ pub(crate) use agents::{CLAUDE_CONFINED, CLAUDE_CONFINED_STREAMING, CLAUDE_PRESE
 pub use agents::{InputMode, StdinMode};
 pub(crate) use best_of::{AttemptsStop, BestOf};
 pub(crate) use budget::Budget;
-pub(crate) use casefold::{fold, same as same_name, strip_prefix as strip_prefix_folded};
+pub(crate) use casefold::{
+    at_or_below, fold, names as names_component, same as same_name, stored_path,
+    strip_prefix as strip_prefix_folded,
+};
 pub(crate) use command_words::{repo_path_of, unknown_grammar_words};
 pub(crate) use executor::{ExecutorKind, SlurmOptions};
 #[cfg(test)]

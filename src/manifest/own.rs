@@ -23,7 +23,9 @@ pub(crate) fn own_path(own: &[String], path: &str) -> bool {
     own.iter().any(|d| {
         let d = super::fold(d);
         let d: Vec<&str> = d.split('/').collect();
-        d.iter().zip(&p).all(|(d, p)| wildcard_match(d, p))
+        d.iter().zip(&p).all(|(d, p)| {
+            wildcard_match(d, p) || (!d.contains(['*', '?']) && super::names_component(d, p))
+        })
     })
 }
 

@@ -48,7 +48,11 @@ impl Protect {
 
     /// Whether `path` (relative to the repository root, `/`-separated) is protected.
     pub(crate) fn matches(&self, path: &str) -> bool {
-        self.set.as_ref().is_some_and(|s| s.is_match(path))
+        // As a checkout names it too (`plans.toml.`, an NTFS stream, HFS+'s ignored code
+        // points): a protected file in another spelling is the protected file there.
+        self.set
+            .as_ref()
+            .is_some_and(|s| s.is_match(path) || s.is_match(&*super::stored_path(path)))
     }
 }
 

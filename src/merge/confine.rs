@@ -132,7 +132,7 @@ impl TmpDir {
 
 impl Drop for TmpDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = crate::sandbox::remove_tmp(&self.0);
     }
 }
 

@@ -27,7 +27,7 @@ pub(crate) use private::{
     drop_all_capabilities, hide_private_root, make_private_root, private_lock, private_root,
     sweep_private_locks, try_private_lock,
 };
-pub(crate) use tmp::{made_tmp_root, remove_tmp_root, tmp_root};
+pub(crate) use tmp::{made_tmp_roots, remove_tmp, remove_tmp_root, tmp_root};
 pub(crate) use writable::{note as note_agent_writable, program_on_path};
 
 use std::collections::BTreeSet;
@@ -218,10 +218,10 @@ pub(crate) fn args(rules: &Rules) -> Vec<String> {
     // The other processes' private `TMPDIR`s: the directory they are made in ([`tmp_root`]),
     // whatever the rules say (the process's own is in its write set).
     let mut deny = rules.deny_read.clone();
-    if let Some(root) = made_tmp_root()
-        && !deny.iter().any(|d| d == root)
-    {
-        deny.push(root.to_path_buf());
+    for root in made_tmp_roots() {
+        if !deny.contains(&root) {
+            deny.push(root);
+        }
     }
     [
         each("--write", &rules.write),

@@ -86,7 +86,10 @@ pub(crate) async fn watch(mut m: Monitor) {
         }
     }
     if let Some(tmp) = m.tmpdir.take() {
-        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(tmp)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            crate::sandbox::remove_tmp(&tmp);
+        })
+        .await;
     }
     // The wrapper's record of the ending has been read (or is not needed: orch saw it).
     if !m.ended.as_os_str().is_empty() {

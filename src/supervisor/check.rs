@@ -110,7 +110,10 @@ pub(super) async fn run_confined(
 ) -> (CheckOutcome, u64) {
     let ran = confined(pc, argv, c, ctx, stop).await;
     if let Some(tmp) = c.tmp.clone() {
-        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(tmp)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            crate::sandbox::remove_tmp(&tmp);
+        })
+        .await;
     }
     ran
 }

@@ -47,7 +47,10 @@ impl RunAgent for AgentRunner {
         let mut cleanup = Vec::new();
         let run = self.start_and_wait(job, &mut cleanup);
         for dir in cleanup {
-            client_state::remove(&dir);
+            // A TMPDIR whose directory an unconfined agent swapped for a link is left alone.
+            if !crate::sandbox::remove_tmp(&dir) {
+                client_state::remove(&dir);
+            }
         }
         run
     }

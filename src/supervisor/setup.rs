@@ -52,7 +52,7 @@ pub(crate) async fn run(
         Ok(k) => k,
         Err(e) => {
             if let Some(tmp) = s.tmpdir {
-                let _ = std::fs::remove_dir_all(tmp);
+                let _ = crate::sandbox::remove_tmp(&tmp);
             }
             return Err(e.to_string());
         }

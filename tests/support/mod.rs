@@ -71,8 +71,28 @@ pub fn fixtures() -> PathBuf {
 
 /// A TOML array of strings.
 pub fn toml_array<S: AsRef<str>>(argv: &[S]) -> String {
-    let quoted: Vec<String> = argv.iter().map(|a| format!("{:?}", a.as_ref())).collect();
+    let quoted: Vec<String> = argv.iter().map(|a| toml_string(a.as_ref())).collect();
     format!("[{}]", quoted.join(", "))
+}
+
+/// A TOML basic string holding `s` exactly (Rust's `{:?}` writes `\u{200c}`, which TOML
+/// does not read).
+pub fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || (!c.is_ascii() && !c.is_alphanumeric()) => {
+                out.push_str(&format!("\\U{:08X}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// An agent `command` array (TOML) running a fixture script with arguments.

@@ -35,6 +35,28 @@ const UNICODE: [&str; 3] = [
     "mise/con\u{FB01}g.toml",
 ];
 
+/// Spellings that Windows and macOS checkouts give a protected name (the red team landed the
+/// first two on `main`): a Windows short name (`CLAUDE~1` is `.claude` where it exists), a code
+/// point HFS+ ignores (ZERO WIDTH NON-JOINER), the trailing dots and spaces Windows drops, an
+/// NTFS stream.
+const FOREIGN: [&str; 7] = [
+    "CLAUDE~1/settings.json",
+    ".claude\u{200C}/settings.json",
+    ".claude/SETTIN~1.JSO",
+    "PLANS~1.TOM",
+    "plans.toml.",
+    ".claude /settings.json",
+    ".claude/settings.json::$DATA",
+];
+
+/// How orch's messages show `path` (what is not printable ASCII escaped): the part of it a test
+/// looks for, its last component's printable head.
+fn shown(path: &str) -> String {
+    path.chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .collect()
+}
+
 /// A repository whose plan `p` (one task, `protect = ["tests/**"]`, a test under it) is run by
 /// the hostile agent in `mode` (`task`, or `plan`: a plan-mode agent), writing `writes`.
 fn repo_with(mode: &str, writes: &[&str], defaults: &str) -> Repo {
@@ -128,6 +150,67 @@ fn case_names_orch_merge_refuses_a_branch_with_any_spelling_of_a_protected_file(
         );
     }
     assert_eq!(repo.rev("main"), main, "main moved");
+}
+
+/// A protected file in a spelling a Windows or macOS checkout takes for it, written by a task
+/// (sandbox off and on) or committed by a plan-mode agent: `orch merge` refuses the branch
+/// naming each (exit 4), `main` unmoved, none in the main checkout. (The check at a task's
+/// commit looks at the protected paths' own spellings only, a status of those paths alone;
+/// the landing looks at every path the branch changed.)
+#[test]
+fn case_names_windows_and_macos_spellings_of_a_protected_file_never_land() {
+    let mut cases: Vec<(&str, &str)> = modes().iter().map(|m| ("task", *m)).collect();
+    cases.push(("plan", "sandbox = \"off\""));
+    for (mode, sandbox) in cases {
+        let ctx = format!("{mode} {sandbox}");
+        // git itself (`core.protectNTFS`, on by default) refuses to add a name with a trailing
+        // dot or space or a stream: a plan-mode agent that commits with git cannot.
+        let writes: Vec<&str> = FOREIGN
+            .iter()
+            .copied()
+            .filter(|p| {
+                mode == "task"
+                    || !(p.contains(':')
+                        || p.contains(". ")
+                        || p.ends_with('.')
+                        || p.contains(" /"))
+            })
+            .collect();
+        let repo = repo_with(mode, &writes, sandbox);
+        let (code, out, err) = repo.run_cmd(repo.orch(&["up"]).env_remove("ORCH_SANDBOX"));
+        let log = std::fs::read_to_string(repo.root().join(".orch/logs/p/plan.log"));
+        assert_eq!(code, 0, "{ctx}\n{out}\n{err}\n{log:?}");
+        let main = repo.rev("main");
+        let (code, out, err) = repo.run(&["merge", "p"]);
+        assert_eq!(code, 4, "{ctx}\n{out}\n{err}");
+        assert!(err.contains("--allow-protected"), "{ctx}: {err}");
+        for path in &writes {
+            let short = shown(path);
+            let tail = short.rsplit('/').next().unwrap_or(&short);
+            assert!(err.contains(tail), "{ctx}: {path:?} not named in {err}");
+        }
+        assert_eq!(repo.rev("main"), main, "{ctx}: main moved");
+        assert!(!repo.root().join("PLANS~1.TOM").exists(), "{ctx}");
+        assert!(!repo.root().join("CLAUDE~1").exists(), "{ctx}");
+    }
+    // orch's own directory by its short name (`ORCH~1` is `.orch` on Windows): never landed.
+    let repo = repo_with(
+        "task",
+        &["ORCH~1/worktrees/q/planted.txt"],
+        "sandbox = \"off\"",
+    );
+    let (code, out, err) = repo.run_cmd(repo.orch(&["up"]).env_remove("ORCH_SANDBOX"));
+    let main = repo.rev("main");
+    if code == 0 {
+        let (code, out, err) = repo.run(&["merge", "p"]);
+        assert_ne!(code, 0, "ORCH~1 landed\n{out}\n{err}");
+        assert!(err.contains("ORCH~1/worktrees/q/planted.txt"), "{err}");
+    } else {
+        let error = repo.task("p", "1.1")["error"].to_string();
+        assert!(error.contains("ORCH~1"), "{out}\n{err}\n{error}");
+    }
+    assert_eq!(repo.rev("main"), main, "main moved");
+    assert!(!repo.root().join("ORCH~1").exists());
 }
 
 /// Links at another spelling of a protected path or of a directory above one (`.Claude` where

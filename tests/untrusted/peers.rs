@@ -117,3 +117,90 @@ fn peers_a_confined_agent_and_its_check_read_nothing_of_another_plans_worktree_o
     assert!(!files.contains("peer-secret"), "{files}");
     assert!(files.contains("thief.txt"), "{files}");
 }
+
+/// An unconfined neighbour (`sandbox = "off"` for its plan only) moves the directory of the
+/// private `TMPDIR`s away and puts a link to a directory of the lead's in its place (the red
+/// team's attack): orch must neither remove what lies behind the link when a confined attempt
+/// ends nor make the next attempt's `TMPDIR` there. On the code before, the lead's
+/// `v-1.1-1/k` and `v-1.2-1/k` were removed and the victim wrote its next `TMPDIR` into the
+/// lead's directory. The lead's files are untouched, the victim's tasks complete.
+#[test]
+fn peers_a_neighbour_that_swaps_the_tmpdir_directory_for_a_link_makes_orch_touch_nothing_there() {
+    if !landlock() {
+        return;
+    }
+    let repo = Repo::builder().identity_in_config().build();
+    let out = repo.outside("sync");
+    std::fs::create_dir_all(&out).expect("sync");
+    let precious = repo.outside("precious");
+    for d in ["v-1.1-1", "v-1.2-1"] {
+        std::fs::create_dir_all(precious.join(d)).expect("precious");
+        std::fs::write(precious.join(d).join("k"), "keep\n").expect("k");
+    }
+    let o = out.display();
+    // The victim's first task says where its TMPDIR is and waits until the swap is done (its
+    // TMPDIR, reached through the link now, is not its own any more: it writes nothing there);
+    // its second writes into its TMPDIR.
+    let victim = format!(
+        "if [ \"$ORCH_TASK\" = 1.1 ]; then echo \"$TMPDIR\" > {o}/v.tmp.part && mv {o}/v.tmp.part {o}/v.tmp; \
+         n=0; while [ ! -e {o}/swapped ] && [ $n -lt 2400 ]; do sleep 0.05; n=$((n+1)); done; \
+         else echo w > \"$TMPDIR/w\"; fi; echo $ORCH_TASK > $ORCH_TASK.txt"
+    );
+    let swapper = format!(
+        "n=0; while [ ! -e {o}/v.tmp ] && [ $n -lt 2400 ]; do sleep 0.05; n=$((n+1)); done; \
+         r=$(dirname \"$(cat {o}/v.tmp)\"); mv \"$r\" \"$r.moved\" && ln -s {p} \"$r\" && touch {o}/swapped; \
+         echo o > o.txt",
+        p = precious.display()
+    );
+    repo.write(
+        "docs/plans/v.md",
+        "# V\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two\n",
+    );
+    repo.write(
+        "docs/plans/o.md",
+        "# O\n\n## Phase 1: Work\n- [ ] 1.1 Swap\n",
+    );
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nretries = 0\nmax_agents = 2\n\n\
+             [agents.victim]\ncommand = [\"sh\", \"-c\", {victim:?}]\nreport = \"exit\"\nsandbox = \"on\"\nsandbox_write = [{:?}]\n\n\
+             [agents.swapper]\ncommand = [\"sh\", \"-c\", {swapper:?}]\nreport = \"exit\"\nsandbox = \"off\"\n\n\
+             [[plan]]\nname = \"v\"\nfile = \"docs/plans/v.md\"\nagent = \"victim\"\n\n\
+             [[plan]]\nname = \"o\"\nfile = \"docs/plans/o.md\"\nagent = \"swapper\"\n",
+            out.display().to_string()
+        ),
+    );
+    repo.commit_all("plans");
+    let (code, o, e) = repo.run_cmd(repo.orch(&["up"]).env_remove("ORCH_SANDBOX"));
+    assert!(
+        out.join("swapped").exists(),
+        "the swap did not happen\n{o}\n{e}"
+    );
+    assert_eq!(code, 0, "orch up\n{o}\n{e}");
+    for t in ["1.1", "1.2"] {
+        assert_eq!(repo.task("v", t)["status"], "completed", "{t}");
+    }
+    for d in ["v-1.1-1", "v-1.2-1"] {
+        assert_eq!(
+            std::fs::read_to_string(precious.join(d).join("k"))
+                .ok()
+                .as_deref(),
+            Some("keep\n"),
+            "{d}/k of the lead's directory was removed"
+        );
+        assert!(
+            !precious.join(d).join("w").exists(),
+            "{d}: a TMPDIR was made there"
+        );
+    }
+    // The link is where the swapper put it, pointing where it did: nothing followed it.
+    let v_tmp = std::fs::read_to_string(out.join("v.tmp")).expect("v.tmp");
+    let root = Path::new(v_tmp.trim())
+        .parent()
+        .expect("root")
+        .to_path_buf();
+    assert!(std::fs::symlink_metadata(&root).expect("link").is_symlink());
+    let _ = std::fs::remove_file(&root);
+    let _ = std::fs::remove_dir_all(root.with_extension("moved"));
+}
