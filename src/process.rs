@@ -42,7 +42,7 @@ pub(crate) use tokio::process::Child;
 
 use crate::agent_env::{AGENT_SOCKETS, GIT_ENV};
 pub(crate) use procfs::{
-    FoundAgent, descends_from, find_agents, process_alive, process_start_time,
+    FoundAgent, descends_from, env_of, find_agents, process_alive, process_start_time,
 };
 use procfs::{Stat, all_pids, stat_of};
 
@@ -205,6 +205,13 @@ pub(crate) fn spawn_std(cmd: &mut std::process::Command) -> io::Result<std::proc
     let child = cmd.spawn()?;
     spawned_now.insert(child.id());
     Ok(child)
+}
+
+/// Keeps process `pid`, which orch did not spawn but whose parent it becomes (a container's
+/// monitor, `conmon`, re-parented to `orch up` the subreaper): never swept as an orphan
+/// ([`sweep_orphans`]) until [`forget`].
+pub(crate) fn keep_adopted(pid: u32) {
+    lock(&SPAWNED).insert(pid);
 }
 
 /// Forgets child `pid` ([`spawn_std`]) once it has been waited for.

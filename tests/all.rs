@@ -22,6 +22,7 @@ mod clean;
 mod cli;
 mod compose;
 mod conflicts;
+mod container;
 mod control;
 mod conventions;
 mod corpus;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::Executor;
+use super::container::ContainerExecutor;
 use super::local::LocalExecutor;
 use super::slurm::SlurmExecutor;
 use super::ssh::SshExecutor;
@@ -16,5 +17,6 @@ pub(crate) fn of_plan(manifest: &Manifest, entry: &PlanEntry) -> Arc<dyn Executo
             Arc::new(SlurmExecutor::new(entry.slurm.clone(), manifest.slurm_poll))
         }
         ExecutorKind::Ssh => Arc::new(SshExecutor::new(entry.hosts.clone())),
+        ExecutorKind::Container => Arc::new(ContainerExecutor::new(manifest, entry)),
     }
 }

@@ -9,11 +9,13 @@
 //! Each executor has a room of its own: [`local`] (a process group per attempt on this machine,
 //! see [`crate::process`]), [`slurm`] (a batch job per attempt, followed by the run's
 //! [`JobTracker`] over the [`batch::BatchScheduler`] calls), [`ssh`] (the `[[host]]` machines, each
-//! attempt driven from here by `orch remote-attempt`). A new executor is a room implementing
+//! attempt driven from here by `orch remote-attempt`), [`container`] (a podman container per
+//! plan, each attempt a `podman exec` in it). A new executor is a room implementing
 //! [`Executor`], an arm of [`of_plan`], the manifest's parsing of its keys, and the book.
 
 mod batch;
 mod choose;
+pub(crate) mod container;
 pub(crate) mod local;
 pub(crate) mod slurm;
 pub(crate) mod ssh;
@@ -88,6 +90,21 @@ pub(crate) trait Executor: Send + Sync + std::fmt::Debug {
     ) -> Vec<String> {
         let _ = (tmp, mode);
         crate::sandbox::wrap(orch_bin, rules, &argv)
+    }
+
+    /// The argv that runs the attempt's (wrapped, confined) `argv` where its executor runs it,
+    /// started here under orch's session wrapper: the argv itself, or its entry into the
+    /// place (`container`: `podman exec` in the plan's container). `env`: the attempt's
+    /// variables so far; `tmp`: the `TMPDIR` orch made for it here.
+    fn enter(
+        &self,
+        attempt: &Attempt<'_>,
+        argv: Vec<String>,
+        env: &[(String, String)],
+        tmp: &Path,
+    ) -> Result<Vec<String>, String> {
+        let _ = (attempt, env, tmp);
+        Ok(argv)
     }
 
     /// The job that runs attempt `job` when its executor hands attempts to a scheduler (the run's
@@ -166,6 +183,13 @@ pub(crate) trait Executor: Send + Sync + std::fmt::Debug {
     fn host_lost(&self, state_dir: &Path, host: &str) -> Option<String> {
         let _ = (state_dir, host);
         None
+    }
+
+    /// Whether the process started here for an attempt enters orch's network namespace for it
+    /// (the plan's network); `false` when the place gives the attempt its network itself (a
+    /// container's own), and the process here (`podman exec`) keeps this machine's.
+    fn network_here(&self) -> bool {
+        true
     }
 
     /// Whether its agents' programs are checked on this machine at the start (`--version`,

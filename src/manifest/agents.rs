@@ -80,6 +80,8 @@ pub struct AgentSpec {
     pub(crate) mode: AgentMode,
     /// Where the agent runs, when its table says (else the plan's or the default executor).
     pub(crate) executor: Option<super::executor::ExecutorKind>,
+    /// The container image of its plans run in containers, when its table says.
+    pub(crate) image: Option<String>,
     /// How its attempts count as done (`report`).
     pub report: ReportMode,
     /// Its sandbox, `[defaults]` and its own keys combined.

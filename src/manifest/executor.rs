@@ -15,6 +15,8 @@ pub(crate) enum ExecutorKind {
     Slurm,
     /// On one of the `[[host]]` machines, over SSH (`crate::executor::ssh`).
     Ssh,
+    /// In a podman container per plan, each attempt an exec in it (`crate::executor::container`).
+    Container,
 }
 
 impl super::spans::Spelled for ExecutorKind {}
@@ -25,6 +27,7 @@ impl ExecutorKind {
             Self::Local => "local",
             Self::Slurm => "slurm",
             Self::Ssh => "ssh",
+            Self::Container => "container",
         }
     }
 }

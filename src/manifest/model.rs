@@ -59,6 +59,8 @@ pub(crate) struct Defaults {
     pub(crate) templates: PathBuf,
     /// Where agents run (`local`); agents and plans may choose otherwise.
     pub(crate) executor: ExecutorKind,
+    /// The container image of `executor = "container"`; agents and plans may name their own.
+    pub(crate) image: Option<String>,
     /// The check run in a task's worktree after its agent is done, before the commit
     /// (`["cargo", "test"]`); plans and tasks may name their own.
     pub(crate) check: Option<Vec<String>>,
@@ -122,6 +124,7 @@ impl Default for Defaults {
             copy: Vec::new(),
             templates: PathBuf::from("orch/templates"),
             executor: ExecutorKind::Local,
+            image: None,
             check: None,
             budget: super::budget::Budget::default(),
             remote: "origin".into(),
@@ -241,6 +244,9 @@ pub(crate) struct PlanEntry {
     pub(crate) line: usize,
     /// Resolved: the plan's `executor`, else its agent's, else `defaults.executor`.
     pub(crate) executor: ExecutorKind,
+    /// Resolved: the plan's `image`, else its agent's, else `defaults.image` (used when
+    /// `executor` is container; `None`: the repository's `.devcontainer/devcontainer.json`).
+    pub(crate) image: Option<String>,
     /// Resolved: `[slurm]` with the plan's `slurm` table over it (used when `executor` is slurm).
     pub(crate) slurm: SlurmOptions,
     /// Resolved: the plan's `check` (`[]`: none), else `defaults.check`.

@@ -52,6 +52,8 @@ pub(crate) struct RawDefaults {
     pub(crate) copy: Strings,
     pub(crate) templates: Option<At<String>>,
     pub(crate) executor: Option<At<String>>,
+    /// The container image of `executor = "container"` (`super::values::image`).
+    pub(crate) image: Option<At<String>>,
     pub(crate) check: Option<At<Argv>>,
     pub(crate) budget: Option<At<String>>,
     pub(crate) remote: Option<At<String>>,
@@ -116,6 +118,8 @@ pub(crate) struct RawAgent {
     pub(crate) command: Option<At<Argv>>,
     pub(crate) mode: Option<At<String>>,
     pub(crate) executor: Option<At<String>>,
+    /// The container image of its plans run with `executor = "container"`.
+    pub(crate) image: Option<At<String>>,
     pub(crate) report: Option<At<String>>,
     // The sandbox (`super::sandbox`).
     pub(crate) sandbox: Option<At<String>>,
@@ -151,6 +155,8 @@ pub(crate) struct RawPlan {
     pub(crate) setup: Option<At<Argv>>,
     pub(crate) copy: Strings,
     pub(crate) executor: Option<At<String>>,
+    /// The container image of `executor = "container"`.
+    pub(crate) image: Option<At<String>>,
     pub(crate) slurm: Option<RawSlurm>,
     pub(crate) check: Option<At<Argv>>,
     pub(crate) budget: Option<At<String>>,

@@ -13,7 +13,7 @@ use super::raw::{RawManifest, RawPlan};
 use super::spans::{At, Bad, Reporter, Spelled};
 use super::values::{
     LOG_MAX_MIN, PARALLEL_HINT, argv, at_least_one, both_parallel, budget, duration, executor,
-    non_negative, size, slurm_options, unknown_agent,
+    image, non_negative, size, slurm_options, unknown_agent,
 };
 
 /// Builds the manifest from its raw form; problems go to `r`. The result is only meaningful when
@@ -213,6 +213,7 @@ fn defaults(
         d.executor.as_ref(),
         executor("defaults.executor"),
     );
+    out.image = r.check(d.image.as_ref(), image("defaults.image"));
     out.check = argv(r, "defaults.check", d.check.as_ref());
     r.set(
         &mut out.budget,
@@ -329,6 +330,7 @@ fn agents(raw: &RawManifest, r: &mut Reporter<'_>) -> BTreeMap<String, AgentSpec
             command: Vec::new(),
             mode,
             executor: None,
+            image: None,
             report: ReportMode::Exit,
             sandbox: Default::default(),
             stdin: StdinMode::Null,
@@ -339,6 +341,7 @@ fn agents(raw: &RawManifest, r: &mut Reporter<'_>) -> BTreeMap<String, AgentSpec
             let ctx = format!("agents.{name}.executor");
             let executor = r.check(agent.executor.as_ref(), executor(&ctx));
             spec.executor = executor.or(preset.as_ref().and_then(|p| p.executor));
+            spec.image = r.check(agent.image.as_ref(), image(&format!("agents.{name}.image")));
             spec.report = preset.as_ref().map_or(ReportMode::Exit, |p| p.report);
             r.set(&mut spec.report, agent.report.as_ref(), |v| {
                 ReportMode::parse(v).ok_or_else(|| {
@@ -479,6 +482,10 @@ fn plans(
             .check(plan.executor.as_ref(), executor("plan.executor"))
             .or_else(|| agents.get(&agent).and_then(|a| a.executor))
             .unwrap_or(defaults.executor);
+        let image = r
+            .check(plan.image.as_ref(), image("plan.image"))
+            .or_else(|| agents.get(&agent).and_then(|a| a.image.clone()))
+            .or_else(|| defaults.image.clone());
         let slurm = match &plan.slurm {
             Some(own) => slurm_options(r, "plan.slurm", own, slurm),
             None => slurm.clone(),
@@ -604,6 +611,7 @@ fn plans(
                 .map_or(defaults.submodules, |s| s.value),
             line,
             executor,
+            image,
             slurm,
             check,
             budget: plan_budget.unwrap_or_default(),

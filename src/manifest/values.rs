@@ -17,9 +17,26 @@ use crate::duration::parse_duration;
 pub(super) fn executor(ctx: &str) -> impl Fn(&String) -> Result<ExecutorKind, Bad> {
     move |v| {
         ExecutorKind::parse(v).ok_or_else(|| {
-            Bad::new(format!("`{ctx}` must be \"local\", \"slurm\" or \"ssh\", found \"{v}\""))
-                .hint("\"local\" runs agents as processes of `orch up`, \"slurm\" as Slurm batch jobs (see `[slurm]`), \"ssh\" on the `[[host]]` machines")
+            Bad::new(format!("`{ctx}` must be \"local\", \"slurm\", \"ssh\" or \"container\", found \"{v}\""))
+                .hint("\"local\" runs agents as processes of `orch up`, \"slurm\" as Slurm batch jobs (see `[slurm]`), \"ssh\" on the `[[host]]` machines, \"container\" in a podman container per plan (`image`)")
         })
+    }
+}
+
+/// An `image` key: a container image reference, as podman takes it (`docker.io/library/rust:1`,
+/// `localhost/dev:latest`): one word of at most 512 characters, not an option.
+pub(super) fn image(ctx: &str) -> impl Fn(&String) -> Result<String, Bad> {
+    move |v| {
+        let ok = !v.is_empty()
+            && v.len() <= 512
+            && !v.starts_with('-')
+            && v.chars().all(|c| c.is_ascii_graphic());
+        if ok {
+            Ok(v.clone())
+        } else {
+            Err(Bad::new(format!("`{ctx}` \"{v}\" is not an image reference"))
+                .hint("name an image as podman does: image = \"docker.io/library/debian:12\" (one word, no spaces, not starting with `-`)"))
+        }
     }
 }
 

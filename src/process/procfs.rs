@@ -109,6 +109,12 @@ fn env_var(environ: &[u8], name: &str) -> Option<String> {
         .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
+/// The value of variable `name` in process `pid`'s environment, if it can be read and sets it.
+pub(crate) fn env_of(pid: u32, name: &str) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    env_var(&environ, name)
+}
+
 /// Every process but this one whose environment can be read: its pid and its environment
 /// (`NAME=value` entries separated by NUL bytes).
 fn environs() -> impl Iterator<Item = (u32, Vec<u8>)> {

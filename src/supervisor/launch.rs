@@ -334,6 +334,9 @@ impl Effects<'_> {
             }
             _ => None,
         };
+        // Into the place it runs in, when that is not here (a container).
+        let tmp = sandbox::tmp_dir(pc.name(), id.as_deref().unwrap_or("plan"), attempt);
+        argv = pc.executor.enter(&at, argv, &env, &tmp)?;
         let launched = Utc::now();
         process::log_line(
             log,
@@ -430,10 +433,16 @@ impl Effects<'_> {
                 sandbox::with_stream_json(argv, &turn)
             }
         };
-        // Its network: the wrapper enters the namespace, orch's proxy serves it.
+        // Its network: the wrapper enters the namespace, orch's proxy serves it (unless the
+        // place gives it its own network: the process here then keeps this machine's).
+        let open = super::network::PlanNetwork::Open;
         let net = super::network::attempt(
             self.ctx.net.as_ref(),
-            &pc.network,
+            if pc.executor.network_here() {
+                &pc.network
+            } else {
+                &open
+            },
             (pc.name(), unit_name),
             log,
             &mut env,

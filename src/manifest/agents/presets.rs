@@ -25,6 +25,7 @@ pub fn presets() -> BTreeMap<String, AgentSpec> {
         command: args.iter().map(|a| (*a).to_string()).collect(),
         mode: AgentMode::Task,
         executor: None,
+        image: None,
         report: ReportMode::Orch,
         sandbox: Default::default(),
         stdin: StdinMode::Null,

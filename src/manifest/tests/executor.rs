@@ -89,13 +89,13 @@ fn executor_and_slurm_keys_report_bad_values_at_their_location() {
             "[defaults]\nexecutor = \"kubernetes\"\n".to_string(),
             2,
             12,
-            "`defaults.executor` must be \"local\", \"slurm\" or \"ssh\", found \"kubernetes\"",
+            "`defaults.executor` must be \"local\", \"slurm\", \"ssh\" or \"container\", found \"kubernetes\"",
         ),
         (
             "[agents.x]\ncommand = [\"x\"]\nexecutor = \"k8s\"\n".to_string(),
             3,
             12,
-            "`agents.x.executor` must be \"local\", \"slurm\" or \"ssh\"",
+            "`agents.x.executor` must be \"local\", \"slurm\", \"ssh\" or \"container\"",
         ),
         (
             format!("{plan}executor = 1\n"),

@@ -57,6 +57,7 @@ fn entry(name: &str) -> crate::manifest::PlanEntry {
         submodules: true,
         line: 1,
         executor: Default::default(),
+        image: None,
         slurm: Default::default(),
         check: None,
         budget: crate::manifest::Budget::default(),

@@ -225,7 +225,8 @@ fn defaults_changes(old: &Defaults, new: &Defaults, out: &mut Vec<String>) {
         keys [
             target, max_agents, agent, timeout, retries, verify, merge_strategy, auto_merge,
             worktree_root, state_dir, branch_prefix, parallel, parallel_tasks, stuck_after,
-            grace, backoff, log_dir, log_max, setup, copy, templates, executor, check, budget, remote,
+            grace, backoff, log_dir, log_max, setup, copy, templates, executor, image, check, budget,
+            remote,
             ports, integrate, integrate_feedback, sandbox, protect, allow_protected, warm,
             submodules, best_of, resolve, resolve_verify, verify_all,
         ],
@@ -245,7 +246,7 @@ fn entry_changes(old: &PlanEntry, new: &PlanEntry, prefix: &str, out: &mut Vec<S
         new,
         keys [
             file, priority, agent, branch, depends_on, parallel, parallel_tasks, timeout,
-            retries, setup, copy, warm, submodules, executor, slurm, check, budget, paths,
+            retries, setup, copy, warm, submodules, executor, image, slurm, check, budget, paths,
             protect, allow_protected, best_of, resolve, resolve_verify, hosts, repo, land_with,
             fallback,
         ],

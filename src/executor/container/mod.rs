@@ -1,0 +1,391 @@
+//! `executor = "container"`: each plan's attempts run in a podman container of the plan's image
+//! (`image` on the plan, its agent or `[defaults]`, else the repository's dev container:
+//! [`devcontainer`]). One container per plan, made at its first attempt and kept while the plan
+//! runs (a keeper, `sleep infinity`); each attempt a `podman exec` in it, under orch's session
+//! wrapper here and `orch sandbox-exec` inside (orch's executable mounted read-only), so that
+//! Landlock confines the agent inside as it would here. Mounted read-write, at the same paths as
+//! here: the plan's worktree, its attempts' report directories and a `TMPDIR` directory of the
+//! plan's (each attempt a fresh one below it); nothing else of this machine. The network:
+//! `none` (`--network none`) or `open` (podman's default); orch's proxy does not serve
+//! containers yet, so a plan must say which.
+//!
+//! A killed `podman exec` leaves its process running inside: an attempt's processes carry
+//! [`podman::ATTEMPT_VAR`] and are killed when it is settled. A container that stops under an
+//! attempt makes it lost ([`Lost::Place`]), not the agent's fault; the next attempt makes a new
+//! one. The container is removed when the run lets go of the plan; after a kill of `orch up`,
+//! the next start removes the containers of runs whose orch is gone (found by label).
+
+pub(crate) mod devcontainer;
+mod podman;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use anyhow::anyhow;
+
+use super::{Attempt, Confiner, Executor, Lost, PlanStart, RunStart};
+use crate::error::CliError;
+use crate::exit;
+use crate::manifest::{Host, Manifest, NetworkMode, PlanEntry, SandboxMode};
+use crate::sandbox::Rules;
+
+/// A podman container per plan.
+#[derive(Debug)]
+pub(crate) struct ContainerExecutor {
+    plan: String,
+    /// The image the manifest names (`None`: the dev container's).
+    image: Option<String>,
+    /// The agent's network, as the manifest says it.
+    network: Option<NetworkMode>,
+    /// The plan's container, shared by every executor of the plan in this run (a reloaded
+    /// manifest makes a new executor; the container stays).
+    box_: Arc<PlanBox>,
+}
+
+/// The container of one plan in this run; removed when the last executor of the plan goes.
+#[derive(Debug)]
+struct PlanBox {
+    name: String,
+    /// The plan's directory of attempts' `TMPDIR`s.
+    tmp_root: PathBuf,
+    /// Whether the container was made (and not found stopped since), and the worktree it
+    /// mounts.
+    made: Mutex<Option<PathBuf>>,
+    /// Its monitor, kept by orch (re-parented to `orch up`, it is not an orphan to sweep).
+    monitor: Mutex<Option<u32>>,
+}
+
+impl Drop for PlanBox {
+    fn drop(&mut self) {
+        let made = self
+            .made
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        if made {
+            let _ = podman::remove(&self.name);
+        }
+        if let Some(pid) = *self.monitor.lock().unwrap_or_else(|e| e.into_inner()) {
+            crate::process::forget(pid);
+        }
+        let _ = std::fs::remove_dir_all(&self.tmp_root);
+    }
+}
+
+/// This run's id in its containers' labels: orch's pid and the start time of its process.
+fn run_id() -> String {
+    let pid = std::process::id();
+    format!("{pid}-{}", crate::process::process_start_time(pid))
+}
+
+/// Whether the run of id `run` (as [`run_id`] spells it) still runs.
+fn run_alive(run: &str) -> bool {
+    let Some((pid, start)) = run.split_once('-') else {
+        return false;
+    };
+    match (pid.parse::<u32>(), start.parse::<u64>()) {
+        (Ok(pid), Ok(start)) => crate::process::process_alive(pid, start),
+        _ => false,
+    }
+}
+
+/// The plans' containers of this run, by plan.
+fn boxes() -> &'static Mutex<HashMap<String, Weak<PlanBox>>> {
+    static B: OnceLock<Mutex<HashMap<String, Weak<PlanBox>>>> = OnceLock::new();
+    B.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+impl ContainerExecutor {
+    pub(crate) fn new(manifest: &Manifest, entry: &PlanEntry) -> Self {
+        let network = manifest
+            .agents
+            .get(&entry.agent)
+            .and_then(|a| a.sandbox.network.mode);
+        let mut all = boxes().lock().unwrap_or_else(|e| e.into_inner());
+        let box_ = match all.get(&entry.name).and_then(Weak::upgrade) {
+            Some(b) => b,
+            None => {
+                let run = run_id();
+                let safe: String = entry
+                    .name
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                    .collect();
+                let b = Arc::new(PlanBox {
+                    name: format!("{}{run}-{safe}", podman::NAME_PREFIX),
+                    tmp_root: std::env::temp_dir().join(format!("orch-{run}-{safe}-container")),
+                    made: Mutex::new(None),
+                    monitor: Mutex::new(None),
+                });
+                all.insert(entry.name.clone(), Arc::downgrade(&b));
+                b
+            }
+        };
+        Self {
+            plan: entry.name.clone(),
+            image: entry.image.clone(),
+            network,
+            box_,
+        }
+    }
+
+    /// The attempt's `TMPDIR` inside the plan's directory of them.
+    fn tmp_of(&self, host_tmp: &Path) -> PathBuf {
+        let leaf = host_tmp
+            .file_name()
+            .map_or_else(|| "attempt".into(), |n| n.to_os_string());
+        self.box_.tmp_root.join(leaf)
+    }
+
+    /// The mark of an attempt's processes.
+    fn mark(&self, unit: &str, attempt: u32) -> String {
+        format!("{}/{unit}/{attempt}", self.plan)
+    }
+
+    /// Makes the plan's container unless it runs.
+    fn ensure(&self, at: &Attempt<'_>) -> Result<(), String> {
+        let mut made = self.box_.made.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tree) = made.as_deref() {
+            if !at.workdir.starts_with(tree) {
+                return Err(format!(
+                    "the container of plan `{}` mounts the worktree `{}`, not `{}`: a task's own worktree cannot run in it yet",
+                    self.plan,
+                    tree.display(),
+                    at.workdir.display()
+                ));
+            }
+            if podman::running(&self.box_.name) {
+                return Ok(());
+            }
+            // Stopped under an earlier attempt: made again.
+            let _ = podman::remove(&self.box_.name);
+            *made = None;
+        }
+        let image = match &self.image {
+            Some(i) => i.clone(),
+            None => devcontainer::image(at.repo_root)?,
+        };
+        std::fs::create_dir_all(&self.box_.tmp_root)
+            .map_err(|e| format!("cannot make `{}`: {e}", self.box_.tmp_root.display()))?;
+        let reports = at
+            .report_dir
+            .parent()
+            .unwrap_or(at.report_dir)
+            .to_path_buf();
+        let write = vec![
+            at.workdir.to_path_buf(),
+            reports,
+            self.box_.tmp_root.clone(),
+        ];
+        let read = vec![at.orch_bin.to_path_buf()];
+        let run = run_id();
+        let argv = podman::run_argv(&podman::Spec {
+            name: &self.box_.name,
+            run: &run,
+            plan: &self.plan,
+            image: &image,
+            network: match self.network {
+                Some(NetworkMode::Open) => None,
+                _ => Some("none"),
+            },
+            write: &write,
+            read: &read,
+        });
+        podman::output(&argv).map_err(|e| {
+            format!(
+                "cannot start the container of plan `{}` (image `{image}`): {e}",
+                self.plan
+            )
+        })?;
+        *made = Some(at.workdir.to_path_buf());
+        // Kept from here on. (A sweep of another attempt's orphans in the moment before would
+        // stop it: this attempt then finds it stopped and is lost, and the next one makes it.)
+        if let Some(pid) = podman::monitor(&self.box_.name) {
+            crate::process::keep_adopted(pid);
+            *self.box_.monitor.lock().unwrap_or_else(|e| e.into_inner()) = Some(pid);
+        }
+        Ok(())
+    }
+}
+
+impl Executor for ContainerExecutor {
+    fn name(&self) -> &'static str {
+        "container"
+    }
+
+    fn confiner(&self) -> Confiner {
+        Confiner::Here
+    }
+
+    fn network(&self) -> Result<(), String> {
+        // `none` is the container's own (`--network none`); `open` is never asked here.
+        match self.network {
+            Some(NetworkMode::None) => Ok(()),
+            _ => Err(
+                "its agents run in a container, which orch's proxy does not serve yet".to_string(),
+            ),
+        }
+    }
+
+    fn network_here(&self) -> bool {
+        false
+    }
+
+    fn runs_confined(&self, confined_here: bool, _: SandboxMode, _: &[Host]) -> bool {
+        confined_here
+    }
+
+    fn attempts_here(&self) -> bool {
+        true
+    }
+
+    fn wrap(
+        &self,
+        _: &Attempt<'_>,
+        argv: Vec<String>,
+        _: &[(String, String)],
+    ) -> Result<Vec<String>, String> {
+        // Found on the container's PATH, not this machine's.
+        let mut out = vec!["/usr/bin/env".to_string()];
+        out.extend(argv);
+        Ok(out)
+    }
+
+    fn confine(
+        &self,
+        orch_bin: &Path,
+        rules: &mut Rules,
+        tmp: &Path,
+        _: SandboxMode,
+        argv: Vec<String>,
+    ) -> Vec<String> {
+        // The attempt's TMPDIR is the one mounted in the container.
+        let own = self.tmp_of(tmp);
+        for w in &mut rules.write {
+            if w == tmp {
+                *w = own.clone();
+            }
+        }
+        crate::sandbox::wrap(orch_bin, rules, &argv)
+    }
+
+    fn enter(
+        &self,
+        at: &Attempt<'_>,
+        argv: Vec<String>,
+        env: &[(String, String)],
+        tmp: &Path,
+    ) -> Result<Vec<String>, String> {
+        self.ensure(at)?;
+        let own = self.tmp_of(tmp);
+        crate::links::fresh_dir(&own)
+            .map_err(|e| format!("cannot make the TMPDIR `{}`: {e}", own.display()))?;
+        let mut out = vec![
+            podman::program(),
+            "exec".to_string(),
+            "-i".to_string(),
+            "--workdir".to_string(),
+            at.workdir.display().to_string(),
+        ];
+        let skip = ["PATH", "HOME", "TMPDIR", crate::sandbox::net::SPEC_VAR];
+        for (k, _) in env {
+            if !skip.contains(&k.as_str()) {
+                out.extend(["--env".to_string(), k.clone()]);
+            }
+        }
+        out.extend([
+            "--env".to_string(),
+            format!("TMPDIR={}", own.display()),
+            "--env".to_string(),
+            format!("{}={}", podman::ATTEMPT_VAR, self.mark(at.unit, at.attempt)),
+            self.box_.name.clone(),
+        ]);
+        out.extend(argv);
+        Ok(out)
+    }
+
+    fn lost(&self, code: i32) -> Option<Lost> {
+        if code == 0 {
+            return None;
+        }
+        let made = self
+            .box_
+            .made
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        (made && !podman::running(&self.box_.name)).then_some(Lost::Place)
+    }
+
+    fn adopts_processes(&self) -> bool {
+        false
+    }
+
+    fn settled(&self, _: &Path, _: (&str, &str), unit: &str, attempt: u32) -> Option<String> {
+        podman::stop_marked(&self.box_.name, &self.mark(unit, attempt));
+        // Its TMPDIR (named as orch names the attempt's here: `orch-<pid>-<plan>-<unit>-<n>`).
+        let leaf = format!("orch-{}-{}-{unit}-{attempt}", std::process::id(), self.plan);
+        let _ = std::fs::remove_dir_all(self.box_.tmp_root.join(leaf));
+        None
+    }
+
+    fn leftovers(&self, _: &Path, _: (&str, &str), _: &[(String, u32)]) -> Vec<String> {
+        let mut notes = Vec::new();
+        for (name, run) in podman::listed() {
+            if run_alive(&run) {
+                continue;
+            }
+            match podman::remove(&name) {
+                Ok(()) => notes.push(format!(
+                    "removed container `{name}`, left by an earlier run of orch up"
+                )),
+                Err(e) => notes.push(format!("cannot remove container `{name}`: {e}")),
+            }
+        }
+        notes
+    }
+
+    fn checks_agents_here(&self) -> bool {
+        false
+    }
+
+    fn check_start(
+        &self,
+        run: &RunStart<'_>,
+        plans: &[PlanStart<'_>],
+    ) -> Result<Vec<String>, CliError> {
+        let first = plans.first().map_or("", |p| p.name);
+        podman::version().map_err(|e| {
+            CliError::new(exit::FAILURE, anyhow!("{e}")).with_hint(format!(
+                "plan `{first}` runs its agents in a container (`executor = \"container\"`): install podman (`apt-get install podman`), or set executor = \"local\""
+            ))
+        })?;
+        for p in plans {
+            let mode = run
+                .manifest
+                .agents
+                .get(&p.entry.agent)
+                .and_then(|a| a.sandbox.network.mode);
+            if !matches!(mode, Some(NetworkMode::None | NetworkMode::Open)) {
+                return Err(CliError::invalid(anyhow!(
+                    "{}: plan `{}` runs its agent `{}` in a container, whose network orch's proxy cannot confine yet",
+                    run.manifest.path.display(),
+                    p.name,
+                    p.entry.agent
+                ))
+                .with_hint(format!(
+                    "set `network = \"none\"` (no network) or `network = \"open\"` in `[agents.{}]`",
+                    p.entry.agent
+                )));
+            }
+            if p.entry.image.is_none() && p.entry.repo.is_none() {
+                devcontainer::image(&run.manifest.root).map_err(|e| {
+                    CliError::invalid(anyhow!("plan `{}` runs in a container, but {e}", p.name))
+                        .with_hint("set `image = \"…\"` on the plan, its agent or in `[defaults]` of plans.toml")
+                })?;
+            }
+        }
+        Ok(Vec::new())
+    }
+}

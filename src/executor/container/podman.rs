@@ -1,0 +1,199 @@
+//! The podman commands of the container executor: the plan's container made (`run -d` of a
+//! keeper), an attempt's `exec` argv, its processes stopped, the containers of earlier runs found
+//! by label and removed.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// The labels orch sets on its containers. Namespaced so that an image is unlikely to set them
+/// (a container inherits its image's labels); orch also requires its own name prefix
+/// ([`NAME_PREFIX`]), which no image sets, before it removes one.
+pub(crate) const RUN_LABEL: &str = "dev.orch-cli.run";
+pub(crate) const PLAN_LABEL: &str = "dev.orch-cli.plan";
+/// The start of the name of every container orch makes.
+pub(crate) const NAME_PREFIX: &str = "orch-";
+/// The variable that marks an attempt's processes inside the container (to stop them after it).
+pub(crate) const ATTEMPT_VAR: &str = "ORCH_CONTAINER_ATTEMPT";
+
+/// The program: `ORCH_PODMAN` (tests, a podman elsewhere), else `podman` on `PATH`.
+pub(crate) fn program() -> String {
+    std::env::var("ORCH_PODMAN").unwrap_or_else(|_| "podman".to_string())
+}
+
+/// Whether podman answers (`podman --version`): its version line, or why not.
+pub(crate) fn version() -> Result<String, String> {
+    let out = Command::new(program())
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("`{}` cannot be run: {e}", program()))?;
+    if !out.status.success() {
+        return Err(format!("`{} --version` failed", program()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The limits a container is given: this process's hard limits of open files and processes
+/// (podman's own defaults ask for more than a root without CAP_SYS_RESOURCE may set: "error
+/// setting rlimit"); processes at most 32768, what podman's own process runs with.
+fn ulimits() -> Vec<String> {
+    use nix::sys::resource::{Resource, getrlimit};
+    let mut out = Vec::new();
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let n = hard.min(1 << 20);
+        out.extend(["--ulimit".to_string(), format!("nofile={n}:{n}")]);
+    }
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NPROC) {
+        let n = hard.min(32768);
+        out.extend(["--ulimit".to_string(), format!("nproc={n}:{n}")]);
+    }
+    out
+}
+
+/// What the plan's container is made with.
+pub(crate) struct Spec<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) run: &'a str,
+    pub(crate) plan: &'a str,
+    pub(crate) image: &'a str,
+    /// `none` or `None`: podman's default network.
+    pub(crate) network: Option<&'a str>,
+    /// Host paths mounted at the same path, read-write.
+    pub(crate) write: &'a [PathBuf],
+    /// Host paths mounted at the same path, read-only.
+    pub(crate) read: &'a [PathBuf],
+}
+
+/// The argv of `podman run -d` that makes the container of `spec` (a keeper, `sleep infinity`,
+/// under podman's init so that it stops at once).
+pub(crate) fn run_argv(spec: &Spec<'_>) -> Vec<String> {
+    let mut a: Vec<String> = vec![program(), "run".into(), "-d".into(), "--init".into()];
+    a.extend(["--name".into(), spec.name.to_string()]);
+    a.extend(["--label".into(), format!("{RUN_LABEL}={}", spec.run)]);
+    a.extend(["--label".into(), format!("{PLAN_LABEL}={}", spec.plan)]);
+    if let Some(n) = spec.network {
+        a.extend(["--network".into(), n.to_string()]);
+    }
+    a.extend(ulimits());
+    for p in spec.write {
+        a.extend([
+            "--volume".into(),
+            format!("{}:{}:rw", p.display(), p.display()),
+        ]);
+    }
+    for p in spec.read {
+        a.extend([
+            "--volume".into(),
+            format!("{}:{}:ro", p.display(), p.display()),
+        ]);
+    }
+    a.extend([
+        "--entrypoint".into(),
+        "sleep".into(),
+        spec.image.to_string(),
+    ]);
+    a.push("infinity".into());
+    a
+}
+
+/// Runs `argv` (a podman command), its stdout, or its stderr as the error.
+pub(crate) fn output(argv: &[String]) -> Result<String, String> {
+    let (first, rest) = argv.split_first().ok_or("no command")?;
+    let out = Command::new(first)
+        .args(rest)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run `{first}`: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let err: String = err.trim().chars().take(2000).collect();
+        return Err(format!(
+            "`{} {}` failed: {err}",
+            first,
+            rest.first().map_or("", String::as_str)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Whether container `name` runs.
+pub(crate) fn running(name: &str) -> bool {
+    output(&[
+        program(),
+        "inspect".into(),
+        "--format".into(),
+        "{{.State.Running}}".into(),
+        name.into(),
+    ])
+    .is_ok_and(|o| o.trim() == "true")
+}
+
+/// The pid of container `name`'s monitor (`conmon`), if it runs.
+pub(crate) fn monitor(name: &str) -> Option<u32> {
+    output(&[
+        program(),
+        "inspect".into(),
+        "--format".into(),
+        "{{.State.ConmonPid}}".into(),
+        name.into(),
+    ])
+    .ok()?
+    .trim()
+    .parse()
+    .ok()
+    .filter(|p| *p > 0)
+}
+
+/// Removes container `name` with whatever runs in it.
+pub(crate) fn remove(name: &str) -> Result<(), String> {
+    output(&[
+        program(),
+        "rm".into(),
+        "-f".into(),
+        "-t".into(),
+        "0".into(),
+        name.into(),
+    ])
+    .map(drop)
+}
+
+/// The containers orch made (its label and its name prefix): name and run label.
+pub(crate) fn listed() -> Vec<(String, String)> {
+    let Ok(out) = output(&[
+        program(),
+        "ps".into(),
+        "-a".into(),
+        "--filter".into(),
+        format!("label={RUN_LABEL}"),
+        "--format".into(),
+        format!("{{{{.Names}}}} {{{{index .Labels \"{RUN_LABEL}\"}}}}"),
+    ]) else {
+        return Vec::new();
+    };
+    out.lines()
+        .filter_map(|l| {
+            let (name, run) = l.split_once(' ')?;
+            name.starts_with(NAME_PREFIX)
+                .then(|| (name.to_string(), run.trim().to_string()))
+        })
+        .collect()
+}
+
+/// Kills the processes of container `name` marked as attempt `mark` ([`ATTEMPT_VAR`] in their
+/// environment, read on this machine from `/proc`): what a `podman exec` whose client ended
+/// leaves running inside.
+pub(crate) fn stop_marked(name: &str, mark: &str) {
+    let Ok(out) = output(&[program(), "top".into(), name.into(), "hpid".into()]) else {
+        return;
+    };
+    for pid in out.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
+        if crate::process::env_of(pid, ATTEMPT_VAR).as_deref() == Some(mark)
+            && let Ok(raw) = i32::try_from(pid)
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(raw),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! `executor = "container"` end to end through a real `orch up` and real podman, in the local
+//! image `localhost/orch-test-base` (`.ci/podman images`; skipped with a message when podman or
+//! the image is missing, unless `ORCH_REQUIRE_PODMAN` is set): the tasks' work lands on the plan
+//! branch from inside the container; the agent cannot write outside its worktree nor reach the
+//! host's network with `network = "none"`; a killed `orch up` leaves no container after the next
+//! start; bad input is refused before anything runs.
+
+use crate::support;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use support::podman::{IMAGE, available, containers};
+use support::{Repo, toml_array};
+
+/// A plan `p` of `tasks` tasks run by the POSIX sh `script` (an agent of `report = "exit"`) in a
+/// container of the test image, `agent_extra` and `defaults` lines added.
+fn container_repo(script: &str, tasks: usize, agent_extra: &str, defaults: &str) -> Repo {
+    let repo = Repo::builder().timeout(Duration::from_secs(300)).build();
+    let mut plan = String::from("# P\n\n## Phase 1: Work\n");
+    for i in 1..=tasks {
+        plan.push_str(&format!("- [ ] 1.{i} Task {i}\n"));
+    }
+    repo.write("docs/plans/p.md", &plan);
+    let command = toml_array(&["sh", "-c", script]);
+    repo.manifest(
+        &command,
+        &format!("report = \"exit\"\nnetwork = \"none\"\n{agent_extra}"),
+        &format!("retries = 0\nexecutor = \"container\"\nimage = \"{IMAGE}\"\n{defaults}"),
+        &[("p", "")],
+    );
+    repo.commit_all("plans");
+    repo
+}
+
+#[test]
+fn two_tasks_run_in_the_plans_container_and_land_on_its_branch() {
+    if !available() {
+        return;
+    }
+    // What only the image has: Debian's os-release (the host's may say the same, so the agent
+    // also records the container's marker file and that it is not this host's process tree).
+    let script = "id=$(. /etc/os-release; echo $ID-$VERSION_ID); \
+                  echo \"$ORCH_TASK $id $(test -e /run/.containerenv && echo container)\" > \"task-$ORCH_TASK.txt\"";
+    let repo = container_repo(script, 2, "", "");
+    let started = Instant::now();
+    let out = repo.up(&[]);
+    eprintln!(
+        "orch up of 2 tasks in a container: {:.2?}",
+        started.elapsed()
+    );
+    let events = support::events(&out);
+    let done = events
+        .iter()
+        .filter(|e| e["event"] == "task_finished")
+        .count();
+    assert_eq!(done, 2, "{out}");
+    for id in ["1.1", "1.2"] {
+        let text = repo.git(&["show", &format!("plan/p:task-{id}.txt")]);
+        assert_eq!(text, format!("{id} debian-12 container"), "task {id}");
+    }
+    assert_eq!(repo.subjects("plan/p").len(), 2);
+    // Removed with the run: no container of a run whose orch is gone.
+    assert_eq!(support::podman::orphans(), Vec::<String>::new());
+}
+
+#[test]
+fn the_agent_in_a_container_cannot_write_outside_its_worktree() {
+    if !available() || !support::landlock() {
+        return;
+    }
+    let repo = Repo::builder().timeout(Duration::from_secs(300)).build();
+    let root = repo.root().to_path_buf();
+    let other = repo.worktree("b");
+    let state = root.join(".orch/state");
+    let home = repo.home().to_path_buf();
+    let targets = [
+        root.join("README.md"),
+        root.join("main-new.txt"),
+        root.join(".git/config"),
+        other.join("b.txt"),
+        other.join("new.txt"),
+        state.join("new.txt"),
+        home.join("new.txt"),
+        home.join(".bashrc"),
+    ];
+    let mut script = String::new();
+    for t in &targets {
+        script.push_str(&format!(
+            "if (echo x >> '{0}') 2>/dev/null; then echo 'wrote {0}' >> results.txt; else echo 'denied {0}' >> results.txt; fi; ",
+            t.display()
+        ));
+    }
+    script.push_str("echo ok > work.txt");
+    repo.write("docs/plans/a.md", &support::one_task("A", "Try"));
+    repo.write("docs/plans/b.md", &support::one_task("B", "Write b"));
+    repo.write("README.md", "readme\n");
+    std::fs::create_dir_all(&home).expect("home");
+    std::fs::write(home.join(".bashrc"), "rc\n").expect("bashrc");
+    let a = toml_array(&["sh", "-c", &script]);
+    let b = toml_array(&["sh", "-c", "echo b > b.txt"]);
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nretries = 0\nsandbox = \"on\"\n\n\
+             [agents.a]\ncommand = {a}\nreport = \"exit\"\nnetwork = \"none\"\n\n\
+             [agents.b]\ncommand = {b}\nreport = \"exit\"\nsandbox = \"off\"\n\n\
+             [[plan]]\nname = \"a\"\nfile = \"docs/plans/a.md\"\nagent = \"a\"\nexecutor = \"container\"\nimage = \"{IMAGE}\"\n\n\
+             [[plan]]\nname = \"b\"\nfile = \"docs/plans/b.md\"\nagent = \"b\"\n"
+        ),
+    );
+    repo.commit_all("plans");
+    repo.up(&["b"]);
+    let before = support::disk_snapshot(&root);
+    let home_before = support::disk_snapshot(&home);
+    let (code, out, err) =
+        repo.run_cmd(repo.orch(&["up", "--json", "a"]).env_remove("ORCH_SANDBOX"));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let results = repo.git(&["show", "plan/a:results.txt"]);
+    for t in &targets {
+        assert!(
+            results.contains(&format!("denied {}", t.display())),
+            "{}\n{results}",
+            t.display()
+        );
+    }
+    assert_eq!(repo.git(&["show", "plan/a:work.txt"]), "ok");
+    // Nothing of the main checkout, the other worktree or HOME changed (the state directory
+    // and plan a's worktree change by orch's own hand).
+    let after = support::disk_snapshot(&root);
+    let keep = |s: &std::collections::BTreeSet<(String, String)>| -> Vec<(String, String)> {
+        s.iter()
+            .filter(|(p, _)| {
+                !p.starts_with(".orch/state")
+                    && !p.starts_with(".orch/worktrees/a")
+                    && !p.starts_with(".orch/logs")
+                    && !p.starts_with(".git/")
+            })
+            .cloned()
+            .collect()
+    };
+    assert_eq!(keep(&before), keep(&after));
+    assert_eq!(home_before, support::disk_snapshot(&home));
+    for t in &targets {
+        if let Ok(text) = std::fs::read_to_string(t) {
+            assert!(!text.ends_with("x\n"), "{} written", t.display());
+        }
+    }
+}
+
+#[test]
+fn with_network_none_the_agent_cannot_reach_a_listener_of_the_host() {
+    if !available() {
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let script = format!(
+        "python3 -c 'import socket\ntry:\n    socket.create_connection((\"127.0.0.1\", {port}), 3); print(\"reached\")\nexcept OSError as e:\n    print(\"refused\")' > net.txt"
+    );
+    let repo = container_repo(&script, 1, "", "");
+    repo.up(&[]);
+    assert_eq!(repo.git(&["show", "plan/p:net.txt"]), "refused");
+    listener.set_nonblocking(true).expect("nonblocking");
+    assert!(
+        listener.accept().is_err(),
+        "the host's listener was reached"
+    );
+}
+
+#[test]
+fn a_killed_orch_up_leaves_no_container_after_the_next_start() {
+    if !available() {
+        return;
+    }
+    // The first attempt marks that it started beside its report directory (the plan's, mounted
+    // read-write, kept between runs; the sandbox is off), then waits; the next run's attempt
+    // finds the mark and completes.
+    let script = "mark=\"$ORCH_REPORT_DIR/../started-before\"; \
+                  if [ -e \"$mark\" ]; then echo done > work.txt; exit 0; fi; \
+                  touch \"$mark\"; sleep 600";
+    let repo = container_repo(script, 1, "", "");
+    let mark = repo.root().join(".orch/state/.reports/p/started-before");
+    let mut child = repo
+        .orch(&["up", "--json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    support::process::wait_for("the attempt to start in its container", || mark.exists());
+    let old = containers(None);
+    assert!(!old.is_empty(), "no container while the attempt runs");
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    // The container of the killed run is still there (podman does not know orch is gone).
+    assert!(containers(None).iter().any(|c| old.contains(c)));
+    repo.up(&[]);
+    let left: Vec<String> = containers(None)
+        .into_iter()
+        .filter(|c| old.contains(c))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert_eq!(repo.git(&["show", "plan/p:work.txt"]), "done");
+}
+
+#[test]
+fn bad_container_settings_are_refused_before_anything_runs() {
+    // No podman needed: these are refused while reading plans.toml or at the start.
+    let repo = Repo::new();
+    repo.write("docs/plans/p.md", &support::one_task("P", "x"));
+    let command = toml_array(&["true"]);
+    for (defaults, agent, want) in [
+        (
+            "executor = \"container\"\nimage = \"--privileged\"",
+            "network = \"none\"",
+            "plans.toml:",
+        ),
+        ("executor = \"contaner\"", "", "\"container\""),
+        (
+            "executor = \"container\"",
+            "network = \"none\"",
+            ".devcontainer/devcontainer.json",
+        ),
+        (
+            &format!("executor = \"container\"\nimage = \"{IMAGE}\"") as &str,
+            "",
+            "network = \"none\"",
+        ),
+    ] {
+        repo.manifest(&command, agent, defaults, &[("p", "")]);
+        repo.commit_all("plans");
+        let before = support::disk_snapshot(repo.root());
+        let (code, out, err) = repo.run(&["up"]);
+        assert_ne!(code, 0, "{defaults}: {out}");
+        let all = format!("{out}{err}");
+        assert!(all.contains(want), "{defaults}: wanted {want:?} in\n{all}");
+        if code != 1 {
+            assert_eq!(code, 2, "{defaults}: exit {code}\n{all}");
+        }
+        assert!(!Path::new(&repo.worktree("p")).exists(), "{defaults}");
+        let after = support::disk_snapshot(repo.root());
+        let strip = |s: &std::collections::BTreeSet<(String, String)>| -> Vec<(String, String)> {
+            s.iter()
+                .filter(|(p, _)| !p.starts_with(".git/"))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(strip(&before), strip(&after), "{defaults}");
+    }
+}
