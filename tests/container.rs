@@ -223,9 +223,9 @@ fn bad_container_settings_are_refused_before_anything_runs() {
             ".devcontainer/devcontainer.json",
         ),
         (
-            &format!("executor = \"container\"\nimage = \"{IMAGE}\"") as &str,
+            &format!("executor = \"container\"\nimage = \"{IMAGE}\"\nparallel = 2") as &str,
             "",
-            "network = \"none\"",
+            "parallel = 1",
         ),
     ] {
         repo.manifest(&command, agent, defaults, &[("p", "")]);
@@ -247,5 +247,182 @@ fn bad_container_settings_are_refused_before_anything_runs() {
                 .collect()
         };
         assert_eq!(strip(&before), strip(&after), "{defaults}");
+    }
+}
+
+/// The extra tries of the confined test, in the probe's result format (`name allowed|denied
+/// SECONDS detail`): a listener of the host on every address (`0.0.0.0:PORT`), reached at the
+/// container's loopback, at the name podman gives the host, at the host's own address, and
+/// through orch's proxy at that address.
+const HOST_TRIES: &str = r#"
+import os, socket, sys, time
+port, host_ip = int(sys.argv[1]), sys.argv[2]
+def one(name, fn):
+    t = time.monotonic()
+    try:
+        ok, detail = fn()
+    except Exception as e:
+        ok, detail = False, type(e).__name__
+    print("%s %s %.3f %s" % (name, "allowed" if ok else "denied", time.monotonic() - t, detail))
+def connect(host):
+    s = socket.create_connection((host, port), 3)
+    s.sendall(b"GET /leak HTTP/1.0\r\n\r\n")
+    return bool(s.recv(100)), "answered"
+def proxied():
+    h, p = os.environ["HTTPS_PROXY"][len("http://"):].rsplit(":", 1)
+    s = socket.create_connection((h, int(p)), 3)
+    s.sendall(b"CONNECT %s:%d HTTP/1.1\r\n\r\n" % (host_ip.encode(), port))
+    head = s.recv(200).split(b"\r\n")[0]
+    return b" 200 " in head + b" ", head.decode().replace(" ", "_")
+one("host_any_loopback", lambda: connect("127.0.0.1"))
+one("host_any_by_name", lambda: connect("host.containers.internal"))
+one("host_any_address", lambda: connect(host_ip))
+one("host_any_proxied", proxied)
+"#;
+
+/// This host's address on its default route (no packet is sent), or `None`.
+fn host_address() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    Some(s.local_addr().ok()?.ip()).filter(|ip| !ip.is_loopback())
+}
+
+#[test]
+fn a_confined_agent_in_a_container_reaches_its_allowed_endpoint_and_nothing_else() {
+    use support::net_probe::{ALLOWED, DENIED, parse_results, servers};
+    if !available() {
+        return;
+    }
+    for sandbox in ["off", "on"] {
+        if sandbox == "on" && !support::landlock() {
+            continue;
+        }
+        let s = servers();
+        let any = support::sink::Server::start("0.0.0.0:0", "host-any-server");
+        let host_ip = host_address().map_or("127.0.0.9".to_string(), |ip| ip.to_string());
+        let repo = Repo::builder().timeout(Duration::from_secs(300)).build();
+        repo.write(
+            "docs/plans/p.md",
+            &support::one_task("P", "Probe the network"),
+        );
+        repo.write(
+            "probe.py",
+            &std::fs::read_to_string(support::fixtures().join("net_probe.py")).expect("probe"),
+        );
+        repo.write("host_tries.py", HOST_TRIES);
+        let script = format!(
+            "python3 probe.py {} {} && python3 host_tries.py {} {host_ip} >> results.txt",
+            s.allowed.addr.port(),
+            s.other.addr.port(),
+            any.addr.port()
+        );
+        let command = toml_array(&["sh", "-c", &script]);
+        repo.manifest(
+            &command,
+            "report = \"exit\"",
+            &format!(
+                "retries = 0\nexecutor = \"container\"\nimage = \"{IMAGE}\"\nnetwork_allow = [\"127.0.0.1:{}\"]",
+                s.allowed.addr.port()
+            ),
+            &[("p", "")],
+        );
+        repo.commit_all("plans");
+        let started = Instant::now();
+        let (code, out, err) =
+            repo.run_cmd(repo.orch(&["up", "--json"]).env("ORCH_SANDBOX", sandbox));
+        eprintln!(
+            "sandbox {sandbox}: orch up of 1 confined task in a container: {:.2?}",
+            started.elapsed()
+        );
+        assert_eq!(code, 0, "sandbox {sandbox}: {out}\n{err}");
+        let events = support::events(&out);
+        let run = events
+            .iter()
+            .find(|e| e["event"] == "run_started")
+            .expect("run_started");
+        assert_eq!(run["network"], "confined", "{run}");
+        let log = String::from_utf8_lossy(&repo.read(".orch/logs/p/1.1.log")).into_owned();
+        let got = parse_results(&repo.git(&["show", "plan/p:results.txt"]));
+        for name in ALLOWED {
+            let (ok, _, detail) = got.get(name).unwrap_or_else(|| panic!("{name}: {got:?}"));
+            assert!(ok, "sandbox {sandbox}: {name} failed ({detail})\n{log}");
+        }
+        let host = [
+            "host_any_loopback",
+            "host_any_by_name",
+            "host_any_address",
+            "host_any_proxied",
+        ];
+        for name in DENIED.iter().chain(&host) {
+            let (ok, secs, detail) = got.get(*name).unwrap_or_else(|| panic!("{name}: {got:?}"));
+            assert!(
+                !ok,
+                "sandbox {sandbox}: {name} got through ({detail})\n{log}"
+            );
+            assert!(
+                *secs < 3.5,
+                "sandbox {sandbox}: {name} took {secs}s ({detail})"
+            );
+        }
+        // The allowed server saw the three requests, the others nothing.
+        let hits = s.allowed.hits();
+        for path in ["/direct", "/connect", "/plain"] {
+            assert!(hits.iter().any(|h| h.contains(path)), "{path}: {hits:?}");
+        }
+        assert_eq!(s.other.hits(), Vec::<String>::new());
+        assert_eq!(s.other_address.hits(), Vec::<String>::new());
+        assert_eq!(any.hits(), Vec::<String>::new());
+        // Refusals are logged with their destination, as on the host.
+        let other = s.other.addr.port();
+        for dest in [
+            format!("refused 127.0.0.1:{other} (CONNECT through orch's proxy"),
+            "refused leak.example:443 (CONNECT through orch's proxy".to_string(),
+            "refused leak.example (a DNS query over UDP to 127.0.0.53:53".to_string(),
+        ] {
+            assert!(
+                log.lines()
+                    .any(|l| l.starts_with("=== orch: network: ") && l.contains(&dest)),
+                "sandbox {sandbox}: `{dest}` not logged\n{log}"
+            );
+        }
+        assert_eq!(repo.task("p", "1.1")["status"], "completed");
+        assert_eq!(support::podman::orphans(), Vec::<String>::new());
+    }
+}
+
+#[test]
+fn two_confined_tasks_in_one_container_each_get_the_proxy() {
+    // The second attempt opens its sockets in the namespace the first one's were in.
+    if !available() {
+        return;
+    }
+    let s = support::net_probe::servers();
+    let port = s.allowed.addr.port();
+    let script = format!(
+        "python3 -c 'import os, socket\nh, p = os.environ[\"HTTPS_PROXY\"][7:].rsplit(\":\", 1)\nc = socket.create_connection((h, int(p)), 5)\nc.sendall(b\"CONNECT 127.0.0.1:{port} HTTP/1.1\\r\\n\\r\\n\")\nprint(c.recv(100).split(b\"\\r\\n\")[0].decode())' > \"t-$ORCH_TASK.txt\""
+    );
+    let repo = Repo::builder().timeout(Duration::from_secs(300)).build();
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two\n- [ ] 1.3 Three\n",
+    );
+    repo.manifest(
+        &toml_array(&["sh", "-c", &script]),
+        "report = \"exit\"",
+        &format!(
+            "retries = 0\nexecutor = \"container\"\nimage = \"{IMAGE}\"\nnetwork_allow = [\"127.0.0.1:{port}\"]"
+        ),
+        &[("p", "")],
+    );
+    repo.commit_all("plans");
+    let started = Instant::now();
+    repo.up(&[]);
+    eprintln!(
+        "orch up of 3 confined tasks in a container: {:.2?}",
+        started.elapsed()
+    );
+    for id in ["1.1", "1.2", "1.3"] {
+        let line = repo.git(&["show", &format!("plan/p:t-{id}.txt")]);
+        assert!(line.contains(" 200 "), "task {id}: {line}");
     }
 }

@@ -185,11 +185,13 @@ pub(crate) trait Executor: Send + Sync + std::fmt::Debug {
         None
     }
 
-    /// Whether the process started here for an attempt enters orch's network namespace for it
-    /// (the plan's network); `false` when the place gives the attempt its network itself (a
-    /// container's own), and the process here (`podman exec`) keeps this machine's.
-    fn network_here(&self) -> bool {
-        true
+    /// Where the network namespace of an attempt's process is, once [`Executor::enter`] made
+    /// its place: made by the wrapper here ([`NetPlace::Here`]), the place's own network
+    /// ([`NetPlace::Own`]: a container's `none` or `open`, the process here keeping this
+    /// machine's), or the place's namespace, which the wrapper here joins to open the attempt's
+    /// proxy sockets in ([`NetPlace::Join`]: a confined container). An error starts nothing.
+    fn network_place(&self) -> Result<NetPlace, String> {
+        Ok(NetPlace::Here)
     }
 
     /// Whether its agents' programs are checked on this machine at the start (`--version`,
@@ -206,6 +208,17 @@ pub(crate) trait Executor: Send + Sync + std::fmt::Debug {
         let _ = (run, plans);
         Ok(Vec::new())
     }
+}
+
+/// Where an attempt's network namespace is ([`Executor::network_place`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NetPlace {
+    /// Made by orch's wrapper here, for the attempt.
+    Here,
+    /// The place's own: nothing of orch's.
+    Own,
+    /// The place's, joined by orch's wrapper here to open the attempt's sockets in.
+    Join(crate::sandbox::net::Join),
 }
 
 /// Who confines a plan's attempts' files.

@@ -173,6 +173,7 @@ async fn confined(
     let net = match super::network::attempt(
         ctx.net.as_ref(),
         &pc.network,
+        crate::executor::NetPlace::Here,
         (pc.name(), &id),
         log,
         &mut env,

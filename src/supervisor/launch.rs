@@ -433,16 +433,13 @@ impl Effects<'_> {
                 sandbox::with_stream_json(argv, &turn)
             }
         };
-        // Its network: the wrapper enters the namespace, orch's proxy serves it (unless the
-        // place gives it its own network: the process here then keeps this machine's).
-        let open = super::network::PlanNetwork::Open;
+        // Its network: the wrapper enters the namespace (its own, or its place's), orch's
+        // proxy serves it; unless the place gives it its own network, when the process here
+        // keeps this machine's.
         let net = super::network::attempt(
             self.ctx.net.as_ref(),
-            if pc.executor.network_here() {
-                &pc.network
-            } else {
-                &open
-            },
+            &pc.network,
+            pc.executor.network_place()?,
             (pc.name(), unit_name),
             log,
             &mut env,

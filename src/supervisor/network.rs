@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::anyhow;
 
 use crate::error::CliError;
-use crate::executor::Executor;
+use crate::executor::{Executor, NetPlace};
 use crate::exit;
 use crate::manifest::{AgentSpec, NetworkMode};
 use crate::sandbox::net::allow::AllowList;
@@ -218,21 +218,33 @@ pub(crate) fn add_plan_json(state_dir: &Path, plan: &str, v: &mut serde_json::Va
 }
 
 /// The network of one process a plan starts (`unit`: its task, `plan`, `<id>.check`,
-/// `setup`), logging to `log`: the handle to keep until the process is started
-/// ([`NetAttempt::started`]), and its variables added to `env`. `None` for an open network
-/// (the wrapper's variable then says so, empty: a value orch's own environment had is not
-/// passed on).
+/// `setup`), logging to `log`, where its executor puts it (`place`): the handle to keep until
+/// the process is started ([`NetAttempt::started`]), and its variables added to `env`. `None`
+/// for an open network, or one its place gives it (the wrapper's variable then says so, empty:
+/// a value orch's own environment had is not passed on).
 pub(crate) fn attempt(
     net: Option<&std::sync::Arc<NetProxy>>,
     network: &PlanNetwork,
+    place: NetPlace,
     (plan, unit): (&str, &str),
     log: &Path,
     env: &mut Vec<(String, String)>,
 ) -> Result<Option<NetAttempt>, String> {
+    let network = match place {
+        NetPlace::Own => &PlanNetwork::Open,
+        _ => network,
+    };
     let made = match (network, net) {
         (PlanNetwork::None, _) => Some(NetAttempt::none()),
         (PlanNetwork::Confined(allow), Some(net)) => {
-            Some(net.attempt(plan, unit, log, allow.clone())?)
+            let a = net.attempt(plan, unit, log, allow.clone())?;
+            Some(match place {
+                NetPlace::Join(j) => a.joining(j)?,
+                _ => a,
+            })
+        }
+        (PlanNetwork::Ports(..), _) if matches!(place, NetPlace::Join(_)) => {
+            return Err("its place's network cannot be limited to ports".into());
         }
         (PlanNetwork::Ports(allow, _), Some(net)) => {
             Some(net.attempt_ports(plan, unit, log, allow.clone())?)

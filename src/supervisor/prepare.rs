@@ -313,6 +313,7 @@ async fn run_setup(
     let net = super::network::attempt(
         ctx.net.as_ref(),
         &plan.network,
+        crate::executor::NetPlace::Here,
         (plan.name(), "setup"),
         log,
         &mut env,

@@ -145,6 +145,7 @@ pub(crate) async fn in_task_tree(
     let net = super::network::attempt(
         ctx.net.as_ref(),
         &pc.network,
+        crate::executor::NetPlace::Here,
         (pc.name(), &format!("{key}.setup")),
         &log,
         &mut env,

@@ -6,8 +6,9 @@
 //! Landlock confines the agent inside as it would here. Mounted read-write, at the same paths as
 //! here: the plan's worktree, its attempts' report directories and a `TMPDIR` directory of the
 //! plan's (each attempt a fresh one below it); nothing else of this machine. The network:
-//! `none` (`--network none`) or `open` (podman's default); orch's proxy does not serve
-//! containers yet, so a plan must say which.
+//! `open` is podman's default; otherwise the container has a namespace of its own with only
+//! loopback (`--network none`), and a confined attempt's proxy sockets are opened in it by
+//! orch's wrapper here, which joins it for that ([`NetPlace::Join`]; root only).
 //!
 //! A killed `podman exec` leaves its process running inside: an attempt's processes carry
 //! [`podman::ATTEMPT_VAR`] and are killed when it is settled. A container that stops under an
@@ -24,11 +25,12 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use anyhow::anyhow;
 
-use super::{Attempt, Confiner, Executor, Lost, PlanStart, RunStart};
+use super::{Attempt, Confiner, Executor, Lost, NetPlace, PlanStart, RunStart};
 use crate::error::CliError;
 use crate::exit;
 use crate::manifest::{Host, Manifest, NetworkMode, PlanEntry, SandboxMode};
 use crate::sandbox::Rules;
+use crate::sandbox::net::Join;
 
 /// A podman container per plan.
 #[derive(Debug)]
@@ -54,6 +56,9 @@ struct PlanBox {
     made: Mutex<Option<PathBuf>>,
     /// Its monitor, kept by orch (re-parented to `orch up`, it is not an orphan to sweep).
     monitor: Mutex<Option<u32>>,
+    /// Its network namespace (its first process and the namespace's inode, read when it was
+    /// made), where a confined attempt's proxy sockets are opened.
+    netns: Mutex<Option<Join>>,
 }
 
 impl Drop for PlanBox {
@@ -90,6 +95,16 @@ fn run_alive(run: &str) -> bool {
     }
 }
 
+/// Whether a container's network can be confined by orch's proxy here: orch's wrapper joins the
+/// container's namespace to open the proxy's sockets there, and `setns` into a namespace of
+/// podman's needs root (a rootless podman's namespaces belong to its own user namespace).
+fn confined_here() -> Result<(), String> {
+    if nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    Err("its agents run in a container, whose network orch's proxy serves only when orch runs as root".to_string())
+}
+
 /// The plans' containers of this run, by plan.
 fn boxes() -> &'static Mutex<HashMap<String, Weak<PlanBox>>> {
     static B: OnceLock<Mutex<HashMap<String, Weak<PlanBox>>>> = OnceLock::new();
@@ -117,6 +132,7 @@ impl ContainerExecutor {
                     tmp_root: std::env::temp_dir().join(format!("orch-{run}-{safe}-container")),
                     made: Mutex::new(None),
                     monitor: Mutex::new(None),
+                    netns: Mutex::new(None),
                 });
                 all.insert(entry.name.clone(), Arc::downgrade(&b));
                 b
@@ -201,10 +217,18 @@ impl ContainerExecutor {
         *made = Some(at.workdir.to_path_buf());
         // Kept from here on. (A sweep of another attempt's orphans in the moment before would
         // stop it: this attempt then finds it stopped and is lost, and the next one makes it.)
-        if let Some(pid) = podman::monitor(&self.box_.name) {
-            crate::process::keep_adopted(pid);
-            *self.box_.monitor.lock().unwrap_or_else(|e| e.into_inner()) = Some(pid);
+        let pids = podman::pids(&self.box_.name);
+        if let Some((_, monitor)) = pids {
+            crate::process::keep_adopted(monitor);
+            *self.box_.monitor.lock().unwrap_or_else(|e| e.into_inner()) = Some(monitor);
         }
+        // Its namespace, as it is now: a pid reused later names another one.
+        let netns = pids.and_then(|(pid, _)| {
+            use std::os::unix::fs::MetadataExt as _;
+            let inode = std::fs::metadata(format!("/proc/{pid}/ns/net")).ok()?.ino();
+            Some(Join { pid, inode })
+        });
+        *self.box_.netns.lock().unwrap_or_else(|e| e.into_inner()) = netns;
         Ok(())
     }
 }
@@ -219,17 +243,29 @@ impl Executor for ContainerExecutor {
     }
 
     fn network(&self) -> Result<(), String> {
-        // `none` is the container's own (`--network none`); `open` is never asked here.
         match self.network {
+            // The container's own (`--network none`); `open` is never asked here.
             Some(NetworkMode::None) => Ok(()),
-            _ => Err(
-                "its agents run in a container, which orch's proxy does not serve yet".to_string(),
-            ),
+            _ => confined_here(),
         }
     }
 
-    fn network_here(&self) -> bool {
-        false
+    fn network_place(&self) -> Result<NetPlace, String> {
+        match self.network {
+            Some(NetworkMode::None | NetworkMode::Open) => Ok(NetPlace::Own),
+            _ => self
+                .box_
+                .netns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .map(NetPlace::Join)
+                .ok_or_else(|| {
+                    format!(
+                        "the network namespace of the container of plan `{}` is not known",
+                        self.plan
+                    )
+                }),
+        }
     }
 
     fn runs_confined(&self, confined_here: bool, _: SandboxMode, _: &[Host]) -> bool {
@@ -292,6 +328,13 @@ impl Executor for ContainerExecutor {
         for (k, _) in env {
             if !skip.contains(&k.as_str()) {
                 out.extend(["--env".to_string(), k.clone()]);
+            }
+        }
+        // The proxy's variables, set for a confined attempt after this (podman passes those set
+        // in its environment, taken from orch's wrapper's).
+        for k in crate::sandbox::net::PROXY_VARS {
+            if !env.iter().any(|(e, _)| e == k) {
+                out.extend(["--env".to_string(), k.to_string()]);
             }
         }
         out.extend([
@@ -368,16 +411,29 @@ impl Executor for ContainerExecutor {
                 .get(&p.entry.agent)
                 .and_then(|a| a.sandbox.network.mode);
             if !matches!(mode, Some(NetworkMode::None | NetworkMode::Open)) {
-                return Err(CliError::invalid(anyhow!(
-                    "{}: plan `{}` runs its agent `{}` in a container, whose network orch's proxy cannot confine yet",
-                    run.manifest.path.display(),
-                    p.name,
-                    p.entry.agent
-                ))
-                .with_hint(format!(
+                let fix = format!(
                     "set `network = \"none\"` (no network) or `network = \"open\"` in `[agents.{}]`",
                     p.entry.agent
-                )));
+                );
+                if let Err(why) = confined_here() {
+                    return Err(CliError::invalid(anyhow!(
+                        "{}: plan `{}` runs its agent `{}` in a container with a confined network, which cannot be enforced: {why}",
+                        run.manifest.path.display(),
+                        p.name,
+                        p.entry.agent
+                    ))
+                    .with_hint(format!("run orch as root, or {fix}")));
+                }
+                // One set of the proxy's sockets at a time in the container's namespace.
+                let at_once = run.manifest.agents_per_plan(p.entry);
+                if at_once > 1 {
+                    return Err(CliError::invalid(anyhow!(
+                        "{}: plan `{}` runs {at_once} agents at once in its container, whose confined network serves one at a time",
+                        run.manifest.path.display(),
+                        p.name
+                    ))
+                    .with_hint(format!("set `parallel = 1` on the plan, or {fix}")));
+                }
             }
             if p.entry.image.is_none() && p.entry.repo.is_none() {
                 devcontainer::image(&run.manifest.root).map_err(|e| {

@@ -128,20 +128,19 @@ pub(crate) fn running(name: &str) -> bool {
     .is_ok_and(|o| o.trim() == "true")
 }
 
-/// The pid of container `name`'s monitor (`conmon`), if it runs.
-pub(crate) fn monitor(name: &str) -> Option<u32> {
-    output(&[
+/// The pids of container `name`'s first process and of its monitor (`conmon`), if it runs.
+pub(crate) fn pids(name: &str) -> Option<(u32, u32)> {
+    let out = output(&[
         program(),
         "inspect".into(),
         "--format".into(),
-        "{{.State.ConmonPid}}".into(),
+        "{{.State.Pid}} {{.State.ConmonPid}}".into(),
         name.into(),
     ])
-    .ok()?
-    .trim()
-    .parse()
-    .ok()
-    .filter(|p| *p > 0)
+    .ok()?;
+    let (pid, monitor) = out.trim().split_once(' ')?;
+    let (pid, monitor) = (pid.parse().ok()?, monitor.parse().ok()?);
+    (pid > 0 && monitor > 0).then_some((pid, monitor))
 }
 
 /// Removes container `name` with whatever runs in it.

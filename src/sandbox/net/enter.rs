@@ -13,7 +13,7 @@ use rustix::net::{
 };
 
 use super::netlink::Netlink;
-use super::spec::{SPEC_VAR, Spec};
+use super::spec::{Join, SPEC_VAR, Spec};
 
 /// The ports where a direct TCP connection to any address is caught in the namespace (logged,
 /// then refused): those of the protocols that carry data away (SSH, mail, DNS, HTTP, HTTPS,
@@ -25,6 +25,11 @@ pub(super) const CATCH_TCP: [u16; 14] = [
 
 /// How long the wrapper waits for `orch up` to take its sockets.
 const HANDOVER_WAIT: Duration = Duration::from_secs(20);
+
+/// How long the wrapper waits for a joined namespace's ports to be free: the previous attempt's
+/// sockets there are closed by `orch up` once it sees that attempt ended (within a quarter of a
+/// second).
+const PORTS_WAIT: Duration = Duration::from_secs(5);
 
 /// Enters the namespace [`SPEC_VAR`] asks for, if any (the per-attempt wrapper, before it
 /// confines itself with Landlock and becomes the agent). An error runs nothing: the wrapper
@@ -46,6 +51,15 @@ fn enter(spec: &Spec) -> Result<(), String> {
         drop_capabilities(nix::unistd::geteuid().is_root())?;
         return limit_ports(ports);
     }
+    if let Spec::Confined {
+        socket,
+        proxy_port,
+        direct,
+        join: Some(join),
+    } = spec
+    {
+        return joined(*join, socket, *proxy_port, direct);
+    }
     let plain = namespace()?;
     let mut nl = Netlink::open()?;
     nl.lo_up()?;
@@ -57,12 +71,66 @@ fn enter(spec: &Spec) -> Result<(), String> {
         socket,
         proxy_port,
         direct,
+        ..
     } = spec
     {
-        let sockets = open_sockets(*proxy_port, direct, v6)?;
+        let sockets = open_sockets(*proxy_port, direct, v6).map_err(|e| e.to_string())?;
         hand_over(socket, &sockets)?;
     }
     drop_capabilities(plain)
+}
+
+/// The attempt's sockets opened in the existing namespace `join` (a container's, which the
+/// attempt's process enters by its own way: `podman exec`) and handed to `orch up`; then this
+/// process is back in its own namespace, which the process it starts (podman's client) keeps.
+/// Its capabilities are not dropped: that client needs them, and the attempt's process inside
+/// has only what its place gives it (a container's, without `CAP_SYS_ADMIN` nor
+/// `CAP_NET_ADMIN`). Needs root (`setns` into another process's namespace).
+fn joined(join: Join, socket: &Path, proxy_port: u16, direct: &[SocketAddr]) -> Result<(), String> {
+    use nix::sched::{CloneFlags, setns};
+    use rustix::fs::{Mode, OFlags};
+    // Opened, not read: a namespace's handle for `setns`.
+    let handle = |path: &str| {
+        rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| format!("cannot open the network namespace `{path}`: {e}"))
+    };
+    let own = handle("/proc/self/ns/net")?;
+    let path = format!("/proc/{}/ns/net", join.pid);
+    let target = handle(&path)?;
+    let inode = rustix::fs::fstat(&target)
+        .map_err(|e| e.to_string())?
+        .st_ino;
+    if inode != join.inode {
+        return Err(format!(
+            "`{path}` is not the namespace orch recorded (inode {inode}, not {}): its place is gone",
+            join.inode
+        ));
+    }
+    setns(&target, CloneFlags::CLONE_NEWNET)
+        .map_err(|e| format!("cannot join the network namespace `{path}`: {e}"))?;
+    let done = (|| {
+        let mut nl = Netlink::open()?;
+        nl.lo_up()?;
+        nl.all_local(false)?;
+        let v6 = nl.all_local(true).is_ok();
+        drop(nl);
+        let began = std::time::Instant::now();
+        let sockets = loop {
+            match open_sockets(proxy_port, direct, v6) {
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AddrInUse
+                        && began.elapsed() < PORTS_WAIT =>
+                {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                other => break other.map_err(|e| e.to_string())?,
+            }
+        };
+        hand_over(socket, &sockets)
+    })();
+    setns(&own, CloneFlags::CLONE_NEWNET)
+        .map_err(|e| format!("cannot go back to this process's network namespace: {e}"))?;
+    done
 }
 
 /// Makes the current process's network namespace: a network namespace alone where this
@@ -81,12 +149,15 @@ fn namespace() -> Result<bool, String> {
 }
 
 /// The namespace's listening sockets, for `orch up` to serve.
-fn open_sockets(proxy_port: u16, direct: &[SocketAddr], v6: bool) -> Result<Vec<OwnedFd>, String> {
+fn open_sockets(proxy_port: u16, direct: &[SocketAddr], v6: bool) -> std::io::Result<Vec<OwnedFd>> {
     let mut out: Vec<OwnedFd> = Vec::new();
     let tcp = |addr: SocketAddr| {
-        TcpListener::bind(addr)
-            .map(OwnedFd::from)
-            .map_err(|e| format!("cannot listen on {addr} in the namespace: {e}"))
+        TcpListener::bind(addr).map(OwnedFd::from).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot listen on {addr} in the namespace: {e}"),
+            )
+        })
     };
     out.push(tcp(SocketAddr::from((Ipv4Addr::LOCALHOST, proxy_port)))?);
     if v6 {
@@ -137,8 +208,14 @@ fn open_sockets(proxy_port: u16, direct: &[SocketAddr], v6: bool) -> Result<Vec<
 }
 
 /// A UDP socket bound to `addr` (IPv6 only for an IPv6 address: the IPv4 one has its own).
-fn udp(addr: SocketAddr) -> Result<OwnedFd, String> {
-    let why = |e: rustix::io::Errno| format!("cannot bind UDP {addr} in the namespace: {e}");
+fn udp(addr: SocketAddr) -> std::io::Result<OwnedFd> {
+    let why = |e: rustix::io::Errno| {
+        let e = std::io::Error::from(e);
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot bind UDP {addr} in the namespace: {e}"),
+        )
+    };
     let family = if addr.is_ipv6() {
         AddressFamily::INET6
     } else {

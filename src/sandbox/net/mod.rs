@@ -44,5 +44,5 @@ mod tunnel;
 pub(crate) use attempt::{refusals_of, refusals_of_plan};
 pub(crate) use enter::{enter_from_env, probe};
 pub(crate) use own::OwnProxy;
-pub(crate) use proxy::{NetAttempt, NetProxy};
-pub(crate) use spec::SPEC_VAR;
+pub(crate) use proxy::{NetAttempt, NetProxy, PROXY_VARS};
+pub(crate) use spec::{Join, SPEC_VAR};

@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 
 use super::allow::AllowList;
 use super::attempt::{AttemptCtx, Refusals};
-use super::spec::{PROXY_PORT, SPEC_VAR, Spec};
+use super::spec::{Join, PROXY_PORT, SPEC_VAR, Spec};
 use crate::untrusted::procfs::stat_of;
 
 /// The most sockets of one attempt served (a namespace hands over about 20).
@@ -101,6 +101,7 @@ impl NetProxy {
                 socket,
                 proxy_port,
                 direct,
+                join: None,
             },
             proxy_port: Some(proxy_port),
             started: Some(tx),
@@ -235,6 +236,18 @@ impl NetAttempt {
             spec: Spec::None,
             proxy_port: None,
             started: None,
+        }
+    }
+
+    /// A confined attempt whose sockets its wrapper opens in the existing namespace `join` (its
+    /// place's) rather than in one it makes; an error for any other network.
+    pub(crate) fn joining(mut self, join: Join) -> Result<Self, String> {
+        match &mut self.spec {
+            Spec::Confined { join: j, .. } => {
+                *j = Some(join);
+                Ok(self)
+            }
+            _ => Err("only a confined network can be served in its place's namespace".into()),
         }
     }
 

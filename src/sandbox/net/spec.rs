@@ -12,6 +12,15 @@ pub(crate) const SPEC_VAR: &str = "ORCH_NET_CONFINE";
 /// endpoint uses it.
 pub(crate) const PROXY_PORT: u16 = 3128;
 
+/// A namespace orch's wrapper joins (as root) to open an attempt's sockets there: that of process
+/// `pid` (`/proc/<pid>/ns/net`), which must still be the namespace of inode `inode` that orch
+/// recorded when it made the place (a pid reused since finds another inode and is refused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Join {
+    pub(crate) pid: u32,
+    pub(crate) inode: u64,
+}
+
 /// What the wrapper makes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Spec {
@@ -23,6 +32,9 @@ pub(crate) enum Spec {
         proxy_port: u16,
         /// The allowed loopback endpoints, opened in the namespace on their own address and port.
         direct: Vec<SocketAddr>,
+        /// An existing namespace to open the sockets in rather than a new one: the one its
+        /// executor's place runs the attempt in (a container's, [`Join`]).
+        join: Option<Join>,
     },
     /// No namespace (the machine cannot make one): Landlock limits TCP connections to these
     /// ports (orch's proxy on the machine's loopback, the allowed loopback endpoints').
@@ -30,8 +42,8 @@ pub(crate) enum Spec {
 }
 
 impl Spec {
-    /// As [`SPEC_VAR`]'s value: `none`, or `confined;proxy=PORT;direct=A,B;socket=PATH` (the
-    /// path last: it may hold anything but a NUL).
+    /// As [`SPEC_VAR`]'s value: `none`, or `confined;proxy=PORT;direct=A,B[;join=PID:INODE];socket=PATH`
+    /// (the path last: it may hold anything but a NUL).
     pub(crate) fn to_var(&self) -> String {
         match self {
             Spec::None => "none".into(),
@@ -39,10 +51,12 @@ impl Spec {
                 socket,
                 proxy_port,
                 direct,
+                join,
             } => {
                 let direct: Vec<String> = direct.iter().map(SocketAddr::to_string).collect();
+                let join = join.map_or(String::new(), |j| format!(";join={}:{}", j.pid, j.inode));
                 format!(
-                    "confined;proxy={proxy_port};direct={};socket={}",
+                    "confined;proxy={proxy_port};direct={}{join};socket={}",
                     direct.join(","),
                     socket.display()
                 )
@@ -74,9 +88,17 @@ impl Spec {
         let (head, socket) = rest.split_once(";socket=").ok_or_else(bad)?;
         let mut proxy_port = None;
         let mut direct = Vec::new();
+        let mut join = None;
         for part in head.split(';') {
             match part.split_once('=') {
                 Some(("proxy", p)) => proxy_port = p.parse().ok(),
+                Some(("join", j)) => {
+                    let (pid, inode) = j.split_once(':').ok_or_else(bad)?;
+                    join = Some(Join {
+                        pid: pid.parse().map_err(|_| bad())?,
+                        inode: inode.parse().map_err(|_| bad())?,
+                    });
+                }
                 Some(("direct", list)) => {
                     for a in list.split(',').filter(|a| !a.is_empty()) {
                         direct.push(a.parse().map_err(|_| bad())?);
@@ -89,6 +111,7 @@ impl Spec {
             socket: PathBuf::from(socket),
             proxy_port: proxy_port.ok_or_else(bad)?,
             direct,
+            join,
         }))
     }
 }
@@ -108,11 +131,22 @@ mod tests {
                     "127.0.0.1:5432".parse().expect("addr"),
                     "[::1]:11434".parse().expect("addr"),
                 ],
+                join: None,
             },
             Spec::Confined {
                 socket: PathBuf::from("/s"),
                 proxy_port: 3128,
                 direct: vec![],
+                join: None,
+            },
+            Spec::Confined {
+                socket: PathBuf::from("/s;join=1:2"),
+                proxy_port: 3128,
+                direct: vec!["127.0.0.1:5432".parse().expect("addr")],
+                join: Some(Join {
+                    pid: 4242,
+                    inode: 4026532177,
+                }),
             },
             Spec::Ports(vec![41234, 5432]),
             Spec::Ports(vec![]),
@@ -126,6 +160,8 @@ mod tests {
             "confined",
             "confined;proxy=x;socket=/s",
             "confined;direct=1;socket=/s",
+            "confined;proxy=1;join=12;socket=/s",
+            "confined;proxy=1;join=a:1;socket=/s",
             "ports;x",
         ] {
             assert!(Spec::from_var(bad).is_err(), "{bad}");
