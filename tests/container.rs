@@ -386,7 +386,6 @@ fn a_confined_agent_in_a_container_reaches_its_allowed_endpoint_and_nothing_else
             );
         }
         assert_eq!(repo.task("p", "1.1")["status"], "completed");
-        assert_eq!(support::podman::orphans(), Vec::<String>::new());
     }
 }
 
@@ -424,5 +423,59 @@ fn two_confined_tasks_in_one_container_each_get_the_proxy() {
     for id in ["1.1", "1.2", "1.3"] {
         let line = repo.git(&["show", &format!("plan/p:t-{id}.txt")]);
         assert!(line.contains(" 200 "), "task {id}: {line}");
+    }
+}
+
+#[test]
+fn a_tasks_check_runs_in_the_plans_container() {
+    // The check sees what only the plan's container has; a check that needs this host fails.
+    if !available() {
+        return;
+    }
+    for (sandbox, network) in [("off", "none"), ("on", "confined")] {
+        if sandbox == "on" && !support::landlock() {
+            continue;
+        }
+        // The plan's own container: its first process is the keeper (`sleep infinity`); with
+        // the sandbox off, the agent also leaves a file in the container's own /opt.
+        let inside = if sandbox == "off" {
+            "test -e /run/.containerenv && grep -q infinity /proc/1/cmdline && test \"$(cat /opt/mark)\" = agent"
+        } else {
+            "test -e /run/.containerenv && grep -q infinity /proc/1/cmdline"
+        };
+        for (check, passes) in [(inside, true), ("test ! -e /run/.containerenv", false)] {
+            let script = "(echo agent > /opt/mark) 2>/dev/null; echo ok > work.txt";
+            let repo = container_repo(script, 1, "", "");
+            let command = toml_array(&["sh", "-c", script]);
+            let agent = if network == "none" {
+                "report = \"exit\"\nnetwork = \"none\""
+            } else {
+                "report = \"exit\""
+            };
+            repo.manifest(
+                &command,
+                agent,
+                &format!(
+                    "retries = 0\nexecutor = \"container\"\nimage = \"{IMAGE}\"\ncheck = {}",
+                    toml_array(&["sh", "-c", check])
+                ),
+                &[("p", "")],
+            );
+            repo.commit_all("check");
+            let (code, out, err) =
+                repo.run_cmd(repo.orch(&["up", "--json"]).env("ORCH_SANDBOX", sandbox));
+            let status = repo.task("p", "1.1")["status"].clone();
+            let what = format!("sandbox {sandbox}, network {network}, check `{check}`");
+            if passes {
+                assert_eq!(code, 0, "{what}: {out}\n{err}");
+                assert_eq!(status, "completed", "{what}");
+                assert_eq!(repo.git(&["show", "plan/p:work.txt"]), "ok", "{what}");
+            } else {
+                assert_ne!(status, "completed", "{what}: {out}");
+                let log =
+                    String::from_utf8_lossy(&repo.read(".orch/logs/p/1.1.check.log")).into_owned();
+                assert!(log.contains("exit status 1"), "{what}: {log}");
+            }
+        }
     }
 }

@@ -107,6 +107,14 @@ pub(crate) trait Executor: Send + Sync + std::fmt::Debug {
         Ok(argv)
     }
 
+    /// Whether a plan's own commands on an attempt's work (a task's `check`, best of N's
+    /// `select`) run where its attempts run, through [`Executor::wrap`], [`Executor::confine`],
+    /// [`Executor::enter`] and [`Executor::network_place`] as an attempt does, then
+    /// [`Executor::settled`]; else here, as they are (on the lead's copy of the work).
+    fn commands_in_place(&self) -> bool {
+        false
+    }
+
     /// The job that runs attempt `job` when its executor hands attempts to a scheduler (the run's
     /// [`JobTracker`] follows it); `None`: a process started here ([`Executor::wrap`]).
     fn job(&self, job: &JobAttempt<'_>) -> Option<JobSpec> {

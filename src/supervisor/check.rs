@@ -137,17 +137,24 @@ async fn confined(
         ),
     );
     let start = std::fs::metadata(log).map_or(0, |m| m.len());
-    if let Some(first) = argv.first_mut()
+    let cannot_start = |e: String| {
+        let why = format!("the {what} `{shown}` of task `{id}` cannot start: {e}");
+        (CheckOutcome::Failed(why), start)
+    };
+    // Where the plan's attempts run (a container: its program found there), else here.
+    let place = place_of(pc, c, orch);
+    if let Some(at) = &place {
+        argv = match pc.executor.wrap(&at.attempt(), argv, &[]) {
+            Ok(a) => a,
+            Err(e) => return cannot_start(e),
+        };
+    } else if let Some(first) = argv.first_mut()
         && !first.contains('/')
         && let Some(found) = process::resolve_program(first, workdir)
     {
         *first = found.display().to_string();
     }
     let program = argv.first().cloned().unwrap_or_default();
-    let cannot_start = |e: String| {
-        let why = format!("the {what} `{shown}` of task `{id}` cannot start: {e}");
-        (CheckOutcome::Failed(why), start)
-    };
     let mut env = vec![
         (agent_env::ORCH_PLAN.to_string(), pc.name().to_owned()),
         (agent_env::ORCH_TASK.to_string(), id.clone()),
@@ -162,10 +169,25 @@ async fn confined(
             return cannot_start(format!("cannot make `{}`: {e}", tmp.display()));
         }
         env.push(("TMPDIR".to_string(), tmp.display().to_string()));
-        let rules = super::sandbox::attempt_rules(base, workdir, &tmp);
-        argv = super::sandbox::wrap(orch, &rules, argv);
+        let mut rules = super::sandbox::attempt_rules(base, workdir, &tmp);
+        argv = match &place {
+            Some(_) => pc
+                .executor
+                .confine(orch, &mut rules, &tmp, pc.agent.sandbox.mode, argv),
+            None => super::sandbox::wrap(orch, &rules, argv),
+        };
     }
-    if let Err(e) = process::runnable(&program, workdir) {
+    let mut net_place = crate::executor::NetPlace::Here;
+    if let Some(at) = &place {
+        let entered = pc
+            .executor
+            .enter(&at.attempt(), argv, &env, &at.tmp)
+            .and_then(|a| Ok((a, pc.executor.network_place()?)));
+        (argv, net_place) = match entered {
+            Ok(e) => e,
+            Err(e) => return cannot_start(e),
+        };
+    } else if let Err(e) = process::runnable(&program, workdir) {
         return cannot_start(e.to_string());
     }
     let argv = super::sandbox::in_session(orch, (ctx.log_max, grace), argv);
@@ -173,7 +195,7 @@ async fn confined(
     let net = match super::network::attempt(
         ctx.net.as_ref(),
         &pc.network,
-        crate::executor::NetPlace::Here,
+        net_place,
         (pc.name(), &id),
         log,
         &mut env,
@@ -191,6 +213,15 @@ async fn confined(
     }
     let waited = wait_within(&mut spawned, pc.entry.timeout, grace, &mut stop).await;
     process::end_session(spawned.pid).await;
+    if let Some(at) = &place {
+        // What it left in its place (a `podman exec` leaves its processes running).
+        let (pc, unit) = (pc.clone(), at.unit.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            pc.executor
+                .settled(&pc.repo_root, (pc.name(), &pc.entry.branch), &unit, 0)
+        })
+        .await;
+    }
     let code = match waited {
         Waited::Exited(code) => code,
         Waited::TimedOut => {
@@ -219,6 +250,79 @@ async fn confined(
         lines(&tail_of(log, start))
     );
     (CheckOutcome::Failed(why), start)
+}
+
+/// A plan's command on an attempt's work, as its executor sees it when it runs where the
+/// plan's attempts run ([`crate::executor::Executor::commands_in_place`]).
+struct Place {
+    plan: String,
+    /// `<tree>.<what>`.
+    unit: String,
+    repo_root: PathBuf,
+    state_dir: PathBuf,
+    status_file: PathBuf,
+    workdir: PathBuf,
+    branch: String,
+    /// Where its report directory would be (none is made: its parent is the plan's).
+    report_dir: PathBuf,
+    orch_bin: PathBuf,
+    sandbox: crate::manifest::SandboxMode,
+    /// Its `TMPDIR` as named here.
+    tmp: PathBuf,
+}
+
+impl Place {
+    fn attempt(&self) -> crate::executor::Attempt<'_> {
+        crate::executor::Attempt {
+            plan: &self.plan,
+            unit: &self.unit,
+            attempt: 0,
+            repo_root: &self.repo_root,
+            state_dir: &self.state_dir,
+            status_file: &self.status_file,
+            workdir: &self.workdir,
+            branch: &self.branch,
+            report_dir: &self.report_dir,
+            prompt_file: &self.report_dir,
+            orch_bin: &self.orch_bin,
+            sandbox: self.sandbox,
+            run_hosts: &[],
+        }
+    }
+}
+
+/// The place of command `c` of plan `pc` when its executor runs such commands where its
+/// attempts run.
+fn place_of(pc: &PlanCtx, c: &Confined<'_>, orch: &Path) -> Option<Place> {
+    if !pc.executor.commands_in_place() {
+        return None;
+    }
+    let unit = c
+        .log
+        .file_stem()
+        .map_or_else(|| c.what.to_string(), |s| s.to_string_lossy().into_owned());
+    Some(Place {
+        plan: pc.name().to_owned(),
+        report_dir: crate::status::report::attempt_dir(&pc.run_state_dir, pc.name(), &unit, 0),
+        tmp: c
+            .tmp
+            .clone()
+            .unwrap_or_else(|| super::sandbox::tmp_dir(pc.name(), &unit, 0)),
+        unit,
+        repo_root: pc.repo_root.clone(),
+        // The plan's state directory (`<state_dir>/<plan>/status.json`'s).
+        state_dir: pc
+            .status_path
+            .parent()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+        status_file: pc.status_path.clone(),
+        workdir: c.workdir.to_path_buf(),
+        branch: pc.entry.branch.clone(),
+        orch_bin: orch.to_path_buf(),
+        sandbox: pc.agent.sandbox.mode,
+    })
 }
 
 /// How a command orch waited for ended.

@@ -393,6 +393,10 @@ impl Executor for ContainerExecutor {
         false
     }
 
+    fn commands_in_place(&self) -> bool {
+        true
+    }
+
     fn check_start(
         &self,
         run: &RunStart<'_>,
