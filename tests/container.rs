@@ -479,3 +479,70 @@ fn a_tasks_check_runs_in_the_plans_container() {
         }
     }
 }
+
+#[test]
+fn verify_of_a_container_plan_runs_in_a_container_of_its_image() {
+    // `orch merge`'s verify sees what only a container of the plan's image has, and with the
+    // confined network reaches its allowed endpoint through orch's proxy; a verify that needs
+    // this host refuses the merge.
+    if !available() {
+        return;
+    }
+    let s = support::net_probe::servers();
+    let port = s.allowed.addr.port();
+    let through_proxy = format!(
+        "python3 -c 'import os, socket\nh, p = os.environ[\"HTTPS_PROXY\"][7:].rsplit(\":\", 1)\nc = socket.create_connection((h, int(p)), 5)\nc.sendall(b\"CONNECT 127.0.0.1:{port} HTTP/1.1\\r\\n\\r\\n\")\nassert b\" 200 \" in c.recv(100)'"
+    );
+    let inside = "test -e /run/.containerenv && grep -q infinity /proc/1/cmdline".to_string();
+    for (sandbox, network) in [("off", "none"), ("on", "confined")] {
+        if sandbox == "on" && !support::landlock() {
+            continue;
+        }
+        let passing = if network == "confined" {
+            format!("{inside} && {through_proxy}")
+        } else {
+            inside.clone()
+        };
+        for (verify, passes) in [
+            (passing.as_str(), true),
+            ("test ! -e /run/.containerenv", false),
+        ] {
+            let repo = Repo::builder().timeout(Duration::from_secs(300)).build();
+            repo.write("docs/plans/p.md", &support::one_task("P", "Write"));
+            let agent = if network == "none" {
+                "report = \"exit\"\nnetwork = \"none\""
+            } else {
+                "report = \"exit\""
+            };
+            repo.manifest(
+                &toml_array(&["sh", "-c", "echo ok > work.txt"]),
+                agent,
+                &format!(
+                    "retries = 0\nintegrate = \"off\"\nexecutor = \"container\"\nimage = \"{IMAGE}\"\nnetwork_allow = [\"127.0.0.1:{port}\"]\nverify = {}",
+                    toml_array(&["sh", "-c", verify])
+                ),
+                &[("p", "")],
+            );
+            repo.commit_all("plans");
+            let (code, out, err) =
+                repo.run_cmd(repo.orch(&["up", "--json"]).env("ORCH_SANDBOX", sandbox));
+            let what = format!("sandbox {sandbox}, network {network}, verify `{verify}`");
+            assert_eq!(code, 0, "{what}: {out}\n{err}");
+            let main = repo.rev("main");
+            let started = Instant::now();
+            let (code, out, err) =
+                repo.run_cmd(repo.orch(&["merge", "p"]).env("ORCH_SANDBOX", sandbox));
+            eprintln!("{what}: orch merge {:.2?}", started.elapsed());
+            let log =
+                String::from_utf8_lossy(&repo.read(".orch/logs/p/merge-verify.log")).into_owned();
+            if passes {
+                assert_eq!(code, 0, "{what}: {out}\n{err}\n{log}");
+                assert_ne!(repo.rev("main"), main, "{what}: main did not move");
+                assert!(repo.tree_files("main").contains(&"work.txt".to_string()));
+            } else {
+                assert_ne!(code, 0, "{what}: {out}\n{err}");
+                assert_eq!(repo.rev("main"), main, "{what}: main moved");
+            }
+        }
+    }
+}

@@ -112,16 +112,43 @@ impl Network {
         log: &Path,
         env: &mut Vec<(String, String)>,
     ) -> Result<Option<NetAttempt>, String> {
-        let made = match &self.mode {
-            Mode::None => Some(NetAttempt::none()),
-            Mode::Confined(allow) => Some(self.proxy()?.attempt(plan, unit, log, allow.clone())?),
-            Mode::Ports(allow, _) => {
+        self.attempt_in((plan, unit), log, env, None)
+    }
+
+    /// [`Network::attempt`] of a process that runs in a container (`container`: `Some`), whose
+    /// namespace is its own: the proxy's sockets of a confined one opened there by orch's
+    /// wrapper, which joins it; nothing for `none` (the container has only loopback).
+    pub(crate) fn attempt_in(
+        &self,
+        (plan, unit): (&str, &str),
+        log: &Path,
+        env: &mut Vec<(String, String)>,
+        container: Option<Option<crate::sandbox::net::Join>>,
+    ) -> Result<Option<NetAttempt>, String> {
+        let made = match (&self.mode, container) {
+            (Mode::None, Some(_)) => None,
+            (Mode::None, None) => Some(NetAttempt::none()),
+            (Mode::Confined(allow), Some(join)) => {
+                let join = join.ok_or("the container's network namespace is not known")?;
+                Some(
+                    self.proxy()?
+                        .attempt(plan, unit, log, allow.clone())?
+                        .joining(join)?,
+                )
+            }
+            (Mode::Ports(..), Some(_)) => {
+                return Err("a container's network cannot be limited to ports".into());
+            }
+            (Mode::Confined(allow), None) => {
+                Some(self.proxy()?.attempt(plan, unit, log, allow.clone())?)
+            }
+            (Mode::Ports(allow, _), None) => {
                 Some(
                     self.proxy()?
                         .attempt_ports(plan, unit, log, allow.clone())?,
                 )
             }
-            Mode::Open | Mode::Unconfined(_) => None,
+            (Mode::Open | Mode::Unconfined(_), _) => None,
         };
         match &made {
             Some(a) => env.extend(a.env()),

@@ -39,6 +39,9 @@ pub(crate) struct Verify {
     /// Told when each run of [`run_verify`] starts and ends (`orch merge`'s lines); nobody by
     /// default.
     pub(crate) announce: Announce,
+    /// The image of each plan that runs in a container, where its verify runs too (a
+    /// container of its own: [`crate::executor::container::OneShot`]).
+    pub(crate) images: std::collections::BTreeMap<String, String>,
 }
 
 /// What [`Announce`] is told of a run of the verify command.
@@ -104,6 +107,7 @@ impl Verify {
             sandbox: super::confine::decide(manifest, crate::sandbox::supported)?,
             network: super::network::Network::of_verify(manifest)?,
             announce: Announce::default(),
+            images: crate::executor::container::images(manifest),
         }))
     }
 
@@ -118,17 +122,46 @@ impl Verify {
         log: &Path,
     ) -> Result<Prepared, String> {
         let confine = self.sandbox.confine.as_ref();
-        let (mut argv, tmp) = super::confine::verify_argv(confine, argv, cwd, what)?;
+        let image = self.images.get(plan);
+        // In a container of the plan's image, its program found on the container's PATH.
+        let argv: Vec<String> = match image {
+            Some(_) => std::iter::once("/usr/bin/env".to_string())
+                .chain(argv.iter().cloned())
+                .collect(),
+            None => argv.to_vec(),
+        };
+        let (mut argv, tmp) = super::confine::verify_argv(confine, &argv, cwd, what)?;
         let mut env = Vec::new();
         if let Some(t) = &tmp {
             env.push(("TMPDIR".to_string(), t.path().display().to_string()));
         }
-        let net = self.network.attempt((plan, "verify"), log, &mut env)?;
-        // `orch sandbox-exec` enters the network before its file rules; without them, it is
-        // run for the network alone.
         let orch = super::network::orch_bin()?;
-        if confine.is_none() && self.network.confines() {
-            argv = super::network::network_only(&orch, &argv);
+        let container = match image {
+            Some(image) => Some(crate::executor::container::OneShot::start(
+                image,
+                plan,
+                (cwd, tmp.as_ref().map(super::confine::TmpDir::path)),
+                &orch,
+                !self.network.confines(),
+            )?),
+            None => None,
+        };
+        let net = self.network.attempt_in(
+            (plan, "verify"),
+            log,
+            &mut env,
+            container
+                .as_ref()
+                .map(crate::executor::container::OneShot::netns),
+        )?;
+        match &container {
+            Some(c) => argv = c.enter(cwd, argv, &env),
+            // `orch sandbox-exec` enters the network before its file rules; without them, it
+            // is run for the network alone.
+            None if confine.is_none() && self.network.confines() => {
+                argv = super::network::network_only(&orch, &argv);
+            }
+            None => {}
         }
         // Under the wrapper: whatever the command leaves running (the branch's code is the
         // agent's) ends with it, and its output is capped.
@@ -138,6 +171,7 @@ impl Verify {
             env,
             _tmp: tmp,
             net,
+            _container: container,
         })
     }
 
@@ -154,6 +188,8 @@ pub(crate) struct Prepared {
     pub(crate) env: Vec<(String, String)>,
     _tmp: Option<super::confine::TmpDir>,
     net: Option<crate::sandbox::net::NetAttempt>,
+    /// The container it runs in, removed once it has ended.
+    _container: Option<crate::executor::container::OneShot>,
 }
 
 impl Prepared {

@@ -17,7 +17,10 @@
 //! the next start removes the containers of runs whose orch is gone (found by label).
 
 pub(crate) mod devcontainer;
+mod oneshot;
 mod podman;
+
+pub(crate) use oneshot::{OneShot, images};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

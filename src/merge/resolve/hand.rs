@@ -117,6 +117,7 @@ pub(crate) fn verify_for(
         sandbox: crate::merge::confine::decide(manifest, crate::sandbox::supported)?,
         network: crate::merge::network::Network::of_verify(manifest)?,
         announce: Default::default(),
+        images: crate::executor::container::images(manifest),
     }))
 }
 

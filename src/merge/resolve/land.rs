@@ -241,6 +241,7 @@ impl Gates<'_> {
             sandbox,
             network,
             announce: Default::default(),
+            images: crate::executor::container::images(self.manifest),
         };
         let log = spec
             .log_dir

@@ -280,6 +280,7 @@ impl Ctx<'_> {
             network: crate::merge::network::Network::of_verify(self.manifest)
                 .map_err(|e| e.to_string())?,
             announce: Default::default(),
+            images: crate::executor::container::images(self.manifest),
         };
         let name = format!("{kind}-{}", group.name());
         let after = if kind == "land" {
