@@ -61,8 +61,9 @@ fn two_tasks_run_in_the_plans_container_and_land_on_its_branch() {
         assert_eq!(text, format!("{id} debian-12 container"), "task {id}");
     }
     assert_eq!(repo.subjects("plan/p").len(), 2);
-    // Removed with the run: no container of a run whose orch is gone.
-    assert_eq!(support::podman::orphans(), Vec::<String>::new());
+    // Removed with the run: no container of this repository is left (other tests' runs may
+    // have theirs meanwhile).
+    assert_eq!(support::podman::mounting(repo.root()), Vec::<String>::new());
 }
 
 #[test]

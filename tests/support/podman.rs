@@ -76,3 +76,26 @@ pub fn orphans() -> Vec<String> {
         })
         .collect()
 }
+
+/// The containers orch made (any run, running or not) that mount a path beneath `dir`: those of
+/// one test's repository, whatever other tests run beside it.
+pub fn mounting(dir: &std::path::Path) -> Vec<String> {
+    let out = Command::new("podman")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label={RUN_LABEL}"),
+            "--format",
+            "{{.Names}} {{.Mounts}}",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("podman ps");
+    let dir = dir.display().to_string();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&dir))
+        .filter_map(|l| l.split(' ').next().map(str::to_string))
+        .collect()
+}
