@@ -554,6 +554,10 @@ pub(super) enum Command {
         /// round writes `<task>.a<K>.log`). Example: `orch logs auth 2.3 --attempt 2`.
         #[arg(long, value_name = "K", requires = "task")]
         attempt: Option<u32>,
+        /// With TASK, only the log's last N bytes (`--json`: `text` holds them, `truncated`
+        /// says whether it was cut). Example: `orch logs auth 2.3 --tail-bytes 4096`.
+        #[arg(long, value_name = "N", requires = "task", conflicts_with_all = ["raw", "path"])]
+        tail_bytes: Option<u64>,
     },
     /// A live full-screen view of the repository's run, and control of it.
     ///

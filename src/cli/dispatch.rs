@@ -220,6 +220,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             raw,
             manifest,
             attempt,
+            tail_bytes,
         } => commands::logs::run(&commands::logs::LogsArgs {
             manifest,
             plan,
@@ -228,6 +229,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             json,
             raw,
             attempt,
+            tail_bytes,
         }),
         Command::Top { manifest } => crate::top::run(crate::workspace::load(&Selection {
             manifest,

@@ -28,6 +28,8 @@ pub(crate) struct LogsArgs {
     pub(crate) raw: bool,
     /// Best of N: the log of this attempt of the task (`<task>.a<K>.log`).
     pub(crate) attempt: Option<u32>,
+    /// Only the log's last N bytes.
+    pub(crate) tail_bytes: Option<u64>,
 }
 
 /// One log file.
@@ -225,7 +227,8 @@ fn show(args: &LogsArgs, entry: &PlanEntry, dir: &Path, task: &str) -> CliResult
     // An agent (unconfined) can put a link or a FIFO where its log goes: read as untrusted.
     let unreadable = |e: read::ReadError| CliError::new(exit::FAILURE, anyhow!(e));
     if args.json {
-        let (from, bytes) = read::tail(&path, 0, JSON_MAX).map_err(unreadable)?;
+        let max = args.tail_bytes.unwrap_or(JSON_MAX).min(JSON_MAX);
+        let (from, bytes) = read::tail(&path, 0, max).map_err(unreadable)?;
         let meta = std::fs::symlink_metadata(&path).ok();
         print_json(&json!({
             "plan": entry.name,
@@ -238,7 +241,17 @@ fn show(args: &LogsArgs, entry: &PlanEntry, dir: &Path, task: &str) -> CliResult
         }));
         return Ok(exit::OK);
     }
-    let (file, _) = read::open(&path).map_err(unreadable)?;
+    let (mut file, size) = read::open(&path).map_err(unreadable)?;
+    if let Some(n) = args.tail_bytes {
+        use std::io::Seek as _;
+        file.seek(std::io::SeekFrom::Start(size.saturating_sub(n)))
+            .map_err(|e| {
+                CliError::new(
+                    exit::FAILURE,
+                    anyhow!("cannot read `{}`: {e}", path.display()),
+                )
+            })?;
+    }
     // A closed pipe (`orch logs auth 1.1 | head`) is not an error.
     let mut out = std::io::stdout().lock();
     let copied = if args.raw {
