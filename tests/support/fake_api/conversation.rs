@@ -19,6 +19,11 @@ pub(super) enum Step {
     },
     Run(String),
     Say(String),
+    /// A call of the client's tool `name` (an MCP server's: `mcp__orch__status`) with `input`.
+    Tool {
+        name: String,
+        input: Value,
+    },
 }
 
 /// What the fake model reads from a request: orch's prompt and the tool results so far.
@@ -99,7 +104,13 @@ impl Conversation {
                                 prompt.push('\n');
                             }
                             Some("tool_use") => {
-                                let call = command_of(&c["input"]);
+                                let call = match c["name"].as_str() {
+                                    // An MCP tool's call: its name and arguments.
+                                    Some(n) if n.starts_with("mcp__") => {
+                                        format!("{n} {}", c["input"])
+                                    }
+                                    _ => command_of(&c["input"]),
+                                };
                                 calls
                                     .insert(c["id"].as_str().unwrap_or_default().to_string(), call);
                             }
@@ -298,6 +309,39 @@ impl Conversation {
 }
 
 impl Conversation {
+    /// [`super::Behaviour::CallsTools`]: the next tool of `script` not called yet (one a turn,
+    /// counted by the results the client sent back), when the client offers it (`tools`, the
+    /// request's); then `done`.
+    pub(super) fn script_step(
+        &self,
+        script: &[(String, Value)],
+        tools: &Value,
+        done: &str,
+    ) -> Step {
+        let offered = |name: &str| {
+            tools
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t["name"] == name))
+        };
+        match script.get(self.results.len()) {
+            Some((name, input)) if offered(name) => Step::Tool {
+                name: name.clone(),
+                input: input.clone(),
+            },
+            Some((name, _)) => Step::Say(format!(
+                "I cannot do this: no tool {name} offered (offered: {})",
+                tools
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t["name"].as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            None => Step::Say(done.to_string()),
+        }
+    }
+
     /// [`super::Behaviour::Asks`]: ask (the prompt's report command with `ask` for `done`),
     /// then wait; with `answer` in a user message, go on as told, the ask's result not counted.
     pub(super) fn ask_step(&self, question: &str, answer: &str) -> Step {

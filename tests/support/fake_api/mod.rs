@@ -73,6 +73,13 @@ pub enum Behaviour {
     /// this text (a person's message said while it runs); then as
     /// [`Behaviour::FixesWhenTold`]: the file it writes says `… fixed by task ID`.
     Listens(String),
+    /// Calls the client's tools in this order, one a turn, each with its arguments (an MCP
+    /// server's tools as Claude Code names them, `mcp__orch__status`); then says `done`.
+    /// Anthropic's API only (Claude Code); a call without tools offered is answered with text.
+    CallsTools {
+        script: Vec<(String, Value)>,
+        done: String,
+    },
 }
 
 /// What the fake model read in one model call: the user messages' text and the commands of
@@ -403,6 +410,7 @@ fn answer(req: &Request, state: &Mutex<State>) -> Reply {
         Behaviour::Listens(_) => conv.next_step(true),
         Behaviour::RunsFirst(cmd) if conv.results.is_empty() => Step::Run(cmd),
         Behaviour::Asks { question, answer } => conv.ask_step(&question, &answer),
+        Behaviour::CallsTools { script, done } => conv.script_step(&script, &body["tools"], &done),
         _ => conv.next_step(false),
     };
     let model = match api {

@@ -21,6 +21,9 @@ pub(super) fn anthropic_reply(model: &str, step: &Step, stream: bool) -> Reply {
             "input": {"command": cmd, "description": "run a command"}}),
         Step::Say(text) => json!({"type": "text", "text": text}),
         Step::Whole { file, content } => json!({"type": "text", "text": whole(file, content)}),
+        Step::Tool { name, input } => {
+            json!({"type": "tool_use", "id": format!("toolu_{id}"), "name": name, "input": input})
+        }
     };
     let stop = if block["type"] == "tool_use" {
         "tool_use"
@@ -104,6 +107,8 @@ pub(super) fn responses_reply(step: &Step) -> Reply {
             json!({"type": "message", "role": "assistant", "id": format!("msg_{id}"),
             "content": [{"type": "output_text", "text": whole(file, content), "annotations": []}]})
         }
+        Step::Tool { name, input } => json!({"type": "function_call", "id": format!("fc_{id}"),
+            "call_id": format!("call_{id}"), "name": name, "arguments": input.to_string()}),
     };
     let resp_id = format!("resp_{id}");
     let mut events = Vec::new();
@@ -150,6 +155,7 @@ pub(super) fn gemini_reply(model: &str, step: &Step, stream: bool) -> Reply {
             "args": {"command": cmd, "description": "run a command"}}}),
         Step::Say(text) => json!({"text": text}),
         Step::Whole { file, content } => json!({"text": whole(file, content)}),
+        Step::Tool { name, input } => json!({"functionCall": {"name": name, "args": input}}),
     };
     let answer = json!({"candidates": [{"content": {"role": "model", "parts": [part]},
         "finishReason": "STOP", "index": 0}], "usageMetadata": usage_gemini(), "modelVersion": model,
@@ -172,6 +178,7 @@ pub(super) fn chat_reply(model: &str, step: &Step, stream: bool) -> Reply {
         Step::Say(t) | Step::Run(t) => t.clone(),
         Step::Whole { file, content } => whole(file, content),
         Step::Write { path, content } => whole(path, content),
+        Step::Tool { name, .. } => format!("I cannot call {name}: this API has no tools"),
     };
     let id = format!("chatcmpl-{}", next_id());
     let usage = json!({"prompt_tokens": USAGE_INPUT, "completion_tokens": USAGE_OUTPUT,
@@ -240,12 +247,13 @@ pub(super) fn chat_tools_reply(model: &str, step: &Step, tools: &Value, stream: 
             }
             (*name, args)
         }),
+        Step::Tool { name, input } => find(&[name.as_str()]).map(|(n, _)| (*n, input.clone())),
         _ => None,
     };
     let text = match step {
         Step::Say(t) => t.clone(),
         Step::Whole { file, content } => whole(file, content),
-        Step::Write { .. } | Step::Run(_) => {
+        Step::Write { .. } | Step::Run(_) | Step::Tool { .. } => {
             "I cannot do this: the client offers no such tool".into()
         }
     };
