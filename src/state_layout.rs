@@ -112,9 +112,12 @@ pub(crate) const RESOLVE: Own = Own::fresh(".resolve");
 /// The private copies of the clients' state, `<CLIENTS>/<plan>/…`.
 pub(crate) const CLIENTS: Own = Own::fresh(".clients");
 
+/// What the last `orch up` started by `orch mcp`'s `up` tool printed (its stdout and stderr).
+pub(crate) const MCP_UP_LOG: Own = Own::fresh(".mcp-up.log");
+
 /// Every entry orch keeps in a state directory under a name of its own.
 #[cfg(test)]
-pub(crate) const ALL: [Own; 17] = [
+pub(crate) const ALL: [Own; 18] = [
     EVENTS,
     EVENTS_ROTATED,
     HISTORY,
@@ -132,6 +135,7 @@ pub(crate) const ALL: [Own; 17] = [
     REMOTE,
     RESOLVE,
     CLIENTS,
+    MCP_UP_LOG,
 ];
 
 /// The locks in a state directory: `supervisor.lock`, `merge.lock`, `integration.lock`,

@@ -39,6 +39,7 @@ mod integrate;
 mod integrate_up;
 mod layers;
 mod leftovers;
+mod mcp;
 mod merge;
 mod merge_verify;
 mod network;

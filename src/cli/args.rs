@@ -162,6 +162,13 @@ pub(super) enum Command {
         #[arg(long, value_name = "ID")]
         why: Option<String>,
     },
+    /// Serve orch's verbs to an agent over MCP (see `orch mcp --help`).
+    #[command(
+        about = super::mcp_args::ABOUT,
+        long_about = super::mcp_args::LONG,
+        after_help = super::mcp_args::EXAMPLES
+    )]
+    Mcp(super::mcp_args::Mcp),
     /// Record a task's outcome: what agents call.
     ///
     /// Example: `orch task done 2.3 --note "added tests"`, `orch task fail 2.3 --error "build broke"`.

@@ -231,6 +231,10 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             attempt,
             tail_bytes,
         }),
+        Command::Mcp(m) => commands::mcp::run(commands::mcp::McpArgs {
+            manifest: m.manifest,
+            allow_control: m.allow_control,
+        }),
         Command::Top { manifest } => crate::top::run(crate::workspace::load(&Selection {
             manifest,
             plan: None,

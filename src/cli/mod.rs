@@ -5,6 +5,7 @@ mod args;
 mod dispatch;
 mod generate;
 mod internal;
+mod mcp_args;
 mod task_args;
 #[cfg(test)]
 mod tests;

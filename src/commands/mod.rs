@@ -13,6 +13,7 @@ pub(crate) mod init;
 pub(crate) mod integrate;
 mod land;
 pub(crate) mod logs;
+pub(crate) mod mcp;
 pub(crate) mod merge;
 mod merge_args;
 pub(crate) mod next;

@@ -1,0 +1,53 @@
+//! `orch mcp`: a Model Context Protocol server on stdin and stdout, for the agent that leads a
+//! run (Claude Code, Codex, Gemini CLI). Its tools are orch's verbs, each returning what the verb's
+//! `--json` prints (`spec.rs` what a tool is made of, `tools.rs` the read verbs and the command
+//! lines arguments make, `control.rs` the control verbs, `child.rs` a verb run, `server.rs` the
+//! protocol); `wait` blocks until the run's next event of a kind asked for
+//! (`events.rs`), and `up` starts a run detached (`up.rs`). The control verbs are there only
+//! when a person starts it with `--allow-control`.
+
+mod child;
+mod control;
+mod events;
+mod server;
+mod spec;
+mod tools;
+mod up;
+
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+
+use crate::error::{CliError, CliResult, exit};
+
+/// What `orch mcp` was given.
+pub(crate) struct McpArgs {
+    /// The manifest every tool works on, instead of the one found from the current directory.
+    pub(crate) manifest: Option<PathBuf>,
+    /// The control verbs are listed and callable.
+    pub(crate) allow_control: bool,
+}
+
+/// Serves until the client closes the session (exit 0), or fails to start it (exit 1).
+pub(crate) fn run(args: McpArgs) -> CliResult<u8> {
+    let manifest = match args.manifest {
+        Some(m) => Some(
+            std::path::absolute(&m)
+                .map_err(|e| CliError::invalid(anyhow!("`--manifest {}`: {e}", m.display())))?,
+        ),
+        None => None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(exit::FAILURE, anyhow!("cannot start the runtime: {e}")))?;
+    let server = server::Server {
+        manifest,
+        control: args.allow_control,
+    };
+    runtime
+        .block_on(server.serve_stdio())
+        .map_err(|e| CliError::new(exit::FAILURE, anyhow!(e)))?;
+    Ok(exit::OK)
+}
