@@ -6,8 +6,14 @@
 //! Escaped: every control character (C0, DEL and the C1 range, `U+009B` included, which some
 //! terminals take as a CSI), the bidirectional overrides and isolates (`U+202A`-`U+202E`,
 //! `U+2066`-`U+2069`, the marks `U+200E`, `U+200F`, `U+061C`) and the line and paragraph
-//! separators (`U+2028`, `U+2029`). Each is written as Rust writes it in a string: `\u{1b}`,
-//! `\r`, `\u{202e}`. Everything else, non-ASCII letters included, is kept.
+//! separators (`U+2028`, `U+2029`), and the characters a person does not see but a model
+//! reads (text hidden in them reaches a lead agent as an instruction): the tag characters
+//! (`U+E0000`-`U+E007F`, "ASCII smuggling"), the zero-width ones (`U+200B`-`U+200D`,
+//! `U+2060`-`U+2064`, `U+FEFF`, `U+180E`), the soft hyphen (`U+00AD`) and the variation
+//! selectors that carry hidden bytes (`U+FE00`-`U+FE0D`, `U+E0100`-`U+E01EF`; `U+FE0E` and
+//! `U+FE0F`, which choose between a symbol's text and emoji forms, are kept). Each is written
+//! as Rust writes it in a string: `\u{1b}`, `\r`, `\u{202e}`. Everything else, non-ASCII
+//! letters included, is kept.
 //!
 //! The commands' writers of text (`commands::output::println_safe`, `eprintln_safe`, the
 //! `error:` lines, `orch up`'s progress, `orch top`'s frame) pass what they print through
@@ -30,6 +36,14 @@ pub(crate) fn is_unsafe(c: char) -> bool {
                 | '\u{2066}'..='\u{2069}'
                 | '\u{2028}'
                 | '\u{2029}'
+                | '\u{00ad}'
+                | '\u{180e}'
+                | '\u{200b}'..='\u{200d}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{feff}'
+                | '\u{fe00}'..='\u{fe0d}'
+                | '\u{e0000}'..='\u{e007f}'
+                | '\u{e0100}'..='\u{e01ef}'
         )
 }
 
@@ -42,13 +56,22 @@ fn push_escaped(out: &mut String, c: char) {
 }
 
 /// Whether the UTF-8 `bytes` may hold a character of the module's list (newline and tab
-/// aside when `lines`): a byte below space or DEL, or the first byte of a C1 control (`0xC2`),
-/// of a bidi control or separator (`0xE2`) or of `U+061C` (`0xD8`). A byte loop the compiler
+/// aside when `lines`): a byte below space or DEL, or the first byte of a C1 control or the
+/// soft hyphen (`0xC2`), of a bidi control, separator or zero-width character (`0xE2`), of
+/// `U+061C` (`0xD8`), of `U+180E` (`0xE1`), of `U+FEFF` or a variation selector (`0xEF`), of a
+/// tag character or a supplementary variation selector (`0xF3`). A byte loop the compiler
 /// vectorises, so that the common text (a 5 MB `status --json`) costs one pass and no copy.
 fn may_hold_unsafe(bytes: &[u8], lines: bool) -> bool {
     bytes.iter().fold(false, |any, &b| {
         let kept = lines && (b == b'\n' || b == b'\t');
-        any | ((b < 0x20) & !kept) | (b == 0x7f) | (b == 0xc2) | (b == 0xe2) | (b == 0xd8)
+        any | ((b < 0x20) & !kept)
+            | (b == 0x7f)
+            | (b == 0xc2)
+            | (b == 0xe2)
+            | (b == 0xd8)
+            | (b == 0xe1)
+            | (b == 0xef)
+            | (b == 0xf3)
     })
 }
 
@@ -105,7 +128,11 @@ pub(crate) fn json_safe(json: String) -> String {
     let mut out = String::with_capacity(json.len() + 16);
     for c in json.chars() {
         if is_unsafe(c) && !c.is_ascii() {
-            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            // JSON's `\uXXXX` holds 16 bits: a character beyond them is its UTF-16 pair.
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{:04x}", u));
+            }
         } else {
             out.push(c);
         }
@@ -135,6 +162,23 @@ mod tests {
             ("line\u{2028}sep", "line\\u{2028}sep"),
             ("two\nlines\tand tab", "two\\nlines\\tand tab"),
             ("plain ünïcödé → ok `code`", "plain ünïcödé → ok `code`"),
+            // What a person does not see and a model reads.
+            (
+                "Which DB?\u{e0072}\u{e0075}\u{e006e}",
+                "Which DB?\\u{e0072}\\u{e0075}\\u{e006e}",
+            ),
+            (
+                "a\u{200b}b\u{200d}c\u{2060}d\u{feff}e\u{ad}f",
+                "a\\u{200b}b\\u{200d}c\\u{2060}d\\u{feff}e\\u{ad}f",
+            ),
+            (
+                "x\u{fe00}\u{e0100}\u{180e}",
+                "x\\u{fe00}\\u{e0100}\\u{180e}",
+            ),
+            (
+                "\u{2764}\u{fe0f} 한국어 ＡＢ",
+                "\u{2764}\u{fe0f} 한국어 ＡＢ",
+            ),
         ];
         for (raw, shown) in cases {
             assert_eq!(escaped(raw), shown, "{raw:?}");
@@ -148,6 +192,16 @@ mod tests {
         assert!(matches!(escaped("clean"), Cow::Borrowed(_)));
         assert!(matches!(escaped_lines("a\tb\nc"), Cow::Borrowed(_)));
         assert_eq!(escaped("a\tb\nc"), "a\\tb\\nc");
+    }
+
+    #[test]
+    fn json_of_hidden_characters_beyond_16_bits_is_still_json() {
+        let v = serde_json::json!({"q": "ok\u{e0041}\u{200b}"});
+        let text = json_safe(serde_json::to_string(&v).expect("json"));
+        assert!(!text.contains(is_unsafe), "{text}");
+        assert!(text.contains("\\udb40\\udc41"), "{text}");
+        let back: serde_json::Value = serde_json::from_str(&text).expect("still JSON");
+        assert_eq!(back, v);
     }
 
     #[test]

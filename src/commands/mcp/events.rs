@@ -68,9 +68,17 @@ impl Log {
     /// The log of `state_dir`, read from `cursor` (its end now without one).
     pub(super) fn open(state_dir: &Path, cursor: Option<u64>) -> Self {
         let path = EVENTS.at(state_dir);
-        let cursor = cursor.unwrap_or_else(|| len(&path));
+        let rotated = EVENTS_ROTATED.at(state_dir);
+        let now = len(&path);
+        // A cursor past the end of the log and of the one it rotated from names no place a
+        // reader was: it waits from the end, not from a start it would take for a rotation.
+        let cursor = match cursor {
+            Some(c) if c > now && c > len(&rotated) => now,
+            Some(c) => c,
+            None => now,
+        };
         Self {
-            rotated: EVENTS_ROTATED.at(state_dir),
+            rotated,
             path,
             cursor,
         }
@@ -194,6 +202,22 @@ mod tests {
 
     /// Whole lines only, from the cursor on, past what is not JSON; the cursor after the event
     /// returned; a rotation followed.
+    #[test]
+    fn a_cursor_past_every_end_waits_from_the_end() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(
+            EVENTS.at(dir.path()),
+            "{\"event\":\"task_finished\",\"plan\":\"a\",\"task\":\"1.1\"}\n",
+        )
+        .expect("events");
+        let mut log = Log::open(dir.path(), Some(1_000_000_000_000));
+        assert_eq!(log.cursor, len(&EVENTS.at(dir.path())));
+        assert!(
+            log.next(&filter(&["task_finished"], None, None)).is_none(),
+            "an old event replayed"
+        );
+    }
+
     #[test]
     fn events_are_read_forward_from_the_cursor() {
         let dir = tempfile::tempdir().expect("tempdir");

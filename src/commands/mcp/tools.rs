@@ -362,6 +362,26 @@ pub(super) fn checked<'a>(
                         }
                     )));
                 }
+                // A plan is named, never a file: orch's verbs read a plan file given by its
+                // path, and a client (or the agent text it read) must not have them read one
+                // outside the repository.
+                if matches!(prm.name, "plan" | "plans") {
+                    let names: Vec<&str> = match v {
+                        Value::String(s) => vec![s.as_str()],
+                        Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                        _ => Vec::new(),
+                    };
+                    if let Some(bad) = names
+                        .iter()
+                        .find(|n| crate::manifest::check_plan_name(n).is_err())
+                    {
+                        return Err(BadArgs(format!(
+                            "tool `{}`: `{}` is not a plan's name (a name from plans.toml, not a path)",
+                            spec.name,
+                            crate::untrusted::text::Shown(bad)
+                        )));
+                    }
+                }
                 if let (Place::Sub(words), Some(s)) = (prm.place, v.as_str())
                     && !words.contains(&s)
                 {
@@ -434,6 +454,32 @@ mod tests {
         checked(spec, control, &a).map(|c| argv(spec, &c))
     }
 
+    /// A plan is a name, never a path: a file outside the repository is not read as a plan.
+    #[test]
+    fn a_plan_argument_that_is_a_path_is_refused() {
+        let mut tried = 0;
+        for (tool, v) in [
+            ("status", json!({"plan": "/home/u/.envsecret"})),
+            ("status", json!({"plan": "../other/plan.md"})),
+            ("status", json!({"plan": ".orch/worktrees/b/a.md"})),
+            ("status", json!({"plan": "--manifest=/etc"})),
+            ("next", json!({"plan": "a/b"})),
+            ("check", json!({"plans": ["a", "/etc/passwd"]})),
+            ("graph", json!({"plans": [".."]})),
+        ] {
+            if find(tool).is_some_and(|spec| {
+                params(spec, false)
+                    .iter()
+                    .any(|p| v.as_object().is_some_and(|o| o.contains_key(p.name)))
+            }) {
+                let got = line(tool, false, v.clone());
+                assert!(got.is_err(), "{tool} {v}: {got:?}");
+                tried += 1;
+            }
+        }
+        assert!(tried >= 5, "only {tried} tried");
+    }
+
     /// Values a client sends never become options: options are `--name=value`, words follow
     /// `--`.
     #[test]
@@ -442,7 +488,7 @@ mod tests {
             line(
                 "answer",
                 true,
-                json!({"plan": "--force", "task": "1.1", "text": "--restart"})
+                json!({"plan": "a", "task": "--force", "text": "--restart"})
             )
             .expect("line"),
             [
@@ -450,19 +496,14 @@ mod tests {
                 "answer",
                 "--json",
                 "--",
+                "a",
                 "--force",
-                "1.1",
                 "--restart"
             ]
         );
         assert_eq!(
-            line("status", false, json!({"plan": "--manifest=/etc"})).expect("line"),
-            [
-                "--color=never",
-                "status",
-                "--json",
-                "--plan=--manifest=/etc"
-            ]
+            line("status", false, json!({"plan": "p-1.x_y"})).expect("line"),
+            ["--color=never", "status", "--json", "--plan=p-1.x_y"]
         );
         assert_eq!(
             line(
