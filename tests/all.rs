@@ -79,6 +79,7 @@ mod scaffold;
 mod simulate;
 mod slurm;
 mod sparse;
+mod speckit;
 mod submodules;
 mod sync;
 mod task_pool;

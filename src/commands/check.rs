@@ -148,14 +148,34 @@ fn report_json(
         .iter()
         .map(|p| {
             let (tasks, verify) = task_counts(p);
-            json!({
+            let format = if speckit_tasks(p).next().is_some() {
+                "speckit"
+            } else {
+                "orch"
+            };
+            let mut v = json!({
                 "name": p.name,
                 "file": p.rel_path,
                 "phases": p.plan.phases.len(),
                 "tasks": tasks,
                 "verify_steps": verify,
                 "allow_protected": allowed_of(ws, &p.name),
-            })
+                "format": format,
+            });
+            if speckit_tasks(p).next().is_some() {
+                let marks: Vec<Value> = speckit_tasks(p)
+                    .map(|(id, s)| {
+                        json!({
+                            "id": id,
+                            "parallel": s.parallel,
+                            "stories": s.stories,
+                            "written_depends": s.written,
+                        })
+                    })
+                    .collect();
+                v["speckit"] = json!(marks);
+            }
+            v
         })
         .collect();
     let mut v = json!({
@@ -212,6 +232,9 @@ fn print_text(
             counted(tasks, "task"),
             counted(verify, "verification step")
         ));
+        for line in speckit_summary(p) {
+            println_safe(&line);
+        }
         let allowed = allowed_of(ws, &p.name);
         if !allowed.is_empty() {
             println_safe(&format!(
@@ -279,6 +302,53 @@ fn print_text(
     eprintln_safe(&format!(
         "{verdict}: {errors} error(s), {warnings} warning(s)"
     ));
+}
+
+/// The tasks of a plan read as a Spec Kit `tasks.md`, with their marks.
+fn speckit_tasks(p: &LoadedPlan) -> impl Iterator<Item = (&str, &crate::plan::SpecKitTask)> {
+    p.plan
+        .tasks
+        .iter()
+        .filter_map(|t| t.speckit.as_deref().map(|s| (t.id.as_str(), s)))
+}
+
+/// What orch understood of a Spec Kit plan: its `[P]` tasks, its stories and the dependencies
+/// written in it (the order of the file is in the waves).
+fn speckit_summary(p: &LoadedPlan) -> Vec<String> {
+    if speckit_tasks(p).next().is_none() {
+        return Vec::new();
+    }
+    let parallel: Vec<&str> = speckit_tasks(p)
+        .filter(|(_, s)| s.parallel)
+        .map(|(id, _)| id)
+        .collect();
+    let mut stories: Vec<(&str, usize)> = Vec::new();
+    for (_, s) in speckit_tasks(p) {
+        for story in &s.stories {
+            match stories.iter_mut().find(|(n, _)| n == story) {
+                Some((_, count)) => *count += 1,
+                None => stories.push((story, 1)),
+            }
+        }
+    }
+    let stories: Vec<String> = stories.iter().map(|(s, n)| format!("{s} ({n})")).collect();
+    let written: Vec<String> = speckit_tasks(p)
+        .filter(|(_, s)| !s.written.is_empty())
+        .map(|(id, s)| format!("{id} after {}", s.written.join(", ")))
+        .collect();
+    let none = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    vec![
+        "  read as Spec Kit: each task after the one before it, `[P]` tasks side by side, phases in order".to_string(),
+        format!("  [P]: {}", if parallel.is_empty() { "none".to_string() } else { parallel.join(" ") }),
+        format!("  stories: {}", none(&stories)),
+        format!("  written dependencies: {}", none(&written)),
+    ]
 }
 
 /// `n` and `what`, plural unless `n` is 1: "1 phase", "3 tasks".

@@ -67,7 +67,8 @@ pub(crate) use load::{MANIFEST_NAME, ManifestError, find_manifest, load};
 pub(crate) use model::Host;
 pub(crate) use model::ResolveWith;
 pub(crate) use model::{
-    Defaults, DepTarget, Dependency, LOG_MAX_DEFAULT, Manifest, MergeStrategy, PlanEntry, Warm,
+    Defaults, DepTarget, Dependency, LOG_MAX_DEFAULT, Manifest, MergeStrategy, PlanEntry,
+    PlanFormat, Warm,
 };
 #[cfg(test)]
 pub(crate) use names::is_valid_ref_name;

@@ -286,6 +286,27 @@ pub(crate) struct PlanEntry {
     /// Resolved: the plan's `fallback`, else its agent's: the agents its pending tasks go to
     /// while its agent is at a usage limit, in order.
     pub(crate) fallback: Vec<String>,
+    /// `format`: the grammar the manifest says the plan's file is written in, and the line
+    /// of the key; `None`: recognised from the file.
+    pub(crate) format: Option<(PlanFormat, usize)>,
+}
+
+/// The grammar of a plan file (`format` of a `[[plan]]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PlanFormat {
+    /// orch's own: `## Phase N: title`, `- [ ] N.M description`.
+    Orch,
+    /// Spec Kit's `tasks.md`: `- [ ] T014 [P] [US1] description`.
+    SpecKit,
+}
+
+impl PlanFormat {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            PlanFormat::Orch => "orch",
+            PlanFormat::SpecKit => "speckit",
+        }
+    }
 }
 
 /// A loaded, validated `plans.toml`.

@@ -189,6 +189,8 @@ pub(crate) struct RawPlan {
     pub(crate) review_label: Option<At<String>>,
     /// Its own fallback agents (else its agent's `fallback`).
     pub(crate) fallback: Strings,
+    /// The grammar of its file: `"orch"` or `"speckit"` (else recognised from the file).
+    pub(crate) format: Option<At<String>>,
 }
 
 /// One `[[notify]]`.

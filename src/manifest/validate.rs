@@ -424,6 +424,11 @@ fn plans(
             }
         };
 
+        let format = plan.format.as_ref().and_then(|f| {
+            let line = r.line_col(&f.span).0;
+            r.check(Some(f), super::values::plan_format)
+                .map(|v| (v, line))
+        });
         let priority = plan.priority.as_ref().map_or(0, |p| p.value);
         let parallel = r.check(plan.parallel.as_ref(), at_least_one("plan.parallel"));
         let parallel = parallel.unwrap_or(defaults.parallel);
@@ -632,6 +637,7 @@ fn plans(
             land_with: Vec::new(),
             review: super::review::resolve(r, "plan", &plan.review(), &defaults.review),
             fallback: Vec::new(),
+            format,
         });
     }
 

@@ -40,6 +40,19 @@ pub(super) fn image(ctx: &str) -> impl Fn(&String) -> Result<String, Bad> {
     }
 }
 
+/// A plan's `format` key.
+pub(super) fn plan_format(v: &String) -> Result<super::model::PlanFormat, Bad> {
+    use super::model::PlanFormat;
+    match v.as_str() {
+        "orch" => Ok(PlanFormat::Orch),
+        "speckit" => Ok(PlanFormat::SpecKit),
+        _ => Err(Bad::new(format!(
+            "`plan.format` must be \"orch\" or \"speckit\", found \"{v}\""
+        ))
+        .hint("\"orch\" is orch's own plan grammar (`- [ ] 1.2 …`), \"speckit\" a Spec Kit `tasks.md` (`- [ ] T001 …`); without the key orch recognises the file")),
+    }
+}
+
 /// A `budget` key.
 pub(super) fn budget(ctx: &str) -> impl Fn(&String) -> Result<Budget, Bad> {
     move |v| parse_budget(v).map_err(|why| Bad::new(format!("`{ctx}`: {why}")))

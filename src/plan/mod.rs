@@ -15,7 +15,9 @@ pub(crate) use check::{check_clause, plain_description};
 pub(crate) use ids::{IdIndex, IdMap, hash_bytes, id_map};
 pub use model::*;
 pub(crate) use parse::read_error;
-pub use parse::{parse, parse_file, parse_file_with, parse_with, task_files};
+pub use parse::{
+    is_speckit, parse, parse_file, parse_file_with, parse_with, task_files, tick_speckit,
+};
 
 #[cfg(test)]
 mod tests;

@@ -56,6 +56,25 @@ pub struct Task {
     pub line: usize,
     /// Verification steps only: `false` for `(non-blocking)`, which does not hold up the next phase.
     pub blocking: bool,
+    /// What a Spec Kit task line (`- [ ] T014 [P] [US1] …`) said besides its id; `None` for a
+    /// task of orch's own grammar.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speckit: Option<Box<SpecKitTask>>,
+}
+
+/// The marks of a Spec Kit task line (`plan::parse::speckit`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SpecKitTask {
+    /// `[P]`: may run beside the other `[P]` tasks next to it in its phase.
+    pub parallel: bool,
+    /// `[US1]`, `[US1] [US2]`, `[US3/US5]`: the user stories, in written order.
+    pub stories: Vec<String>,
+    /// The dependencies written for it ("depends on T012", "after T002", "**Prerequisite**:
+    /// T015", a statement of the dependency section), in written order, without duplicates.
+    /// `Task::depends` holds these and the order of the file.
+    pub written: Vec<String>,
+    /// The box as written: ` `, `x`, `X` or `~`.
+    pub mark: char,
 }
 
 impl Task {

@@ -18,6 +18,7 @@ pub(crate) fn task(id: &str, phase: u32, description: &str, depends: &[&str]) ->
         files: Vec::new(),
         line: 1,
         blocking: false,
+        speckit: None,
     }
 }
 

@@ -448,6 +448,7 @@ fn read_plan(path: &Path, shown: &Path, files: bool) -> CliResult<Plan> {
 
 fn from_entry(m: &Manifest, entry: &manifest::PlanEntry, files: bool) -> CliResult<LoadedPlan> {
     let plan = read_plan(&entry.abs_file, &entry.file, files)?;
+    check_format(m, entry, &plan)?;
     Ok(LoadedPlan {
         name: entry.name.clone(),
         rel_path: entry.file.to_string_lossy().into_owned(),
@@ -456,6 +457,35 @@ fn from_entry(m: &Manifest, entry: &manifest::PlanEntry, files: bool) -> CliResu
         repo: entry.repo.clone(),
         plan,
     })
+}
+
+/// The plan's `format`, if the manifest names one, is the grammar its file was read in (every
+/// reader of a plan file recognises the grammar from the text: the key says which it must be).
+fn check_format(m: &Manifest, entry: &manifest::PlanEntry, plan: &Plan) -> CliResult<()> {
+    let Some((format, line)) = entry.format else {
+        return Ok(());
+    };
+    let speckit = plan.tasks.iter().any(|t| t.speckit.is_some());
+    let found = if speckit {
+        manifest::PlanFormat::SpecKit
+    } else {
+        manifest::PlanFormat::Orch
+    };
+    if format == found {
+        return Ok(());
+    }
+    let what = if speckit {
+        "has Spec Kit task lines (`- [ ] T001 …`) and none of orch's"
+    } else {
+        "has no Spec Kit task line (`- [ ] T001 …`) outside code fences, or has orch task lines (`- [ ] 1.1 …`)"
+    };
+    Err(CliError::invalid(anyhow!(
+        "{}:{line}: plan `{}` says `format = \"{}\"`, but `{}` {what}",
+        m.path.display(),
+        entry.name,
+        format.name(),
+        entry.file.display(),
+    )))
 }
 
 fn from_path(arg: &str, m: Option<&Manifest>, cwd: &Path, files: bool) -> CliResult<LoadedPlan> {

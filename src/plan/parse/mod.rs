@@ -4,6 +4,8 @@
 //! at column 0, `(depends: …)`, execution notes, VERIFY blocks), with these deliberate differences:
 //! fenced code blocks are ignored, indented lines under a task are kept as its body, `[X]` counts as
 //! done, `Tasks 5.2 and 5.4` / `Tasks 3.1, 3.3` form one group, and bad references are reported.
+//!
+//! A Spec Kit `tasks.md` (task lines `- [ ] T001 …`, none of orch's) is read by `speckit`.
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +16,7 @@ use crate::untrusted::read;
 mod files;
 mod lines;
 mod notes;
+mod speckit;
 mod task_line;
 mod verify;
 
@@ -25,6 +28,7 @@ use lines::{
     checkbox, checkbox_verify, find_newline, list_item, phase_heading, pipeline_trigger,
     split_inline_pipeline, strip_bold_key, strip_bold_label, task_id,
 };
+pub use speckit::{is_speckit, tick as tick_speckit};
 
 /// Reading a plan file failed before parsing could start.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +97,9 @@ pub fn parse(path: &Path, text: &str) -> Plan {
 /// for commands that print a few tasks of a long plan, which fill in those few with
 /// [`task_files`].
 pub fn parse_with(path: &Path, text: &str, files: bool) -> Plan {
+    if speckit::is_speckit(text) {
+        return speckit::parse(path, text, files);
+    }
     let mut p = Parser::new(path, text);
     p.files = files;
     // Room for every task and verification step at once: growing the vector of a long plan

@@ -65,6 +65,7 @@ impl<'t> Parser<'t> {
             files: Vec::new(),
             line: n,
             blocking: true,
+            speckit: None,
         });
         self.bodies.push(None);
         self.collect = Collect::TaskBody(self.tasks.len() - 1);

@@ -140,6 +140,7 @@ impl<'t> Parser<'t> {
                 estimate_s: None,
                 line: v.line,
                 blocking: v.blocking,
+                speckit: None,
             };
             self.tasks[v.position] = task;
             made += 1;

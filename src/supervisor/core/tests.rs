@@ -73,6 +73,7 @@ fn entry(name: &str) -> crate::manifest::PlanEntry {
         land_with: Vec::new(),
         review: Default::default(),
         fallback: Vec::new(),
+        format: None,
     }
 }
 

@@ -237,7 +237,8 @@ fn defaults_changes(old: &Defaults, new: &Defaults, out: &mut Vec<String>) {
 
 fn entry_changes(old: &PlanEntry, new: &PlanEntry, prefix: &str, out: &mut Vec<String>) {
     // `name`: the same plan; `abs_file`: `file` says it; `line`, `paths_at`: where the entry is
-    // written, not what it says.
+    // written, not what it says; `format`: what the file's tasks are read as (they are compared
+    // below), checked against the file.
     key_changes!(
         out,
         prefix,
@@ -250,7 +251,7 @@ fn entry_changes(old: &PlanEntry, new: &PlanEntry, prefix: &str, out: &mut Vec<S
             protect, allow_protected, best_of, resolve, resolve_verify, hosts, repo, land_with,
             fallback,
         ],
-        skip [name, abs_file, line, paths_at, review]
+        skip [name, abs_file, line, paths_at, review, format]
     );
 }
 
@@ -370,6 +371,7 @@ fn same_task(a: &Task, b: &Task) -> bool {
         files,
         line: _,
         blocking,
+        speckit,
     } = a;
     (id, kind, phase, description, body, done)
         == (&b.id, &b.kind, &b.phase, &b.description, &b.body, &b.done)
@@ -381,4 +383,5 @@ fn same_task(a: &Task, b: &Task) -> bool {
                 &b.files,
                 &b.blocking,
             )
+        && speckit == &b.speckit
 }
