@@ -80,6 +80,7 @@ mod simulate;
 mod slurm;
 mod sparse;
 mod speckit;
+mod speckit_up;
 mod submodules;
 mod sync;
 mod task_pool;

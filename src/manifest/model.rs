@@ -184,7 +184,8 @@ pub(crate) enum DepTarget {
     Plan,
     /// `auth:2`: its phase 2.
     Phase(u32),
-    /// `auth:2.3`: its task 2.3 (the id as written, `N.M` or `N.M.K`).
+    /// `auth:2.3`: its task 2.3 (the id as written, `N.M` or `N.M.K`; `T014` in a Spec Kit
+    /// plan).
     Task(String),
 }
 
@@ -425,16 +426,19 @@ impl Manifest {
     }
 }
 
-/// Parses a `depends_on` entry: `plan`, `plan:N` or `plan:N.M[.K]`. Does not check that the plan
-/// exists; returns the plan name and target.
+/// Parses a `depends_on` entry: `plan`, `plan:N`, `plan:N.M[.K]`, or for a Spec Kit plan
+/// `plan:T014` (a task). Does not check that the plan exists; returns the plan name and target.
 pub(crate) fn parse_dependency(s: &str) -> Result<(String, DepTarget), String> {
     let bad = || {
         Err(format!(
-            "dependency `{s}` is not `plan`, `plan:N` (a phase) or `plan:N.M` (a task)"
+            "dependency `{s}` is not `plan`, `plan:N` (a phase), `plan:N.M` or `plan:T014` (a task)"
         ))
     };
     let (plan, target) = match s.split_once(':') {
         None => (s, DepTarget::Plan),
+        Some((plan, rest)) if crate::plan::is_speckit_id(rest) => {
+            (plan, DepTarget::Task(rest.to_string()))
+        }
         Some((plan, rest)) => {
             let numbers: Vec<&str> = rest.split('.').collect();
             let numeric = |n: &&str| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit());

@@ -11,7 +11,7 @@ use crate::diagnostic::Diagnostic;
 pub(crate) struct PlanShape {
     /// Phase numbers in file order.
     pub(crate) phases: Vec<u32>,
-    /// Task ids (`N.M`, `N.M.K`) in file order.
+    /// Task ids (`N.M`, `N.M.K`; `T014` in a Spec Kit plan) in file order.
     pub(crate) tasks: Vec<String>,
 }
 
@@ -64,7 +64,17 @@ pub(crate) fn check_targets(
                     }
                 }
                 DepTarget::Task(id) => {
-                    if !shape.tasks.contains(id) {
+                    if !shape.tasks.contains(id) && crate::plan::is_speckit_id(id) {
+                        out.push(at(
+                            manifest,
+                            dep,
+                            format!(
+                                "plan `{}` has no task {id} (its tasks: {})",
+                                dep.plan,
+                                span(&shape.tasks)
+                            ),
+                        ));
+                    } else if !shape.tasks.contains(id) {
                         let phase = id.split('.').next().unwrap_or_default();
                         let prefix = format!("{phase}.");
                         let siblings: Vec<&String> = shape
@@ -94,6 +104,15 @@ pub(crate) fn check_targets(
         }
     }
     out
+}
+
+/// `T001 … T050 (50)`: the first and last of `ids` and how many, or `none`.
+fn span(ids: &[String]) -> String {
+    match ids {
+        [] => "none".into(),
+        [one] => one.clone(),
+        [first, .., last] => format!("{first} … {last} ({})", ids.len()),
+    }
 }
 
 fn list(items: impl Iterator<Item = String>) -> String {

@@ -46,6 +46,12 @@ pub fn is_speckit(text: &str) -> bool {
     found
 }
 
+/// Whether `s` is a whole Spec Kit task id (`T014`, `T049a`): `T`, 1 to 6 digits, at most one
+/// lower-case letter, nothing else (no `/`, `.` or space: an id never names a path).
+pub fn is_id(s: &str) -> bool {
+    line::id_len(s) == Some(s.len())
+}
+
 /// Fenced code blocks (``` or ~~~, at any indentation).
 #[derive(Default)]
 struct Fence {
