@@ -303,3 +303,92 @@ fn depends_on_names_a_spec_kit_task() {
         }
     }
 }
+
+const STORIES: &str = "# Tasks\n\n## Phase 1: Stories\n\n- [ ] T001 [US1] One\n- [ ] T002 [US3/US5] Two\n- [ ] T003 Three\n";
+
+/// `depends_on = ["p:US1"]`: plan q waits for every task of story US1 of p, and for nothing
+/// else of it (p's T002 waits for q's task to start, so the run finishes only if q starts before
+/// p is done); a story p lacks is an error naming plans.toml and the line, nothing written.
+#[test]
+fn depends_on_names_a_story() {
+    let repo = Repo::new();
+    let journal = repo.root().join(".git/journal");
+    let j = journal.display().to_string();
+    repo.write(AT, STORIES);
+    repo.write("docs/q.md", "# Q\n\n## Phase 1: A\n\n- [ ] 1.1 Do it\n");
+    let manifest = |dep: &str| {
+        format!(
+            "[defaults]\nmax_agents = 4\nretries = 0\n\n[agents.a]\ncommand = {}\nreport = \"exit\"\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"{AT}\"\nagent = \"a\"\n\n\
+             [[plan]]\nname = \"q\"\nfile = \"docs/q.md\"\nagent = \"a\"\ndepends_on = [\"{dep}\"]\n",
+            agent("speckit_agent.sh", &[&j, "T002=1.1"])
+        )
+    };
+    for (dep, want) in [
+        (
+            "p:US9",
+            "plan `p` has no story US9 (it has stories US1, US3, US5)",
+        ),
+        ("p:US1x", "dependency `p:US1x` is not"),
+    ] {
+        repo.write("plans.toml", &manifest(dep));
+        repo.commit_all("plans");
+        for cmd in ["check", "up"] {
+            let (code, out, err) = repo.run(&[cmd]);
+            assert_eq!(code, 2, "{dep}\n{out}\n{err}");
+            assert!(err.contains(want), "{dep}: {err}");
+            assert!(err.contains("plans.toml:18"), "{dep}: {err}");
+        }
+        assert!(!repo.root().join(".orch/state").exists(), "{dep}");
+    }
+    repo.write("plans.toml", &manifest("p:US1"));
+    repo.commit_all("plans");
+    repo.up(&[]);
+    let ran = attempts(&journal);
+    let span = |id: &str| {
+        let r = ran.iter().find(|x| x.0 == id).expect("ran");
+        (r.2, r.3.expect("ended"))
+    };
+    assert!(span("1.1").0 > span("T001").1, "q after US1's T001");
+    assert!(span("1.1").0 < span("T002").1, "q before the end of p");
+    for id in ["T001", "T002", "T003"] {
+        assert_eq!(repo.task("p", id)["status"], "completed", "{id}");
+    }
+}
+
+/// `orch status` shows a Spec Kit task's stories: `[US1]` after its id in the text, `story` (the
+/// first) and `stories` in the JSON, `story: null` for a task without one; orch's own tasks have
+/// neither key.
+#[test]
+fn status_shows_the_stories() {
+    let repo = Repo::new();
+    repo.write(AT, STORIES);
+    repo.write("docs/q.md", "# Q\n\n## Phase 1: A\n\n- [ ] 1.1 Do it\n");
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[agents.a]\ncommand = [\"true\"]\n\n[[plan]]\nname = \"p\"\nfile = \"{AT}\"\nagent = \"a\"\n\n\
+             [[plan]]\nname = \"q\"\nfile = \"docs/q.md\"\nagent = \"a\"\n"
+        ),
+    );
+    repo.commit_all("plans");
+    for id in ["T001", "T002"] {
+        let (code, out, err) = repo.run(&["task", "fail", id, "--plan", "p", "--error", "no"]);
+        assert_eq!(code, 0, "{out}\n{err}");
+    }
+    let (code, text, err) = repo.run(&["status", "--plan", "p"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.contains("failed T001 [US1] One"), "{text}");
+    assert!(text.contains("failed T002 [US3/US5] Two"), "{text}");
+    let (_, json, _) = repo.run(&["status", "--plan", "p", "--json"]);
+    let v: Value = serde_json::from_str(&json).expect("json");
+    let tasks = v["tasks"].as_array().expect("tasks");
+    assert_eq!(tasks[0]["story"], "US1");
+    assert_eq!(tasks[0]["stories"], serde_json::json!(["US1"]));
+    assert_eq!(tasks[1]["story"], "US3");
+    assert_eq!(tasks[1]["stories"], serde_json::json!(["US3", "US5"]));
+    assert!(tasks[2]["story"].is_null() && tasks[2].get("story").is_some());
+    let (_, json, _) = repo.run(&["status", "--plan", "q", "--json"]);
+    let v: Value = serde_json::from_str(&json).expect("json");
+    assert!(v["tasks"][0].get("story").is_none(), "{v}");
+}

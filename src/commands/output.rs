@@ -11,7 +11,8 @@ use crate::status::{StatusDoc, TaskEntry, TaskStatus};
 use crate::untrusted::{escaped_lines, json_safe};
 
 /// One task as `orch status --json` and `orch next --json` print it (the contract: `id`, `kind`,
-/// `phase`, `description`, `status`, `dependencies`; the rest is extra).
+/// `phase`, `description`, `status`, `dependencies`; the rest is extra: a Spec Kit task's
+/// `story` and `stories` among it).
 pub(crate) fn task_json(
     plan_name: &str,
     plan: &Plan,
@@ -49,6 +50,12 @@ pub(crate) fn task_json(
     }
     if task.kind == crate::plan::TaskKind::Verify {
         obj.insert("blocking".into(), json!(task.blocking));
+    }
+    // A Spec Kit task's story (`[US1]`; the first of `[US3/US5]`, all in `stories`); null
+    // when it has none. Tasks of orch's own grammar have neither key.
+    if let Some(s) = &task.speckit {
+        obj.insert("story".into(), json!(s.stories.first()));
+        obj.insert("stories".into(), json!(s.stories));
     }
     if let Some(g) = plan.sequential_group_of(&task.id) {
         obj.insert("sequential_group".into(), json!(g.label));

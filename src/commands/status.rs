@@ -445,10 +445,19 @@ fn task_line(out: &mut String, p: &LoadedPlan, states: &StatusStates, ti: usize)
     };
     let _ = writeln!(
         out,
-        "      {st} {} {}{extra}",
+        "      {st} {}{} {}{extra}",
         t.id,
+        story_label(t),
         crate::plan::plain_description(&t.description)
     );
+}
+
+/// ` [US1]` (` [US3/US5]`) after a Spec Kit task's id, when it has a story; else nothing.
+pub(crate) fn story_label(t: &Task) -> String {
+    match t.speckit.as_deref().map(|s| s.stories.join("/")) {
+        Some(s) if !s.is_empty() => format!(" [{s}]"),
+        _ => String::new(),
+    }
 }
 
 /// One plan in text: its counts and bar, what it used, whether it or its agent is paused, then

@@ -20,6 +20,8 @@ pub enum CrossTarget {
     Phase(u32),
     /// One task.
     Task(String),
+    /// Every task of a Spec Kit plan labelled with this story (`US1`).
+    Story(String),
 }
 
 /// `plans[from]` waits for `target` of `plans[to]`.
@@ -323,6 +325,16 @@ impl Builder {
                         .position(|t| &t.id == id)
                         .map(|i| tn[i])
                         .into_iter()
+                        .collect(),
+                ),
+                CrossTarget::Story(s) => (
+                    format!("story {s}"),
+                    target_plan
+                        .tasks
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, t)| t.speckit.as_ref().is_some_and(|k| k.stories.contains(s)))
+                        .map(|(i, _)| tn[i])
                         .collect(),
                 ),
             };

@@ -187,6 +187,8 @@ pub(crate) enum DepTarget {
     /// `auth:2.3`: its task 2.3 (the id as written, `N.M` or `N.M.K`; `T014` in a Spec Kit
     /// plan).
     Task(String),
+    /// `specs:US1`: every task of a Spec Kit plan labelled with story `US1`.
+    Story(String),
 }
 
 /// One `depends_on` entry.
@@ -427,17 +429,21 @@ impl Manifest {
 }
 
 /// Parses a `depends_on` entry: `plan`, `plan:N`, `plan:N.M[.K]`, or for a Spec Kit plan
-/// `plan:T014` (a task). Does not check that the plan exists; returns the plan name and target.
+/// `plan:T014` (a task) and `plan:US1` (every task of a story). Does not check that the plan
+/// exists; returns the plan name and target.
 pub(crate) fn parse_dependency(s: &str) -> Result<(String, DepTarget), String> {
     let bad = || {
         Err(format!(
-            "dependency `{s}` is not `plan`, `plan:N` (a phase), `plan:N.M` or `plan:T014` (a task)"
+            "dependency `{s}` is not `plan`, `plan:N` (a phase), `plan:N.M` or `plan:T014` (a task), `plan:US1` (a story)"
         ))
     };
     let (plan, target) = match s.split_once(':') {
         None => (s, DepTarget::Plan),
         Some((plan, rest)) if crate::plan::is_speckit_id(rest) => {
             (plan, DepTarget::Task(rest.to_string()))
+        }
+        Some((plan, rest)) if crate::plan::is_story(rest) => {
+            (plan, DepTarget::Story(rest.to_string()))
         }
         Some((plan, rest)) => {
             let numbers: Vec<&str> = rest.split('.').collect();

@@ -13,6 +13,8 @@ pub(crate) struct PlanShape {
     pub(crate) phases: Vec<u32>,
     /// Task ids (`N.M`, `N.M.K`; `T014` in a Spec Kit plan) in file order.
     pub(crate) tasks: Vec<String>,
+    /// The stories of a Spec Kit plan's tasks (`US1`), each once, in file order.
+    pub(crate) stories: Vec<String>,
 }
 
 impl PlanShape {
@@ -26,6 +28,14 @@ impl PlanShape {
                 .filter(|t| t.kind == crate::plan::TaskKind::Task)
                 .map(|t| t.id.clone())
                 .collect(),
+            stories: plan.tasks.iter().fold(Vec::new(), |mut out, t| {
+                for s in t.speckit.iter().flat_map(|s| &s.stories) {
+                    if !out.contains(s) {
+                        out.push(s.clone());
+                    }
+                }
+                out
+            }),
         }
     }
 }
@@ -34,7 +44,7 @@ fn at(manifest: &Manifest, dep: &Dependency, message: String) -> Diagnostic {
     Diagnostic::error(&manifest.path, dep.line, message).with_column(dep.column)
 }
 
-/// Checks every `plan:N` and `plan:N.M` dependency against the phases and tasks of the plan it
+/// Checks every `plan:N`, `plan:N.M` and `plan:US1` dependency against the phases and tasks of the plan it
 /// names. `shapes` maps plan names to their parsed files; plans absent from it (their file failed
 /// to parse) are not checked. Cycles are not reported here: [`check_cycles`] does that, and
 /// [`load`](super::load) already runs it.
@@ -60,6 +70,20 @@ pub(crate) fn check_targets(
                                 dep.plan,
                                 list(shape.phases.iter().map(u32::to_string))
                             ),
+                        ));
+                    }
+                }
+                DepTarget::Story(story) => {
+                    if !shape.stories.contains(story) {
+                        let has = if shape.stories.is_empty() {
+                            "no task labelled with a story (`[US1]` of a Spec Kit plan)".to_string()
+                        } else {
+                            format!("stories {}", list(shape.stories.iter().cloned()))
+                        };
+                        out.push(at(
+                            manifest,
+                            dep,
+                            format!("plan `{}` has no story {story} (it has {has})", dep.plan),
                         ));
                     }
                 }

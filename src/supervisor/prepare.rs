@@ -35,6 +35,7 @@ pub(crate) fn upstream_commit(
             DepTarget::Plan => true,
             DepTarget::Phase(n) => t.phase == *n,
             DepTarget::Task(id) => &t.id == id,
+            DepTarget::Story(s) => t.speckit.as_ref().is_some_and(|k| k.stories.contains(s)),
         })
         .filter_map(|t| doc.entry(&t.id))
         .filter(|e| e.status == TaskStatus::Completed)

@@ -46,6 +46,8 @@ pub struct PlanRow {
 pub struct TaskRow {
     pub(crate) plan: String,
     pub id: String,
+    /// A Spec Kit task's stories (`US1`, `US3/US5`), empty when it has none.
+    pub(crate) story: String,
     pub(crate) description: String,
     pub(crate) status: Option<TaskStatus>,
     pub(crate) attempt: u32,
@@ -436,6 +438,11 @@ impl Source {
         TaskRow {
             plan: lp.name.clone(),
             id: task.id.clone(),
+            story: task
+                .speckit
+                .as_deref()
+                .map(|s| s.stories.join("/"))
+                .unwrap_or_default(),
             description: task.description.clone(),
             status: Some(st),
             attempt: entry.map_or(0, |e| e.attempts),

@@ -229,12 +229,13 @@ fn draw_lists(
             (false, true) => format!("SLOW [{}] ", t.forecast),
         };
         let text = format!(
-            "{:<12} {:<10} {:>3} {:>7} {:>6}  {}{range}{}",
+            "{:<12} {:<10} {:>3} {:>7} {:>6}  {}{}{range}{}",
             cut(&t.plan, 12),
             cut(&t.id, 10),
             t.attempt,
             elapsed,
             quiet,
+            story(t),
             on_host(t.host.as_deref(), t.host_lost.is_some()),
             t.last_line
         );
@@ -259,10 +260,11 @@ fn draw_lists(
             }
             let cause = t.error.as_deref().unwrap_or("no cause recorded");
             let text = format!(
-                "{:<12} {:<10} {:>3}  {}",
+                "{:<12} {:<10} {:>3}  {}{}",
                 cut(&t.plan, 12),
                 cut(&t.id, 10),
                 t.attempt,
+                story(t),
                 flat(cause)
             );
             lines.push(row(text, selected, w, th.fg(Color::Red), th));
@@ -339,6 +341,15 @@ fn plan_line(p: &PlanRow, selected: bool, w: usize, th: &Theme) -> Line<'static>
     row(text, selected, w, base, th)
 }
 
+/// `[US1] ` before the rest of a Spec Kit task's row, when it has a story.
+fn story(t: &TaskRow) -> String {
+    if t.story.is_empty() {
+        String::new()
+    } else {
+        format!("[{}] ", t.story)
+    }
+}
+
 fn row(text: String, selected: bool, w: usize, base: Style, th: &Theme) -> Line<'static> {
     let text = cut(&text, w.saturating_sub(1));
     if selected {
@@ -353,6 +364,7 @@ fn draw_detail(f: &mut Frame<'_>, area: Rect, d: &Detail, now: DateTime<Utc>, th
     let t = &d.task;
     let mut head = vec![Line::from(vec![
         Span::styled(format!("{} {}", t.plan, t.id), th.bold()),
+        Span::raw(format!(" {}", story(t)).trim_end().to_string()),
         Span::raw(format!(
             " {}",
             crate::plan::plain_description(&t.description)

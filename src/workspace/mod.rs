@@ -704,6 +704,7 @@ fn cross_deps_of(m: &Manifest, names: &[String]) -> Vec<CrossDep> {
                         DepTarget::Plan => CrossTarget::Plan,
                         DepTarget::Phase(p) => CrossTarget::Phase(*p),
                         DepTarget::Task(t) => CrossTarget::Task(t.clone()),
+                        DepTarget::Story(s) => CrossTarget::Story(s.clone()),
                     },
                 });
             }

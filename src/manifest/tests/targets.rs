@@ -4,6 +4,7 @@ use super::*;
 
 fn shape(phases: &[u32], tasks: &[&str]) -> PlanShape {
     PlanShape {
+        stories: Vec::new(),
         phases: phases.to_vec(),
         tasks: tasks.iter().map(|t| (*t).to_string()).collect(),
     }

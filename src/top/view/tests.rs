@@ -362,3 +362,31 @@ fn a_running_task_on_a_lost_host_says_so_in_its_row_and_its_detail() {
     );
     assert!(!detail.contains('\u{1b}'), "{detail}");
 }
+
+/// A Spec Kit task's stories: before its last output (running), its cause (failed), and after
+/// its id in its details.
+#[test]
+fn a_spec_kit_task_shows_its_stories() {
+    let mut s = snapshot();
+    s.running[0].id = "T014".into();
+    s.running[0].story = "US1".into();
+    s.failures[0].id = "T049a".into();
+    s.failures[0].story = "US3/US5".into();
+    let (text, _) = render(&s, &Ui::default(), 80, 24);
+    assert!(text.contains("[US1] running cargo test"), "{text}");
+    assert!(text.contains("[US3/US5] exit status 3"), "{text}");
+    let ui = Ui {
+        detail: Some(Detail {
+            task: s.running[0].clone(),
+            log: Vec::new(),
+            diff: Vec::new(),
+            prompt: Vec::new(),
+        }),
+        ..Ui::default()
+    };
+    let (text, _) = render(&s, &ui, 80, 24);
+    assert!(
+        text.contains("auth T014 [US1] Add the login endpoint"),
+        "{text}"
+    );
+}

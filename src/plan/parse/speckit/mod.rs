@@ -52,6 +52,12 @@ pub fn is_id(s: &str) -> bool {
     line::id_len(s) == Some(s.len())
 }
 
+/// Whether `s` is a whole story label as a dependency names it: `US` and 1 to 6 digits.
+pub fn is_story(s: &str) -> bool {
+    s.strip_prefix("US")
+        .is_some_and(|d| (1..=6).contains(&d.len()) && d.bytes().all(|c| c.is_ascii_digit()))
+}
+
 /// Fenced code blocks (``` or ~~~, at any indentation).
 #[derive(Default)]
 struct Fence {
