@@ -392,3 +392,44 @@ fn status_shows_the_stories() {
     let v: Value = serde_json::from_str(&json).expect("json");
     assert!(v["tasks"][0].get("story").is_none(), "{v}");
 }
+
+/// `orch init --from tasks.md` writes a plans.toml that runs it (`orch check` passes, the plan
+/// read as Spec Kit's); a plans.toml already there (exit 4), a file that is not Spec Kit's or
+/// lies outside the directory (exit 2) are refused, nothing written.
+#[test]
+fn init_from_writes_the_manifest_of_a_tasks_md() {
+    let repo = Repo::new();
+    let _ = std::fs::remove_file(repo.root().join("plans.toml"));
+    repo.write(AT, STORIES);
+    repo.write("docs/q.md", "# Q\n\n## Phase 1: A\n\n- [ ] 1.1 Do it\n");
+    std::fs::write(repo.outside("t.md"), STORIES).expect("write");
+    let outside = repo.outside("t.md").display().to_string();
+    for (from, want) in [
+        ("docs/q.md", "is not a Spec Kit tasks.md"),
+        ("specs/none/tasks.md", "specs/none/tasks.md"),
+        (outside.as_str(), "is not inside"),
+    ] {
+        let (code, out, err) = repo.run(&["init", "--from", from]);
+        assert_eq!(code, 2, "{from}\n{out}\n{err}");
+        assert!(err.contains(want), "{from}: {err}");
+        assert!(!repo.root().join("plans.toml").exists(), "{from}");
+    }
+    let (code, out, err) = repo.run(&["init", "--from", AT]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("plan `003-distribution`"), "{out}");
+    let text = String::from_utf8(repo.read("plans.toml")).expect("utf-8");
+    assert!(text.contains("format = \"speckit\""), "{text}");
+    assert!(text.contains(&format!("file = \"{AT}\"")), "{text}");
+    let (code, out, err) = repo.run(&["check", "--json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let v: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["plans"][0]["format"], "speckit", "{v}");
+    assert_eq!(v["plans"][0]["name"], "003-distribution", "{v}");
+    let (code, _, err) = repo.run(&["init", "--from", AT]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("refusing to overwrite"), "{err}");
+    assert_eq!(
+        String::from_utf8(repo.read("plans.toml")).expect("utf-8"),
+        text
+    );
+}

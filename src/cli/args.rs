@@ -504,6 +504,12 @@ pub(super) enum Command {
         /// Example: `--dir ../new-project`.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// Write only a plans.toml that runs this Spec Kit tasks.md (`format = "speckit"`),
+        /// inside the directory. Refused (exit 2) for a file that is not Spec Kit's or lies
+        /// outside it, (exit 4) when a plans.toml is there already.
+        /// Example: `orch init --from specs/001-login/tasks.md`.
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
     },
     /// The 60-second tour: a new git repository with three plans, run by `orch up` with a
     /// built-in scripted agent; then each plan branch's commits, `orch merge` of the three into

@@ -158,7 +158,21 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             };
             commands::graph::run(&target.selection(), format)
         }
-        Command::Init { dir } => commands::init::run(dir.as_deref()),
+        Command::Init { dir, from: None } => commands::init::run(dir.as_deref()),
+        Command::Init {
+            dir,
+            from: Some(from),
+        } => {
+            let dir = match dir {
+                Some(d) => d,
+                None => std::env::current_dir().map_err(|e| {
+                    crate::error::CliError::from(anyhow::anyhow!(
+                        "cannot read the current directory: {e}"
+                    ))
+                })?,
+            };
+            commands::init_from::run(&dir, &from)
+        }
         Command::Demo { dir, no_merge } => commands::demo::run(dir.as_deref(), !no_merge),
         Command::Internal(Internal::DemoAgent) => commands::demo::run_agent(),
         Command::Internal(Internal::SandboxExec {

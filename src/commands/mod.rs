@@ -10,6 +10,7 @@ pub(crate) mod graph;
 pub(crate) mod history;
 pub(crate) mod hosts;
 pub(crate) mod init;
+pub(crate) mod init_from;
 pub(crate) mod integrate;
 mod land;
 pub(crate) mod logs;
