@@ -149,28 +149,42 @@ impl super::Manifest {
         out
     }
 
-    /// What no confined process of this manifest reads, whatever its `sandbox_deny_read`: the
-    /// places where orch keeps one attempt's things apart from another's. Every repository's
-    /// `worktree_root` (the other plans' worktrees, the resolutions' and the landings' staging
-    /// worktrees: a process's own worktree is in its write set, which Landlock lets it read),
-    /// and in every repository's state directory the attempts' private client state
-    /// (`.clients`: their sessions, transcripts and credentials), their report directories
-    /// (`.reports`) and the work brought back from hosts (`.remote`). Absolute; they need not
-    /// exist yet (one made later is not readable either).
+    /// What no confined process of this manifest reads, whatever its `sandbox_deny_read`:
+    /// every repository's `worktree_root` (the other plans' worktrees, the resolutions' and the
+    /// landings' staging worktrees: a process's own worktree is in its write set, which Landlock
+    /// lets it read). Absolute. Nothing inside a state directory: Landlock's "all but" is made
+    /// of the entries its parents hold when the process starts, and a state directory gains a
+    /// plan's status directory whenever a plan starts, which the agents' `orch task` and
+    /// `orch next` read ([`Self::orch_dirs_to_make`] makes the parents first).
     pub(crate) fn hidden_from_agents(&self) -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = Vec::new();
         let roots = std::iter::once(self.root.as_path())
             .chain(self.repos.iter().map(|r| r.abs_path.as_path()));
         let abs = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
         for root in roots {
-            let state = root.join(&self.defaults.state_dir);
-            let each = [
-                root.join(&self.defaults.worktree_root),
-                crate::state_layout::CLIENTS.path(&state),
-                crate::state_layout::REPORTS.path(&state),
-                crate::state_layout::REMOTE.path(&state),
-            ];
-            for p in each.into_iter().map(abs) {
+            let p = abs(root.join(&self.defaults.worktree_root));
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    /// orch's directories of every repository (`worktree_root`, `state_dir`, `log_dir`): made
+    /// before any agent is confined, so that the entries of the directories above a hidden
+    /// worktree root are all there when its rules are made (one made later would not be
+    /// readable to it).
+    pub(crate) fn orch_dirs_to_make(&self) -> Vec<PathBuf> {
+        let roots = std::iter::once(self.root.as_path())
+            .chain(self.repos.iter().map(|r| r.abs_path.as_path()));
+        let mut out = Vec::new();
+        for root in roots {
+            for d in [
+                &self.defaults.worktree_root,
+                &self.defaults.state_dir,
+                &self.defaults.log_dir,
+            ] {
+                let p = root.join(d);
                 if !out.contains(&p) {
                     out.push(p);
                 }

@@ -88,6 +88,14 @@ impl<'w> Checked<'w> {
         checked.lock = Some(lock(&checked.state_dir)?);
         // The locks orch keeps for files that are gone (a repository removed, a plan cleaned).
         crate::sandbox::sweep_private_locks();
+        // Every repository's own directories, before any agent is confined: the rules that
+        // hide the worktree roots let a process read only what the directories above them
+        // hold when it starts.
+        for dir in manifest.orch_dirs_to_make() {
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                CliError::from(anyhow::anyhow!("cannot create `{}`: {e}", dir.display()))
+            })?;
+        }
         // The worktrees, the state and the logs are not the repository's content, in the home
         // repository nor in any other whose plans run here (their status files are there).
         let excluded = crate::merge::orch_dirs(manifest, &checked.repo_root);
