@@ -6,6 +6,7 @@
 //!
 //! Writes that never follow a link are [`crate::links`]'.
 
+pub(crate) mod jsonc;
 pub(crate) mod procfs;
 pub(crate) mod read;
 pub(crate) mod text;

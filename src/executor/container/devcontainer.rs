@@ -29,8 +29,8 @@ pub(crate) fn image(repo_root: &Path) -> Result<String, String> {
         Err(e) => return Err(format!("cannot read `{}`: {e}", path.display())),
     };
     let text = String::from_utf8_lossy(&bytes);
-    let v: serde_json::Value = serde_json::from_str(&plain_json(&text))
-        .map_err(|e| format!("`{}` is not valid JSON with comments: {e}", path.display()))?;
+    let v = crate::untrusted::jsonc::parse(&text)
+        .ok_or_else(|| format!("`{}` is not valid JSON with comments", path.display()))?;
     if v.get("build").is_some() || v.get("dockerFile").is_some() || v.get("dockerfile").is_some() {
         return Err(format!(
             "`{}` builds its image (`build`/`dockerFile`), which orch does not do yet: build it yourself (`podman build -t NAME .devcontainer`) and set `image = \"NAME\"` in plans.toml",
@@ -49,61 +49,6 @@ pub(crate) fn image(repo_root: &Path) -> Result<String, String> {
         )),
         None => Err(format!("`{}` names no `image`", path.display())),
     }
-}
-
-/// `text` without its comments (`//`, `/* */`) and trailing commas, outside strings.
-fn plain_json(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    let mut in_string = false;
-    while let Some(c) = chars.next() {
-        if in_string {
-            out.push(c);
-            if c == '\\' {
-                if let Some(n) = chars.next() {
-                    out.push(n);
-                }
-            } else if c == '"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match (c, chars.peek()) {
-            ('"', _) => {
-                in_string = true;
-                out.push(c);
-            }
-            ('/', Some('/')) => {
-                for n in chars.by_ref() {
-                    if n == '\n' {
-                        out.push('\n');
-                        break;
-                    }
-                }
-            }
-            ('/', Some('*')) => {
-                chars.next();
-                let mut last = ' ';
-                for n in chars.by_ref() {
-                    if last == '*' && n == '/' {
-                        break;
-                    }
-                    last = n;
-                }
-                out.push(' ');
-            }
-            (',', _) => {
-                // A comma followed only by blanks before `}` or `]` is dropped.
-                let rest: String = chars.clone().collect();
-                let next = rest.trim_start().chars().next();
-                if !matches!(next, Some('}' | ']')) {
-                    out.push(c);
-                }
-            }
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -185,7 +185,7 @@ impl KnownCli {
                     let Some(text) = read(&d.join("opencode").join(name)) else {
                         continue;
                     };
-                    let Some(doc) = json_or_jsonc(&text) else {
+                    let Some(doc) = crate::untrusted::jsonc::parse(&text) else {
                         continue;
                     };
                     let providers = doc.get("provider").and_then(serde_json::Value::as_object);
@@ -213,67 +213,6 @@ impl KnownCli {
 fn read(path: &Path) -> Option<String> {
     let bytes = crate::untrusted::read::head_of_yours(path, SETTINGS_MAX).ok()?;
     String::from_utf8(bytes).ok()
-}
-
-/// JSON, or JSON with `//` and `/* */` comments and trailing commas (opencode's `.jsonc`).
-fn json_or_jsonc(text: &str) -> Option<serde_json::Value> {
-    if let Ok(v) = serde_json::from_str(text) {
-        return Some(v);
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    let mut in_string = false;
-    while let Some(c) = chars.next() {
-        if in_string {
-            out.push(c);
-            if c == '\\' {
-                if let Some(n) = chars.next() {
-                    out.push(n);
-                }
-            } else if c == '"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match (c, chars.peek()) {
-            ('"', _) => {
-                in_string = true;
-                out.push(c);
-            }
-            ('/', Some('/')) => {
-                for n in chars.by_ref() {
-                    if n == '\n' {
-                        out.push('\n');
-                        break;
-                    }
-                }
-            }
-            ('/', Some('*')) => {
-                chars.next();
-                let mut prev = ' ';
-                for n in chars.by_ref() {
-                    if prev == '*' && n == '/' {
-                        break;
-                    }
-                    prev = n;
-                }
-            }
-            _ => out.push(c),
-        }
-    }
-    // Trailing commas before `}` or `]`.
-    let mut cleaned = String::with_capacity(out.len());
-    let bytes: Vec<char> = out.chars().collect();
-    for (i, c) in bytes.iter().enumerate() {
-        if *c == ',' {
-            let next = bytes[i + 1..].iter().find(|n| !n.is_whitespace());
-            if matches!(next, Some('}') | Some(']')) {
-                continue;
-            }
-        }
-        cleaned.push(*c);
-    }
-    serde_json::from_str(&cleaned).ok()
 }
 
 #[cfg(test)]
