@@ -399,3 +399,72 @@ fn confined_setup_and_verify_still_build_in_their_worktree_and_tmpdir() {
     assert_eq!(repo.rev("main^1"), main);
     assert_eq!(repo.git(&["show", "main:out.txt"]), "done");
 }
+
+/// Beside the way to a denied path lie links to what Landlock takes no rule on (a pipe, a
+/// socket, a namespace, `/dev/stdin`), a link to itself and a dangling one (as `/dev` holds
+/// `stdin`, `fd`, `core`: a repository under `/dev/shm` has them on its way). The process is
+/// still confined: it reads its file and the links' targets it may, not the denied one.
+#[test]
+fn links_beside_the_way_to_a_denied_path_do_not_stop_confinement() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::symlink;
+    use std::process::{Command, Stdio};
+    if !landlock() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("up");
+    std::fs::create_dir_all(dir.join("secret")).expect("mkdir");
+    std::fs::write(dir.join("secret/key"), "SECRET").expect("write");
+    std::fs::write(dir.join("ok"), "fine\n").expect("write");
+    // A pipe held by a child, a socket held by this test, a namespace, stdin, a loop, nothing.
+    let mut holder = Command::new("sleep")
+        .arg("120")
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("sleep");
+    let socket = std::os::unix::net::UnixListener::bind(tmp.path().join("s")).expect("bind");
+    let me = std::process::id();
+    let links = [
+        ("pipe", format!("/proc/{}/fd/0", holder.id())),
+        ("socket", format!("/proc/{me}/fd/{}", socket.as_raw_fd())),
+        ("ns", "/proc/self/ns/net".to_string()),
+        ("stdin", "/proc/self/fd/0".to_string()),
+        ("loop", dir.join("loop").display().to_string()),
+        ("gone", "/nonexistent/orch".to_string()),
+        ("to-secret", dir.join("secret/key").display().to_string()),
+    ];
+    for (name, target) in &links {
+        symlink(target, dir.join(name)).expect("link");
+        symlink(target, tmp.path().join(format!("above-{name}"))).expect("link");
+    }
+    let run = |path: &Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_orch"));
+        c.args(["sandbox-exec", "--deny-read"])
+            .arg(dir.join("secret"))
+            .arg("--")
+            .arg("cat")
+            .arg(path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = c.spawn().expect("spawn");
+        support::code_out_err(&support::wait_within(
+            child,
+            std::time::Duration::from_secs(60),
+            "orch sandbox-exec",
+        ))
+    };
+    let (code, out, err) = run(&dir.join("ok"));
+    assert_eq!((code, out.as_str()), (0, "fine\n"), "{err}");
+    for denied in [dir.join("secret/key"), dir.join("to-secret")] {
+        let (code, out, err) = run(&denied);
+        assert!(
+            code != 0 && !out.contains("SECRET") && err.contains("Permission denied"),
+            "{}: {code} {out} {err}",
+            denied.display()
+        );
+    }
+    let _ = holder.kill();
+    let _ = holder.wait();
+}

@@ -181,6 +181,12 @@ pub(crate) fn read_roots(deny: &[PathBuf]) -> (Vec<PathBuf>, Vec<PathBuf>) {
             continue;
         };
         for e in entries.flatten() {
+            // A link needs no rule: what it leads to is judged where it lies, and a rule on it
+            // would be on its target, which may be no file Landlock takes (`/dev/stdin` to a
+            // pipe, a namespace: "File descriptor in bad state", and nothing confined).
+            if e.file_type().is_ok_and(|t| t.is_symlink()) {
+                continue;
+            }
             let p = e.path();
             if !on_way.contains(&p) && !deny.contains(&p) {
                 roots.push(p);
