@@ -42,7 +42,8 @@ pub(crate) use tokio::process::Child;
 
 use crate::agent_env::{AGENT_SOCKETS, GIT_ENV};
 pub(crate) use procfs::{
-    FoundAgent, descends_from, env_of, find_agents, process_alive, process_start_time,
+    FoundAgent, descends_from, env_of, find_agents, in_pid_ns, pid_ns_of, process_alive,
+    process_start_time,
 };
 use procfs::{Stat, all_pids, stat_of};
 

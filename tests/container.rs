@@ -150,6 +150,131 @@ fn the_agent_in_a_container_cannot_write_outside_its_worktree() {
     }
 }
 
+/// A POSIX sh script that starts four processes, each detached from the agent another way (a
+/// new session with an empty environment, a double fork, the next attempt's mark forged, one
+/// that ignores SIGTERM), each writing into `ghost-loop-<kind>.txt` in a loop; it returns once
+/// all four wrote.
+fn leave_ghosts() -> String {
+    let ghost = |k: &str, first: &str| {
+        format!("sh -c '{first}while :; do echo $$ >> ghost-loop-{k}.txt; sleep 0.05; done'")
+    };
+    format!(
+        "env -i /usr/bin/setsid {} & \
+         ( {} & ) & \
+         env ORCH_CONTAINER_ATTEMPT=p/1.2/1 setsid {} & \
+         setsid {} & \
+         while [ \"$(ls ghost-loop-*.txt 2>/dev/null | wc -l)\" -lt 4 ]; do sleep 0.05; done",
+        ghost("session", ""),
+        ghost("fork", ""),
+        ghost("forged", ""),
+        ghost("deaf", "trap \"\" TERM HUP INT; "),
+    )
+}
+
+/// A POSIX sh script that writes into `file` how many of [`leave_ghosts`]' processes the
+/// container's `/proc` shows alive (by their command line; the agent's own, which holds this
+/// script, aside).
+fn ghosts_seen(file: &str) -> String {
+    format!(
+        "pat=ghost-lo; pat=\"${{pat}}op-\"; n=0; \
+         for c in /proc/[0-9]*/cmdline; do \
+         case \"$(tr '\\000' ' ' < $c 2>/dev/null)\" in *\"ghosts alive\"*) ;; *\"$pat\"*) n=$((n+1));; esac; done; \
+         echo \"ghosts alive: $n\" > {file}"
+    )
+}
+
+/// Task 1.1's agent leaves processes running in the plan's container ([`leave_ghosts`]) and
+/// exits. None is alive when task 1.2 runs in the same container, and nothing they write after
+/// 1.1's work is taken reaches 1.2's commit. With the agents' sandbox off and on.
+#[test]
+fn what_an_attempt_leaves_running_in_its_container_is_gone_before_the_next() {
+    if !available() || !support::landlock() {
+        return;
+    }
+    let script = format!(
+        "if [ \"$ORCH_TASK\" = 1.1 ]; then {}; {}; else {}; fi",
+        leave_ghosts(),
+        ghosts_seen("seen.txt"),
+        ghosts_seen("result.txt")
+    );
+    for sandbox in ["off", "on"] {
+        let repo = container_repo(&script, 2, "", &format!("sandbox = \"{sandbox}\""));
+        let (code, out, err) =
+            repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+        assert_eq!(code, 0, "{sandbox}: {out}\n{err}");
+        assert!(out.contains(&format!("\"sandbox\":\"{sandbox}\"")), "{out}");
+        assert_eq!(repo.git(&["show", "plan/p~1:seen.txt"]), "ghosts alive: 4");
+        assert_eq!(
+            repo.git(&["show", "plan/p:result.txt"]),
+            "ghosts alive: 0",
+            "{sandbox}"
+        );
+        // They wrote while 1.1 ran (its commit holds that), nothing after.
+        for k in ["session", "fork", "forged", "deaf"] {
+            let path = format!("ghost-loop-{k}.txt");
+            assert!(
+                !repo.git(&["show", &format!("plan/p~1:{path}")]).is_empty(),
+                "{sandbox}: {k} never ran"
+            );
+            assert_eq!(
+                repo.git(&["diff", "--stat", "plan/p~1", "plan/p", "--", &path]),
+                "",
+                "{sandbox}: {k} wrote after its attempt"
+            );
+        }
+    }
+}
+
+/// The same processes left by an attempt that orch stops (its timeout): its `podman exec` is
+/// killed, orch's wrapper in the container is not told; none is alive when the next attempt
+/// runs in the same container. With the agents' sandbox off and on.
+#[test]
+fn what_a_stopped_attempt_leaves_running_in_its_container_is_gone_before_its_retry() {
+    if !available() || !support::landlock() {
+        return;
+    }
+    let script = format!(
+        "if [ \"$ORCH_ATTEMPT\" = 1 ]; then {}; {}; sleep 600; else {}; fi",
+        leave_ghosts(),
+        ghosts_seen("seen.txt"),
+        ghosts_seen("result.txt")
+    );
+    for sandbox in ["off", "on"] {
+        let repo = container_repo(
+            &script,
+            1,
+            "",
+            &format!("timeout = \"3s\"\ngrace = \"1s\"\nbackoff = \"0s\"\nsandbox = \"{sandbox}\""),
+        );
+        let manifest = std::fs::read_to_string(repo.root().join("plans.toml")).expect("manifest");
+        repo.write(
+            "plans.toml",
+            &manifest.replacen("retries = 0", "retries = 1", 1),
+        );
+        repo.commit_all("one retry");
+        let (code, out, err) =
+            repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+        assert_eq!(code, 0, "{sandbox}: {out}\n{err}");
+        let events = support::events(&out);
+        assert!(
+            events
+                .iter()
+                .any(|e| e["event"] == "task_failed" && e["attempt"] == 1),
+            "{out}"
+        );
+        assert_eq!(
+            repo.git(&["show", "refs/orch/attempts/p/1.1/1:seen.txt"]),
+            "ghosts alive: 4",
+            "{sandbox}"
+        );
+        assert_eq!(
+            repo.git(&["show", "plan/p:result.txt"]),
+            "ghosts alive: 0",
+            "{sandbox}: {out}"
+        );
+    }
+}
+
 #[test]
 fn with_network_none_the_agent_cannot_reach_a_listener_of_the_host() {
     if !available() {

@@ -154,6 +154,13 @@ pub(crate) trait Executor: Send + Sync + std::fmt::Debug {
     /// job its scheduler lists is adopted.
     fn adopts_processes(&self) -> bool;
 
+    /// Attempt `attempt` of `unit` has ended (or was stopped): what it left running where orch's
+    /// wrapper here does not reach (inside a container) is killed now, before its work is taken,
+    /// so that nothing of it writes into the worktree after.
+    fn ended(&self, unit: &str, attempt: u32) {
+        let _ = (unit, attempt);
+    }
+
     /// What an attempt settled (its work on the plan branch, or saved) leaves to clear outside
     /// the plan's worktree (`repo_root`: the plan's repository; `at`: its name and branch):
     /// cleared now, with a note for the run when that fails.

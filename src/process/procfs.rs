@@ -125,6 +125,26 @@ fn environs() -> impl Iterator<Item = (u32, Vec<u8>)> {
     })
 }
 
+/// The inode of process `pid`'s pid namespace (`/proc/<pid>/ns/pid`): which processes share it.
+pub(crate) fn pid_ns_of(pid: u32) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(format!("/proc/{pid}/ns/pid"))
+        .ok()
+        .map(|m| m.ino())
+}
+
+/// The live (not zombie) processes of the pid namespace of inode `ns`, each with its parent (as
+/// this machine numbers them): what runs in a container, wherever it moved in it.
+pub(crate) fn in_pid_ns(ns: u64) -> std::collections::BTreeMap<u32, u32> {
+    all_pids()
+        .filter(|&pid| pid_ns_of(pid) == Some(ns))
+        .filter_map(|pid| {
+            let st = stat_of(pid)?;
+            (st.state != 'Z').then_some((pid, st.ppid))
+        })
+        .collect()
+}
+
 /// The value of `NAME=value` when `var` sets `name`.
 fn env_value<'a>(var: &'a [u8], name: &str) -> Option<&'a [u8]> {
     var.strip_prefix(name.as_bytes())?.strip_prefix(b"=")

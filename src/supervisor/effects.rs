@@ -516,6 +516,11 @@ impl Effects<'_> {
                 };
                 let tx = self.tx.clone();
                 tokio::task::spawn_blocking(move || {
+                    // What it left running out of its wrapper's reach goes before its work is
+                    // taken.
+                    let id = unit.task().and_then(|t| pc.plan.tasks.get(t));
+                    let id = id.map_or("plan", |t| t.id.as_str());
+                    pc.executor.ended(id, attempt);
                     if let (Some(u), Some(t)) = (usage, unit.task())
                         && let Err(e) = super::settle::record_usage(&pc, t, &u)
                     {
@@ -529,8 +534,6 @@ impl Effects<'_> {
                     );
                     // Its work is on the plan branch or saved: what it left elsewhere goes (a
                     // host's snapshot ref).
-                    let id = unit.task().and_then(|t| pc.plan.tasks.get(t));
-                    let id = id.map_or("plan", |t| t.id.as_str());
                     let at = (pc.name(), pc.branch());
                     if let Some(n) = pc.executor.settled(&pc.repo_root, at, id, attempt) {
                         process_note(&pc, &n);

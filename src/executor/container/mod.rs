@@ -10,8 +10,13 @@
 //! loopback (`--network none`), and a confined attempt's proxy sockets are opened in it by
 //! orch's wrapper here, which joins it for that ([`NetPlace::Join`]; root only).
 //!
-//! A killed `podman exec` leaves its process running inside: an attempt's processes carry
-//! [`podman::ATTEMPT_VAR`] and are killed when it is settled. A container that stops under an
+//! Each attempt runs under orch's wrapper inside the container too (`orch session-exec`, a child
+//! subreaper in the container's pid namespace): what the agent starts stays below it however it
+//! detaches, and is killed when the agent exits. A killed `podman exec` leaves its process
+//! running inside: when the attempt ends (before its work is taken), orch kills, from this
+//! machine, the process its `exec` started (marked [`podman::ATTEMPT_VAR`]) with everything
+//! below it, and every process of the container no running attempt holds
+//! ([`podman::Inside::stop`]). A container that stops under an
 //! attempt makes it lost ([`Lost::Place`]), not the agent's fault; the next attempt makes a new
 //! one. The container is removed when the run lets go of the plan; after a kill of `orch up`,
 //! the next start removes the containers of runs whose orch is gone (found by label).
@@ -62,6 +67,8 @@ struct PlanBox {
     /// Its network namespace (its first process and the namespace's inode, read when it was
     /// made), where a confined attempt's proxy sockets are opened.
     netns: Mutex<Option<Join>>,
+    /// Where its processes are ([`podman::Inside`]), read when it was made.
+    inside: Mutex<Option<podman::Inside>>,
 }
 
 impl Drop for PlanBox {
@@ -136,6 +143,7 @@ impl ContainerExecutor {
                     made: Mutex::new(None),
                     monitor: Mutex::new(None),
                     netns: Mutex::new(None),
+                    inside: Mutex::new(None),
                 });
                 all.insert(entry.name.clone(), Arc::downgrade(&b));
                 b
@@ -232,7 +240,22 @@ impl ContainerExecutor {
             Some(Join { pid, inode })
         });
         *self.box_.netns.lock().unwrap_or_else(|e| e.into_inner()) = netns;
+        *self.box_.inside.lock().unwrap_or_else(|e| e.into_inner()) =
+            pids.and_then(|(pid, _)| podman::Inside::read(pid));
         Ok(())
+    }
+
+    /// Kills what attempt `attempt` of `unit` left running in the plan's container.
+    fn stop_left(&self, unit: &str, attempt: u32) {
+        let inside = self
+            .box_
+            .inside
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(inside) = inside {
+            inside.stop(&self.mark(unit, attempt));
+        }
     }
 }
 
@@ -346,6 +369,16 @@ impl Executor for ContainerExecutor {
             "--env".to_string(),
             format!("{}={}", podman::ATTEMPT_VAR, self.mark(at.unit, at.attempt)),
             self.box_.name.clone(),
+            // orch's wrapper inside as well: a subreaper in the container's pid namespace, so
+            // that what the agent leaves there, however it detached, is below it and killed
+            // when it exits. Its output cap is the wrapper's here.
+            at.orch_bin.display().to_string(),
+            "session-exec".to_string(),
+            "--log-max".to_string(),
+            u64::MAX.to_string(),
+            "--grace-ms".to_string(),
+            "1000".to_string(),
+            "--".to_string(),
         ]);
         out.extend(argv);
         Ok(out)
@@ -364,12 +397,16 @@ impl Executor for ContainerExecutor {
         (made && !podman::running(&self.box_.name)).then_some(Lost::Place)
     }
 
+    fn ended(&self, unit: &str, attempt: u32) {
+        self.stop_left(unit, attempt);
+    }
+
     fn adopts_processes(&self) -> bool {
         false
     }
 
     fn settled(&self, _: &Path, _: (&str, &str), unit: &str, attempt: u32) -> Option<String> {
-        podman::stop_marked(&self.box_.name, &self.mark(unit, attempt));
+        self.stop_left(unit, attempt);
         // Its TMPDIR (named as orch names the attempt's here: `orch-<pid>-<plan>-<unit>-<n>`).
         let leaf = format!("orch-{}-{}-{unit}-{attempt}", std::process::id(), self.plan);
         let _ = std::fs::remove_dir_all(self.box_.tmp_root.join(leaf));

@@ -178,21 +178,74 @@ pub(crate) fn listed() -> Vec<(String, String)> {
         .collect()
 }
 
-/// Kills the processes of container `name` marked as attempt `mark` ([`ATTEMPT_VAR`] in their
-/// environment, read on this machine from `/proc`): what a `podman exec` whose client ended
-/// leaves running inside.
-pub(crate) fn stop_marked(name: &str, mark: &str) {
-    let Ok(out) = output(&[program(), "top".into(), name.into(), "hpid".into()]) else {
-        return;
-    };
-    for pid in out.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
-        if crate::process::env_of(pid, ATTEMPT_VAR).as_deref() == Some(mark)
-            && let Ok(raw) = i32::try_from(pid)
-        {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(raw),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+/// Where a container's processes are, read on this machine when it was made: its first process
+/// (podman's init), the keeper it started, and their pid namespace. Which process belongs to
+/// what is decided from where it is in that namespace, never from what it says.
+#[derive(Clone, Debug)]
+pub(crate) struct Inside {
+    /// The container's first process, and its start time.
+    init: (u32, u64),
+    /// The init's children when the container was made (the keeper), with their start times.
+    keepers: Vec<(u32, u64)>,
+    /// The inode of their pid namespace.
+    ns: u64,
+}
+
+impl Inside {
+    /// The container whose first process is `init` (as this machine numbers it), as it is now.
+    pub(crate) fn read(init: u32) -> Option<Self> {
+        let ns = crate::process::pid_ns_of(init)?;
+        let start = crate::process::process_start_time(init);
+        let keepers = crate::process::in_pid_ns(ns)
+            .into_iter()
+            .filter(|&(_, ppid)| ppid == init)
+            .map(|(pid, _)| (pid, crate::process::process_start_time(pid)))
+            .collect();
+        Some(Self {
+            init: (init, start),
+            keepers,
+            ns,
+        })
+    }
+
+    /// Kills what attempt `mark` left in the container: the process its `podman exec` started
+    /// (the one whose parent is outside the container, marked with [`ATTEMPT_VAR`] by orch's
+    /// `exec`) with everything below it, and every process no other attempt's holds (one
+    /// re-parented to the container's init: it left its attempt's wrapper). Read again until
+    /// nothing is left to kill (at most 50 sweeps). The other attempts running in the container
+    /// (their `exec`'s process and what is below it), its init and its keeper are spared.
+    pub(crate) fn stop(&self, mark: &str) {
+        let (init, start) = self.init;
+        if !crate::process::process_alive(init, start) {
+            return;
+        }
+        for _ in 0..50 {
+            let procs = crate::process::in_pid_ns(self.ns);
+            let mut spared: std::collections::BTreeSet<u32> = [init].into();
+            for &(pid, start) in &self.keepers {
+                if crate::process::process_alive(pid, start) {
+                    spared.insert(pid);
+                }
+            }
+            for (&pid, ppid) in &procs {
+                let top = pid != init && !procs.contains_key(ppid);
+                if top && crate::process::env_of(pid, ATTEMPT_VAR).as_deref() != Some(mark) {
+                    spared.insert(pid);
+                    spared.extend(crate::process::wrapper::descendants_in(&procs, pid));
+                }
+            }
+            let doomed: Vec<u32> = procs.into_keys().filter(|p| !spared.contains(p)).collect();
+            if doomed.is_empty() {
+                return;
+            }
+            for pid in doomed {
+                if let Ok(raw) = i32::try_from(pid) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(raw),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
         }
     }
 }
