@@ -1,7 +1,9 @@
 //! The real Claude Code and Codex presets where a plan may live and run other than the home
 //! repository on this machine: a plan of another repository (a `[[repo]]` beside the home one)
-//! and a plan run on a `[[host]]` (`executor = "ssh"`, a real `sshd` on loopback). Each cell is
-//! a real `orch up` of a one-task plan through the real CLI (`ORCH_TEST_CLIS`, pinned by
+//! and a plan run on a `[[host]]` (`executor = "ssh"`, a real `sshd` on loopback).
+//! Also a plan run in a container (`executor = "container"`) whose image has no client: this
+//! machine's is mounted (Claude Code, opencode) or the start refused (Codex, Gemini CLI).
+//! Each cell is a real `orch up` of a one-task plan through the real CLI (`ORCH_TEST_CLIS`, pinned by
 //! `.ci/agent-clis`) against the fake model API of `tests/support/fake_api/`, then its landing
 //! with `orch merge`: the task completed by the agent's own `orch task done` (its note), its
 //! file committed on the plan branch of the plan's own repository and merged into that
@@ -190,4 +192,112 @@ fn claude_preset_runs_a_plan_on_an_ssh_host() {
 #[test]
 fn codex_preset_runs_a_plan_on_an_ssh_host() {
     on_a_host("codex");
+}
+
+/// A plan `p` run by the preset `agent` in a container of the tests' image (`executor =
+/// "container"`), its files and its network confined as the preset's defaults are (the proxy's
+/// sockets in the container's namespace reach the fake API). The image has no client: orch
+/// mounts this machine's, read-only, and says so.
+fn in_a_container(agent: &str) {
+    if !support::podman::available() || !support::landlock() {
+        return;
+    }
+    let Some(clis) = clis_with(agent) else {
+        return;
+    };
+    let api_server = FakeApi::start(Behaviour::Normal);
+    let repo = Repo::builder().timeout(RUN_TIMEOUT).build();
+    repo.write("plans/p.md", PLAN);
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"{agent}\"\nexecutor = \"container\"\nimage = \"{}\"\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"plans/p.md\"\n",
+            support::podman::IMAGE
+        ),
+    );
+    repo.commit_all("plans");
+    let mut cmd = repo.orch(&["up", "--json"]);
+    client_env(&mut cmd, &clis, &api_server, repo.home());
+    cmd.env_remove("ORCH_SANDBOX");
+    let (code, out, err) = code_out_err(&wait_within(
+        cmd.spawn().expect("spawn orch up"),
+        RUN_TIMEOUT,
+        "orch up",
+    ));
+    let context = || {
+        format!(
+            "exit {code}\nstdout:\n{out}\nstderr:\n{err}\nlogs:\n{}\nfake API requests: {:?}",
+            logs(&repo),
+            api_server.requests()
+        )
+    };
+    assert_eq!(code, 0, "{}", context());
+    assert!(
+        err.contains(&format!(
+            "plan `p` runs its client `{agent}` from this machine"
+        )) && err.contains("mounted read-only into its container"),
+        "{}",
+        context()
+    );
+    assert!(out.contains("\"sandbox\":\"on\""), "{}", context());
+    landed(&repo, &repo, agent, &context);
+    assert!(!api_server.requests().is_empty(), "{}", context());
+    assert_eq!(support::podman::mounting(repo.root()), Vec::<String>::new());
+}
+
+#[test]
+fn claude_preset_runs_a_plan_in_a_container() {
+    in_a_container("claude");
+}
+
+/// Codex's and Gemini CLI's programs on this machine are scripts for `node`, which the tests'
+/// image lacks: refused before anything runs, with the fix, nothing made.
+#[test]
+fn a_client_the_image_lacks_and_this_machine_has_as_a_script_is_refused_at_start() {
+    if !support::podman::available() {
+        return;
+    }
+    for agent in ["codex", "gemini"] {
+        let Some(clis) = clis_with(agent) else {
+            return;
+        };
+        let api_server = FakeApi::start(Behaviour::Normal);
+        let repo = Repo::builder().timeout(RUN_TIMEOUT).build();
+        repo.write("plans/p.md", PLAN);
+        repo.write(
+            "plans.toml",
+            &format!(
+                "[defaults]\nagent = \"{agent}\"\nexecutor = \"container\"\nimage = \"{}\"\nnetwork = \"none\"\n\n\
+                 [[plan]]\nname = \"p\"\nfile = \"plans/p.md\"\n",
+                support::podman::IMAGE
+            ),
+        );
+        repo.commit_all("plans");
+        let mut cmd = repo.orch(&["up", "--json"]);
+        client_env(&mut cmd, &clis, &api_server, repo.home());
+        let (code, out, err) = code_out_err(&wait_within(
+            cmd.spawn().expect("spawn orch up"),
+            RUN_TIMEOUT,
+            "orch up",
+        ));
+        assert_eq!(code, 2, "{agent}: {out}{err}");
+        assert!(
+            err.contains(&format!("plan `p` runs `{agent}` in a container"))
+                && err.contains("is a script")
+                && err.contains(&format!("install `{agent}` in the image")),
+            "{agent}: {err}"
+        );
+        assert!(
+            !support::three::exists(&repo, "plan/p"),
+            "{agent}: a branch was made"
+        );
+        assert!(api_server.requests().is_empty(), "{agent}");
+        assert_eq!(support::podman::mounting(repo.root()), Vec::<String>::new());
+    }
+}
+
+#[test]
+fn opencode_preset_runs_a_plan_in_a_container() {
+    in_a_container("opencode");
 }

@@ -21,6 +21,7 @@
 //! one. The container is removed when the run lets go of the plan; after a kill of `orch up`,
 //! the next start removes the containers of runs whose orch is gone (found by label).
 
+mod client;
 pub(crate) mod devcontainer;
 mod oneshot;
 mod podman;
@@ -69,6 +70,9 @@ struct PlanBox {
     netns: Mutex<Option<Join>>,
     /// Where its processes are ([`podman::Inside`]), read when it was made.
     inside: Mutex<Option<podman::Inside>>,
+    /// The agent's client CLI from this machine, mounted read-only (the image has none), as
+    /// the start of the run found it ([`client::Client`]).
+    client: Mutex<Option<client::Client>>,
 }
 
 impl Drop for PlanBox {
@@ -144,6 +148,7 @@ impl ContainerExecutor {
                     monitor: Mutex::new(None),
                     netns: Mutex::new(None),
                     inside: Mutex::new(None),
+                    client: Mutex::new(None),
                 });
                 all.insert(entry.name.clone(), Arc::downgrade(&b));
                 b
@@ -200,12 +205,43 @@ impl ContainerExecutor {
             .parent()
             .unwrap_or(at.report_dir)
             .to_path_buf();
-        let write = vec![
+        // The plan's attempts' private client state (a confined attempt's, made here).
+        let clients = crate::client_state::dir(at.state_dir, &self.plan, "x", 0)
+            .parent()
+            .map(Path::to_path_buf);
+        let mut write = vec![
             at.workdir.to_path_buf(),
             reports,
             self.box_.tmp_root.clone(),
         ];
-        let read = vec![at.orch_bin.to_path_buf()];
+        if let Some(c) = clients {
+            std::fs::create_dir_all(&c)
+                .map_err(|e| format!("cannot make `{}`: {e}", c.display()))?;
+            write.push(c);
+        }
+        let mut read = vec![at.orch_bin.to_path_buf()];
+        // The run's supervisor lock, read-only: how `orch task` in the container knows that
+        // `orch up` runs and takes its report (`<state_dir>/.reports/<plan>/<attempt>`, as
+        // `orch task` finds it from the report directory).
+        if let Some(lock) = at
+            .report_dir
+            .ancestors()
+            .nth(3)
+            .map(|d| d.join("supervisor.lock"))
+            .filter(|l| l.is_file())
+        {
+            read.push(lock);
+        }
+        let client = self
+            .box_
+            .client
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let files: Vec<(PathBuf, PathBuf)> = client
+            .iter()
+            .map(|c| (c.host.clone(), c.inside()))
+            .collect();
         let run = run_id();
         let argv = podman::run_argv(&podman::Spec {
             name: &self.box_.name,
@@ -218,6 +254,7 @@ impl ContainerExecutor {
             },
             write: &write,
             read: &read,
+            files: &files,
         });
         podman::output(&argv).map_err(|e| {
             format!(
@@ -350,18 +387,40 @@ impl Executor for ContainerExecutor {
             "--workdir".to_string(),
             at.workdir.display().to_string(),
         ];
-        let skip = ["PATH", "HOME", "TMPDIR", crate::sandbox::net::SPEC_VAR];
-        for (k, _) in env {
-            if !skip.contains(&k.as_str()) {
-                out.extend(["--env".to_string(), k.clone()]);
-            }
-        }
-        // The proxy's variables, set for a confined attempt after this (podman passes those set
-        // in its environment, taken from orch's wrapper's).
-        for k in crate::sandbox::net::PROXY_VARS {
-            if !env.iter().any(|(e, _)| e == k) {
-                out.extend(["--env".to_string(), k.to_string()]);
-            }
+        // The variables an attempt here has: orch's own environment (the client's key and
+        // settings, as a local agent inherits them) and the attempt's, but for what names this
+        // machine's places (its PATH, HOME, TMPDIR, the agent sockets, the loader's) and the
+        // proxy's, set for a confined attempt after this. Passed by name: podman takes each
+        // value from its own environment, orch's wrapper's.
+        let skip = [
+            "PATH",
+            "HOME",
+            "TMPDIR",
+            "PWD",
+            "OLDPWD",
+            "SHLVL",
+            "_",
+            "LD_PRELOAD",
+            "LD_LIBRARY_PATH",
+            crate::sandbox::net::SPEC_VAR,
+        ];
+        let mut names: std::collections::BTreeSet<String> = std::env::vars_os()
+            .filter_map(|(k, _)| k.into_string().ok())
+            .chain(env.iter().map(|(k, _)| k.clone()))
+            .filter(|k| {
+                !k.is_empty()
+                    && !k.contains('=')
+                    && !skip.contains(&k.as_str())
+                    && !crate::agent_env::AGENT_SOCKETS.contains(&k.as_str())
+            })
+            .collect();
+        names.extend(
+            crate::sandbox::net::PROXY_VARS
+                .iter()
+                .map(|k| k.to_string()),
+        );
+        for k in names {
+            out.extend(["--env".to_string(), k]);
         }
         out.extend([
             "--env".to_string(),
@@ -380,7 +439,16 @@ impl Executor for ContainerExecutor {
             "1000".to_string(),
             "--".to_string(),
         ]);
-        out.extend(argv);
+        let client = self
+            .box_
+            .client
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        out.extend(match client {
+            Some(c) => c.in_argv(argv),
+            None => argv,
+        });
         Ok(out)
     }
 
@@ -448,6 +516,7 @@ impl Executor for ContainerExecutor {
                 "plan `{first}` runs its agents in a container (`executor = \"container\"`): install podman (`apt-get install podman`), or set executor = \"local\""
             ))
         })?;
+        let mut notes = Vec::new();
         for p in plans {
             let mode = run
                 .manifest
@@ -479,13 +548,29 @@ impl Executor for ContainerExecutor {
                     .with_hint(format!("set `parallel = 1` on the plan, or {fix}")));
                 }
             }
-            if p.entry.image.is_none() && p.entry.repo.is_none() {
-                devcontainer::image(&run.manifest.root).map_err(|e| {
+            let image = match &p.entry.image {
+                Some(i) => Some(i.clone()),
+                None if p.entry.repo.is_none() => Some(devcontainer::image(&run.manifest.root).map_err(|e| {
                     CliError::invalid(anyhow!("plan `{}` runs in a container, but {e}", p.name))
                         .with_hint("set `image = \"…\"` on the plan, its agent or in `[defaults]` of plans.toml")
-                })?;
+                })?),
+                None => None,
+            };
+            if let (Some(image), Some(program)) = (image, &p.program) {
+                let found = client::find(p.name, &image, program, &run.manifest.root)?;
+                if let Some(found) = found {
+                    notes.push(found.note(p.name, &image));
+                    let b = boxes()
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get(p.name)
+                        .and_then(Weak::upgrade);
+                    if let Some(b) = b {
+                        *b.client.lock().unwrap_or_else(|e| e.into_inner()) = found.mounted();
+                    }
+                }
             }
         }
-        Ok(Vec::new())
+        Ok(notes)
     }
 }

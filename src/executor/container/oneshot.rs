@@ -65,6 +65,7 @@ impl OneShot {
             network: (!open).then_some("none"),
             write: &write,
             read: &[orch_bin.to_path_buf()],
+            files: &[],
         });
         podman::output(&argv).map_err(|e| {
             format!("cannot start a container of plan `{plan}` (image `{image}`): {e}")

@@ -36,7 +36,7 @@ pub(crate) fn version() -> Result<String, String> {
 /// The limits a container is given: this process's hard limits of open files and processes
 /// (podman's own defaults ask for more than a root without CAP_SYS_RESOURCE may set: "error
 /// setting rlimit"); processes at most 32768, what podman's own process runs with.
-fn ulimits() -> Vec<String> {
+pub(super) fn ulimits() -> Vec<String> {
     use nix::sys::resource::{Resource, getrlimit};
     let mut out = Vec::new();
     if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
@@ -62,6 +62,8 @@ pub(crate) struct Spec<'a> {
     pub(crate) write: &'a [PathBuf],
     /// Host paths mounted at the same path, read-only.
     pub(crate) read: &'a [PathBuf],
+    /// Host files mounted read-only at another path (this machine's, the container's).
+    pub(crate) files: &'a [(PathBuf, PathBuf)],
 }
 
 /// The argv of `podman run -d` that makes the container of `spec` (a keeper, `sleep infinity`,
@@ -85,6 +87,12 @@ pub(crate) fn run_argv(spec: &Spec<'_>) -> Vec<String> {
         a.extend([
             "--volume".into(),
             format!("{}:{}:ro", p.display(), p.display()),
+        ]);
+    }
+    for (host, inside) in spec.files {
+        a.extend([
+            "--volume".into(),
+            format!("{}:{}:ro", host.display(), inside.display()),
         ]);
     }
     a.extend([
