@@ -138,8 +138,9 @@ fn in_image(image: &str, program: &str) -> Result<Option<String>, CliError> {
             anyhow!("cannot look for `{program}` in the image `{image}`: {e}"),
         )
     })?;
-    let path = out.trim();
-    Ok((!path.is_empty()).then(|| path.chars().take(4096).collect()))
+    // The image's words: bounded, and shown escaped.
+    let path: String = out.trim().chars().take(4096).collect();
+    Ok((!path.is_empty()).then(|| crate::untrusted::text::escaped(&path).into_owned()))
 }
 
 /// Whether `path` is an ELF executable (its first four bytes).
