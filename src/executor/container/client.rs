@@ -113,8 +113,24 @@ pub(super) fn find(
 }
 
 /// The path of `program` on the `PATH` of `image` (`command -v` in a container of it, removed
-/// after), or `None`.
+/// after), or `None`; asked once per image and program in a run of orch.
 fn in_image(image: &str, program: &str) -> Result<Option<String>, CliError> {
+    type Asked = std::collections::BTreeMap<(String, String), Option<String>>;
+    static ASKED: std::sync::Mutex<Asked> =
+        std::sync::Mutex::new(std::collections::BTreeMap::new());
+    let key = (image.to_string(), program.to_string());
+    if let Some(found) = ASKED.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(found.clone());
+    }
+    let found = ask_image(image, program)?;
+    ASKED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, found.clone());
+    Ok(found)
+}
+
+fn ask_image(image: &str, program: &str) -> Result<Option<String>, CliError> {
     let mut argv = vec![
         podman::program(),
         "run".into(),
