@@ -161,11 +161,7 @@ fn ask_image(image: &str, program: &str) -> Result<Option<String>, CliError> {
 
 /// Whether `path` is an ELF executable (its first four bytes).
 fn is_elf(path: &Path) -> bool {
-    use std::io::Read as _;
-    let mut magic = [0u8; 4];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok_and(|()| magic == *b"\x7fELF")
+    crate::untrusted::read::head(path, 4).is_ok_and(|magic| magic == b"\x7fELF")
 }
 
 #[cfg(test)]
