@@ -194,6 +194,23 @@ fn codex_preset_runs_a_plan_on_an_ssh_host() {
     on_a_host("codex");
 }
 
+/// A repository whose plan `p` (one task) is run by the preset `agent` in a container of the
+/// tests' image, `defaults` added to its `[defaults]`.
+fn container_repo(agent: &str, defaults: &str) -> Repo {
+    let repo = Repo::builder().timeout(RUN_TIMEOUT).build();
+    repo.write("plans/p.md", PLAN);
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"{agent}\"\nexecutor = \"container\"\nimage = \"{}\"\n{defaults}\n\
+             [[plan]]\nname = \"p\"\nfile = \"plans/p.md\"\n",
+            support::podman::IMAGE
+        ),
+    );
+    repo.commit_all("plans");
+    repo
+}
+
 /// A plan `p` run by the preset `agent` in a container of the tests' image (`executor =
 /// "container"`), its files and its network confined as the preset's defaults are (the proxy's
 /// sockets in the container's namespace reach the fake API). The image has no client: orch
@@ -206,17 +223,7 @@ fn in_a_container(agent: &str) {
         return;
     };
     let api_server = FakeApi::start(Behaviour::Normal);
-    let repo = Repo::builder().timeout(RUN_TIMEOUT).build();
-    repo.write("plans/p.md", PLAN);
-    repo.write(
-        "plans.toml",
-        &format!(
-            "[defaults]\nagent = \"{agent}\"\nexecutor = \"container\"\nimage = \"{}\"\n\n\
-             [[plan]]\nname = \"p\"\nfile = \"plans/p.md\"\n",
-            support::podman::IMAGE
-        ),
-    );
-    repo.commit_all("plans");
+    let repo = container_repo(agent, "");
     let mut cmd = repo.orch(&["up", "--json"]);
     client_env(&mut cmd, &clis, &api_server, repo.home());
     cmd.env_remove("ORCH_SANDBOX");
@@ -263,17 +270,7 @@ fn a_client_the_image_lacks_and_this_machine_has_as_a_script_is_refused_at_start
             return;
         };
         let api_server = FakeApi::start(Behaviour::Normal);
-        let repo = Repo::builder().timeout(RUN_TIMEOUT).build();
-        repo.write("plans/p.md", PLAN);
-        repo.write(
-            "plans.toml",
-            &format!(
-                "[defaults]\nagent = \"{agent}\"\nexecutor = \"container\"\nimage = \"{}\"\nnetwork = \"none\"\n\n\
-                 [[plan]]\nname = \"p\"\nfile = \"plans/p.md\"\n",
-                support::podman::IMAGE
-            ),
-        );
-        repo.commit_all("plans");
+        let repo = container_repo(agent, "network = \"none\"\n");
         let mut cmd = repo.orch(&["up", "--json"]);
         client_env(&mut cmd, &clis, &api_server, repo.home());
         let (code, out, err) = code_out_err(&wait_within(

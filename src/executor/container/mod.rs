@@ -30,7 +30,7 @@ pub(crate) use oneshot::{OneShot, images};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use anyhow::anyhow;
 
@@ -80,12 +80,12 @@ impl Drop for PlanBox {
         let made = self
             .made
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(PoisonError::into_inner)
             .is_some();
         if made {
             let _ = podman::remove(&self.name);
         }
-        if let Some(pid) = *self.monitor.lock().unwrap_or_else(|e| e.into_inner()) {
+        if let Some(pid) = *self.monitor.lock().unwrap_or_else(PoisonError::into_inner) {
             crate::process::forget(pid);
         }
         let _ = std::fs::remove_dir_all(&self.tmp_root);
@@ -131,7 +131,7 @@ impl ContainerExecutor {
             .agents
             .get(&entry.agent)
             .and_then(|a| a.sandbox.network.mode);
-        let mut all = boxes().lock().unwrap_or_else(|e| e.into_inner());
+        let mut all = boxes().lock().unwrap_or_else(PoisonError::into_inner);
         let box_ = match all.get(&entry.name).and_then(Weak::upgrade) {
             Some(b) => b,
             None => {
@@ -177,7 +177,11 @@ impl ContainerExecutor {
 
     /// Makes the plan's container unless it runs.
     fn ensure(&self, at: &Attempt<'_>) -> Result<(), String> {
-        let mut made = self.box_.made.lock().unwrap_or_else(|e| e.into_inner());
+        let mut made = self
+            .box_
+            .made
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(tree) = made.as_deref() {
             if !at.workdir.starts_with(tree) {
                 return Err(format!(
@@ -232,12 +236,7 @@ impl ContainerExecutor {
         {
             read.push(lock);
         }
-        let client = self
-            .box_
-            .client
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let client = self.client();
         let files: Vec<(PathBuf, PathBuf)> = client
             .iter()
             .map(|c| (c.host.clone(), c.inside()))
@@ -268,7 +267,11 @@ impl ContainerExecutor {
         let pids = podman::pids(&self.box_.name);
         if let Some((_, monitor)) = pids {
             crate::process::keep_adopted(monitor);
-            *self.box_.monitor.lock().unwrap_or_else(|e| e.into_inner()) = Some(monitor);
+            *self
+                .box_
+                .monitor
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(monitor);
         }
         // Its namespace, as it is now: a pid reused later names another one.
         let netns = pids.and_then(|(pid, _)| {
@@ -276,10 +279,27 @@ impl ContainerExecutor {
             let inode = std::fs::metadata(format!("/proc/{pid}/ns/net")).ok()?.ino();
             Some(Join { pid, inode })
         });
-        *self.box_.netns.lock().unwrap_or_else(|e| e.into_inner()) = netns;
-        *self.box_.inside.lock().unwrap_or_else(|e| e.into_inner()) =
+        *self
+            .box_
+            .netns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = netns;
+        *self
+            .box_
+            .inside
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) =
             pids.and_then(|(pid, _)| podman::Inside::read(pid));
         Ok(())
+    }
+
+    /// The client from this machine mounted in the plan's container, if any.
+    fn client(&self) -> Option<client::Client> {
+        self.box_
+            .client
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Kills what attempt `attempt` of `unit` left running in the plan's container.
@@ -288,7 +308,7 @@ impl ContainerExecutor {
             .box_
             .inside
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(PoisonError::into_inner)
             .clone();
         if let Some(inside) = inside {
             inside.stop(&self.mark(unit, attempt));
@@ -320,7 +340,7 @@ impl Executor for ContainerExecutor {
                 .box_
                 .netns
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(PoisonError::into_inner)
                 .map(NetPlace::Join)
                 .ok_or_else(|| {
                     format!(
@@ -439,13 +459,7 @@ impl Executor for ContainerExecutor {
             "1000".to_string(),
             "--".to_string(),
         ]);
-        let client = self
-            .box_
-            .client
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        out.extend(match client {
+        out.extend(match self.client() {
             Some(c) => c.in_argv(argv),
             None => argv,
         });
@@ -460,7 +474,7 @@ impl Executor for ContainerExecutor {
             .box_
             .made
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(PoisonError::into_inner)
             .is_some();
         (made && !podman::running(&self.box_.name)).then_some(Lost::Place)
     }
@@ -562,11 +576,11 @@ impl Executor for ContainerExecutor {
                     notes.push(found.note(p.name, &image));
                     let b = boxes()
                         .lock()
-                        .unwrap_or_else(|e| e.into_inner())
+                        .unwrap_or_else(PoisonError::into_inner)
                         .get(p.name)
                         .and_then(Weak::upgrade);
                     if let Some(b) = b {
-                        *b.client.lock().unwrap_or_else(|e| e.into_inner()) = found.mounted();
+                        *b.client.lock().unwrap_or_else(PoisonError::into_inner) = found.mounted();
                     }
                 }
             }
