@@ -672,3 +672,108 @@ fn verify_of_a_container_plan_runs_in_a_container_of_its_image() {
         }
     }
 }
+
+/// An agent's attempts on every process of its container it did not start (the first process
+/// that keeps the container, and anything else spared between attempts): `PTRACE_ATTACH`,
+/// `PTRACE_SEIZE`, `/proc/PID/mem` opened for writing, `process_vm_writev`; where one is let in,
+/// the process is made to run a loop that writes `late.txt` into the worktree (a process spared
+/// between attempts that runs the agent's code outlives its attempt). One line a try in
+/// `tries.txt`.
+const TRACE_PY: &str = r#"import ctypes, os, struct
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.restype = ctypes.c_long
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+class Regs(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_ulonglong) for n in
+      "r15 r14 r13 r12 rbp rbx r11 r10 r9 r8 rax rcx rdx rsi rdi orig_rax rip cs eflags rsp ss fs_base gs_base ds es fs gs".split()]
+class IoVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+mine = set()
+p = os.getpid()
+while p > 0:
+    mine.add(p)
+    p = int(open("/proc/%d/stat" % p).read().rsplit(")", 1)[1].split()[1])
+late = os.path.join(os.getcwd(), "late.txt")
+out = open("tries.txt", "w")
+def inject(pid):
+    regs = Regs(); libc.ptrace(12, pid, None, ctypes.addressof(regs))
+    argv = [b"/bin/sh", b"-c", ("while :; do echo $$ >> %s; sleep 0.05; done" % late).encode()]
+    base = (regs.rsp - 4096) & ~0xf
+    blob = b""; ptrs = []
+    for a in argv:
+        ptrs.append(base + len(blob)); blob += a + b"\0"
+    while len(blob) % 8: blob += b"\0"
+    arr = base + len(blob)
+    blob += b"".join(struct.pack("<Q", x) for x in ptrs) + struct.pack("<Q", 0)
+    with open("/proc/%d/mem" % pid, "r+b", buffering=0) as m:
+        m.seek(base); m.write(blob); m.seek(regs.rip); m.write(b"\x0f\x05")
+    regs.rax = 59; regs.orig_rax = 2**64 - 1; regs.rdi = ptrs[0]; regs.rsi = arr; regs.rdx = 0
+    regs.rsp = base - 64
+    libc.ptrace(13, pid, None, ctypes.addressof(regs)); libc.ptrace(17, pid, None, None)
+for d in sorted(os.listdir("/proc")):
+    if not d.isdigit() or int(d) in mine:
+        continue
+    pid = int(d)
+    for name, req in [("attach", 16), ("seize", 0x4206)]:
+        if libc.ptrace(req, pid, None, None) == -1:
+            out.write("%d %s: refused %s\n" % (pid, name, os.strerror(ctypes.get_errno())))
+            continue
+        out.write("%d %s: let in\n" % (pid, name))
+        try:
+            if req == 0x4206:
+                libc.ptrace(0x4207, pid, None, None)
+            os.waitpid(pid, 0)
+            inject(pid)
+        except Exception as e:
+            out.write("%d inject: %s\n" % (pid, e))
+    try:
+        open("/proc/%d/mem" % pid, "r+b", buffering=0).close()
+        out.write("%d mem: let in\n" % pid)
+    except OSError as e:
+        out.write("%d mem: refused %s\n" % (pid, e.strerror))
+    buf = ctypes.create_string_buffer(8)
+    local = IoVec(ctypes.cast(buf, ctypes.c_void_p), 8)
+    remote = IoVec(ctypes.c_void_p(0x10000), 8)
+    libc.syscall.restype = ctypes.c_long
+    r = libc.syscall(311, pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+    if r == -1 and ctypes.get_errno() in (1, 13):
+        out.write("%d vm_writev: refused %s\n" % (pid, os.strerror(ctypes.get_errno())))
+    else:
+        out.write("%d vm_writev: let in\n" % pid)
+out.close()
+"#;
+
+/// Task 1.1's agent tries to run code of its own in every process of the container it did not
+/// start ([`TRACE_PY`]): each try is refused (the container's first process is orch's, not
+/// dumpable, and no process of the container may trace one that is not), and nothing writes into
+/// the worktree after 1.1's work is taken. Sandbox off (the agent is the container's root user,
+/// as that process's is) and on.
+#[test]
+fn an_agent_cannot_run_its_code_in_a_process_that_outlives_its_attempt() {
+    if !available() || !support::landlock() {
+        return;
+    }
+    let script = "if [ \"$ORCH_TASK\" = 1.1 ]; then python3 trace.py; \
+                  else ls > listed.txt; fi";
+    for sandbox in ["off", "on"] {
+        let repo = container_repo(script, 2, "", &format!("sandbox = \"{sandbox}\""));
+        repo.write("trace.py", TRACE_PY);
+        repo.commit_all("the agent's tracer");
+        let (code, out, err) =
+            repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+        assert_eq!(code, 0, "{sandbox}: {out}\n{err}");
+        let tries = repo.git(&["show", "plan/p~1:tries.txt"]);
+        // The container's first process at least was tried, each way.
+        for way in ["attach", "seize", "mem", "vm_writev"] {
+            assert!(
+                tries.lines().any(|l| l.starts_with(&format!("1 {way}: refused"))),
+                "{sandbox}: {way}\n{tries}"
+            );
+        }
+        assert!(!tries.contains("let in"), "{sandbox}:\n{tries}");
+        assert!(
+            !repo.git(&["show", "plan/p:listed.txt"]).contains("late.txt"),
+            "{sandbox}: something wrote after its attempt"
+        );
+    }
+}

@@ -89,6 +89,11 @@ pub(super) enum Internal {
         #[arg(last = true, required = true, value_parser = clap::value_parser!(std::ffi::OsString))]
         argv: Vec<std::ffi::OsString>,
     },
+    #[command(name = "container-init", hide = true)]
+    /// The first process of a plan's container (`executor = "container"`): keeps it running,
+    /// reaps what is re-parented to it, ends on SIGTERM; not dumpable, so that no process of the
+    /// container can trace it.
+    ContainerInit,
     /// How `orch up` starts every local agent, check and resolver: in a new session without a
     /// controlling terminal (`setsid`), as a child subreaper that runs `ARGV` as its child, copies
     /// its output into the log (up to `--log-max` bytes), and ends every process `ARGV` left when

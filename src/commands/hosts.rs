@@ -80,7 +80,7 @@ fn one(
     };
     // A one-off command: the shared connection ends with it (and its control directory with
     // the command, `end_own`).
-    let report = probe(&conn, orch_bin, clients);
+    let report = probe(&conn, orch_bin, clients, None);
     conn.close();
     report
 }

@@ -136,7 +136,7 @@ pub(crate) const SETTINGS_DIRS: [&str; 1] = [".github/hooks"];
 ///
 /// A version name alone (`.python-version`, `.nvmrc`, `.ruby-version`) is not here: the tool
 /// picks an installed version by it, never a path of the repository.
-pub(crate) const TOOLCHAIN_FILES: [&str; 52] = [
+pub(crate) const TOOLCHAIN_FILES: [&str; 53] = [
     "rust-toolchain",
     "rust-toolchain.toml",
     ".cargo/config.toml",
@@ -175,6 +175,9 @@ pub(crate) const TOOLCHAIN_FILES: [&str; 52] = [
     "uv.toml",
     "*.code-workspace",
     ".devcontainer",
+    // The Dev Container spec's other place (VS Code and the devcontainer CLI read it; its
+    // `initializeCommand` runs on the person's machine).
+    ".devcontainer.json",
     ".continue",
     ".clinerules/hooks",
     ".roo/mcp.json",

@@ -14,7 +14,7 @@ use crate::support::{Repo, agent, one_task};
 /// What the agent writes, each a path the failure and the refusal must name: at the root and
 /// in a subdirectory, entries of the list (`.vscode/tasks.json`, `rust-toolchain.toml`) and
 /// files in a directory of it (`.claude/commands/deploy.md`).
-const WRITES: [&str; 38] = [
+const WRITES: [&str; 40] = [
     // Claude Code.
     ".claude/commands/deploy.md",
     "docs/.claude/agents/helper.md",
@@ -61,6 +61,8 @@ const WRITES: [&str; 38] = [
     // Editors' workspaces and containers, editor agents' MCP servers and tasks.
     "team.code-workspace",
     ".devcontainer/devcontainer.json",
+    ".devcontainer.json",
+    "web/.devcontainer.json",
     ".continue/mcpServers/x.yaml",
     "web/.zed/tasks.json",
 ];

@@ -1,7 +1,7 @@
 //! `executor = "container"`: each plan's attempts run in a podman container of the plan's image
 //! (`image` on the plan, its agent or `[defaults]`, else the repository's dev container:
 //! [`devcontainer`]). One container per plan, made at its first attempt and kept while the plan
-//! runs (a keeper, `sleep infinity`); each attempt a `podman exec` in it, under orch's session
+//! runs (its first process orch's own, [`init`], which no process of it can trace); each attempt a `podman exec` in it, under orch's session
 //! wrapper here and `orch sandbox-exec` inside (orch's executable mounted read-only), so that
 //! Landlock confines the agent inside as it would here. Mounted read-write, at the same paths as
 //! here: the plan's worktree, its attempts' report directories and a `TMPDIR` directory of the
@@ -23,6 +23,7 @@
 
 mod client;
 pub(crate) mod devcontainer;
+pub(crate) mod init;
 mod oneshot;
 mod podman;
 
@@ -247,6 +248,7 @@ impl ContainerExecutor {
             run: &run,
             plan: &self.plan,
             image: &image,
+            orch: at.orch_bin,
             network: match self.network {
                 Some(NetworkMode::Open) => None,
                 _ => Some("none"),

@@ -62,6 +62,7 @@ impl OneShot {
             run: &run,
             plan,
             image,
+            orch: orch_bin,
             network: (!open).then_some("none"),
             write: &write,
             read: &[orch_bin.to_path_buf()],

@@ -2,7 +2,7 @@
 //! keeper), an attempt's `exec` argv, its processes stopped, the containers of earlier runs found
 //! by label and removed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The labels orch sets on its containers. Namespaced so that an image is unlikely to set them
@@ -56,6 +56,8 @@ pub(crate) struct Spec<'a> {
     pub(crate) run: &'a str,
     pub(crate) plan: &'a str,
     pub(crate) image: &'a str,
+    /// orch's executable (among `read`): the container's first process.
+    pub(crate) orch: &'a Path,
     /// `none` or `None`: podman's default network.
     pub(crate) network: Option<&'a str>,
     /// Host paths mounted at the same path, read-write.
@@ -66,10 +68,11 @@ pub(crate) struct Spec<'a> {
     pub(crate) files: &'a [(PathBuf, PathBuf)],
 }
 
-/// The argv of `podman run -d` that makes the container of `spec` (a keeper, `sleep infinity`,
-/// under podman's init so that it stops at once).
+/// The argv of `podman run -d` that makes the container of `spec`: its first process orch's
+/// own keeper ([`super::init`], orch's executable `spec.orch`, mounted read-only), which stops
+/// at once and which no process of the container can trace.
 pub(crate) fn run_argv(spec: &Spec<'_>) -> Vec<String> {
-    let mut a: Vec<String> = vec![program(), "run".into(), "-d".into(), "--init".into()];
+    let mut a: Vec<String> = vec![program(), "run".into(), "-d".into()];
     a.extend(["--name".into(), spec.name.to_string()]);
     a.extend(["--label".into(), format!("{RUN_LABEL}={}", spec.run)]);
     a.extend(["--label".into(), format!("{PLAN_LABEL}={}", spec.plan)]);
@@ -97,10 +100,10 @@ pub(crate) fn run_argv(spec: &Spec<'_>) -> Vec<String> {
     }
     a.extend([
         "--entrypoint".into(),
-        "sleep".into(),
+        spec.orch.display().to_string(),
         spec.image.to_string(),
     ]);
-    a.push("infinity".into());
+    a.push(super::init::COMMAND.into());
     a
 }
 

@@ -229,7 +229,7 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
     if spec.hosts.is_empty() {
         return Err("the plan has no host".to_string().into());
     }
-    let id = crate::git::blob_id_of_file(&spec.orch_bin)
+    let id = super::host::orch_id(&spec.orch_bin, Some(&spec.state_dir))
         .map_err(|e| format!("cannot read orch's executable: {e}"))?;
     let repo =
         name_of(&crate::git::blob_id_of_bytes(spec.repo_root.as_os_str().as_encoded_bytes())[..16]);

@@ -114,13 +114,92 @@ fn failed(mut report: HostReport, host: &crate::manifest::Host, e: &ConnError) -
     report
 }
 
-/// Makes the host ready and asks it what it offers; `clients` are the program names to look for.
-pub(crate) fn probe(conn: &Conn, orch_bin: &Path, clients: &[String]) -> HostReport {
+/// The file in orch's state directory that remembers the git blob id of orch's executable
+/// ([`orch_id`]).
+const ORCH_ID_FILE: &str = "orch-executable-id";
+
+/// What identifies one content of a file without reading it: its device and inode, size, and
+/// modification and change times (a write, a replacement or a `touch` alters one of them; the
+/// change time cannot be set back).
+fn file_key(path: &Path) -> std::io::Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)?;
+    Ok(format!(
+        "{} {} {} {}.{} {}.{}",
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec()
+    ))
+}
+
+/// The git blob id of orch's executable `orch_bin` (the name of its copy on a host), hashed once
+/// per content of the file rather than by every probe and every attempt's driver (a hash of the
+/// whole executable each time): remembered in this process, and with `state_dir` (orch's own)
+/// in [`ORCH_ID_FILE`] there, each keyed by the file's identity ([`file_key`]), read again
+/// before and after hashing so that a file replaced meanwhile is never given the other's id.
+pub(crate) fn orch_id(orch_bin: &Path, state_dir: Option<&Path>) -> std::io::Result<String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock, PoisonError};
+    static SEEN: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+    // Held while hashing: the run's probes of several hosts at once hash once.
+    let mut seen = SEEN
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let key = format!("{} {}", orch_bin.display(), file_key(orch_bin)?);
+    if let Some(id) = seen.get(&key) {
+        return Ok(id.clone());
+    }
+    let file = state_dir.map(|d| d.join(ORCH_ID_FILE));
+    let recorded = file.as_deref().and_then(|f| {
+        let bytes = crate::untrusted::read::head(f, 4096).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let (k, id) = text.trim_end().rsplit_once(' ')?;
+        (k == key && id.len() == 40 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| id.to_string())
+    });
+    let id = match recorded {
+        Some(id) => id,
+        None => {
+            let id = crate::git::blob_id_of_file(orch_bin)?;
+            if file_key(orch_bin).map(|k| format!("{} {k}", orch_bin.display()))? != key {
+                return Err(std::io::Error::other(
+                    "orch's executable changed while its id was computed",
+                ));
+            }
+            if let (Some(f), Some(dir)) = (file.as_deref(), state_dir) {
+                // Written aside and renamed into place: a reader sees a whole line or none.
+                let tmp = dir.join(format!(".{ORCH_ID_FILE}.{}", std::process::id()));
+                let written = crate::links::write(&tmp, format!("{key} {id}\n").as_bytes())
+                    .and_then(|()| std::fs::rename(&tmp, f));
+                if written.is_err() {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+            }
+            id
+        }
+    };
+    seen.insert(key, id.clone());
+    Ok(id)
+}
+
+/// Makes the host ready and asks it what it offers; `clients` are the program names to look for;
+/// `state_dir`: orch's, where the id of its executable is remembered ([`orch_id`]).
+pub(crate) fn probe(
+    conn: &Conn,
+    orch_bin: &Path,
+    clients: &[String],
+    state_dir: Option<&Path>,
+) -> HostReport {
     let mut report = HostReport {
         name: conn.host.name.clone(),
         ..HostReport::default()
     };
-    let id = match crate::git::blob_id_of_file(orch_bin) {
+    let id = match orch_id(orch_bin, state_dir) {
         Ok(id) => id,
         Err(e) => {
             report.error = Some(format!(
@@ -209,7 +288,7 @@ fn probe_record_and_find(
     orch_bin: &Path,
     programs: &[String],
 ) -> (super::usable::Verdict, Vec<String>) {
-    let report = probe(conn, orch_bin, programs);
+    let report = probe(conn, orch_bin, programs, Some(state_dir));
     let v = super::usable::verdict(&conn.host, &report);
     super::usable::record(state_dir, &conn.host.name, &v);
     let lacking = match v {
