@@ -562,12 +562,12 @@ fn a_tasks_check_runs_in_the_plans_container() {
         if sandbox == "on" && !support::landlock() {
             continue;
         }
-        // The plan's own container: its first process is the keeper (`sleep infinity`); with
+        // The plan's own container: its first process is orch's keeper (`orch container-init`); with
         // the sandbox off, the agent also leaves a file in the container's own /opt.
         let inside = if sandbox == "off" {
-            "test -e /run/.containerenv && grep -q infinity /proc/1/cmdline && test \"$(cat /opt/mark)\" = agent"
+            "test -e /run/.containerenv && grep -q container-init /proc/1/cmdline && test \"$(cat /opt/mark)\" = agent"
         } else {
-            "test -e /run/.containerenv && grep -q infinity /proc/1/cmdline"
+            "test -e /run/.containerenv && grep -q container-init /proc/1/cmdline"
         };
         for (check, passes) in [(inside, true), ("test ! -e /run/.containerenv", false)] {
             let script = "(echo agent > /opt/mark) 2>/dev/null; echo ok > work.txt";
@@ -619,7 +619,7 @@ fn verify_of_a_container_plan_runs_in_a_container_of_its_image() {
     let through_proxy = format!(
         "python3 -c 'import os, socket\nh, p = os.environ[\"HTTPS_PROXY\"][7:].rsplit(\":\", 1)\nc = socket.create_connection((h, int(p)), 5)\nc.sendall(b\"CONNECT 127.0.0.1:{port} HTTP/1.1\\r\\n\\r\\n\")\nassert b\" 200 \" in c.recv(100)'"
     );
-    let inside = "test -e /run/.containerenv && grep -q infinity /proc/1/cmdline".to_string();
+    let inside = "test -e /run/.containerenv && grep -q container-init /proc/1/cmdline".to_string();
     for (sandbox, network) in [("off", "none"), ("on", "confined")] {
         if sandbox == "on" && !support::landlock() {
             continue;
@@ -735,11 +735,12 @@ for d in sorted(os.listdir("/proc")):
     local = IoVec(ctypes.cast(buf, ctypes.c_void_p), 8)
     remote = IoVec(ctypes.c_void_p(0x10000), 8)
     libc.syscall.restype = ctypes.c_long
-    r = libc.syscall(311, pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+    r = libc.syscall(ctypes.c_long(311), ctypes.c_long(pid), ctypes.byref(local),
+                     ctypes.c_ulong(1), ctypes.byref(remote), ctypes.c_ulong(1), ctypes.c_ulong(0))
     if r == -1 and ctypes.get_errno() in (1, 13):
         out.write("%d vm_writev: refused %s\n" % (pid, os.strerror(ctypes.get_errno())))
     else:
-        out.write("%d vm_writev: let in\n" % pid)
+        out.write("%d vm_writev: let in (%d, %s)\n" % (pid, r, os.strerror(ctypes.get_errno())))
 out.close()
 "#;
 
@@ -766,13 +767,17 @@ fn an_agent_cannot_run_its_code_in_a_process_that_outlives_its_attempt() {
         // The container's first process at least was tried, each way.
         for way in ["attach", "seize", "mem", "vm_writev"] {
             assert!(
-                tries.lines().any(|l| l.starts_with(&format!("1 {way}: refused"))),
+                tries
+                    .lines()
+                    .any(|l| l.starts_with(&format!("1 {way}: refused"))),
                 "{sandbox}: {way}\n{tries}"
             );
         }
         assert!(!tries.contains("let in"), "{sandbox}:\n{tries}");
         assert!(
-            !repo.git(&["show", "plan/p:listed.txt"]).contains("late.txt"),
+            !repo
+                .git(&["show", "plan/p:listed.txt"])
+                .contains("late.txt"),
             "{sandbox}: something wrote after its attempt"
         );
     }

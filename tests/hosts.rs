@@ -185,6 +185,34 @@ fn orch_hosts_reports_each_host_copies_orch_once_and_names_the_one_that_does_not
         bin,
         "replaced by orch's own"
     );
+    // Checked once, its identity is kept beside it: a copy changed in place with its size and
+    // modification time kept (a byte flipped, the time set back) is still found changed (its
+    // change time moved) and replaced.
+    assert!(
+        copy.with_file_name(format!("orch-{id}.checked")).is_file(),
+        "the identity of the checked copy is kept"
+    );
+    let modified = std::fs::metadata(&copy)
+        .expect("copy")
+        .modified()
+        .expect("mtime");
+    let mut flipped = bin.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0xff;
+    std::fs::write(&copy, &flipped).expect("flip");
+    std::fs::File::options()
+        .write(true)
+        .open(&copy)
+        .and_then(|f| f.set_modified(modified))
+        .expect("set the time back");
+    let (code, out, err) = repo2.run_cmd(&mut cmd);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("h1  ready") && l.contains("orch copied")),
+        "{out}"
+    );
+    assert_eq!(std::fs::read(&copy).expect("copy"), bin, "replaced again");
 
     // A server that stops: that host does not answer, the other does.
     lab.stop("h2");

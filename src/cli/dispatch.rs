@@ -175,9 +175,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
         }
         Command::Demo { dir, no_merge } => commands::demo::run(dir.as_deref(), !no_merge),
         Command::Internal(Internal::DemoAgent) => commands::demo::run_agent(),
-        Command::Internal(Internal::ContainerInit) => {
-            Ok(crate::executor::container::init::run())
-        }
+        Command::Internal(Internal::ContainerInit) => Ok(crate::executor::container::init::run()),
         Command::Internal(Internal::SandboxExec {
             write,
             deny_read,

@@ -23,11 +23,22 @@ pub(super) const DIR: &str = r#"d=$1; case $d in "~/"*) d="$HOME/${d#"~/"}";; es
 /// Whether `<dir>/bin/orch-<id>` is there with that id (`present` or `missing`); `dir` and its
 /// `bin` made, writable by the remote user only (what runs from there is orch's). `no-git`
 /// first when the session's `PATH` has no `git` (orch's copy is checked, and its work done,
-/// with it).
+/// with it). The copy is hashed once per content of the file, not by every attempt: once its id
+/// is checked, its identity (`stat`: size, inode, modification and change times; the change
+/// time cannot be set back) is kept beside it in `orch-<id>.checked`, and a copy whose identity
+/// is that one is present without hashing it again (a `stat` without `-c`: hashed each time).
 const INSTALLED: &str = r#"command -v git >/dev/null 2>&1 || { echo no-git; exit 0; }
 mkdir -p "$d/bin" && chmod go-w "$d" "$d/bin"
 f="$d/bin/orch-$2"
-if [ -f "$f" ] && [ "$(git hash-object -- "$f" 2>/dev/null)" = "$2" ]; then echo present; else echo missing; fi
+[ -f "$f" ] || { echo missing; exit 0; }
+s=$(stat -c '%s %i %Y %Z' -- "$f" 2>/dev/null) || s=
+if [ -n "$s" ] && [ "$(cat -- "$f.checked" 2>/dev/null)" = "$s" ]; then echo present; exit 0; fi
+if [ "$(git hash-object -- "$f" 2>/dev/null)" = "$2" ]; then
+    [ -z "$s" ] || { printf '%s\n' "$s" > "$f.checked.$$" && mv -f "$f.checked.$$" "$f.checked"; } 2>/dev/null
+    echo present
+else
+    echo missing
+fi
 "#;
 
 /// stdin to `<dir>/bin/orch-<id>`, through a temporary name, moved in once its id is checked.
