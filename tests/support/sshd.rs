@@ -131,7 +131,32 @@ impl Lab {
         for name in names {
             let port = free_port();
             let dir = t.join(name).join("dir");
-            std::fs::create_dir_all(t.join(name)).expect("host dir");
+            // The host user's HOME, of the lab's own (unless the test sets its own `SetEnv`): a
+            // fresh home, as a host's user may have, and none of this machine's shell start-up
+            // (its `~/.bashrc`, which bash reads for every command sshd runs, starts a Python
+            // version manager: a hundred processes for each command orch runs on the host).
+            // sshd takes the first `SetEnv` only: the host's variables go on the same line.
+            let home = t.join(name).join("home");
+            std::fs::create_dir_all(&home).expect("host home");
+            let mut vars: Vec<String> = set_env
+                .iter()
+                .filter(|(h, _)| h == name)
+                .map(|(_, v)| (*v).to_string())
+                .collect();
+            if !vars.iter().any(|v| v.starts_with("HOME=")) {
+                vars.insert(0, format!("HOME={}", home.display()));
+            }
+            // A test's own `SetEnv` line (in `extra`) gets the HOME unless it sets one.
+            let (env, extra) = if extra.contains("SetEnv ") {
+                let extra = if extra.contains("HOME=") {
+                    extra.to_string()
+                } else {
+                    extra.replacen("SetEnv ", &format!("SetEnv HOME={} ", home.display()), 1)
+                };
+                (String::new(), extra)
+            } else {
+                (format!("SetEnv {}\n", vars.join(" ")), extra.to_string())
+            };
             let conf = t.join(name).join("sshd_config");
             std::fs::write(
                 &conf,
@@ -143,11 +168,6 @@ impl Lab {
                     hk = t.join("host_key").display(),
                     pid = t.join(name).join("sshd.pid").display(),
                     ak = t.join("authorized_keys").display(),
-                    env = set_env
-                        .iter()
-                        .filter(|(h, _)| h == name)
-                        .map(|(_, v)| format!("SetEnv {v}\n"))
-                        .collect::<String>(),
                 ),
             )
             .expect("sshd_config");
