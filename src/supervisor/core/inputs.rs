@@ -342,16 +342,39 @@ impl Core {
         };
         match ending {
             Ending::Exited(Some(code)) if self.host_lost(run, p, *code) => {
+                // What the executor knows of its place's loss (a container's service that did
+                // not get ready), on the console too.
+                let why = self.spec(p).and_then(|s| s.executor.lost_why());
                 Some(Settlement::Interrupt {
-                    note: "its host was lost (no answer over ssh): the attempt does not count, \
+                    note: match why {
+                        Some(why) => {
+                            let note = format!(
+                                "{}: the attempt does not count, and the task runs again from the plan branch's tip",
+                                first_line(&why)
+                            );
+                            out.push(Action::Report(Event::Note {
+                                plan: Some(self.plan_name(p)),
+                                message: format!(
+                                    "attempt lost, not counted: {}",
+                                    crate::untrusted::text::escaped_lines(&why)
+                                ),
+                            }));
+                            note
+                        }
+                        None => "its host was lost (no answer over ssh): the attempt does not count, \
                            and the task runs again on a host that answers, from the plan branch's tip"
-                        .to_string(),
+                            .to_string(),
+                    },
                 })
             }
             Ending::Exited(Some(code)) if self.no_host(run, p, *code) => {
                 let why = output
                     .cause()
-                    .map(|c| last_line(&c).trim_start_matches("orch remote-attempt: ").to_string())
+                    .map(|c| {
+                        last_line(&c)
+                            .trim_start_matches("orch remote-attempt: ")
+                            .to_string()
+                    })
                     .unwrap_or_else(|| "no host of the plan can run its agents".to_string());
                 let reason = format!("{why} (`orch hosts` checks each host)");
                 self.state.plans[p].prep = Prep::Blocked(reason.clone());
