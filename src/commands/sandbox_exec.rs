@@ -131,8 +131,10 @@ pub(crate) fn run_service_wait(
     argv: &[String],
 ) -> CliResult<u8> {
     match (spec, connect) {
-        (Some(spec), None) => crate::executor::container::service_wait(spec, argv)
-            .map_err(|e| CliError::new(crate::exit::FAILURE, anyhow!("{e}"))),
+        (Some(spec), None) => crate::executor::container::service_wait(spec, argv, &|line| {
+            super::output::eprintln_safe(line)
+        })
+        .map_err(|e| CliError::new(crate::exit::FAILURE, anyhow!("{e}"))),
         (None, Some(addr)) => Ok(
             if crate::executor::container::service_connect(addr, within) {
                 0

@@ -202,24 +202,24 @@ pub(crate) fn connect(addr: &str, within: Duration) -> bool {
 }
 
 /// `orch service-wait --spec JSON -- ARGV…`: waits for the services `spec` names (each
-/// one's line in the attempt's log), then becomes `ARGV`; when one does not get ready, records
-/// why, removes its container and exits [`NOT_READY_EXIT`]. An error of its own (a bad spec,
-/// `ARGV` that cannot run) is the error returned.
-pub(crate) fn service_wait(spec: &str, argv: &[String]) -> Result<u8, String> {
+/// one's line said by `say`: into the attempt's log), then becomes `ARGV`; when one does not
+/// get ready, records why, removes its container and exits [`NOT_READY_EXIT`]. An error of its
+/// own (a bad spec, `ARGV` that cannot run) is the error returned.
+pub(crate) fn service_wait(spec: &str, argv: &[String], say: &dyn Fn(&str)) -> Result<u8, String> {
     let w: Wait =
         serde_json::from_str(spec).map_err(|e| format!("orch service-wait: a bad spec: {e}"))?;
     match wait(&w.plan, &w.services) {
         Ok(took) => {
             for (name, t) in took {
-                eprintln!(
+                say(&format!(
                     "=== orch: service `{name}` of plan `{}` ready after {:.2}s ===",
                     w.plan,
                     t.as_secs_f64()
-                );
+                ));
             }
         }
         Err(why) => {
-            eprintln!("=== orch: {why} ===");
+            say(&format!("=== orch: {why} ==="));
             if let Some(record) = &w.record {
                 let _ = crate::links::write(record, why.as_bytes());
             }
