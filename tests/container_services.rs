@@ -292,14 +292,18 @@ fn a_service_that_does_not_get_ready_loses_the_attempt_without_spending_a_retry(
     if !support::podman::available() {
         return;
     }
-    // A command service (in a container of the plan's image) that never listens, ready when
-    // /tmp/ok exists in it: the test makes it in the second instance only. Its log says
-    // something with a terminal escape in it.
+    // A command service (in a container of the plan's image): an HTTP server, ready when
+    // /tmp/ok exists in its container, which the test makes in its second instance only. Its
+    // log says something with a terminal escape in it. The agent, confined (orch's proxy in its
+    // variables), asks it over HTTP.
     let repo = Repo::builder().timeout(Duration::from_secs(300)).build();
     repo.write("docs/plans/svcslow.md", &support::one_task("P", "Work"));
+    let agent = "python3 -c 'import os, urllib.request as u\n\
+                 url = \"http://%s:%s/\" % (os.environ[\"ORCH_SERVICE_WEB_HOST\"], os.environ[\"ORCH_SERVICE_WEB_PORT\"])\n\
+                 print(u.urlopen(url, timeout=10).status)' > work.txt";
     repo.manifest(
-        &toml_array(&["sh", "-c", "echo ok > work.txt"]),
-        "report = \"exit\"\nnetwork = \"none\"",
+        &toml_array(&["sh", "-c", agent]),
+        "report = \"exit\"",
         &format!(
             "retries = 0\nexecutor = \"container\"\nimage = \"{}\"",
             support::podman::IMAGE
@@ -312,7 +316,8 @@ fn a_service_that_does_not_get_ready_loses_the_attempt_without_spending_a_retry(
         toml_array(&[
             "sh",
             "-c",
-            "echo starting on $PORT; printf 'screen \\033[2J cleared\\n' >&2; exec sleep infinity"
+            "echo starting on $PORT; printf 'screen \\033[2J cleared\\n' >&2; \
+             exec python3 -m http.server $PORT --bind 127.0.0.1"
         ])
     );
     repo.write("plans.toml", &format!("{text}{service}"));
@@ -349,7 +354,7 @@ fn a_service_that_does_not_get_ready_loses_the_attempt_without_spending_a_retry(
     assert_eq!(code, 0, "{all}");
     // Done at its first counted attempt: the lost one spent no retry (`retries = 0`).
     assert_eq!(repo.task("svcslow", "1.1")["status"], "completed", "{all}");
-    assert_eq!(repo.git(&["show", "plan/svcslow:work.txt"]), "ok");
+    assert_eq!(repo.git(&["show", "plan/svcslow:work.txt"]), "200");
     let said = all
         .lines()
         .find(|l| l.contains("attempt lost (not counted"))

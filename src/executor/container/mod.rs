@@ -89,7 +89,7 @@ struct PlanBox {
     image: Mutex<Option<String>>,
     /// Its services as they run (their names and ports, once its port block is known), and
     /// their monitors kept by orch.
-    services: Mutex<(Vec<services::Instance>, Vec<u32>)>,
+    services: Mutex<(Vec<services::Instance>, HashMap<String, u32>)>,
     /// orch's own directory of the plan's services, which no container mounts: where
     /// `orch service-wait` marks a service ready and records one that did not get ready.
     marks: PathBuf,
@@ -112,7 +112,7 @@ impl Drop for PlanBox {
                 let _ = podman::remove(&s.container);
             }
         }
-        for pid in monitors {
+        for pid in monitors.into_values() {
             crate::process::forget(pid);
         }
         if let Some(pid) = *self.monitor.lock().unwrap_or_else(PoisonError::into_inner) {
@@ -184,7 +184,7 @@ impl ContainerExecutor {
                     inside: Mutex::new(None),
                     client: Mutex::new(None),
                     image: Mutex::new(None),
-                    services: Mutex::new((Vec::new(), Vec::new())),
+                    services: Mutex::new((Vec::new(), HashMap::new())),
                     marks: std::env::temp_dir().join(format!("orch-{run}-{safe}-services")),
                     lost_why: Mutex::new(None),
                 });
@@ -338,80 +338,6 @@ impl ContainerExecutor {
         Ok(())
     }
 
-    /// Starts the plan's services that do not run (all of them with a new container), in the
-    /// plan's order, in its container's network; their instances as they run. Their ports are
-    /// read once, from the plan's block (`ORCH_PORT` of its worktree).
-    fn services_up(&self, at: &Attempt<'_>) -> Result<Vec<services::Instance>, String> {
-        if self.services.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut held = self
-            .box_
-            .services
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let (list, monitors) = &mut *held;
-        if list.is_empty() {
-            let base = crate::ports::port_for(at.state_dir, at.workdir, self.ports)?;
-            *list = services::instances(&self.services, &self.box_.name, base);
-        }
-        let names: Vec<String> = list.iter().map(|i| i.container.clone()).collect();
-        let up = podman::running_of(&names);
-        if up.len() == list.len() {
-            return Ok(list.clone());
-        }
-        std::fs::create_dir_all(&self.box_.marks)
-            .map_err(|e| format!("cannot make `{}`: {e}", self.box_.marks.display()))?;
-        let image = self
-            .box_
-            .image
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .unwrap_or_default();
-        let run = run_id();
-        for i in list.iter().filter(|i| !up.contains(&i.container)) {
-            let _ = std::fs::remove_file(services::ready_mark(&self.box_.marks, &i.container));
-            if let Some(m) = i.start((&run, &self.plan), &self.box_.name, &image)? {
-                monitors.push(m);
-            }
-        }
-        Ok(list.clone())
-    }
-
-    /// Where `orch service-wait` of attempt `attempt` of `unit` records a service that did not
-    /// get ready.
-    fn record_of(&self, unit: &str, attempt: u32) -> PathBuf {
-        let safe: String = unit
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
-        self.box_
-            .marks
-            .join(format!("{NOT_READY_PREFIX}{safe}-{attempt}"))
-    }
-
-    /// A record of a service that did not get ready, taken (read and removed): why.
-    fn take_record(&self) -> Option<String> {
-        let dir = std::fs::read_dir(&self.box_.marks).ok()?;
-        for e in dir.flatten() {
-            if !e
-                .file_name()
-                .to_string_lossy()
-                .starts_with(NOT_READY_PREFIX)
-            {
-                continue;
-            }
-            let path = e.path();
-            let why = crate::untrusted::read::text(&path, crate::untrusted::read::REPORT);
-            let _ = std::fs::remove_file(&path);
-            if let Ok(why) = why {
-                return Some(why);
-            }
-        }
-        None
-    }
-
     /// The client from this machine mounted in the plan's container, if any.
     fn client(&self) -> Option<client::Client> {
         self.box_
@@ -559,20 +485,21 @@ impl Executor for ContainerExecutor {
                 .iter()
                 .map(|k| k.to_string()),
         );
+        // Where its services are: on the container's own loopback (and not through orch's
+        // proxy).
+        let vars = services::vars(&services);
+        names.retain(|k| !vars.iter().any(|(v, _)| v == k));
         for k in names {
             out.extend(["--env".to_string(), k]);
+        }
+        for (k, v) in vars {
+            out.extend(["--env".to_string(), format!("{k}={v}")]);
         }
         out.extend([
             "--env".to_string(),
             format!("TMPDIR={}", own.display()),
             "--env".to_string(),
             format!("{}={}", podman::ATTEMPT_VAR, self.mark(at.unit, at.attempt)),
-        ]);
-        // Where its services are: on the container's own loopback.
-        for (k, v) in services::vars(&services) {
-            out.extend(["--env".to_string(), format!("{k}={v}")]);
-        }
-        out.extend([
             self.box_.name.clone(),
             // orch's wrapper inside as well: a subreaper in the container's pid namespace, so
             // that what the agent leaves there, however it detached, is below it and killed

@@ -160,18 +160,19 @@ impl OneShot {
             cwd.display().to_string(),
         ];
         let skip = ["PATH", "HOME", crate::sandbox::net::SPEC_VAR];
+        let vars = services::vars(&self.services);
         let names = env
             .iter()
             .map(|(k, _)| k.as_str())
             .chain(crate::sandbox::net::PROXY_VARS);
         let mut seen = Vec::new();
         for k in names {
-            if !skip.contains(&k) && !seen.contains(&k) {
+            if !skip.contains(&k) && !seen.contains(&k) && !vars.iter().any(|(v, _)| v == k) {
                 seen.push(k);
                 out.extend(["--env".to_string(), k.to_string()]);
             }
         }
-        for (k, v) in services::vars(&self.services) {
+        for (k, v) in vars {
             out.extend(["--env".to_string(), format!("{k}={v}")]);
         }
         out.push(self.name.clone());

@@ -14,7 +14,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::podman;
+use std::sync::PoisonError;
+
+use super::{Attempt, NOT_READY_PREFIX, podman, run_id};
 use crate::manifest::{PORT_PLACEHOLDER, Service, ServiceRun};
 
 /// The address every service listens on for the plan's processes: their shared loopback.
@@ -49,10 +51,16 @@ pub(crate) fn instances(recipes: &[Service], owner: &str, base: u16) -> Vec<Inst
         .collect()
 }
 
+/// The hosts a plan's HTTP clients reach directly, not through orch's proxy (which serves the
+/// allowlist from this machine, where no service is): the plan's own loopback.
+const NO_PROXY_HOSTS: &str = "127.0.0.1,localhost,::1";
+
 /// What the plan's processes (its agents, checks, `verify`) are told of `instances`:
-/// `ORCH_SERVICE_<NAME>_HOST` and `_PORT`.
+/// `ORCH_SERVICE_<NAME>_HOST` and `_PORT`, and with any service `NO_PROXY` and `no_proxy` (orch's
+/// own value, if any, and the loopback's names): nothing else listens there but the services,
+/// the allowed loopback endpoints and orch's catch-alls.
 pub(crate) fn vars(instances: &[Instance]) -> Vec<(String, String)> {
-    instances
+    let mut out: Vec<(String, String)> = instances
         .iter()
         .flat_map(|i| {
             let stem = i.recipe.var_stem();
@@ -61,7 +69,17 @@ pub(crate) fn vars(instances: &[Instance]) -> Vec<(String, String)> {
                 (format!("{stem}_PORT"), i.port.to_string()),
             ]
         })
-        .collect()
+        .collect();
+    if !instances.is_empty() {
+        for name in ["NO_PROXY", "no_proxy"] {
+            let value = match std::env::var(name) {
+                Ok(v) if !v.trim().is_empty() => format!("{v},{NO_PROXY_HOSTS}"),
+                _ => NO_PROXY_HOSTS.to_string(),
+            };
+            out.push((name.to_string(), value));
+        }
+    }
+    out
 }
 
 impl Instance {
@@ -183,6 +201,85 @@ impl Instance {
             within_ms: u64::try_from(self.recipe.ready_timeout.as_millis()).unwrap_or(u64::MAX),
             mark: marks.map(|d| ready_mark(d, &self.container)),
         }
+    }
+}
+
+impl super::ContainerExecutor {
+    /// Starts the plan's services that do not run (all of them with a new container), in the
+    /// plan's order, in its container's network; their instances as they run. Their ports are
+    /// read once, from the plan's block (`ORCH_PORT` of its worktree).
+    pub(super) fn services_up(&self, at: &Attempt<'_>) -> Result<Vec<Instance>, String> {
+        if self.services.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut held = self
+            .box_
+            .services
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (list, monitors) = &mut *held;
+        if list.is_empty() {
+            let base = crate::ports::port_for(at.state_dir, at.workdir, self.ports)?;
+            *list = instances(&self.services, &self.box_.name, base);
+        }
+        let names: Vec<String> = list.iter().map(|i| i.container.clone()).collect();
+        let up = podman::running_of(&names);
+        if up.len() == list.len() {
+            return Ok(list.clone());
+        }
+        std::fs::create_dir_all(&self.box_.marks)
+            .map_err(|e| format!("cannot make `{}`: {e}", self.box_.marks.display()))?;
+        let image = self
+            .box_
+            .image
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .unwrap_or_default();
+        let run = run_id();
+        for i in list.iter().filter(|i| !up.contains(&i.container)) {
+            let _ = std::fs::remove_file(ready_mark(&self.box_.marks, &i.container));
+            if let Some(m) = i.start((&run, &self.plan), &self.box_.name, &image)? {
+                // The monitor of the container it replaces is gone with it.
+                if let Some(old) = monitors.insert(i.container.clone(), m) {
+                    crate::process::forget(old);
+                }
+            }
+        }
+        Ok(list.clone())
+    }
+
+    /// Where `orch service-wait` of attempt `attempt` of `unit` records a service that did not
+    /// get ready.
+    pub(super) fn record_of(&self, unit: &str, attempt: u32) -> PathBuf {
+        let safe: String = unit
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        self.box_
+            .marks
+            .join(format!("{NOT_READY_PREFIX}{safe}-{attempt}"))
+    }
+
+    /// A record of a service that did not get ready, taken (read and removed): why.
+    pub(super) fn take_record(&self) -> Option<String> {
+        let dir = std::fs::read_dir(&self.box_.marks).ok()?;
+        for e in dir.flatten() {
+            if !e
+                .file_name()
+                .to_string_lossy()
+                .starts_with(NOT_READY_PREFIX)
+            {
+                continue;
+            }
+            let path = e.path();
+            let why = crate::untrusted::read::text(&path, crate::untrusted::read::REPORT);
+            let _ = std::fs::remove_file(&path);
+            if let Ok(why) = why {
+                return Some(why);
+            }
+        }
+        None
     }
 }
 
