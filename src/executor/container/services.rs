@@ -321,7 +321,7 @@ mod tests {
         assert_eq!(ports, [42_011, 6379, 42_012]);
         assert_eq!(i[0].container, "orch-1-2-p-svc-db");
         assert_eq!(
-            vars(&i[2..]),
+            vars(&i[2..])[..2],
             [
                 (
                     "ORCH_SERVICE_WEB_2_HOST".to_string(),
@@ -330,6 +330,12 @@ mod tests {
                 ("ORCH_SERVICE_WEB_2_PORT".to_string(), "42012".to_string())
             ]
         );
+        assert!(
+            vars(&i[2..])
+                .iter()
+                .any(|(k, v)| k == "no_proxy" && v.ends_with("127.0.0.1,localhost,::1"))
+        );
+        assert!(vars(&[]).is_empty());
         assert!(i[0].env().contains(&("PGPORT".into(), "42011".into())));
         assert!(i[0].env().contains(&("PORT".into(), "42011".into())));
         let argv = i[2].run_argv("1-2", "p", "orch-1-2-p", "localhost/dev");

@@ -393,7 +393,7 @@ impl Core {
                 if let Some(why) = self.spec(p).and_then(|s| s.executor.lost_why()) {
                     return Some(Settlement::Fail {
                         error: format!(
-                            "{} (lost with its place: this attempt counts, after {LOST_MAX} in a row that did not, or of a plan agent)",
+                            "{} (lost with its place: this attempt counts, after {LOST_MAX} of the task's that did not, or of a plan agent)",
                             one_line(&why)
                         ),
                         record: true,
