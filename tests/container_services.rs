@@ -487,3 +487,58 @@ fn bad_service_settings_are_refused_naming_their_line_before_anything_runs() {
         );
     }
 }
+
+#[test]
+fn an_agent_that_exits_as_a_waiter_would_is_failed_all_the_same() {
+    if !support::podman::available() {
+        return;
+    }
+    // The waiter's exit status (98) alone, and with a file named as its record wherever the
+    // agent can write (its TMPDIR, its report directories, the container's own /tmp): each
+    // attempt counts (`retries = 0`: the task fails), none is called lost.
+    let script = "if [ \"$ORCH_PLAN\" = svcfake2 ]; then \
+                  for d in \"$TMPDIR\" \"$ORCH_REPORT_DIR\" \"$ORCH_REPORT_DIR/..\" /tmp; do \
+                  echo 'service `web` of plan `svcfake2` did not get ready' > \"$d/not-ready-1.1-1\"; done; fi; \
+                  exit 98";
+    let repo = Repo::builder().timeout(Duration::from_secs(300)).build();
+    for p in ["svcfake1", "svcfake2"] {
+        repo.write(
+            &format!("docs/plans/{p}.md"),
+            &support::one_task("P", "Work"),
+        );
+    }
+    repo.manifest(
+        &toml_array(&["sh", "-c", script]),
+        "report = \"exit\"\nnetwork = \"none\"",
+        &format!(
+            "retries = 0\nexecutor = \"container\"\nimage = \"{}\"\nservices = [\"web\"]",
+            support::podman::IMAGE
+        ),
+        &[("svcfake1", ""), ("svcfake2", "")],
+    );
+    let text = std::fs::read_to_string(repo.root().join("plans.toml")).expect("manifest");
+    let service = format!(
+        "\n[[service]]\nname = \"web\"\ncommand = {}\n",
+        toml_array(&["python3", "-m", "http.server", "${ORCH_SERVICE_PORT}"])
+    );
+    repo.write("plans.toml", &format!("{text}{service}"));
+    repo.commit_all("plans");
+    let (code, out, err) = repo.run(&["up", "--json"]);
+    assert_ne!(code, 0, "{out}\n{err}");
+    let events = support::events(&out);
+    for p in ["svcfake1", "svcfake2"] {
+        assert_eq!(repo.task(p, "1.1")["status"], "failed", "{p}: {out}");
+        let failed: Vec<&serde_json::Value> = events
+            .iter()
+            .filter(|e| e["event"] == "task_failed" && e["plan"] == p)
+            .collect();
+        assert_eq!(failed.len(), 1, "{p}: {failed:?}");
+        assert_eq!(failed[0]["attempt"], 1, "{p}: {failed:?}");
+    }
+    assert!(
+        !out.contains("attempt lost"),
+        "an agent's exit made its attempt lost:\n{out}"
+    );
+    assert_eq!(of_plan("svcfake1"), Vec::new());
+    assert_eq!(of_plan("svcfake2"), Vec::new());
+}
