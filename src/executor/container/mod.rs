@@ -295,6 +295,8 @@ impl ContainerExecutor {
             read: &read,
             files: &files,
         });
+        // Its monitor, re-parented to `orch up`, is no orphan to sweep until it is kept below.
+        let _adopting = crate::process::adopting();
         podman::output(&argv).map_err(|e| {
             format!(
                 "cannot start the container of plan `{}` (image `{image}`): {e}",

@@ -88,6 +88,9 @@ impl OneShot {
             read: &[orch_bin.to_path_buf()],
             files: &[],
         });
+        // Its monitor, re-parented to `orch up` (the merge train's), is no orphan to sweep
+        // until it is kept below.
+        let adopting = crate::process::adopting();
         podman::output(&argv).map_err(|e| {
             format!("cannot start a container of plan `{plan}` (image `{image}`): {e}")
         })?;
@@ -109,6 +112,7 @@ impl OneShot {
                     inode: m.ino(),
                 });
         }
+        drop(adopting);
         made.services_up(place, (&run, plan), orch_bin)?;
         Ok(made)
     }
