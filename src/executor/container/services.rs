@@ -171,6 +171,8 @@ impl Instance {
         plan_image: &str,
     ) -> Result<Option<u32>, String> {
         let _ = podman::remove(&self.container);
+        // Its monitor, re-parented to `orch up`, is no orphan to sweep until it is kept below.
+        let _adopting = crate::process::adopting();
         podman::output(&self.run_argv(run, plan, owner, plan_image)).map_err(|e| {
             format!(
                 "cannot start service `{}` of plan `{plan}`: {e}",
