@@ -208,6 +208,36 @@ pub(crate) fn spawn_std(cmd: &mut std::process::Command) -> io::Result<std::proc
     Ok(child)
 }
 
+/// How many processes orch is having made that become its children without being spawned by it
+/// (a container's monitor, `conmon`, which `podman run -d` leaves re-parented to `orch up`) and
+/// are not yet kept ([`keep_adopted`]): while any is, the orphan sweep waits ([`sweep_orphans`]),
+/// so that it does not kill one in the moment between its birth and its keeping (measured: four
+/// container plans starting while the first ones' attempts ended lost two of their containers).
+static ADOPTING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The longest the orphan sweep waits for [`adopting`]'s to end.
+const ADOPTING_WAIT: Duration = Duration::from_secs(60);
+
+/// While held, orch is having a process made that it will keep ([`keep_adopted`]): the orphan
+/// sweep waits (at most a minute).
+pub(crate) struct Adopting(());
+
+/// Says that orch is having such a process made, until the value is dropped.
+pub(crate) fn adopting() -> Adopting {
+    ADOPTING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    Adopting(())
+}
+
+impl Drop for Adopting {
+    fn drop(&mut self) {
+        ADOPTING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn adopting_now() -> bool {
+    ADOPTING.load(std::sync::atomic::Ordering::SeqCst) > 0
+}
+
 /// Keeps process `pid`, which orch did not spawn but whose parent it becomes (a container's
 /// monitor, `conmon`, re-parented to `orch up` the subreaper): never swept as an orphan
 /// ([`sweep_orphans`]) until [`forget`].
@@ -264,8 +294,19 @@ pub(crate) async fn sweep_orphans() {
     let Some(my_sid) = stat_of(me).map(|s| s.session) else {
         return;
     };
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while sweep_round(me, my_sid) && Instant::now() < deadline {
+    // Not while orch is having a process made that it keeps ([`adopting`]): the rounds' two
+    // seconds count from when none is.
+    let held = Instant::now() + ADOPTING_WAIT;
+    let mut deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        if adopting_now() && Instant::now() < held {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            deadline = Instant::now() + Duration::from_secs(2);
+            continue;
+        }
+        if !sweep_round(me, my_sid) || Instant::now() >= deadline {
+            return;
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -277,6 +318,10 @@ pub(crate) async fn sweep_orphans() {
 fn sweep_round(me: u32, my_sid: u32) -> bool {
     let mut pending = false;
     let ours = lock(&SPAWNED);
+    // One began meanwhile: this round kills nothing (the next waits for it).
+    if adopting_now() {
+        return true;
+    }
     for pid in all_pids() {
         let Some(st) = stat_of(pid) else { continue };
         if !is_orphan(&st, me, my_sid, ours.contains(&pid)) {

@@ -23,6 +23,7 @@ mod cli;
 mod compose;
 mod conflicts;
 mod container;
+mod container_services;
 mod control;
 mod conventions;
 mod corpus;

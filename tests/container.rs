@@ -315,7 +315,8 @@ fn a_killed_orch_up_leaves_no_container_after_the_next_start() {
         .spawn()
         .expect("spawn");
     support::process::wait_for("the attempt to start in its container", || mark.exists());
-    let old = containers(None);
+    // This repository's (other runs on this machine, of other tests or sessions, have theirs).
+    let old = support::podman::mounting(repo.root());
     assert!(!old.is_empty(), "no container while the attempt runs");
     child.kill().expect("kill -9");
     let _ = child.wait();

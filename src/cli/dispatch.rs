@@ -202,6 +202,17 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             parent,
             argv,
         }) => commands::sandbox_exec::run_git((&exec, unconfined), parent, &argv),
+        Command::Internal(Internal::ServiceWait {
+            spec,
+            connect,
+            within_ms,
+            argv,
+        }) => commands::sandbox_exec::run_service_wait(
+            spec.as_deref(),
+            connect.as_deref(),
+            std::time::Duration::from_millis(within_ms),
+            &argv,
+        ),
         Command::Internal(Internal::SessionExec {
             log_max,
             grace_ms,

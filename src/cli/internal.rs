@@ -94,6 +94,26 @@ pub(super) enum Internal {
     /// reaps what is re-parented to it, ends on SIGTERM; not dumpable, so that no process of the
     /// container can trace it.
     ContainerInit,
+    /// How `orch up` starts an attempt (or a check) of a container plan whose services are
+    /// not known ready: waits for them (`--spec`, orch's JSON), then becomes `ARGV`; one that
+    /// does not get ready is recorded and exits 98. In the plan's container, `--connect ADDR`
+    /// connects to a service's port until it answers (`--within-ms`).
+    /// `orch service-wait --spec JSON -- ARGV…`.
+    #[command(name = "service-wait", hide = true)]
+    ServiceWait {
+        /// What to wait for (written by orch).
+        #[arg(long, value_name = "JSON", conflicts_with = "connect")]
+        spec: Option<String>,
+        /// A service's address to connect to until it answers.
+        #[arg(long, value_name = "ADDR")]
+        connect: Option<String>,
+        /// With `--connect`: for how long, at most.
+        #[arg(long = "within-ms", value_name = "MS", default_value_t = 60_000)]
+        within_ms: u64,
+        /// What to become once they are ready.
+        #[arg(last = true)]
+        argv: Vec<String>,
+    },
     /// How `orch up` starts every local agent, check and resolver: in a new session without a
     /// controlling terminal (`setsid`), as a child subreaper that runs `ARGV` as its child, copies
     /// its output into the log (up to `--log-max` bytes), and ends every process `ARGV` left when

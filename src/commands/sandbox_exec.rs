@@ -121,6 +121,33 @@ pub(crate) fn run_in_session(opts: &wrapper::Options, argv: &[String]) -> CliRes
     Ok(wrapper::pass_on(ended))
 }
 
+/// `orch service-wait` (hidden): with `--spec`, waits for a container plan's services, then
+/// becomes `ARGV` ([`crate::executor::container::service_wait`]); with `--connect`, in the plan's
+/// container, connects to a service's port until it answers (exit 0) or `within` passed (1).
+pub(crate) fn run_service_wait(
+    spec: Option<&str>,
+    connect: Option<&str>,
+    within: std::time::Duration,
+    argv: &[String],
+) -> CliResult<u8> {
+    match (spec, connect) {
+        (Some(spec), None) => crate::executor::container::service_wait(spec, argv, &|line| {
+            super::output::eprintln_safe(line)
+        })
+        .map_err(|e| CliError::new(crate::exit::FAILURE, anyhow!("{e}"))),
+        (None, Some(addr)) => Ok(
+            if crate::executor::container::service_connect(addr, within) {
+                0
+            } else {
+                1
+            },
+        ),
+        _ => Err(CliError::invalid(anyhow!(
+            "`orch service-wait` is run by `orch up`: `orch service-wait --spec JSON -- ARGV…` or `--connect ADDR`"
+        ))),
+    }
+}
+
 /// Makes this process the leader of a new session (no controlling terminal), unless it already
 /// leads one or a process group (an agent under `orch session-exec`, which starts it in a group
 /// of its own within the wrapper's session; `verify` and `setup`, started with a group of their

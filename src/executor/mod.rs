@@ -149,6 +149,13 @@ pub(crate) trait Executor: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// Why the place of the attempt [`Executor::lost`] last found lost was lost, in words for
+    /// the console (taken: told once); `None`: nothing more than that its host stopped
+    /// answering.
+    fn lost_why(&self) -> Option<String> {
+        None
+    }
+
     /// Whether an attempt that outlived the orch that started it is a process of this machine,
     /// adopted by the next orch from its record (the wrapper's pid and start time); else only a
     /// job its scheduler lists is adopted.

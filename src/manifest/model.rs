@@ -292,6 +292,9 @@ pub(crate) struct PlanEntry {
     /// `format`: the grammar the manifest says the plan's file is written in, and the line
     /// of the key; `None`: recognised from the file.
     pub(crate) format: Option<(PlanFormat, usize)>,
+    /// Resolved: the `[[service]]` names the plan gets (its `services`, else `[defaults]`'), in
+    /// the order written; empty unless `executor` is container.
+    pub(crate) services: Vec<String>,
 }
 
 /// The grammar of a plan file (`format` of a `[[plan]]`).
@@ -334,6 +337,8 @@ pub struct Manifest {
     pub(crate) hosts: Vec<Host>,
     /// The `[[repo]]` tables: the other repositories plans change, in file order.
     pub(crate) repos: Vec<RepoEntry>,
+    /// The `[[service]]` tables, in file order.
+    pub(crate) services: Vec<super::services::Service>,
 }
 
 /// The default of `[slurm] poll`.
@@ -343,6 +348,14 @@ impl Manifest {
     /// The plan named `name`.
     pub(crate) fn plan(&self, name: &str) -> Option<&PlanEntry> {
         self.plans.iter().find(|p| p.name == name)
+    }
+
+    /// The services of `plan`, in its order ([`PlanEntry::services`]).
+    pub(crate) fn services_of(&self, plan: &PlanEntry) -> Vec<&super::services::Service> {
+        plan.services
+            .iter()
+            .filter_map(|n| self.services.iter().find(|s| &s.name == n))
+            .collect()
     }
 
     /// The agent a plan runs with.

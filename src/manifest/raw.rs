@@ -23,6 +23,8 @@ pub(crate) struct RawManifest {
     pub(crate) host: Vec<At<RawHost>>,
     /// `[[repo]]`: the other repositories plans change (`super::repos`).
     pub(crate) repo: Vec<At<RawRepo>>,
+    /// `[[service]]`: what runs beside a container plan's agents (`super::services`).
+    pub(crate) service: Vec<At<RawService>>,
 }
 
 /// `[defaults]`.
@@ -92,6 +94,8 @@ pub(crate) struct RawDefaults {
     pub(crate) review_rounds: Option<At<i64>>,
     pub(crate) review_from: Strings,
     pub(crate) review_label: Option<At<String>>,
+    /// The `[[service]]` names every plan gets that names none (`super::services`).
+    pub(crate) services: Strings,
 }
 
 /// `[slurm]`, or a plan's `slurm = { … }` (where `poll`, the run's, is an unknown key).
@@ -191,6 +195,8 @@ pub(crate) struct RawPlan {
     pub(crate) fallback: Strings,
     /// The grammar of its file: `"orch"` or `"speckit"` (else recognised from the file).
     pub(crate) format: Option<At<String>>,
+    /// The `[[service]]` names it gets (`super::services`); `[]`: none of `[defaults]`'.
+    pub(crate) services: Strings,
 }
 
 /// One `[[notify]]`.
@@ -215,6 +221,22 @@ pub(crate) struct RawHost {
     pub(crate) dir: Option<At<String>>,
     /// `"on"` (the default: a host without Landlock is refused) or `"off"`.
     pub(crate) sandbox: Option<At<String>>,
+}
+
+/// One `[[service]]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawService {
+    pub(crate) name: Option<At<String>>,
+    /// A container of this image (its own entry point).
+    pub(crate) image: Option<At<String>>,
+    /// Or this argv, in a container of the plan's image.
+    pub(crate) command: Option<At<Argv>>,
+    /// The port it listens on whatever it is told (else one of the plan's block).
+    pub(crate) port: Option<At<i64>>,
+    pub(crate) ready: Option<At<Argv>>,
+    pub(crate) ready_timeout: Option<At<String>>,
+    pub(crate) env: Option<At<BTreeMap<String, At<String>>>>,
 }
 
 /// One `[[repo]]` as written.

@@ -130,6 +130,10 @@ fn unknown_key(doc: &DeTable<'_>, path: &[Step], r: &mut Reporter<'_>) {
         ["notify"] => ("in `[[notify]]`".into(), fields_of::<RawNotify>()),
         ["host"] => ("in `[[host]]`".into(), fields_of::<super::raw::RawHost>()),
         ["repo"] => ("in `[[repo]]`".into(), super::raw::repo_keys()),
+        ["service"] => (
+            "in `[[service]]`".into(),
+            fields_of::<super::raw::RawService>(),
+        ),
         _ => (format!("in `{}`", table.join(".")), &[][..]),
     };
     let plan_slurm = table == ["plan", "slurm"];
@@ -169,7 +173,7 @@ fn wrong_type(doc: &DeTable<'_>, e: &toml::de::Error, r: &mut Reporter<'_>) {
     {
         "i64" => "an integer",
         "a boolean" => "true or false",
-        "a sequence" if matches!(&keys[..], [k] if k == "plan" || k == "notify" || k == "host" || k == "repo") => {
+        "a sequence" if matches!(&keys[..], [k] if k == "plan" || k == "notify" || k == "host" || k == "repo" || k == "service") => {
             "an array of tables"
         }
         "a sequence" => "an array of strings",
@@ -192,6 +196,7 @@ fn wrong_type(doc: &DeTable<'_>, e: &toml::de::Error, r: &mut Reporter<'_>) {
         [k] if k == "notify" => Some("write each hook as a `[[notify]]` table".to_string()),
         [k] if k == "host" => Some("write each host as a `[[host]]` table".to_string()),
         [k] if k == "repo" => Some("write each repository as a `[[repo]]` table".to_string()),
+        [k] if k == "service" => Some("write each service as a `[[service]]` table".to_string()),
         [a, name] if a == "agents" => Some(format!(
             "write `[agents.{name}]` followed by `command = [...]`"
         )),

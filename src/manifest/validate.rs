@@ -63,6 +63,8 @@ pub(crate) fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> M
     let notify = super::notify::hooks(&raw.notify, r);
     let hosts = super::hosts::hosts(&raw.host, r);
     super::hosts::plans(&raw, &hosts, &mut plans, r);
+    let services = super::services::services(&raw.service, r);
+    super::services::plans(&raw, &services, defaults.ports, &agents, &mut plans, r);
     let mut manifest = Manifest {
         path: r.path.to_path_buf(),
         root: root.to_path_buf(),
@@ -74,6 +76,7 @@ pub(crate) fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> M
         notify,
         hosts,
         repos,
+        services,
     };
     // What no confined process reads, whatever `sandbox_deny_read` says: every run of an
     // agent's code (an attempt, a check, `setup`, `verify`, a hook, a resolver) is confined by
@@ -638,6 +641,7 @@ fn plans(
             review: super::review::resolve(r, "plan", &plan.review(), &defaults.review),
             fallback: Vec::new(),
             format,
+            services: Vec::new(),
         });
     }
 

@@ -41,7 +41,7 @@ pub(crate) struct Verify {
     pub(crate) announce: Announce,
     /// The image of each plan that runs in a container, where its verify runs too (a
     /// container of its own: [`crate::executor::container::OneShot`]).
-    pub(crate) images: std::collections::BTreeMap<String, String>,
+    pub(crate) images: std::collections::BTreeMap<String, crate::executor::container::PlanImage>,
 }
 
 /// What [`Announce`] is told of a run of the verify command.

@@ -205,6 +205,41 @@ fn an_orphan_is_ended_whatever_it_says_unless_orch_started_it_or_it_is_in_orchs_
     // The environment does not enter into it: there is no such input.
 }
 
+/// A child of orch in a session of its own that orch did not record (a container's monitor
+/// between its birth under `podman run -d` and its keeping) is left alone while orch says it is
+/// having one made ([`adopting`]), and ended as an orphan once it no longer does.
+#[test]
+fn the_sweep_kills_nothing_while_orch_is_having_a_process_made_that_it_keeps() {
+    let mut child = std::process::Command::new("setsid")
+        .args(["sleep", "30"])
+        .spawn()
+        .expect("spawn setsid");
+    let pid = child.id();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while stat_of(pid).is_none_or(|st| st.session != pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no session of its own"
+        );
+        std::thread::yield_now();
+    }
+    let me = std::process::id();
+    let my_sid = stat_of(me).expect("own stat").session;
+    let held = adopting();
+    assert!(
+        sweep_round(me, my_sid),
+        "a round while adopting says it is pending"
+    );
+    assert!(
+        stat_of(pid).is_some_and(|st| st.state != 'Z'),
+        "killed while adopting"
+    );
+    drop(held);
+    let _ = sweep_round(me, my_sid);
+    let status = child.wait().expect("wait");
+    assert_eq!(status.signal(), Some(9), "{status:?}");
+}
+
 /// A process found by its environment, as [`find_agents`] records it now.
 fn found(pid: u32) -> FoundAgent {
     let st = stat_of(pid).expect("a live process");

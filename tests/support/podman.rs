@@ -10,8 +10,15 @@ pub const REQUIRE_PODMAN: &str = "ORCH_REQUIRE_PODMAN";
 /// The image the tests run their agents in.
 pub const IMAGE: &str = "localhost/orch-test-base:latest";
 
+/// The image of the tests' services: Debian's PostgreSQL (and its client) on the base image,
+/// its entry a throwaway server on `$PGPORT` (`.ci/podman`).
+pub const POSTGRES: &str = "localhost/orch-test-postgres:latest";
+
 /// The label orch puts on its containers (its run).
 pub const RUN_LABEL: &str = "dev.orch-cli.run";
+
+/// The label orch puts on a plan's service's container (the service's name).
+pub const SERVICE_LABEL: &str = "dev.orch-cli.service";
 
 /// Whether podman runs and has [`IMAGE`]; without them the test says so on stderr and should
 /// pass, unless `ORCH_REQUIRE_PODMAN` is set: then this fails.
@@ -33,6 +40,69 @@ pub fn available() -> bool {
         );
     }
     ok
+}
+
+/// Whether [`available`] and podman has [`POSTGRES`] too (the same rule: a failure under
+/// `ORCH_REQUIRE_PODMAN`).
+pub fn postgres_available() -> bool {
+    if !available() {
+        return false;
+    }
+    let ok = Command::new("podman")
+        .args(["image", "exists", POSTGRES])
+        .stdin(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os(REQUIRE_PODMAN).is_none(),
+            "{REQUIRE_PODMAN} is set but the image {POSTGRES} is missing (`.ci/podman images`)"
+        );
+        eprintln!("skipped: the image {POSTGRES} is missing (`.ci/podman images` builds it)");
+    }
+    ok
+}
+
+/// The containers orch made for plan `plan` (its label; any run, running or not): name, run
+/// label, service label (empty for the plan's own container).
+pub fn of_plan(plan: &str) -> Vec<(String, String, String)> {
+    let out = Command::new("podman")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=dev.orch-cli.plan={plan}"),
+            "--format",
+            &format!(
+                "{{{{.Names}}}} {{{{index .Labels \"{RUN_LABEL}\"}}}} {{{{index .Labels \"{SERVICE_LABEL}\"}}}}"
+            ),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("podman ps");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split(' ');
+            Some((
+                w.next()?.to_string(),
+                w.next()?.to_string(),
+                w.next().unwrap_or("").to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// The id of the running container named `name`, if any.
+pub fn running_id(name: &str) -> Option<String> {
+    let out = Command::new("podman")
+        .args(["inspect", "--format", "{{.State.Running}} {{.Id}}", name])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().strip_prefix("true ").map(str::to_string)
 }
 
 /// The names of the containers orch made whose run label is `run` (any run: `None`).

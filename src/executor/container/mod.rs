@@ -20,14 +20,22 @@
 //! attempt makes it lost ([`Lost::Place`]), not the agent's fault; the next attempt makes a new
 //! one. The container is removed when the run lets go of the plan; after a kill of `orch up`,
 //! the next start removes the containers of runs whose orch is gone (found by label).
+//!
+//! The plan's services (`[[service]]`, [`services`]) are containers of their own in the plan's
+//! container's network, made (in the manifest's order) with it and before its first attempt
+//! runs in it, made anew with it; an attempt waits for them to be ready in its own process
+//! ([`ready`]: `orch service-wait`), and one that does not get ready makes the attempt lost.
 
 mod client;
 pub(crate) mod devcontainer;
 pub(crate) mod init;
 mod oneshot;
 mod podman;
+mod ready;
+mod services;
 
-pub(crate) use oneshot::{OneShot, images};
+pub(crate) use oneshot::{OneShot, PlanImage, images};
+pub(crate) use ready::{connect as service_connect, service_wait};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -38,7 +46,7 @@ use anyhow::anyhow;
 use super::{Attempt, Confiner, Executor, Lost, NetPlace, PlanStart, RunStart};
 use crate::error::CliError;
 use crate::exit;
-use crate::manifest::{Host, Manifest, NetworkMode, PlanEntry, SandboxMode};
+use crate::manifest::{Host, Manifest, NetworkMode, PlanEntry, SandboxMode, Service};
 use crate::sandbox::Rules;
 use crate::sandbox::net::Join;
 
@@ -53,6 +61,10 @@ pub(crate) struct ContainerExecutor {
     /// The plan's container, shared by every executor of the plan in this run (a reloaded
     /// manifest makes a new executor; the container stays).
     box_: Arc<PlanBox>,
+    /// The plan's services, in its order.
+    services: Vec<Service>,
+    /// `defaults.ports`: the size of the plan's block of ports (`ORCH_PORT` on).
+    ports: u16,
 }
 
 /// The container of one plan in this run; removed when the last executor of the plan goes.
@@ -74,6 +86,16 @@ struct PlanBox {
     /// The agent's client CLI from this machine, mounted read-only (the image has none), as
     /// the start of the run found it ([`client::Client`]).
     client: Mutex<Option<client::Client>>,
+    /// The image it was made of (a `command` service runs in a container of it).
+    image: Mutex<Option<String>>,
+    /// Its services as they run (their names and ports, once its port block is known), and
+    /// their monitors kept by orch.
+    services: Mutex<(Vec<services::Instance>, HashMap<String, u32>)>,
+    /// orch's own directory of the plan's services, which no container mounts: where
+    /// `orch service-wait` marks a service ready and records one that did not get ready.
+    marks: PathBuf,
+    /// Why the last attempt found lost was (for the console), until told.
+    lost_why: Mutex<Option<String>>,
 }
 
 impl Drop for PlanBox {
@@ -83,15 +105,27 @@ impl Drop for PlanBox {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .is_some();
-        if made {
-            let _ = podman::remove(&self.name);
+        let (services, monitors) =
+            std::mem::take(&mut *self.services.lock().unwrap_or_else(PoisonError::into_inner));
+        // Its services with it (`--depend`), else one by one.
+        if !(made && podman::remove(&self.name).is_ok()) {
+            for s in &services {
+                let _ = podman::remove(&s.container);
+            }
+        }
+        for pid in monitors.into_values() {
+            crate::process::forget(pid);
         }
         if let Some(pid) = *self.monitor.lock().unwrap_or_else(PoisonError::into_inner) {
             crate::process::forget(pid);
         }
         let _ = std::fs::remove_dir_all(&self.tmp_root);
+        let _ = std::fs::remove_dir_all(&self.marks);
     }
 }
+
+/// The start of the name of a record of a service that did not get ready.
+const NOT_READY_PREFIX: &str = "not-ready-";
 
 /// This run's id in its containers' labels: orch's pid and the start time of its process.
 fn run_id() -> String {
@@ -150,6 +184,10 @@ impl ContainerExecutor {
                     netns: Mutex::new(None),
                     inside: Mutex::new(None),
                     client: Mutex::new(None),
+                    image: Mutex::new(None),
+                    services: Mutex::new((Vec::new(), HashMap::new())),
+                    marks: std::env::temp_dir().join(format!("orch-{run}-{safe}-services")),
+                    lost_why: Mutex::new(None),
                 });
                 all.insert(entry.name.clone(), Arc::downgrade(&b));
                 b
@@ -160,6 +198,8 @@ impl ContainerExecutor {
             image: entry.image.clone(),
             network,
             box_,
+            services: manifest.services_of(entry).into_iter().cloned().collect(),
+            ports: manifest.defaults.ports,
         }
     }
 
@@ -257,6 +297,8 @@ impl ContainerExecutor {
             read: &read,
             files: &files,
         });
+        // Its monitor, re-parented to `orch up`, is no orphan to sweep until it is kept below.
+        let _adopting = crate::process::adopting();
         podman::output(&argv).map_err(|e| {
             format!(
                 "cannot start the container of plan `{}` (image `{image}`): {e}",
@@ -264,6 +306,11 @@ impl ContainerExecutor {
             )
         })?;
         *made = Some(at.workdir.to_path_buf());
+        *self
+            .box_
+            .image
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(image);
         // Kept from here on. (A sweep of another attempt's orphans in the moment before would
         // stop it: this attempt then finds it stopped and is lost, and the next one makes it.)
         let pids = podman::pids(&self.box_.name);
@@ -399,6 +446,7 @@ impl Executor for ContainerExecutor {
         tmp: &Path,
     ) -> Result<Vec<String>, String> {
         self.ensure(at)?;
+        let services = self.services_up(at)?;
         let own = self.tmp_of(tmp);
         crate::links::fresh_dir(&own)
             .map_err(|e| format!("cannot make the TMPDIR `{}`: {e}", own.display()))?;
@@ -441,8 +489,15 @@ impl Executor for ContainerExecutor {
                 .iter()
                 .map(|k| k.to_string()),
         );
+        // Where its services are: on the container's own loopback (and not through orch's
+        // proxy).
+        let vars = services::vars(&services);
+        names.retain(|k| !vars.iter().any(|(v, _)| v == k));
         for k in names {
             out.extend(["--env".to_string(), k]);
+        }
+        for (k, v) in vars {
+            out.extend(["--env".to_string(), format!("{k}={v}")]);
         }
         out.extend([
             "--env".to_string(),
@@ -465,6 +520,29 @@ impl Executor for ContainerExecutor {
             Some(c) => c.in_argv(argv),
             None => argv,
         });
+        // The services not known ready yet are waited for first, by the attempt's own process.
+        let pending: Vec<ready::WaitFor> = services
+            .iter()
+            .filter(|i| !services::ready_mark(&self.box_.marks, &i.container).exists())
+            .map(|i| i.wait_for(&self.box_.name, at.orch_bin, Some(&self.box_.marks)))
+            .collect();
+        if !pending.is_empty() {
+            let spec = ready::Wait {
+                plan: self.plan.clone(),
+                services: pending,
+                record: Some(self.record_of(at.unit, at.attempt)),
+            };
+            let spec = serde_json::to_string(&spec).map_err(|e| e.to_string())?;
+            let mut first = vec![
+                at.orch_bin.display().to_string(),
+                "service-wait".to_string(),
+                "--spec".to_string(),
+                spec,
+                "--".to_string(),
+            ];
+            first.append(&mut out);
+            out = first;
+        }
         Ok(out)
     }
 
@@ -472,13 +550,44 @@ impl Executor for ContainerExecutor {
         if code == 0 {
             return None;
         }
+        // A service that did not get ready, as orch's own waiter recorded (the agent never
+        // ran; the status alone, which an agent may exit with, is not enough).
+        if code == i32::from(ready::NOT_READY_EXIT)
+            && let Some(why) = self.take_record()
+        {
+            *self
+                .box_
+                .lost_why
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(why);
+            return Some(Lost::Place);
+        }
         let made = self
             .box_
             .made
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .is_some();
-        (made && !podman::running(&self.box_.name)).then_some(Lost::Place)
+        let lost = made && !podman::running(&self.box_.name);
+        if lost {
+            *self
+                .box_
+                .lost_why
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(format!(
+                "the container of plan `{}` stopped under the attempt",
+                self.plan
+            ));
+        }
+        lost.then_some(Lost::Place)
+    }
+
+    fn lost_why(&self) -> Option<String> {
+        self.box_
+            .lost_why
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 
     fn ended(&self, unit: &str, attempt: u32) {
@@ -491,6 +600,8 @@ impl Executor for ContainerExecutor {
 
     fn settled(&self, _: &Path, _: (&str, &str), unit: &str, attempt: u32) -> Option<String> {
         self.stop_left(unit, attempt);
+        // A record of its waiter that no loss took (a check's: its failure says why).
+        let _ = std::fs::remove_file(self.record_of(unit, attempt));
         // Its TMPDIR (named as orch names the attempt's here: `orch-<pid>-<plan>-<unit>-<n>`).
         let leaf = format!("orch-{}-{}-{unit}-{attempt}", std::process::id(), self.plan);
         let _ = std::fs::remove_dir_all(self.box_.tmp_root.join(leaf));

@@ -3,18 +3,29 @@
 //! directory (a staging worktree) and its `TMPDIR` mounted read-write at the same paths, orch's
 //! executable read-only, nothing else of this machine; a namespace of its own with only loopback
 //! (`--network none`) unless its network is open, where orch's wrapper here opens the proxy's
-//! sockets for a confined one, as for an attempt.
+//! sockets for a confined one, as for an attempt. The plan's services run beside it as beside
+//! the plan's container, instances of their own in its network (their ports from
+//! [`crate::ports::FIRST_PORT`] + 1 on: no other namespace shares them), waited for before the
+//! command starts.
 
 use std::path::{Path, PathBuf};
 
 use super::podman;
-use crate::manifest::{ExecutorKind, Manifest};
+use super::services::{self, Instance};
+use crate::manifest::{ExecutorKind, Manifest, Service};
 use crate::sandbox::net::Join;
 
-/// The image of each plan of `manifest` that runs in a container: its `image`, else its
-/// repository's dev container's (a plan whose image cannot be read is left out: `orch up`
-/// refuses it at start).
-pub(crate) fn images(manifest: &Manifest) -> std::collections::BTreeMap<String, String> {
+/// What a plan that runs in a container runs its commands in: its image and its services.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PlanImage {
+    pub(crate) image: String,
+    pub(crate) services: Vec<Service>,
+}
+
+/// The image (and services) of each plan of `manifest` that runs in a container: its `image`,
+/// else its repository's dev container's (a plan whose image cannot be read is left out:
+/// `orch up` refuses it at start).
+pub(crate) fn images(manifest: &Manifest) -> std::collections::BTreeMap<String, PlanImage> {
     manifest
         .plans
         .iter()
@@ -24,29 +35,39 @@ pub(crate) fn images(manifest: &Manifest) -> std::collections::BTreeMap<String, 
                 Some(i) => i.clone(),
                 None => super::devcontainer::image(&manifest.root).ok()?,
             };
-            Some((p.name.clone(), image))
+            let services = manifest.services_of(p).into_iter().cloned().collect();
+            Some((p.name.clone(), PlanImage { image, services }))
         })
         .collect()
 }
 
-/// The container of one command, removed when dropped.
+/// The container of one command, removed when dropped (its services with it).
 #[derive(Debug)]
 pub(crate) struct OneShot {
     name: String,
     monitor: Option<u32>,
     netns: Option<Join>,
+    /// Its services, and their monitors.
+    services: Vec<Instance>,
+    monitors: Vec<u32>,
 }
 
 impl OneShot {
     /// Starts the container of plan `plan`'s command in `cwd` (its `TMPDIR`: `tmp`), of image
     /// `image`; `open`: podman's default network rather than a namespace with only loopback.
     pub(crate) fn start(
-        image: &str,
+        place: &PlanImage,
         plan: &str,
         (cwd, tmp): (&Path, Option<&Path>),
         orch_bin: &Path,
         open: bool,
     ) -> Result<Self, String> {
+        let image = place.image.as_str();
+        if open && !place.services.is_empty() {
+            return Err(format!(
+                "plan `{plan}` has services, which need a network of their own: not with an open one"
+            ));
+        }
         let run = super::run_id();
         let safe: String = plan
             .chars()
@@ -68,6 +89,9 @@ impl OneShot {
             read: &[orch_bin.to_path_buf()],
             files: &[],
         });
+        // Its monitor, re-parented to `orch up` (the merge train's), is no orphan to sweep
+        // until it is kept below.
+        let adopting = crate::process::adopting();
         podman::output(&argv).map_err(|e| {
             format!("cannot start a container of plan `{plan}` (image `{image}`): {e}")
         })?;
@@ -75,6 +99,8 @@ impl OneShot {
             name,
             monitor: None,
             netns: None,
+            services: Vec::new(),
+            monitors: Vec::new(),
         };
         if let Some((pid, monitor)) = podman::pids(&made.name) {
             crate::process::keep_adopted(monitor);
@@ -87,7 +113,35 @@ impl OneShot {
                     inode: m.ino(),
                 });
         }
+        drop(adopting);
+        made.services_up(place, (&run, plan), orch_bin)?;
         Ok(made)
+    }
+
+    /// Starts its services and waits until each is ready (dropped on an error: everything
+    /// goes).
+    fn services_up(
+        &mut self,
+        place: &PlanImage,
+        (run, plan): (&str, &str),
+        orch_bin: &Path,
+    ) -> Result<(), String> {
+        if place.services.is_empty() {
+            return Ok(());
+        }
+        let base = u16::try_from(crate::ports::FIRST_PORT).unwrap_or(u16::MAX);
+        self.services = services::instances(&place.services, &self.name, base);
+        for i in &self.services {
+            if let Some(m) = i.start((run, plan), &self.name, &place.image)? {
+                self.monitors.push(m);
+            }
+        }
+        let waits: Vec<_> = self
+            .services
+            .iter()
+            .map(|i| i.wait_for(&self.name, orch_bin, None))
+            .collect();
+        super::ready::wait(plan, &waits).map(drop)
     }
 
     /// Its network namespace, for the proxy's sockets of a confined command.
@@ -111,16 +165,20 @@ impl OneShot {
             cwd.display().to_string(),
         ];
         let skip = ["PATH", "HOME", crate::sandbox::net::SPEC_VAR];
+        let vars = services::vars(&self.services);
         let names = env
             .iter()
             .map(|(k, _)| k.as_str())
             .chain(crate::sandbox::net::PROXY_VARS);
         let mut seen = Vec::new();
         for k in names {
-            if !skip.contains(&k) && !seen.contains(&k) {
+            if !skip.contains(&k) && !seen.contains(&k) && !vars.iter().any(|(v, _)| v == k) {
                 seen.push(k);
                 out.extend(["--env".to_string(), k.to_string()]);
             }
+        }
+        for (k, v) in vars {
+            out.extend(["--env".to_string(), format!("{k}={v}")]);
         }
         out.push(self.name.clone());
         out.extend(argv);
@@ -130,9 +188,14 @@ impl OneShot {
 
 impl Drop for OneShot {
     fn drop(&mut self) {
-        let _ = podman::remove(&self.name);
-        if let Some(pid) = self.monitor {
-            crate::process::forget(pid);
+        // Its services with it (`--depend`), else one by one.
+        if podman::remove(&self.name).is_err() {
+            for s in &self.services {
+                let _ = podman::remove(&s.container);
+            }
+        }
+        for pid in self.monitors.iter().chain(&self.monitor) {
+            crate::process::forget(*pid);
         }
     }
 }

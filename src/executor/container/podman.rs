@@ -10,6 +10,8 @@ use std::process::{Command, Stdio};
 /// ([`NAME_PREFIX`]), which no image sets, before it removes one.
 pub(crate) const RUN_LABEL: &str = "dev.orch-cli.run";
 pub(crate) const PLAN_LABEL: &str = "dev.orch-cli.plan";
+/// The label of a plan's service's container (`[[service]]`): the service's name.
+pub(crate) const SERVICE_LABEL: &str = "dev.orch-cli.service";
 /// The start of the name of every container orch makes.
 pub(crate) const NAME_PREFIX: &str = "orch-";
 /// The variable that marks an attempt's processes inside the container (to stop them after it).
@@ -154,12 +156,16 @@ pub(crate) fn pids(name: &str) -> Option<(u32, u32)> {
     (pid > 0 && monitor > 0).then_some((pid, monitor))
 }
 
-/// Removes container `name` with whatever runs in it.
+/// Removes container `name` with whatever runs in it, the containers that share its network
+/// (its services: podman refuses to remove it before them) and their anonymous volumes (an
+/// image's `VOLUME`: a service's data goes with it).
 pub(crate) fn remove(name: &str) -> Result<(), String> {
     output(&[
         program(),
         "rm".into(),
         "-f".into(),
+        "--depend".into(),
+        "-v".into(),
         "-t".into(),
         "0".into(),
         name.into(),
@@ -167,7 +173,8 @@ pub(crate) fn remove(name: &str) -> Result<(), String> {
     .map(drop)
 }
 
-/// The containers orch made (its label and its name prefix): name and run label.
+/// The containers orch made (its label and its name prefix): name and run label, the
+/// services' first (a plan's container goes after the services in its network).
 pub(crate) fn listed() -> Vec<(String, String)> {
     let Ok(out) = output(&[
         program(),
@@ -176,16 +183,45 @@ pub(crate) fn listed() -> Vec<(String, String)> {
         "--filter".into(),
         format!("label={RUN_LABEL}"),
         "--format".into(),
-        format!("{{{{.Names}}}} {{{{index .Labels \"{RUN_LABEL}\"}}}}"),
+        format!(
+            "{{{{.Names}}}} {{{{index .Labels \"{RUN_LABEL}\"}}}} {{{{index .Labels \"{SERVICE_LABEL}\"}}}}"
+        ),
     ]) else {
         return Vec::new();
     };
-    out.lines()
+    let mut found: Vec<(bool, String, String)> = out
+        .lines()
         .filter_map(|l| {
-            let (name, run) = l.split_once(' ')?;
+            let mut words = l.split(' ');
+            let (name, run) = (words.next()?, words.next()?);
+            let service = words.next().is_some_and(|s| !s.trim().is_empty());
             name.starts_with(NAME_PREFIX)
-                .then(|| (name.to_string(), run.trim().to_string()))
+                .then(|| (!service, name.to_string(), run.trim().to_string()))
         })
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, n, r)| (n, r)).collect()
+}
+
+/// Which of the containers `names` run (one `podman inspect`; a missing one does not).
+pub(crate) fn running_of(names: &[String]) -> std::collections::BTreeSet<String> {
+    if names.is_empty() {
+        return Default::default();
+    }
+    let Ok(out) = Command::new(program())
+        .args(["inspect", "--format", "{{.Name}} {{.State.Running}}"])
+        .args(names)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return Default::default();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_suffix(" true"))
+        .map(|n| n.trim_start_matches('/').to_string())
+        .filter(|n| names.contains(n))
         .collect()
 }
 

@@ -11,6 +11,7 @@ mod errors;
 mod executor;
 mod hosts;
 mod load;
+mod services;
 mod supervision;
 mod targets;
 

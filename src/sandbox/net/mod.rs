@@ -45,4 +45,4 @@ pub(crate) use attempt::{refusals_of, refusals_of_plan};
 pub(crate) use enter::{enter_from_env, probe};
 pub(crate) use own::OwnProxy;
 pub(crate) use proxy::{NetAttempt, NetProxy, PROXY_VARS};
-pub(crate) use spec::{Join, SPEC_VAR};
+pub(crate) use spec::{Join, PROXY_PORT, SPEC_VAR};

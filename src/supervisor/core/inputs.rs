@@ -342,16 +342,38 @@ impl Core {
         };
         match ending {
             Ending::Exited(Some(code)) if self.host_lost(run, p, *code) => {
+                // What the executor knows of its place's loss (a container's service that did
+                // not get ready), on the console too.
+                let why = self.spec(p).and_then(|s| s.executor.lost_why());
                 Some(Settlement::Interrupt {
-                    note: "its host was lost (no answer over ssh): the attempt does not count, \
+                    note: match why {
+                        Some(why) => {
+                            out.push(Action::Report(Event::Note {
+                                plan: Some(self.plan_name(p)),
+                                message: format!(
+                                    "attempt lost (not counted, the task runs again): {}",
+                                    one_line(&why)
+                                ),
+                            }));
+                            format!(
+                                "{}: the attempt does not count, and the task runs again from the plan branch's tip",
+                                first_line(&why)
+                            )
+                        }
+                        None => "its host was lost (no answer over ssh): the attempt does not count, \
                            and the task runs again on a host that answers, from the plan branch's tip"
-                        .to_string(),
+                            .to_string(),
+                    },
                 })
             }
             Ending::Exited(Some(code)) if self.no_host(run, p, *code) => {
                 let why = output
                     .cause()
-                    .map(|c| last_line(&c).trim_start_matches("orch remote-attempt: ").to_string())
+                    .map(|c| {
+                        last_line(&c)
+                            .trim_start_matches("orch remote-attempt: ")
+                            .to_string()
+                    })
                     .unwrap_or_else(|| "no host of the plan can run its agents".to_string());
                 let reason = format!("{why} (`orch hosts` checks each host)");
                 self.state.plans[p].prep = Prep::Blocked(reason.clone());
@@ -366,6 +388,17 @@ impl Core {
                 })
             }
             Ending::Exited(Some(code)) => {
+                // Lost with its place once too often in a row (or a plan agent's): it counts,
+                // for the reason its executor knows.
+                if let Some(why) = self.spec(p).and_then(|s| s.executor.lost_why()) {
+                    return Some(Settlement::Fail {
+                        error: format!(
+                            "{} (lost with its place: this attempt counts, after {LOST_MAX} of the task's that did not, or of a plan agent)",
+                            one_line(&why)
+                        ),
+                        record: true,
+                    });
+                }
                 let class = match output.class {
                     Class::Ordinary if *code == 127 => Class::Fatal(Fatal::MissingProgram),
                     // An agent that exits 0 is believed unless its client's own error says
@@ -728,6 +761,19 @@ fn last_line(s: &str) -> &str {
         .find(|l| !l.trim().is_empty())
         .unwrap_or(s)
         .trim()
+}
+
+/// `s` (an executor's words, with the end of a log) on one line, escaped: its lines trimmed,
+/// joined by ` | `.
+fn one_line(s: &str) -> String {
+    let mut out = String::new();
+    for l in s.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if !out.is_empty() {
+            out.push_str(if out.ends_with(':') { " " } else { " | " });
+        }
+        out.push_str(l);
+    }
+    crate::untrusted::text::escaped(&out).into_owned()
 }
 
 fn first_line(s: &str) -> &str {

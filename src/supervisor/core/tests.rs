@@ -74,6 +74,7 @@ fn entry(name: &str) -> crate::manifest::PlanEntry {
         review: Default::default(),
         fallback: Vec::new(),
         format: None,
+        services: Vec::new(),
     }
 }
 

@@ -187,6 +187,7 @@ fn manifest_changes(old: &Manifest, new: &Manifest, out: &mut Vec<String>) {
         notify,
         hosts,
         repos,
+        services,
     } = new;
     let names: BTreeSet<&String> = old.agents.keys().chain(agents.keys()).collect();
     for name in names {
@@ -209,6 +210,9 @@ fn manifest_changes(old: &Manifest, new: &Manifest, out: &mut Vec<String>) {
     }
     if old.repos != *repos {
         out.push("repo changed".to_string());
+    }
+    if old.services != *services {
+        out.push("service changed".to_string());
     }
     if old.notify != *notify {
         out.push("notify changed".to_string());
@@ -249,7 +253,7 @@ fn entry_changes(old: &PlanEntry, new: &PlanEntry, prefix: &str, out: &mut Vec<S
             file, priority, agent, branch, depends_on, parallel, parallel_tasks, timeout,
             retries, setup, copy, warm, submodules, executor, image, slurm, check, budget, paths,
             protect, allow_protected, best_of, resolve, resolve_verify, hosts, repo, land_with,
-            fallback,
+            fallback, services,
         ],
         skip [name, abs_file, line, paths_at, review, format]
     );

@@ -1,0 +1,209 @@
+//! What a container plan's service costs at its start: `--plans N` (default 4, `max_agents` 4)
+//! container plans of one trivial task each run at once by one `orch up`, each with a
+//! PostgreSQL service of its own (`[[service]]`, Debian's package in the local image
+//! `localhost/orch-test-postgres`, ready when `pg_isready` says so) against the same plans
+//! without it, in fresh repositories, the two alternating over `--runs R` (default 3):
+//!
+//! - **ready after**: per plan, from the attempt's wait for its service starting (its container
+//!   just started by `podman run -d`, which returned) to `pg_isready` passing, as the attempt's
+//!   `orch service-wait` measured it (its line in the attempt's log);
+//! - **wall**: the whole `orch up`, from its start to its end (every plan's container and service
+//!   made, the task run and committed, everything removed);
+//! - **CPU**: `orch up`'s and everything it waited for (`getrusage(RUSAGE_CHILDREN)`: podman, its
+//!   monitors, the containers' processes), so that the difference between the two is what the
+//!   services cost this machine.
+//!
+//! Each run checks its outcome (every task completed, its agent having asked its database when
+//! it has one) and panics otherwise. The machine (CPUs, memory) and its 1-minute load average
+//! before and after are printed: the machine may be shared. Network `none` (no proxy: its cost is
+//! `benches/network.rs`'), the sandbox off. Run: `cargo bench --bench container`. Under
+//! `cargo test` (no `--bench` argument) one plan with its service runs once, so that it cannot
+//! rot; without podman or the image it says so and passes, unless `ORCH_REQUIRE_PODMAN` is set.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+mod support;
+use support::{children_rusage, git, median};
+
+const IMAGE: &str = "localhost/orch-test-postgres:latest";
+
+/// Whether podman has [`IMAGE`] (a failure under `ORCH_REQUIRE_PODMAN` when not).
+fn available() -> bool {
+    let ok = Command::new("podman")
+        .args(["image", "exists", IMAGE])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("ORCH_REQUIRE_PODMAN").is_none(),
+            "ORCH_REQUIRE_PODMAN is set but podman or the image {IMAGE} is missing (`.ci/podman images`)"
+        );
+        println!("skipped: podman or the image {IMAGE} is missing (`.ci/podman images` builds it)");
+    }
+    ok
+}
+
+/// A repository of `plans` container plans of one task; with `service`, each gets a database
+/// its agent asks.
+fn setup(dir: &Path, plans: usize, service: bool) {
+    git(dir, &["init", "-q", "-b", "main"]);
+    let agent = if service {
+        r#"["sh", "-c", "psql -X -h $ORCH_SERVICE_DB_HOST -p $ORCH_SERVICE_DB_PORT -U postgres -tAc 'select 1' > work.txt"]"#
+    } else {
+        r#"["sh", "-c", "echo 1 > work.txt"]"#
+    };
+    let mut toml = format!(
+        "[defaults]\nmax_agents = 4\nretries = 0\nexecutor = \"container\"\nimage = \"{IMAGE}\"\nagent = \"a\"\n{}\n\
+         [agents.a]\ncommand = {agent}\nreport = \"exit\"\nnetwork = \"none\"\n\n",
+        if service { "services = [\"db\"]\n" } else { "" }
+    );
+    if service {
+        toml.push_str(
+            "[[service]]\nname = \"db\"\nimage = \"localhost/orch-test-postgres:latest\"\n\
+             env = { PGPORT = \"${ORCH_SERVICE_PORT}\" }\n\
+             ready = [\"pg_isready\", \"-h\", \"127.0.0.1\", \"-U\", \"postgres\", \"-q\"]\n\n",
+        );
+    }
+    std::fs::create_dir_all(dir.join("docs/plans")).expect("mkdir");
+    for i in 0..plans {
+        std::fs::write(
+            dir.join(format!("docs/plans/p{i}.md")),
+            "# P\n\n## Phase 1: W\n- [ ] 1.1 Work\n",
+        )
+        .expect("plan");
+        toml.push_str(&format!(
+            "[[plan]]\nname = \"p{i}\"\nfile = \"docs/plans/p{i}.md\"\n\n"
+        ));
+    }
+    std::fs::write(dir.join("plans.toml"), toml).expect("manifest");
+    std::fs::write(dir.join(".gitignore"), ".orch/\n").expect("gitignore");
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-qm", "plans"]);
+}
+
+/// One `orch up`: its wall and CPU seconds, and each plan's service's time to ready (seconds).
+fn up(dir: &Path, plans: usize, service: bool) -> (f64, f64, Vec<f64>) {
+    let cpu = children_rusage();
+    let t = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_orch"))
+        .arg("up")
+        .current_dir(dir)
+        .env("ORCH_SANDBOX", "off")
+        .stdin(Stdio::null())
+        .output()
+        .expect("orch up");
+    let wall = t.elapsed().as_secs_f64();
+    let cpu = children_rusage() - cpu;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "orch up failed\n{said}");
+    let mut ready = Vec::new();
+    for i in 0..plans {
+        let work = support::git_output(dir, &["show", &format!("plan/p{i}:work.txt")]);
+        assert_eq!(work, "1", "p{i}: {said}");
+        let log = std::fs::read_to_string(dir.join(format!(".orch/logs/p{i}/1.1.log")))
+            .expect("the attempt's log");
+        let after = log.lines().find_map(|l| {
+            l.split(&format!("service `db` of plan `p{i}` ready after "))
+                .nth(1)?
+                .split('s')
+                .next()?
+                .parse::<f64>()
+                .ok()
+        });
+        match (service, after) {
+            (true, Some(s)) => ready.push(s),
+            (true, None) => panic!("p{i}: no service ready in its log\n{log}"),
+            (false, _) => {}
+        }
+    }
+    (wall, cpu, ready)
+}
+
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// CPUs and memory of this machine, and its CPU's name.
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = info
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map_or("?", |m| m.trim_start_matches([' ', '\t', ':']));
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse::<f64>().ok())
+        .map_or(0.0, |k| k / 1024.0 / 1024.0);
+    format!("{cpus} CPUs ({model}), {mem:.0} GiB")
+}
+
+fn main() {
+    if !available() {
+        return;
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let bench = support::full_size();
+    let value = |flag: &str, default: usize| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (runs, plans) = if bench {
+        (value("--runs", 3), value("--plans", 4))
+    } else {
+        (1, 1)
+    };
+    println!("machine: {}", machine());
+    println!("load average at start: {}", load());
+    let kinds: &[bool] = if bench { &[false, true] } else { &[true] };
+    let mut walls = vec![Vec::new(); 2];
+    let mut cpus = vec![Vec::new(); 2];
+    let mut ready = Vec::new();
+    for _ in 0..runs {
+        for &service in kinds {
+            let dir = tempfile::tempdir().expect("tempdir");
+            setup(dir.path(), plans, service);
+            let (wall, cpu, r) = up(dir.path(), plans, service);
+            walls[usize::from(service)].push(wall);
+            cpus[usize::from(service)].push(cpu);
+            ready.extend(r);
+        }
+    }
+    println!("\n{plans} container plan(s) of one task at once, {runs} run(s) each, medians:");
+    println!("| services | orch up wall | CPU (orch up and what it waited for) |");
+    println!("|---|---|---|");
+    for &service in kinds {
+        let i = usize::from(service);
+        println!(
+            "| {} | {:.2} s | {:.2} s |",
+            if service { "a PostgreSQL each" } else { "none" },
+            median(&mut walls[i]),
+            median(&mut cpus[i])
+        );
+    }
+    ready.sort_by(f64::total_cmp);
+    let n = ready.len();
+    println!(
+        "\nservice ready after (from the attempt's wait starting, its container just started, to `pg_isready` passing), {n} services: median {:.2} s, max {:.2} s",
+        median(&mut ready.clone()),
+        ready.last().copied().unwrap_or(0.0)
+    );
+    println!("load average at end: {}", load());
+}

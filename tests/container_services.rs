@@ -1,0 +1,544 @@
+//! `[[service]]` of container plans end to end, through a real `orch up` and real podman: a
+//! real PostgreSQL (Debian's package, in the local image `localhost/orch-test-postgres` that
+//! `.ci/podman images` builds offline) beside each plan's container, in its network. A check
+//! and a `verify` that need it pass with it and fail without; two plans' databases are their
+//! own and neither reaches the other's; a killed `orch up` leaves no container of its plan or
+//! services after the next start; a service that does not get ready loses the attempt without
+//! spending a retry; bad `[[service]]` settings are refused before anything runs. Skipped with
+//! a message without podman or the images, unless `ORCH_REQUIRE_PODMAN` is set.
+
+use crate::support;
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use support::podman::{POSTGRES, of_plan, postgres_available, running_id};
+use support::{Repo, toml_array};
+
+/// The service of these tests: the image's PostgreSQL on the port orch gives it, ready when
+/// `pg_isready` says so.
+const DB: &str = r#"
+[[service]]
+name = "db"
+image = "localhost/orch-test-postgres:latest"
+env = { PGPORT = "${ORCH_SERVICE_PORT}" }
+ready = ["pg_isready", "-h", "127.0.0.1", "-U", "postgres", "-q"]
+ready_timeout = "60s"
+"#;
+
+/// `psql` of the plan's own database (its address as orch gives it) running `sql`, unaligned
+/// and quiet: what a check or an agent writes.
+fn psql(sql: &str) -> String {
+    format!(
+        "psql -X -v ON_ERROR_STOP=1 -h \"$ORCH_SERVICE_DB_HOST\" -p \"$ORCH_SERVICE_DB_PORT\" -U postgres -tAc \"{sql}\""
+    )
+}
+
+/// A repository of plans `names` (one task each) run by the POSIX sh `script` in containers of
+/// the postgres image (which has the client), `defaults` and `plan` lines added, the `DB`
+/// service defined.
+fn repo_of(names: &[&str], script: &str, defaults: &str, plan: &str) -> Repo {
+    let repo = Repo::builder().timeout(Duration::from_secs(300)).build();
+    for n in names {
+        repo.write(
+            &format!("docs/plans/{n}.md"),
+            &support::one_task("P", "Work"),
+        );
+    }
+    let plans: Vec<(&str, &str)> = names.iter().map(|n| (*n, plan)).collect();
+    repo.manifest(
+        &toml_array(&["sh", "-c", script]),
+        "report = \"exit\"",
+        &format!("retries = 0\nexecutor = \"container\"\nimage = \"{POSTGRES}\"\n{defaults}"),
+        &plans,
+    );
+    let text = std::fs::read_to_string(repo.root().join("plans.toml")).expect("manifest");
+    repo.write("plans.toml", &format!("{text}{DB}"));
+    repo.commit_all("plans");
+    repo
+}
+
+#[test]
+fn a_check_and_verify_that_need_the_service_pass_with_it_and_fail_without() {
+    if !postgres_available() {
+        return;
+    }
+    // The check and verify ask the database; without the service its variables are unset and
+    // they try the port the service would have (`ORCH_PORT + 1` of the plan's block).
+    let ask = |what: &str| {
+        format!(
+            "test \"$(psql -X -h 127.0.0.1 -p \"${{ORCH_SERVICE_DB_PORT:-42001}}\" -U postgres -tAc \"select '{what}'\")\" = {what}"
+        )
+    };
+    for with in [true, false] {
+        let plan = if with { "services = [\"db\"]" } else { "" };
+        let defaults = format!(
+            "integrate = \"off\"\ncheck = {}\nverify = {}",
+            toml_array(&["sh", "-c", &ask("checked")]),
+            toml_array(&["sh", "-c", &ask("verified")])
+        );
+        let repo = repo_of(&["svcchk"], "echo ok > work.txt", &defaults, plan);
+        let started = Instant::now();
+        let (code, out, err) = repo.run(&["up", "--json"]);
+        eprintln!(
+            "services {with}: orch up of 1 task in a container: {:.2?}",
+            started.elapsed()
+        );
+        let status = repo.task("svcchk", "1.1")["status"].clone();
+        if with {
+            assert_eq!(code, 0, "{out}\n{err}");
+            assert_eq!(status, "completed");
+            assert_eq!(repo.git(&["show", "plan/svcchk:work.txt"]), "ok");
+            let log = String::from_utf8_lossy(&repo.read(".orch/logs/svcchk/1.1.log")).into_owned();
+            assert!(
+                log.contains("service `db` of plan `svcchk` ready after"),
+                "{log}"
+            );
+            // verify, in a container of its own, with a database of its own.
+            let main = repo.rev("main");
+            let (code, out, err) = repo.run(&["merge", "svcchk"]);
+            let vlog = String::from_utf8_lossy(&repo.read(".orch/logs/svcchk/merge-verify.log"))
+                .into_owned();
+            assert_eq!(code, 0, "{out}\n{err}\n{vlog}");
+            assert_ne!(repo.rev("main"), main, "main did not move");
+            assert!(repo.tree_files("main").contains(&"work.txt".to_string()));
+        } else {
+            assert_ne!(status, "completed", "{out}\n{err}");
+            assert!(
+                !repo.branch_exists("plan/svcchk") || {
+                    !repo
+                        .tree_files("plan/svcchk")
+                        .contains(&"work.txt".to_string())
+                }
+            );
+            let log =
+                String::from_utf8_lossy(&repo.read(".orch/logs/svcchk/1.1.check.log")).into_owned();
+            assert!(log.contains("exit status 1"), "{log}");
+        }
+        // Nothing of the run is left: neither the plan's container nor its service's.
+        assert_eq!(of_plan("svcchk"), Vec::new());
+    }
+}
+
+/// A loopback server that answers each of the first `n` connections with one byte once all
+/// `n` are open (or after `within`), and tells how many were open at once then.
+fn barrier(n: usize, within: Duration) -> (u16, std::sync::mpsc::Receiver<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    listener.set_nonblocking(true).expect("nonblocking");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + within;
+        let mut open = Vec::new();
+        while open.len() < n && Instant::now() < deadline {
+            match listener.accept() {
+                Ok((c, _)) => open.push(c),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        let _ = tx.send(open.len());
+        for mut c in open {
+            let _ = c.write_all(b"g");
+            let mut rest = Vec::new();
+            let _ = c.read_to_end(&mut rest);
+        }
+    });
+    (port, rx)
+}
+
+/// The tries of one plan's agent on the other plan's service, in the probe's format
+/// (`name allowed|denied detail`): its possible ports (every service port of the run's
+/// blocks but its own) on the container's loopback, on this host's address, on the name
+/// podman gives the host, on the other plan's container's name, through orch's proxy.
+const OTHER_TRIES: &str = r#"
+import os, socket, sys
+own = int(os.environ["ORCH_SERVICE_DB_PORT"])
+host_ip, other_box = sys.argv[1], sys.argv[2]
+ports = [p for p in (42001, 42011, 42021) if p != own]
+def one(name, fn):
+    try:
+        ok, detail = fn()
+    except Exception as e:
+        ok, detail = False, type(e).__name__
+    print("%s %s %s" % (name, "allowed" if ok else "denied", detail))
+def connect(host, port):
+    s = socket.create_connection((host, port), 3)
+    s.close()
+    return True, "connected"
+def proxied(host, port):
+    h, p = os.environ["HTTPS_PROXY"][len("http://"):].rsplit(":", 1)
+    s = socket.create_connection((h, int(p)), 3)
+    s.sendall(b"CONNECT %s:%d HTTP/1.1\r\n\r\n" % (host.encode(), port))
+    head = s.recv(200).split(b"\r\n")[0]
+    return b" 200 " in head + b" ", head.decode().replace(" ", "_")
+for port in ports:
+    for host in ("127.0.0.1", "::1", host_ip, "host.containers.internal", other_box):
+        one("%s:%d" % (host, port), lambda: connect(host, port))
+    one("proxied:%d" % port, lambda: proxied("127.0.0.1", port))
+"#;
+
+/// This host's address on its default route (no packet is sent), or `None`.
+fn host_address() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    Some(s.local_addr().ok()?.ip()).filter(|ip| !ip.is_loopback())
+}
+
+#[test]
+fn two_plans_services_are_their_own_and_neither_reaches_the_others() {
+    if !postgres_available() || !support::landlock() {
+        return;
+    }
+    // Both agents write a row of their own, wait for each other (so that both plans' services
+    // run), read their database back and try the other's every way they can.
+    let (port, met) = barrier(2, Duration::from_secs(120));
+    let host_ip = host_address().map_or("127.0.0.9".to_string(), |ip| ip.to_string());
+    let script = format!(
+        "{} && {} && \
+         python3 -c 'import socket; s = socket.create_connection((\"127.0.0.1\", {port}), 150); s.recv(1)' && \
+         {} > rows.txt && \
+         other=$( [ \"$ORCH_PLAN\" = svca ] && echo svcb || echo svca ) && \
+         python3 tries.py {host_ip} \"orch-$other\" > tries.txt",
+        psql("create table t (plan text)"),
+        psql("insert into t values ('$ORCH_PLAN')"),
+        psql("select string_agg(plan, ',') from t"),
+    );
+    let repo = repo_of(
+        &["svca", "svcb"],
+        &script,
+        &format!("sandbox = \"on\"\nnetwork_allow = [\"127.0.0.1:{port}\"]"),
+        "services = [\"db\"]",
+    );
+    repo.write("tries.py", OTHER_TRIES);
+    repo.commit_all("tries");
+    let started = Instant::now();
+    let (code, out, err) = repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+    eprintln!(
+        "orch up of 2 plans with a database each: {:.2?}",
+        started.elapsed()
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        met.recv_timeout(Duration::from_secs(5)).expect("barrier"),
+        2,
+        "the two plans did not run side by side"
+    );
+    for (me, other) in [("svca", "svcb"), ("svcb", "svca")] {
+        assert_eq!(repo.task(me, "1.1")["status"], "completed");
+        // Its own row, not the other's.
+        assert_eq!(repo.git(&["show", &format!("plan/{me}:rows.txt")]), me);
+        let tries = repo.git(&["show", &format!("plan/{me}:tries.txt")]);
+        eprintln!("{me} tried:\n{tries}");
+        let lines: Vec<&str> = tries.lines().collect();
+        assert!(lines.len() >= 12, "{me}: {tries}");
+        for l in &lines {
+            assert!(
+                l.contains(" denied "),
+                "{me} reached {other}'s service: {l}\n{tries}"
+            );
+        }
+    }
+    assert_eq!(of_plan("svca"), Vec::new());
+    assert_eq!(of_plan("svcb"), Vec::new());
+}
+
+#[test]
+fn a_killed_orch_up_leaves_no_container_of_its_plan_or_services_after_the_next_start() {
+    if !postgres_available() {
+        return;
+    }
+    // The first attempt marks that it started (its database answering) and waits; the next
+    // run's attempt finds the mark and completes.
+    let script = format!(
+        "mark=\"$ORCH_REPORT_DIR/../started-before\"; \
+         if [ -e \"$mark\" ]; then echo done > work.txt; exit 0; fi; \
+         {} > /dev/null && touch \"$mark\"; sleep 600",
+        psql("select 1")
+    );
+    let repo = repo_of(&["svckill"], &script, "", "services = [\"db\"]");
+    let mark = repo
+        .root()
+        .join(".orch/state/.reports/svckill/started-before");
+    let mut child = repo
+        .orch(&["up", "--json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    support::process::wait_for("the attempt to start beside its service", || mark.exists());
+    let old = of_plan("svckill");
+    let services: Vec<&(String, String, String)> =
+        old.iter().filter(|(_, _, s)| s == "db").collect();
+    assert_eq!(services.len(), 1, "{old:?}");
+    assert_eq!(
+        old.len(),
+        2,
+        "the plan's container and its service: {old:?}"
+    );
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    // podman does not know orch is gone: both are there.
+    assert_eq!(of_plan("svckill").len(), 2);
+    repo.up(&[]);
+    assert_eq!(repo.git(&["show", "plan/svckill:work.txt"]), "done");
+    // The dead run's containers were swept at the start, the new run's removed at its end.
+    assert_eq!(of_plan("svckill"), Vec::new());
+}
+
+#[test]
+fn a_service_that_does_not_get_ready_loses_the_attempt_without_spending_a_retry() {
+    if !support::podman::available() {
+        return;
+    }
+    // A command service (in a container of the plan's image): an HTTP server, ready when
+    // /tmp/ok exists in its container, which the test makes in its second instance only. Its
+    // log says something with a terminal escape in it. The agent, confined (orch's proxy in its
+    // variables), asks it over HTTP.
+    let repo = Repo::builder().timeout(Duration::from_secs(300)).build();
+    repo.write("docs/plans/svcslow.md", &support::one_task("P", "Work"));
+    let agent = "python3 -c 'import os, urllib.request as u\n\
+                 url = \"http://%s:%s/\" % (os.environ[\"ORCH_SERVICE_WEB_HOST\"], os.environ[\"ORCH_SERVICE_WEB_PORT\"])\n\
+                 print(u.urlopen(url, timeout=10).status)' > work.txt";
+    repo.manifest(
+        &toml_array(&["sh", "-c", agent]),
+        "report = \"exit\"",
+        &format!(
+            "retries = 0\nexecutor = \"container\"\nimage = \"{}\"",
+            support::podman::IMAGE
+        ),
+        &[("svcslow", "services = [\"web\"]")],
+    );
+    let text = std::fs::read_to_string(repo.root().join("plans.toml")).expect("manifest");
+    let service = format!(
+        "\n[[service]]\nname = \"web\"\ncommand = {}\nready = [\"test\", \"-e\", \"/tmp/ok\"]\nready_timeout = \"6s\"\n",
+        toml_array(&[
+            "sh",
+            "-c",
+            "echo starting on $PORT; printf 'screen \\033[2J cleared\\n' >&2; \
+             exec python3 -m http.server $PORT --bind 127.0.0.1"
+        ])
+    );
+    repo.write("plans.toml", &format!("{text}{service}"));
+    repo.commit_all("plans");
+    let child = repo.orch(&["up"]).spawn().expect("spawn");
+    // The first instance is left alone; the second is made ready.
+    let mut first: Option<(String, String)> = None;
+    support::process::wait_for("a second instance of the service", || {
+        let Some((name, _, _)) = of_plan("svcslow").into_iter().find(|(_, _, s)| s == "web") else {
+            return false;
+        };
+        let Some(id) = running_id(&name) else {
+            return false;
+        };
+        match &first {
+            None => {
+                first = Some((name, id));
+                false
+            }
+            Some((_, id1)) if *id1 == id => false,
+            Some(_) => {
+                let ok = std::process::Command::new("podman")
+                    .args(["exec", &name, "touch", "/tmp/ok"])
+                    .status()
+                    .is_ok_and(|s| s.success());
+                assert!(ok, "podman exec touch");
+                true
+            }
+        }
+    });
+    let out = support::wait_within(child, repo.timeout(), "orch up");
+    let (code, stdout, stderr) = support::code_out_err(&out);
+    let all = format!("{stdout}{stderr}");
+    assert_eq!(code, 0, "{all}");
+    // Done at its first counted attempt: the lost one spent no retry (`retries = 0`).
+    assert_eq!(repo.task("svcslow", "1.1")["status"], "completed", "{all}");
+    assert_eq!(repo.git(&["show", "plan/svcslow:work.txt"]), "200");
+    let said = all
+        .lines()
+        .find(|l| l.contains("attempt lost (not counted"))
+        .unwrap_or_else(|| panic!("the console does not say the attempt was lost:\n{all}"));
+    for want in [
+        "service `web` of plan `svcslow` did not get ready within 6s",
+        "`test -e /tmp/ok` never succeeded",
+        "starting on 42001",
+        "screen \\u{1b}[2J cleared",
+    ] {
+        assert!(said.contains(want), "{want:?} not in {said}");
+    }
+    assert!(
+        !all.contains('\u{1b}'),
+        "an escape reached the console:\n{all}"
+    );
+    assert_eq!(of_plan("svcslow"), Vec::new());
+}
+
+#[test]
+fn bad_service_settings_are_refused_naming_their_line_before_anything_runs() {
+    // No podman needed: refused while reading plans.toml.
+    let repo = Repo::new();
+    repo.write("docs/plans/p.md", &support::one_task("P", "x"));
+    let container = format!("executor = \"container\"\nimage = \"{POSTGRES}\"");
+    let db = "[[service]]\nname = \"db\"\nimage = \"localhost/pg\"\n";
+    let cases: Vec<(String, String, &str, &str, &str)> = vec![
+        // (defaults, services, plan lines, the offending text, what the error says)
+        (
+            container.clone(),
+            db.to_string(),
+            "services = [\"dbb\"]",
+            "\"dbb\"",
+            "names unknown service `dbb`",
+        ),
+        (
+            container.clone(),
+            format!("{db}\n[[service]]\nname = \"db\"\ncommand = [\"x\"]\n"),
+            "services = [\"db\"]",
+            "name = \"db\"\ncommand",
+            "service `db` is defined twice",
+        ),
+        (
+            container.clone(),
+            "[[service]]\nname = \"db\"\nimage = \"localhost/pg\"\ncommand = [\"pg\"]\n".into(),
+            "",
+            "command = [\"pg\"]",
+            "has both `image` and `command`",
+        ),
+        (
+            container.clone(),
+            "[[service]]\nname = \"db\"\nport = 5432\n".into(),
+            "",
+            "name = \"db\"\nport",
+            "has neither `image` nor `command`",
+        ),
+        (
+            container.clone(),
+            "[[service]]\nname = \"DB\"\nimage = \"localhost/pg\"\n".into(),
+            "",
+            "\"DB\"",
+            "service name `DB` is not allowed",
+        ),
+        (
+            container.clone(),
+            "[[service]]\nname = \"db\"\nimage = \"localhost/pg\"\nport = 80\n".into(),
+            "",
+            "port = 80",
+            "must be 1024 to 41999",
+        ),
+        (
+            container.clone(),
+            "[[service]]\nname = \"db\"\nimgae = \"localhost/pg\"\n".into(),
+            "",
+            "imgae",
+            "did you mean `image`",
+        ),
+        (
+            "executor = \"local\"".into(),
+            db.to_string(),
+            "services = [\"db\"]",
+            "services = [\"db\"]",
+            "not yet available there",
+        ),
+        (
+            format!("{container}\nports = 1"),
+            db.to_string(),
+            "services = [\"db\"]",
+            "services = [\"db\"]",
+            "set `ports = 2` or more",
+        ),
+        (
+            format!("{container}\nservices = [\"db\"]\nnetwork = \"open\""),
+            db.to_string(),
+            "",
+            "services = [\"db\"]",
+            "network = \"open\"`: not yet",
+        ),
+    ];
+    for (defaults, services, plan, at, want) in cases {
+        let text = format!(
+            "[defaults]\nagent = \"a\"\nretries = 0\n{defaults}\n\n[agents.a]\ncommand = [\"true\"]\nreport = \"exit\"\n\n[[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n{plan}\n\n{services}"
+        );
+        let line = text[..text.find(at).unwrap_or_else(|| panic!("{at:?} in\n{text}"))]
+            .matches('\n')
+            .count()
+            + 1;
+        repo.write("plans.toml", &text);
+        repo.commit_all("plans");
+        let before = support::disk_snapshot(repo.root());
+        let (code, out, err) = repo.run(&["up"]);
+        let all = format!("{out}{err}");
+        assert_eq!(code, 2, "{want}: exit {code}\n{all}");
+        assert!(all.contains(want), "wanted {want:?} in\n{all}");
+        assert!(
+            all.contains(&format!("plans.toml:{line}:")),
+            "{want}: wanted line {line} in\n{all}"
+        );
+        assert!(!repo.worktree("p").exists(), "{want}");
+        let strip = |s: &std::collections::BTreeSet<(String, String)>| -> Vec<(String, String)> {
+            s.iter()
+                .filter(|(p, _)| !p.starts_with(".git/"))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(
+            strip(&before),
+            strip(&support::disk_snapshot(repo.root())),
+            "{want}"
+        );
+    }
+}
+
+#[test]
+fn an_agent_that_exits_as_a_waiter_would_is_failed_all_the_same() {
+    if !support::podman::available() {
+        return;
+    }
+    // The waiter's exit status (98) alone, and with a file named as its record wherever the
+    // agent can write (its TMPDIR, its report directories, the container's own /tmp): each
+    // attempt counts (`retries = 0`: the task fails), none is called lost.
+    let script = "if [ \"$ORCH_PLAN\" = svcfake2 ]; then \
+                  for d in \"$TMPDIR\" \"$ORCH_REPORT_DIR\" \"$ORCH_REPORT_DIR/..\" /tmp; do \
+                  echo 'service `web` of plan `svcfake2` did not get ready' > \"$d/not-ready-1.1-1\"; done; fi; \
+                  exit 98";
+    let repo = Repo::builder().timeout(Duration::from_secs(300)).build();
+    for p in ["svcfake1", "svcfake2"] {
+        repo.write(
+            &format!("docs/plans/{p}.md"),
+            &support::one_task("P", "Work"),
+        );
+    }
+    repo.manifest(
+        &toml_array(&["sh", "-c", script]),
+        "report = \"exit\"\nnetwork = \"none\"",
+        &format!(
+            "retries = 0\nexecutor = \"container\"\nimage = \"{}\"\nservices = [\"web\"]",
+            support::podman::IMAGE
+        ),
+        &[("svcfake1", ""), ("svcfake2", "")],
+    );
+    let text = std::fs::read_to_string(repo.root().join("plans.toml")).expect("manifest");
+    let service = format!(
+        "\n[[service]]\nname = \"web\"\ncommand = {}\n",
+        toml_array(&["python3", "-m", "http.server", "${ORCH_SERVICE_PORT}"])
+    );
+    repo.write("plans.toml", &format!("{text}{service}"));
+    repo.commit_all("plans");
+    let (code, out, err) = repo.run(&["up", "--json"]);
+    assert_ne!(code, 0, "{out}\n{err}");
+    let events = support::events(&out);
+    for p in ["svcfake1", "svcfake2"] {
+        assert_eq!(repo.task(p, "1.1")["status"], "failed", "{p}: {out}");
+        let failed: Vec<&serde_json::Value> = events
+            .iter()
+            .filter(|e| e["event"] == "task_failed" && e["plan"] == p)
+            .collect();
+        assert_eq!(failed.len(), 1, "{p}: {failed:?}");
+        assert_eq!(failed[0]["attempt"], 1, "{p}: {failed:?}");
+    }
+    assert!(
+        !out.contains("attempt lost"),
+        "an agent's exit made its attempt lost:\n{out}"
+    );
+    assert_eq!(of_plan("svcfake1"), Vec::new());
+    assert_eq!(of_plan("svcfake2"), Vec::new());
+}
