@@ -3,7 +3,7 @@
 //!
 //! | setting | values |
 //! |---|---|
-//! | executor | `local`, `ssh` (a `[[host]]`: a real `sshd` on loopback), `slurm` (a real cluster) |
+//! | executor | `local`, `ssh` (a `[[host]]`: a real `sshd` on loopback), `slurm` (a real cluster), `container` (real podman, image `localhost/orch-test-base`) |
 //! | repository | `home` (the plan in the repository of plans.toml), `other` (a `[[repo]]`) |
 //! | report | `orch` (the agent calls `orch task done`), `exit` (its exit status) |
 //! | sandbox | `on`, `off` |
@@ -20,16 +20,30 @@
 //! network let the agent do: a write outside its worktree, a connection to a loopback port of
 //! the test), the merge commit, the plan's `orchMerge` record.
 //!
+//! In a container only the plan's worktree and orch's own directories are mounted, not this
+//! fixture: a container cell passes the script inline (`sh -c SCRIPT`), read by the test from
+//! the fixture, rather than committing it into both repositories, so the repositories, the
+//! plan branch and the landing are the same as every other cell's, and what runs is the
+//! test's copy, not a file of the agent's worktree that an earlier attempt could have changed.
+//! Its "outside" is a directory of the container's own (`/var/tmp`): the sandbox decides
+//! whether the agent writes it, and nothing reaches this machine's. Its agent's network:
+//! `confined` with the test's port in `network_allow`, reached through orch's proxy; `open`
+//! is podman's network, whose `127.0.0.1` is the container's own (the port is not reached);
+//! `none` nothing.
+//!
 //! Some combinations are refused by design: a network orch cannot enforce where the agent runs
 //! (`confined` or `none` on a host or in a Slurm job: exit 6 at start, see the threat model's
-//! "Confinement by executor"), best of N anywhere but for local task-mode agents, and a
-//! plan-mode agent on a host (exit 2, `orch check`'s error). Each such pair has a cell of its own (its only refused pair) that
+//! "Confinement by executor"; a container confines it), best of N anywhere but for local
+//! task-mode agents (a container too: exit 2, `orch check`'s error), and a
+//! plan-mode agent on a host or in a container (exit 2, `orch check`'s error: there `orch next`
+//! cannot see the plan's tasks). Each such pair has a cell of its own (its only refused pair) that
 //! asserts the refusal and that nothing ran or moved. `every_pair_of_values_is_in_a_cell` below
 //! proves the covering: every pair of values of two settings is in a cell that runs, or is a
 //! refused pair and has its refusal cell.
 //!
 //! The ssh cells need `sshd` (`ORCH_REQUIRE_SSHD`), the Slurm cells a cluster
-//! (`ORCH_REQUIRE_SLURM`, `.ci/slurm start`), the confined ones Landlock
+//! (`ORCH_REQUIRE_SLURM`, `.ci/slurm start`), the container cells podman and its test image
+//! (`ORCH_REQUIRE_PODMAN`, `.ci/podman`), the sandboxed ones Landlock
 //! (`ORCH_REQUIRE_LANDLOCK`): without them a cell says so and passes, unless CI requires them.
 
 use crate::support;
@@ -40,11 +54,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{Repo, agent_at, events, named, sshd};
+use support::{Repo, agent_at, events, named, sshd, toml_array};
 
 /// The settings and their values, in the order of a cell's name.
 const FACTORS: [(&str, &[&str]); 8] = [
-    ("executor", &["local", "ssh", "slurm"]),
+    ("executor", &["local", "ssh", "slurm", "container"]),
     ("repository", &["home", "other"]),
     ("report", &["orch", "exit"]),
     ("sandbox", &["on", "off"]),
@@ -106,7 +120,7 @@ impl Cell {
     fn refusals(&self) -> Vec<Refusal> {
         let exec = self.get(EXEC);
         let mut out = Vec::new();
-        if exec != "local" && matches!(self.get(NET), "confined" | "none") {
+        if matches!(exec, "ssh" | "slurm") && matches!(self.get(NET), "confined" | "none") {
             out.push(Refusal {
                 pair: ((EXEC, exec), (NET, self.get(NET))),
                 code: 6,
@@ -133,6 +147,17 @@ impl Cell {
                 code: 2,
                 says: &[
                     "runs its plan-mode agent `a` on a `[[host]]`",
+                    "give this plan a task-mode agent",
+                ],
+            });
+        }
+        if exec == "container" && self.get(MODE) == "plan" {
+            out.push(Refusal {
+                pair: ((EXEC, exec), (MODE, "plan")),
+                code: 2,
+                says: &[
+                    "runs its plan-mode agent `a` in a container",
+                    "`orch next` cannot read the plans",
                     "give this plan a task-mode agent",
                 ],
             });
@@ -213,6 +238,19 @@ cells! {
         ["local", "home", "exit", "off", "open", "n2", "plan", "merge"];
     ssh_home_orch_sandbox_on_open_n1_plan_train =
         ["ssh", "home", "orch", "on", "open", "n1", "plan", "train"];
+    // Containers (issue 63/64): the cells the covering needs, and the refusal of best of N.
+    container_home_orch_sandbox_on_confined_n1_task_train =
+        ["container", "home", "orch", "on", "confined", "n1", "task", "train"];
+    container_other_exit_sandbox_off_none_n1_task_merge =
+        ["container", "other", "exit", "off", "none", "n1", "task", "merge"];
+    container_home_exit_sandbox_on_open_n1_task_train =
+        ["container", "home", "exit", "on", "open", "n1", "task", "train"];
+    container_other_orch_sandbox_on_open_n1_task_merge =
+        ["container", "other", "orch", "on", "open", "n1", "task", "merge"];
+    container_home_exit_sandbox_off_open_n2_task_merge =
+        ["container", "home", "exit", "off", "open", "n2", "task", "merge"];
+    container_home_exit_sandbox_off_open_n1_plan_merge =
+        ["container", "home", "exit", "off", "open", "n1", "plan", "merge"];
 }
 
 #[test]
@@ -288,6 +326,10 @@ fn every_pair_of_values_is_in_a_cell() {
     );
 }
 
+/// The directory a container cell's agent tries to write: the container's own, outside its
+/// worktree (nothing of this machine but the worktree and orch's directories is mounted).
+const CONTAINER_OUTSIDE: &str = "/var/tmp";
+
 /// The plan every cell runs: two tasks, the second after the first.
 const PLAN: &str =
     "# Compose\n\n## Phase 1: Work\n- [ ] 1.1 First step\n- [ ] 1.2 Second step (depends: 1.1)\n";
@@ -313,7 +355,7 @@ impl World {
         // A Slurm job's processes wait in the queue: more time for its cells.
         let secs = match cell.get(EXEC) {
             "slurm" => 150,
-            "ssh" => 120,
+            "ssh" | "container" => 120,
             _ => 90,
         };
         let make = || {
@@ -364,22 +406,40 @@ impl World {
     /// Writes and commits plans.toml and the plan file in the home repository.
     fn commit_manifest(&self, cell: Cell) {
         let port = self.listener.local_addr().expect("addr").port().to_string();
-        let command = agent_at(
-            "compose_agent.sh",
-            &[
-                Path::new(cell.get(REPORT)),
-                Path::new(cell.get(MODE)),
-                &self.outside,
-                Path::new(&port),
-            ],
-        );
+        let container = cell.get(EXEC) == "container";
+        let command = if container {
+            // In a container only the worktree is there, not this fixture: the script goes
+            // inline (`sh -c`), and "outside" is a directory of the container's own.
+            let path = support::fixtures().join("compose_agent.sh");
+            let script = std::fs::read_to_string(&path).expect("compose_agent.sh");
+            toml_array(&[
+                "sh".to_string(),
+                "-c".to_string(),
+                script,
+                "compose_agent.sh".to_string(),
+                cell.get(REPORT).to_string(),
+                cell.get(MODE).to_string(),
+                CONTAINER_OUTSIDE.to_string(),
+                port.clone(),
+            ])
+        } else {
+            agent_at(
+                "compose_agent.sh",
+                &[
+                    Path::new(cell.get(REPORT)),
+                    Path::new(cell.get(MODE)),
+                    &self.outside,
+                    Path::new(&port),
+                ],
+            )
+        };
         let mut toml = String::new();
         if let Some(lab) = &self.lab {
             toml.push_str(&lab.host_toml(2));
         }
         toml.push_str(&format!(
             "[defaults]\nagent = \"a\"\nretries = 0\nmax_agents = 2\nexecutor = \"{exec}\"\n\
-             sandbox = \"{sandbox}\"\nnetwork = \"{net}\"\nattempts = {n}\nauto_merge = {train}\n\n\
+             sandbox = \"{sandbox}\"\nnetwork = \"{net}\"\nattempts = {n}\nauto_merge = {train}\n{image}\n\
              [agents.a]\ncommand = {command}\nreport = \"{report}\"\nmode = \"{mode}\"\n",
             exec = cell.get(EXEC),
             sandbox = cell.get(SANDBOX),
@@ -388,7 +448,16 @@ impl World {
             train = cell.get(LAND) == "train",
             report = cell.get(REPORT),
             mode = cell.get(MODE),
+            image = if container {
+                format!("image = \"{}\"\n", support::podman::IMAGE)
+            } else {
+                String::new()
+            },
         ));
+        if container {
+            // A confined container agent reaches the test's port because it is allowed.
+            toml.push_str(&format!("network_allow = [\"127.0.0.1:{port}\"]\n"));
+        }
         if cell.get(EXEC) == "slurm" {
             toml.push_str("\n[slurm]\npoll = \"1s\"\n");
         }
@@ -427,6 +496,7 @@ fn available(cell: Cell) -> bool {
     match cell.get(EXEC) {
         "ssh" if !sshd::available() => return false,
         "slurm" if !support::slurm::cluster() => return false,
+        "container" if !support::podman::available() => return false,
         _ => {}
     }
     !needs_landlock || support::landlock()
@@ -526,19 +596,23 @@ fn lands(world: &World, cell: Cell) {
     } else {
         "written"
     };
-    let net = if cell.get(NET) == "open" {
-        "reached"
-    } else {
-        "refused"
+    // In a container: the port is reached through orch's proxy, confined with the port
+    // allowed; podman's open network has a loopback of its own, `none` nothing.
+    let reached = match cell.get(EXEC) {
+        "container" => cell.get(NET) == "confined",
+        _ => cell.get(NET) == "open",
     };
+    let net = if reached { "reached" } else { "refused" };
     let want = format!("1.1 outside={outside} net={net}\n1.2 outside={outside} net={net}\n");
     assert_eq!(
         own.git(&["show", "plan/p:compose.txt"]) + "\n",
         want,
         "{all}"
     );
+    // That write is on this machine, but for a container's agent, which writes in its own.
     let written = std::fs::read_dir(&world.outside).expect("outside").count();
-    assert_eq!(written > 0, outside == "written", "{all}");
+    let here = outside == "written" && cell.get(EXEC) != "container";
+    assert_eq!(written > 0, here, "{all}");
 
     // Best of 2: each task's round ran two attempts.
     if cell.get(ATTEMPTS) == "n2" {

@@ -591,6 +591,24 @@ fn plans(
                 "give this plan a task-mode agent (`mode = \"task\"`), or run it with `executor = \"local\"` or `\"slurm\"`",
             );
         }
+        if executor == super::executor::ExecutorKind::Container
+            && agents
+                .get(&agent)
+                .is_some_and(|a| a.mode == AgentMode::Plan)
+        {
+            let span = plan
+                .executor
+                .as_ref()
+                .map_or(name.span.clone(), |e| e.span.clone());
+            r.error_hint(
+                &span,
+                format!(
+                    "plan `{}` runs its plan-mode agent `{agent}` in a container (`executor = \"container\"`), but a plan-mode agent runs only here or in a Slurm job: in a container, `orch next` cannot read the plans (plans.toml and the plan files are not mounted)",
+                    name.value
+                ),
+                "give this plan a task-mode agent (`mode = \"task\"`), or run it with `executor = \"local\"` or `\"slurm\"`",
+            );
+        }
         pending.push((
             out.len(),
             plan.depends_on

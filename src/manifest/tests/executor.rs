@@ -210,3 +210,28 @@ fn executor_and_slurm_keys_report_bad_values_at_their_location() {
         repo.one_error(text, *line, *col, fragment);
     }
 }
+
+#[test]
+fn a_plan_mode_agent_in_a_container_is_refused_at_the_executor() {
+    let repo = Repo::new();
+    // Through the defaults' executor (at the plan's name), the agent's, the plan's own.
+    for (defaults, agent, plan, at) in [
+        ("executor = \"container\"\n", "", "", (11, 8)),
+        ("", "executor = \"container\"\n", "", (11, 8)),
+        ("", "", "executor = \"container\"\n", (12, 12)),
+    ] {
+        let text = format!(
+            "[defaults]\n{defaults}agent = \"p\"\nimage = \"localhost/x\"\n\n[agents.p]\ncommand = [\"sh\", \"agent.sh\"]\nmode = \"plan\"\n{agent}\n[[plan]]\nname = \"a\"\nfile = \"docs/a.md\"\n{plan}"
+        );
+        let d = repo.one_error(
+            &text,
+            at.0,
+            at.1,
+            "runs its plan-mode agent `p` in a container",
+        );
+        assert!(d.to_string().contains("task-mode agent"), "{d}");
+    }
+    // A task-mode agent there: accepted.
+    let text = "[defaults]\nexecutor = \"container\"\nagent = \"p\"\nimage = \"localhost/x\"\n\n[agents.p]\ncommand = [\"sh\", \"agent.sh\"]\nmode = \"task\"\n\n[[plan]]\nname = \"a\"\nfile = \"docs/a.md\"\n";
+    repo.load(text).unwrap_or_else(|e| panic!("{e}"));
+}
