@@ -49,14 +49,8 @@ fn hostile_repo(evil: &[(&str, &str, &Path)], container: bool) -> Repo {
     } else {
         String::new()
     };
-    let q_sandbox = if container { "on" } else { "off" };
-    let mut toml = format!(
-        "[defaults]\nretries = 0\nmax_agents = 8\ntimeout = \"4m\"\n{executor}\n\
-         [agents.honest]\ncommand = {}\nreport = \"orch\"\nsandbox = \"{q_sandbox}\"\n\n\
-         [[plan]]\nname = \"q\"\nfile = \"docs/plans/q.md\"\nagent = \"honest\"\n\n",
-        toml_array(&["sh", "scripts/report_dir.sh", "honest"])
-    );
-    repo.write("docs/plans/q.md", &support::one_task("Q", "honest task"));
+    let mut toml =
+        format!("[defaults]\nretries = 0\nmax_agents = 8\ntimeout = \"4m\"\n{executor}\n");
     for (name, what, arg) in evil {
         repo.write(
             &format!("docs/plans/{name}.md"),
@@ -68,6 +62,14 @@ fn hostile_repo(evil: &[(&str, &str, &Path)], container: bool) -> Repo {
              [[plan]]\nname = \"{name}\"\nfile = \"docs/plans/{name}.md\"\nagent = \"{name}\"\n\n"
         ));
     }
+    // Plan q last: the run looks at the hostile plans' directories first.
+    let q_sandbox = if container { "on" } else { "off" };
+    toml.push_str(&format!(
+        "[agents.honest]\ncommand = {}\nreport = \"orch\"\nsandbox = \"{q_sandbox}\"\n\n\
+         [[plan]]\nname = \"q\"\nfile = \"docs/plans/q.md\"\nagent = \"honest\"\n",
+        toml_array(&["sh", "scripts/report_dir.sh", "honest"])
+    ));
+    repo.write("docs/plans/q.md", &support::one_task("Q", "honest task"));
     repo.write("plans.toml", &toml);
     repo.commit_all("plans");
     repo
