@@ -260,3 +260,65 @@ fn report_dirs_a_local_agent_that_swaps_its_report_directory_touches_nothing_the
     );
     left_as_made(&repo, &evil);
 }
+
+/// Adopted: `orch up` is killed (`kill -9`) once p1's agent has swapped its directory for a
+/// link to a host directory; the next `orch up` adopts p1's agent and finds a link where its
+/// directory was: it records no directory for it (not a directory of its own), refuses its
+/// reports with one note, and reads and writes nothing behind the link; q (adopted or run
+/// again) completes by its own report.
+#[test]
+fn report_dirs_an_adopted_attempt_whose_directory_is_a_link_takes_nothing() {
+    let host = tempfile::tempdir().expect("tmp");
+    let h = host_dir(host.path(), "host");
+    let before = support::disk_snapshot(host.path());
+    let evil: [(&str, &str, &Path); 1] = [("p1", "link-host", &h)];
+    let repo = hostile_repo(&evil, false);
+    let tree = |plan: &str| repo.root().join(format!(".orch/worktrees/{plan}"));
+    let started = |plan: &str| {
+        support::read_status(&repo.status_path(plan))
+            .is_some_and(|d| d["tasks"][0]["status"] == "in_progress")
+    };
+    let mut first = repo
+        .orch(&["up", "--json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn orch up");
+    support::process::wait_for("p1's swap and both tasks started", || {
+        tree("p1").join("swapped").exists() && started("p1") && started("q")
+    });
+    first.kill().expect("kill -9");
+    let _ = first.wait();
+
+    let mut next = repo.orch(&["up", "--json"]).spawn().expect("spawn orch up");
+    let lines = support::read_lines(&mut next);
+    let mut seen = Vec::new();
+    support::wait_line(&lines, &mut seen, |v| {
+        v["event"] == "note"
+            && v["plan"] == "p1"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("is not the one orch made"))
+    });
+    std::fs::write(tree("q").join("go"), "").expect("go");
+    support::wait_line(&lines, &mut seen, |v| {
+        v["plan"] == "q" && (v["event"] == "task_finished" || v["event"] == "task_failed")
+    });
+    std::fs::write(tree("p1").join("release"), "").expect("release");
+    let out = support::wait_within(next, Duration::from_secs(240), "orch up");
+    seen.extend(lines.try_iter());
+    eprintln!("orch up: {:?}", out.status);
+    assert!(
+        named(&seen, "task_adopted")
+            .iter()
+            .any(|e| e["plan"] == "p1"),
+        "{seen:#?}"
+    );
+    nothing_was_taken(&repo, &evil, &seen);
+    assert_eq!(
+        support::disk_snapshot(host.path()),
+        before,
+        "the host directory changed"
+    );
+    left_as_made(&repo, &evil);
+}
