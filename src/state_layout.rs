@@ -87,6 +87,11 @@ pub(crate) const NETWORK_REFUSALS: Own = Own::new(".network.json", "network.json
 pub(crate) const SANDBOX: Own = Own::new(".sandbox.json", "sandbox.json");
 /// The report directories, `<REPORTS>/<plan>/<unit>.<attempt>/`.
 pub(crate) const REPORTS: Own = Own::fresh(".reports");
+/// The directory of [`REPORTS`] that holds the report directories of persons' `orch task`,
+/// `<REPORTS>/.people/<plan>/person-<pid>-<nanos>/`: beside the plans' (no plan's name begins
+/// with a `.`: `crate::manifest::check_plan_name`), so that no agent's mount or write set of
+/// its plan's directory reaches it.
+pub(crate) const REPORTS_PEOPLE: &str = ".people";
 /// orch's records of the remote hosts, each kind in a directory of its own ([`SSH_USABLE`],
 /// [`SSH_SLOTS`], [`SSH_DOWN`]), by the host's name below it (the control sockets are not in
 /// the state directory: `crate::executor::ssh::control`).

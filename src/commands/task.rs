@@ -22,7 +22,9 @@ pub(crate) fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
     // `orch up` recovers it. It is never handed to another `orch up` as a person's report.
     let report_dir = std::env::var_os(agent_env::ORCH_REPORT_DIR).filter(|d| !d.is_empty());
     if let Some(dir) = &report_dir
-        && let Some(code) = super::task_report::report_and_wait(Path::new(dir), &args, false)?
+        && let Some(state_dir) = status::report::state_dir_of_attempt_dir(Path::new(dir))
+        && let Some(code) =
+            super::task_report::report_and_wait(Path::new(dir), state_dir, &args, false)?
     {
         return Ok(code);
     }

@@ -1,7 +1,8 @@
 //! `orch task …` under a running `orch up`: the report handed to the supervisor
 //! ([`crate::status::report`]) instead of a write of the status file, and the wait for its
 //! answer. An attempt reports through its own directory (`ORCH_REPORT_DIR`); a person's call
-//! while `orch up` runs through a directory it makes for the call.
+//! while `orch up` runs through a directory it makes for the call, among the persons'
+//! (`.reports/.people/<plan>/`), where no agent's mount or write set reaches.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -11,8 +12,9 @@ use anyhow::anyhow;
 use super::task_call::{TaskArgs, print_outcome};
 use crate::error::{CliError, CliResult, exit};
 use crate::manifest::Manifest;
+use crate::status::report::dir::{ReportDir, remove_beneath};
 use crate::status::report::{
-    ANSWER_FILE, Answer, PERSON_PREFIX, REPORT_FILE, Report, TAKEN_FILE, plan_reports_dir,
+    ANSWER_FILE, Answer, PEOPLE_DIR, PERSON_PREFIX, REPORT_FILE, REPORTS_DIR, Report, TAKEN_FILE,
     read_nofollow, write_json,
 };
 
@@ -32,35 +34,37 @@ pub(crate) fn via_running_supervisor(
     if crate::supervisor::lock::running(&state_dir).is_none() {
         return Ok(None);
     }
-    let parent = plan_reports_dir(&state_dir, plan);
-    let dir = parent.join(format!("{PERSON_PREFIX}{}-{}", std::process::id(), nanos()));
-    std::fs::create_dir_all(&parent)
-        .and_then(|()| std::fs::create_dir(&dir))
-        .map_err(|e| {
-            CliError::new(
-                exit::FAILURE,
-                anyhow!(
-                    "`orch up` runs plan `{plan}`: cannot hand it the report in `{}`: {e}",
-                    dir.display()
-                ),
-            )
-        })?;
+    // Among the persons' directories (`.reports/.people/<plan>/`), never in the plan's
+    // (`.reports/<plan>/`, which its agents may write), made without following a link.
+    let parents = [REPORTS_DIR, PEOPLE_DIR, plan];
+    let name = format!("{PERSON_PREFIX}{}-{}", std::process::id(), nanos());
+    let made = ReportDir::make(&state_dir, &parents, &name).and_then(|d| Ok((d.id()?, d)));
+    let (id, dir) = made.map_err(|e| {
+        CliError::new(
+            exit::FAILURE,
+            anyhow!("`orch up` runs plan `{plan}`: cannot hand it the report: {e}"),
+        )
+    })?;
     // `None`: the supervisor ended meanwhile; the status file, as ever.
-    let code = report_and_wait(&dir, args, true);
-    let _ = std::fs::remove_dir_all(&dir);
+    let code = report_and_wait(dir.path(), &state_dir, args, true);
+    let _ = remove_beneath(&state_dir, &parents, &name, Some(id));
     code
 }
 
 /// Writes `args` as a report in `dir` and waits (bounded) for the supervisor's answer; prints
-/// what `orch task` prints and returns its exit code. `person`: a person's call (a report not
+/// what `orch task` prints and returns its exit code. `state_dir`: the run's state directory,
+/// where its supervisor holds the lock (for a plan of any repository:
+/// `supervisor::reports::reports_state_dir`). `person`: a person's call (a report not
 /// answered in time is withdrawn rather than left for the supervisor). `None`: no supervisor
-/// runs (any more) for the report directory's state directory, and the report was withdrawn
-/// before anyone took it.
-pub(crate) fn report_and_wait(dir: &Path, args: &TaskArgs, person: bool) -> CliResult<Option<u8>> {
-    // `<state_dir>/.reports/<plan>/<dir>`: the run's state directory, where its supervisor
-    // holds the lock (for a plan of any repository: `supervisor::reports::reports_state_dir`).
-    let state_dir = dir.parent().and_then(Path::parent).and_then(Path::parent);
-    let supervised = || state_dir.is_some_and(supervisor_runs);
+/// runs (any more) for that state directory, and the report was withdrawn before anyone took
+/// it.
+pub(crate) fn report_and_wait(
+    dir: &Path,
+    state_dir: &Path,
+    args: &TaskArgs,
+    person: bool,
+) -> CliResult<Option<u8>> {
+    let supervised = || supervisor_runs(state_dir);
     if !supervised() {
         return Ok(None);
     }

@@ -9,9 +9,17 @@
 //! place) and waits for [`ANSWER_FILE`]; the supervisor reads the report (no-follow), decides
 //! whether that reporter may report that task, applies it through orch's own transition and
 //! writes the answer. A person's `orch task …` during `orch up` reports the same way through a
-//! directory of its own, `.reports/<plan>/person-<pid>-<nanos>/`, which it makes and removes.
+//! directory of its own, `.reports/.people/<plan>/person-<pid>-<nanos>/`, which it makes and
+//! removes: outside the plan's `.reports/<plan>/`, which an agent may write (a container
+//! mounts it, `sandbox = "off"`), so that no agent makes a person's report.
+//!
+//! The supervisor uses each attempt's directory only through a handle ([`dir::ReportDir`])
+//! that is the very directory it made (or found, for an attempt it adopted): a link or another
+//! directory put in its place is never read nor written.
 //!
 //! The files are orch's own JSON; both sides read them with serde.
+
+pub(crate) mod dir;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -34,15 +42,29 @@ pub(crate) const ANSWER_FILE: &str = "answer.json";
 /// The prefix of a person's report directory.
 pub(crate) const PERSON_PREFIX: &str = "person-";
 
+/// The directory of [`REPORTS_DIR`] that holds the persons' report directories.
+pub(crate) const PEOPLE_DIR: &str = crate::state_layout::REPORTS_PEOPLE;
+
 /// `<state_dir>/.reports/<plan>`.
 pub(crate) fn plan_reports_dir(state_dir: &Path, plan: &str) -> PathBuf {
     state_dir.join(REPORTS_DIR).join(plan)
 }
 
+/// The name of the report directory of attempt `attempt` of `unit`: `<unit>.<attempt>`.
+pub(crate) fn attempt_name(unit: &str, attempt: u32) -> String {
+    format!("{unit}.{attempt}")
+}
+
 /// The report directory of attempt `attempt` of `unit` (a task id, or `plan` for a plan-mode
 /// agent) of plan `plan`: `<state_dir>/.reports/<plan>/<unit>.<attempt>`.
 pub(crate) fn attempt_dir(state_dir: &Path, plan: &str, unit: &str, attempt: u32) -> PathBuf {
-    plan_reports_dir(state_dir, plan).join(format!("{unit}.{attempt}"))
+    plan_reports_dir(state_dir, plan).join(attempt_name(unit, attempt))
+}
+
+/// The state directory of a report directory orch handed an attempt
+/// (`<state_dir>/.reports/<plan>/<unit>.<attempt>`).
+pub(crate) fn state_dir_of_attempt_dir(dir: &Path) -> Option<&Path> {
+    dir.parent().and_then(Path::parent).and_then(Path::parent)
 }
 
 /// The latest attempt of `unit` of plan `plan` that has a report directory (orch makes one at

@@ -200,9 +200,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
             job_id: f.job_id,
             elapsed: f.elapsed,
         });
-        if let Some(dir) = fx.register_reporter(f.unit, f.attempt) {
-            super::reports::put_back_taken(&dir);
-        }
+        fx.adopt_report_dir(f.unit, f.attempt);
         // An adopted task's attempt in the plan's worktree: its own commits are told apart
         // from the plan branch's tip now (an earlier supervisor kept its start in memory).
         if let (Some(pc), Some(t)) = (fx.plan(f.unit.plan()), f.unit.task())

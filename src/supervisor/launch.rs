@@ -174,6 +174,8 @@ impl Effects<'_> {
         };
         let empty;
         self.register_reporter(unit, attempt);
+        // The attempt's own report directory: `orch task …` hands its reports there.
+        let report_dir = self.make_report_dir(unit, attempt)?;
         if let Some(t) = task {
             self.texts.insert(run, pc.plan.tasks[t].description.clone());
         }
@@ -210,8 +212,6 @@ impl Effects<'_> {
             }
             _ => command,
         };
-        // The attempt's own report directory: `orch task …` hands its reports there.
-        let report_dir = super::reports::make_dir(pc, id.as_deref().unwrap_or("plan"), attempt)?;
         let templates = self.templates.as_deref().unwrap_or(&self.ctx.templates);
         let (mut argv, mut env) = prepare_argv(
             &self.ctx,

@@ -42,6 +42,15 @@ pub(crate) struct Reporter {
     ///
     /// [`REFUSALS_SAID`]: super::reports::REFUSALS_SAID
     pub(crate) refused: u32,
+    /// The report directory orch made for the attempt (or found, a directory of its own, when
+    /// it adopted it), held open: which directory it is, and the handle, which keeps its inode
+    /// from being another directory's. `None`: none was made or found; nothing is taken.
+    pub(crate) made: Option<(
+        crate::status::report::dir::ReportDir,
+        crate::status::report::dir::DirId,
+    )>,
+    /// Said once that what is at its path is not that directory (its reports are refused).
+    pub(crate) swapped_said: bool,
 }
 
 /// A plan's status file as last read.

@@ -307,6 +307,61 @@ pub(crate) fn tail(path: &Path, from: u64, max: u64) -> Result<(u64, Vec<u8>), R
     Ok((start, bytes))
 }
 
+/// The whole regular file `name` (one component) of the directory `dir`, a handle orch holds,
+/// at most `limit` bytes; `None` when nothing is there. `shown`: the file's path, for errors.
+/// Looked at (`fstatat`, no link followed) before it is opened, then opened relative to the
+/// handle with the module's flags, never by a path: a directory swapped in meanwhile, or a link
+/// on the way to it, changes nothing of what is read.
+pub(crate) fn optional_at(
+    dir: std::os::fd::BorrowedFd<'_>,
+    name: &str,
+    shown: &Path,
+    limit: Limit,
+) -> Result<Option<Vec<u8>>, ReadError> {
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+    let fail = |e: rustix::io::Errno| io_error(shown, io::Error::from(e));
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(ReadError::Outside {
+            path: shown.to_path_buf(),
+            root: shown.parent().unwrap_or(shown).to_path_buf(),
+        });
+    }
+    let stat = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(s) => s,
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(fail(e)),
+    };
+    let kind = match FileType::from_raw_mode(stat.st_mode) {
+        FileType::RegularFile => None,
+        FileType::Symlink => {
+            return Err(ReadError::Link {
+                path: shown.to_path_buf(),
+            });
+        }
+        FileType::Directory => Some("a directory"),
+        FileType::Fifo => Some("a FIFO"),
+        FileType::CharacterDevice => Some("a character device"),
+        FileType::BlockDevice => Some("a block device"),
+        FileType::Socket => Some("a socket"),
+        FileType::Unknown => Some("a special file"),
+    };
+    if let Some(kind) = kind {
+        return Err(ReadError::NotRegular {
+            path: shown.to_path_buf(),
+            kind,
+        });
+    }
+    let flags =
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let fd = match rustix::fs::openat(dir, name, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(fail(e)),
+    };
+    let (file, len) = regular(shown, File::from(fd))?;
+    all_of(shown, file, len, limit).map(Some)
+}
+
 /// The whole regular file `rel` beneath the directory `root` (the repository's root, say), at
 /// most `limit` bytes: no link at the file itself, and no link on the way that leads out of
 /// `root` (`openat2` with `RESOLVE_BENEATH`, so an absolute link on the way is refused too;

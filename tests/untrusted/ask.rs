@@ -102,6 +102,16 @@ fn ask_an_unconfined_agent_asks_only_for_its_own_task() {
     only_its_own_question_stands(&repo, rec.path(), &ev);
     let t = tried(rec.path());
     assert_eq!(code_of(&t, "person-b"), 0, "written: {t:?}");
+    // The same report where persons' directories were before, beside plan b's attempts': taken
+    // as nobody's (left as it was, no refusal said for it: one refusal in all).
+    let old = repo
+        .root()
+        .join(".orch/state/.reports/b/person-old/report.json");
+    assert!(
+        std::fs::read_to_string(&old).is_ok_and(|r| r.contains("forged?")),
+        "{}",
+        old.display()
+    );
     let refused: Vec<&Value> = named(&ev, "report_refused")
         .into_iter()
         .filter(|e| e["plan"] == "b")

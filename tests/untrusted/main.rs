@@ -34,6 +34,7 @@ mod processes;
 mod reads;
 mod recovery;
 mod replan;
+mod report_dirs;
 mod reports;
 mod resolve;
 mod resume;
