@@ -13,11 +13,12 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 /// The argument of orch's executable that runs [`run`].
 pub(crate) const COMMAND: &str = "container-init";
 
-/// Runs the container's first process; its exit code.
+/// Runs the container's first process; its exit code: 0 on SIGTERM, SIGINT or SIGHUP, 3 when it
+/// cannot make itself not dumpable (it never keeps a container then), 4 when it cannot block its
+/// signals, 1 when waiting for them fails (podman's `ps -a` shows the code).
 pub(crate) fn run() -> u8 {
     if nix::sys::prctl::set_dumpable(false).is_err() {
-        eprintln!("orch container-init: cannot make itself not dumpable");
-        return 1;
+        return 3;
     }
     let mut set = SigSet::empty();
     for s in [
@@ -29,8 +30,7 @@ pub(crate) fn run() -> u8 {
         set.add(s);
     }
     if set.thread_block().is_err() {
-        eprintln!("orch container-init: cannot block its signals");
-        return 1;
+        return 4;
     }
     loop {
         match set.wait() {
