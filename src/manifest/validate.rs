@@ -573,7 +573,17 @@ fn plans(
             &attempts_span,
             &agents_span,
         );
-        if executor == super::executor::ExecutorKind::Ssh
+        // A plan-mode agent runs only here or in a Slurm job: where else it cannot follow its plan.
+        let plan_mode_elsewhere = match executor {
+            super::executor::ExecutorKind::Ssh => Some(
+                "on a `[[host]]` (`executor = \"ssh\"`), but a plan-mode agent runs only here or in a Slurm job: on a host, `orch next` does not see the tasks it reported",
+            ),
+            super::executor::ExecutorKind::Container => Some(
+                "in a container (`executor = \"container\"`), but a plan-mode agent runs only here or in a Slurm job: in a container, `orch next` cannot read the plans (plans.toml and the plan files are not mounted)",
+            ),
+            _ => None,
+        };
+        if let Some(why) = plan_mode_elsewhere
             && agents
                 .get(&agent)
                 .is_some_and(|a| a.mode == AgentMode::Plan)
@@ -585,25 +595,7 @@ fn plans(
             r.error_hint(
                 &span,
                 format!(
-                    "plan `{}` runs its plan-mode agent `{agent}` on a `[[host]]` (`executor = \"ssh\"`), but a plan-mode agent runs only here or in a Slurm job: on a host, `orch next` does not see the tasks it reported",
-                    name.value
-                ),
-                "give this plan a task-mode agent (`mode = \"task\"`), or run it with `executor = \"local\"` or `\"slurm\"`",
-            );
-        }
-        if executor == super::executor::ExecutorKind::Container
-            && agents
-                .get(&agent)
-                .is_some_and(|a| a.mode == AgentMode::Plan)
-        {
-            let span = plan
-                .executor
-                .as_ref()
-                .map_or(name.span.clone(), |e| e.span.clone());
-            r.error_hint(
-                &span,
-                format!(
-                    "plan `{}` runs its plan-mode agent `{agent}` in a container (`executor = \"container\"`), but a plan-mode agent runs only here or in a Slurm job: in a container, `orch next` cannot read the plans (plans.toml and the plan files are not mounted)",
+                    "plan `{}` runs its plan-mode agent `{agent}` {why}",
                     name.value
                 ),
                 "give this plan a task-mode agent (`mode = \"task\"`), or run it with `executor = \"local\"` or `\"slurm\"`",
