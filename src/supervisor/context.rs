@@ -105,13 +105,18 @@ impl IntegrationCtx {
             text.push_str(&format!("\nThe merge conflicts in: {}", files.join(", ")));
         }
         if let Some(v) = &failure.verify {
-            text.push_str(&match v.exit_code {
-                Some(code) => {
+            // A plan whose agents run in a container reads only what ran in one: output of a
+            // verify that ran on this machine (an earlier orch's cached trial) is not its.
+            let shown = v.image.is_some() || !self.spec.runs_in_container(plan);
+            text.push_str(&match (v.exit_code, shown) {
+                (Some(code), true) => {
                     format!("\nThe verify command exited with status {code}; its last lines:")
                 }
-                None => "\nThe verify command did not finish; its last lines:".to_string(),
+                (None, true) => "\nThe verify command did not finish; its last lines:".to_string(),
+                (Some(code), false) => format!("\nThe verify command exited with status {code}."),
+                (None, false) => "\nThe verify command did not finish.".to_string(),
             });
-            for l in &v.last_lines {
+            for l in v.last_lines.iter().filter(|_| shown) {
                 text.push_str(&format!("\n    {l}"));
             }
         }
@@ -730,6 +735,7 @@ mod tests {
                 verify: Some(VerifyFailure {
                     exit_code: Some(1),
                     last_lines: vec!["missing function: greet".into()],
+                    image: None,
                 }),
                 commits: vec![TriedCommit {
                     plan: Some("lib".into()),
@@ -766,5 +772,60 @@ mod tests {
         );
         *on.failure.lock().expect("lock") = None;
         assert_eq!(on.feedback_for("app"), None, "green");
+    }
+
+    #[test]
+    fn a_plan_in_a_container_gets_no_output_of_a_verify_that_ran_on_this_machine() {
+        use crate::merge::integrate::{IntegrationFailure, IntegrationSpec, VerifyFailure};
+        let dir = tempfile::tempdir().expect("dir");
+        for f in ["box", "here"] {
+            std::fs::write(
+                dir.path().join(format!("{f}.md")),
+                "# P\n\n## Phase 1: W\n- [ ] 1.1 x\n",
+            )
+            .expect("plan");
+        }
+        let manifest = crate::manifest::parse_str(
+            &dir.path().join("plans.toml"),
+            "[defaults]\nagent = \"claude\"\nverify = [\"true\"]\n\
+             [[plan]]\nname = \"box\"\nfile = \"box.md\"\nexecutor = \"container\"\nimage = \"img:1\"\n\
+             [[plan]]\nname = \"here\"\nfile = \"here.md\"\n",
+        )
+        .expect("manifest");
+        let ctx = |image: Option<&str>| super::IntegrationCtx {
+            spec: IntegrationSpec::from_manifest(&manifest, dir.path()).expect("spec"),
+            interval: std::time::Duration::ZERO,
+            feedback: true,
+            integrator: Default::default(),
+            failure: std::sync::Mutex::new(Some(IntegrationFailure {
+                plans: vec!["here".into(), "box".into()],
+                culprit: "box".into(),
+                conflict: None,
+                verify: Some(VerifyFailure {
+                    exit_code: Some(1),
+                    last_lines: vec!["root:*:20228:0:99999:7:::".into()],
+                    image: image.map(str::to_string),
+                }),
+                commits: Vec::new(),
+                reason: None,
+            })),
+        };
+        // Ran on this machine (a cache of an earlier orch): the container plan gets the status
+        // only, the plan run here the output.
+        let here = ctx(None);
+        let text = here.feedback_for("box").expect("named");
+        assert!(text.contains("exited with status 1."), "{text}");
+        assert!(!text.contains("root:*"), "{text}");
+        let text = here.feedback_for("here").expect("named");
+        assert!(text.contains("its last lines:\n    root:*"), "{text}");
+        // Ran in the container: both get it.
+        let boxed = ctx(Some("img:1"));
+        for plan in ["box", "here"] {
+            let text = boxed.feedback_for(plan).expect("named");
+            assert!(
+                text.contains("its last lines:\n    root:*"),
+                "{plan}: {text}"
+            );
+        }
     }
 }
