@@ -409,8 +409,18 @@ fn up_two(two: &Two, sandbox: &str) {
     assert_eq!(code, 0, "orch up (sandbox {sandbox}):\n{out}\n{err}");
 }
 
+/// The log of the group's verify commands: of its landing (`land`) or of its preview
+/// (`integration`).
+fn group_log(two: &Two, kind: &str) -> String {
+    String::from_utf8_lossy(
+        &two.home
+            .read(&format!(".orch/logs/{kind}-box/merge-verify.log")),
+    )
+    .into_owned()
+}
+
 fn landing_log(two: &Two) -> String {
-    String::from_utf8_lossy(&two.home.read(".orch/logs/land-box/merge-verify.log")).into_owned()
+    group_log(two, "land")
 }
 
 #[test]
@@ -429,6 +439,21 @@ fn a_group_with_container_plans_lands_after_its_verify_ran_in_a_container_of_the
             landing(&two, &probe(&path, false), &h_lines);
             up_two(&two, sandbox);
             let before = two.mains();
+            // The group's preview first: verified as its landing is, moving nothing.
+            let (code, out, err) = two.home.run_cmd(
+                two.home
+                    .orch(&["integrate", "--json"])
+                    .env("ORCH_SANDBOX", sandbox),
+            );
+            assert_eq!(code, 0, "{what}: {out}\n{err}");
+            assert_eq!(two.mains(), before, "{what}");
+            let preview = group_log(&two, "integration");
+            assert_eq!(
+                preview.matches("PROBE-where=container").count(),
+                2,
+                "{what}: {preview}"
+            );
+            ran_in_a_container(&preview, &text, &what);
             let started = Instant::now();
             let (code, out, err) = two
                 .home
@@ -481,6 +506,23 @@ fn a_group_of_container_plans_of_two_images_is_refused_and_nothing_moves() {
         two.home.commit_all("h in another image");
         let before = two.mains();
         let refs = (two.home.refs(), two.api.refs());
+        // The preview: the group's verify not run, and why.
+        let (code, out, err) = two.home.run_cmd(
+            two.home
+                .orch(&["integrate", "--json"])
+                .env("ORCH_SANDBOX", sandbox),
+        );
+        assert_eq!(code, 0, "sandbox {sandbox}: {out}\n{err}");
+        let report: Value = serde_json::from_str(out.trim()).expect("report");
+        let note = report["verify_skipped"].as_str().unwrap_or_default();
+        assert!(
+            note.contains("verify not run on group `box`")
+                && note.contains(&format!("`box` in `{IMAGE}`"))
+                && note.contains(&format!("`h` in `{OTHER}`")),
+            "sandbox {sandbox}: {report}"
+        );
+        assert_eq!(report["failure"], Value::Null, "{report}");
+        assert!(!group_log(&two, "integration").contains("PROBE"));
         let (code, out, err) = two
             .home
             .run_cmd(two.home.orch(&["merge"]).env("ORCH_SANDBOX", sandbox));
