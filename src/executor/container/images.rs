@@ -155,4 +155,41 @@ mod tests {
         );
         assert!(m.contains("d") && !m.contains("local"));
     }
+
+    #[test]
+    fn a_combination_runs_with_the_services_of_each_of_its_container_plans_once() {
+        let dir = tempfile::tempdir().expect("dir");
+        for f in ["a", "b", "c", "here"] {
+            std::fs::write(
+                dir.path().join(format!("{f}.md")),
+                "# P\n\n## Phase 1: W\n- [ ] 1.1 x\n",
+            )
+            .expect("plan");
+        }
+        let m = crate::manifest::parse_str(
+            &dir.path().join("plans.toml"),
+            "[[service]]\nname = \"db\"\nimage = \"localhost/pg:16\"\n\n\
+             [[service]]\nname = \"cache\"\ncommand = [\"redis-server\"]\nport = 6379\n\n\
+             [defaults]\nagent = \"claude\"\nexecutor = \"container\"\nimage = \"img:1\"\n\n\
+             [[plan]]\nname = \"a\"\nfile = \"a.md\"\nservices = [\"db\"]\n\n\
+             [[plan]]\nname = \"b\"\nfile = \"b.md\"\nservices = [\"cache\", \"db\"]\n\n\
+             [[plan]]\nname = \"c\"\nfile = \"c.md\"\nimage = \"img:2\"\n\n\
+             [[plan]]\nname = \"here\"\nfile = \"here.md\"\nexecutor = \"local\"\nservices = []\n",
+        )
+        .expect("manifest");
+        let all = super::images(&m);
+        let place = all
+            .of(&["here", "a", "b"])
+            .expect("one image")
+            .expect("in a container");
+        assert_eq!(place.image, "img:1");
+        let names: Vec<&str> = place.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["db", "cache"]);
+        assert_eq!(all.of(&["here"]), Ok(None));
+        let why = all.of(&["a", "c"]).expect_err("two images");
+        assert!(
+            why.contains("`a` in `img:1`") && why.contains("`c` in `img:2`"),
+            "{why}"
+        );
+    }
 }
