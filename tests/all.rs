@@ -24,6 +24,7 @@ mod compose;
 mod conflicts;
 mod container;
 mod container_services;
+mod container_together;
 mod control;
 mod conventions;
 mod corpus;

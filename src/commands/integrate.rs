@@ -60,9 +60,11 @@ fn render(report: &IntegrationReport, verify: Option<String>) -> String {
         .map(|p| format!("`{p}`"))
         .collect::<Vec<_>>()
         .join(", ");
-    let checked = match &verify {
-        Some(cmd) => format!("verified with `{cmd}`"),
-        None => "no `verify` set: textual conflicts only".to_string(),
+    let checked = match (&verify, &report.verify_skipped) {
+        (Some(_), Some(why)) if !report.verified => format!("textual conflicts only: {why}"),
+        (Some(cmd), Some(why)) => format!("verified with `{cmd}`; {why}"),
+        (Some(cmd), None) => format!("verified with `{cmd}`"),
+        (None, _) => "no `verify` set: textual conflicts only".to_string(),
     };
     match &report.failure {
         None if n == 0 => out.push(format!(

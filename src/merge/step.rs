@@ -132,7 +132,13 @@ pub(crate) fn merge_plan(req: &StepRequest) -> Result<StepOutcome, MergeError> {
             .verified_tree
             .is_some_and(|t| repo.tree_of(candidate) == Some(t));
         if let Some(verify) = req.verify.filter(|_| !verified) {
-            match run_verify(verify, req.repo_root, req.plan, req.target, candidate)? {
+            match run_verify(
+                verify,
+                req.repo_root,
+                (req.plan, &[]),
+                req.target,
+                candidate,
+            )? {
                 Verdict::Passed => {}
                 Verdict::Failed(reason) => return Ok(StepOutcome::VerifyFailed { reason }),
                 Verdict::Interrupted => return Ok(StepOutcome::Interrupted),

@@ -39,10 +39,34 @@ pub(crate) struct Verify {
     /// Told when each run of [`run_verify`] starts and ends (`orch merge`'s lines); nobody by
     /// default.
     pub(crate) announce: Announce,
-    /// The image of each plan that runs in a container, where its verify runs too (a
-    /// container of its own: [`crate::executor::container::OneShot`]).
-    pub(crate) images: std::collections::BTreeMap<String, crate::executor::container::PlanImage>,
+    /// The image of each plan that runs in a container, where a verify of its work runs too
+    /// (a container of its own: [`crate::executor::container::OneShot`]), alone or with other
+    /// plans' ([`Under::plans`]).
+    pub(crate) images: crate::executor::container::Images,
 }
+
+/// What a run of a verify command tests, and the name it goes by.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Under<'a> {
+    /// The name its container, its network's log lines, its `TMPDIR` and its `ORCH_PLAN` go
+    /// by: the plan's, or the combination's (`_integration`, `land-<group>`).
+    pub(crate) name: &'a str,
+    /// The plans whose work is in the tree it runs on: where one of them runs in a container,
+    /// the command runs in a container of that image, never on this machine; where they name
+    /// different images, it does not run ([`crate::executor::container::Images::of`]).
+    pub(crate) plans: &'a [String],
+    /// The directory a container mounts read-write: the one the command runs in (`None`), or
+    /// one above it (a group's candidates side by side, each named by `ORCH_REPO_<NAME>`).
+    pub(crate) mount: Option<&'a Path>,
+}
+
+/// The variables of [`verify_command`], passed into a container by name.
+const MERGE_VARS: [&str; 4] = [
+    agent_env::ORCH_PLAN,
+    agent_env::ORCH_TARGET,
+    agent_env::ORCH_MERGE_COMMIT,
+    agent_env::ORCH_WORKTREE,
+];
 
 /// What [`Announce`] is told of a run of the verify command.
 pub(crate) enum VerifyNote<'a> {
@@ -112,17 +136,21 @@ impl Verify {
     }
 
     /// `argv` (the verify command, or another of its kind: `verify_all`, a resolver's check)
-    /// as it is started for `plan` in `cwd`, its refusals logged to `log`: confined as
-    /// [`super::confine`] says, in its network, with the variables that go with them.
+    /// as it is started on the work of `under` in `cwd`, its refusals logged to `log`, `env`
+    /// added to its environment: confined as [`super::confine`] says, in its network, with the
+    /// variables that go with them; in a container of the image of the plans of `under` that
+    /// run in one. An error (nothing started) when it cannot be: their images differ, the
+    /// container does not start.
     pub(crate) fn prepare(
         &self,
         argv: &[String],
         cwd: &Path,
-        (plan, what): (&str, &str),
+        under: &Under<'_>,
         log: &Path,
+        env: &[(String, String)],
     ) -> Result<Prepared, String> {
         let confine = self.sandbox.confine.as_ref();
-        let image = self.images.get(plan);
+        let image = self.images.of(under.plans)?;
         // In a container of the plan's image, its program found on the container's PATH.
         let argv: Vec<String> = match image {
             Some(_) => std::iter::once("/usr/bin/env".to_string())
@@ -130,24 +158,27 @@ impl Verify {
                 .collect(),
             None => argv.to_vec(),
         };
-        let (mut argv, tmp) = super::confine::verify_argv(confine, &argv, cwd, what)?;
-        let mut env = Vec::new();
+        let (mut argv, tmp) = super::confine::verify_argv(confine, &argv, cwd, under.name)?;
+        let mut env = env.to_vec();
         if let Some(t) = &tmp {
             env.push(("TMPDIR".to_string(), t.path().display().to_string()));
         }
         let orch = super::network::orch_bin()?;
-        let container = match image {
+        let container = match &image {
             Some(image) => Some(crate::executor::container::OneShot::start(
                 image,
-                plan,
-                (cwd, tmp.as_ref().map(super::confine::TmpDir::path)),
+                under.name,
+                (
+                    under.mount.unwrap_or(cwd),
+                    tmp.as_ref().map(super::confine::TmpDir::path),
+                ),
                 &orch,
                 !self.network.confines(),
             )?),
             None => None,
         };
         let net = self.network.attempt_in(
-            (plan, "verify"),
+            (under.name, "verify"),
             log,
             &mut env,
             container
@@ -155,7 +186,12 @@ impl Verify {
                 .map(crate::executor::container::OneShot::netns),
         )?;
         match &container {
-            Some(c) => argv = c.enter(cwd, argv, &env),
+            Some(c) => {
+                // Passed by name: their values are those `podman exec` is started with.
+                let mut passed = env.clone();
+                passed.extend(MERGE_VARS.map(|k| (k.to_string(), String::new())));
+                argv = c.enter(cwd, argv, &passed);
+            }
             // `orch sandbox-exec` enters the network before its file rules; without them, it
             // is run for the network alone.
             None if confine.is_none() && self.network.confines() => {
@@ -169,6 +205,7 @@ impl Verify {
         Ok(Prepared {
             argv,
             env,
+            image: image.map(|p| p.image),
             _tmp: tmp,
             net,
             _container: container,
@@ -184,8 +221,10 @@ impl Verify {
 /// A verify command ready to start ([`Verify::prepare`]): kept until it has ended.
 pub(crate) struct Prepared {
     pub(crate) argv: Vec<String>,
-    /// For its environment: `TMPDIR`, the network's.
+    /// For its environment: the caller's, `TMPDIR`, the network's.
     pub(crate) env: Vec<(String, String)>,
+    /// The image of the container it runs in; `None`: on this machine.
+    pub(crate) image: Option<String>,
     _tmp: Option<super::confine::TmpDir>,
     net: Option<crate::sandbox::net::NetAttempt>,
     /// The container it runs in, removed once it has ended.
@@ -212,11 +251,12 @@ pub(crate) enum Verdict {
 }
 
 /// Makes the staging worktree at `candidate`, runs the verify command there and removes the
-/// worktree again, whatever happened.
+/// worktree again, whatever happened. `with`: the plans whose work is in `candidate` besides
+/// `plan`'s (a resolution against a group's candidate), none for a merge of one plan.
 pub(crate) fn run_verify(
     verify: &Verify,
     repo_root: &Path,
-    plan: &str,
+    (plan, with): (&str, &[String]),
     target: &str,
     candidate: Oid,
 ) -> Result<Verdict, MergeError> {
@@ -236,7 +276,14 @@ pub(crate) fn run_verify(
         command: &command,
     });
     let started = Instant::now();
-    let verdict = run(verify, staging.path(), &log, plan, target, candidate);
+    let verdict = run(
+        verify,
+        staging.path(),
+        &log,
+        (plan, with),
+        target,
+        candidate,
+    );
     verify.announce.tell(VerifyNote::Ended {
         plan,
         verdict: &verdict,
@@ -281,28 +328,39 @@ pub(super) fn verify_command(
     cmd
 }
 
+/// The verify command on the work of `plan` (and of the plans `with` it, whose work is in the
+/// tree too) in `cwd`.
 pub(super) fn run(
     verify: &Verify,
     cwd: &Path,
     log: &Path,
-    plan: &str,
+    (plan, with): (&str, &[String]),
     target: &str,
     candidate: Oid,
 ) -> Verdict {
-    run_with(verify, cwd, log, (plan, target, candidate), &[])
+    let plans: Vec<String> = std::iter::once(plan.to_string())
+        .chain(with.iter().cloned())
+        .collect();
+    let under = Under {
+        name: plan,
+        plans: &plans,
+        mount: None,
+    };
+    run_with(verify, cwd, log, &under, (target, candidate), &[])
 }
 
-/// [`run`] with more variables in the command's environment (a landing across repositories:
-/// `ORCH_REPO_<NAME>` of each candidate).
+/// [`run`] of the work of `under`, with more variables in the command's environment (a landing
+/// across repositories: `ORCH_REPO_<NAME>` of each candidate).
 pub(super) fn run_with(
     verify: &Verify,
     cwd: &Path,
     log: &Path,
-    (plan, target, candidate): (&str, &str, Oid),
+    under: &Under<'_>,
+    (target, candidate): (&str, Oid),
     env: &[(String, String)],
 ) -> Verdict {
     let command = shown(&verify.argv);
-    let mut prepared = match verify.prepare(&verify.argv, cwd, (plan, plan), log) {
+    let mut prepared = match verify.prepare(&verify.argv, cwd, under, log, env) {
         Ok(p) => p,
         Err(why) => return Verdict::Failed(format!("cannot start `{command}`: {why}")),
     };
@@ -313,8 +371,7 @@ pub(super) fn run_with(
         Ok(pair) => pair,
         Err(e) => return Verdict::Failed(format!("cannot open `{}`: {e}", log.display())),
     };
-    let mut cmd = verify_command(program, args, cwd, out, plan, target, candidate);
-    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    let mut cmd = verify_command(program, args, cwd, out, under.name, target, candidate);
     cmd.envs(prepared.env.iter().map(|(k, v)| (k, v)));
     let mut child = match cmd.spawn() {
         Ok(c) => c,

@@ -105,13 +105,18 @@ impl IntegrationCtx {
             text.push_str(&format!("\nThe merge conflicts in: {}", files.join(", ")));
         }
         if let Some(v) = &failure.verify {
-            text.push_str(&match v.exit_code {
-                Some(code) => {
+            // A plan whose agents run in a container reads only what ran in one: output of a
+            // verify that ran on this machine (an earlier orch's cached trial) is not its.
+            let shown = v.image.is_some() || !self.spec.runs_in_container(plan);
+            text.push_str(&match (v.exit_code, shown) {
+                (Some(code), true) => {
                     format!("\nThe verify command exited with status {code}; its last lines:")
                 }
-                None => "\nThe verify command did not finish; its last lines:".to_string(),
+                (None, true) => "\nThe verify command did not finish; its last lines:".to_string(),
+                (Some(code), false) => format!("\nThe verify command exited with status {code}."),
+                (None, false) => "\nThe verify command did not finish.".to_string(),
             });
-            for l in &v.last_lines {
+            for l in v.last_lines.iter().filter(|_| shown) {
                 text.push_str(&format!("\n    {l}"));
             }
         }
@@ -661,6 +666,9 @@ pub(crate) fn worktree_port(ctx: &Ctx, pc: &PlanCtx, workdir: &Path) -> Result<u
 }
 
 #[cfg(test)]
+mod feedback_tests;
+
+#[cfg(test)]
 mod tests {
 
     /// A task found done, then committed, then recorded in a later write: it is completed at
@@ -705,66 +713,5 @@ mod tests {
                 found_ms
             )
         );
-    }
-
-    #[test]
-    fn integration_feedback_names_the_other_plans_with_the_output_only_for_the_plans_named() {
-        use crate::merge::integrate::{
-            IntegrationFailure, IntegrationSpec, TriedCommit, VerifyFailure,
-        };
-        let manifest = crate::manifest::parse_str(
-            std::path::Path::new("/r/plans.toml"),
-            "[defaults]\nagent = \"claude\"\n",
-        )
-        .expect("manifest");
-        let ctx = |feedback: bool| super::IntegrationCtx {
-            spec: IntegrationSpec::from_manifest(&manifest, std::path::Path::new("/r"))
-                .expect("spec"),
-            interval: std::time::Duration::ZERO,
-            feedback,
-            integrator: Default::default(),
-            failure: std::sync::Mutex::new(Some(IntegrationFailure {
-                plans: vec!["lib".into(), "app".into()],
-                culprit: "app".into(),
-                conflict: None,
-                verify: Some(VerifyFailure {
-                    exit_code: Some(1),
-                    last_lines: vec!["missing function: greet".into()],
-                }),
-                commits: vec![TriedCommit {
-                    plan: Some("lib".into()),
-                    branch: "plan/lib".into(),
-                    commit: "abc".into(),
-                    repo: None,
-                }],
-                reason: None,
-            })),
-        };
-        let on = ctx(true);
-        let text = on.feedback_for("app").expect("named");
-        assert!(
-            text.starts_with(
-                "This plan's commits fail together with the commits of plan `lib` (not merged yet), when merged into `main`."
-            ),
-            "{text}"
-        );
-        assert!(text.contains("\n- plan/lib at abc"), "{text}");
-        assert!(
-            text.contains("exited with status 1; its last lines:\n    missing function: greet"),
-            "{text}"
-        );
-        assert!(
-            on.feedback_for("lib")
-                .expect("named")
-                .contains("plan `app`")
-        );
-        assert_eq!(on.feedback_for("docs"), None, "not named");
-        assert_eq!(
-            ctx(false).feedback_for("app"),
-            None,
-            "integrate_feedback = false"
-        );
-        *on.failure.lock().expect("lock") = None;
-        assert_eq!(on.feedback_for("app"), None, "green");
     }
 }

@@ -28,13 +28,15 @@
 
 mod client;
 pub(crate) mod devcontainer;
+mod images;
 pub(crate) mod init;
 mod oneshot;
 mod podman;
 mod ready;
 mod services;
 
-pub(crate) use oneshot::{OneShot, PlanImage, images};
+pub(crate) use images::{Images, images};
+pub(crate) use oneshot::{OneShot, PlanImage};
 pub(crate) use ready::{connect as service_connect, service_wait};
 
 use std::collections::HashMap;

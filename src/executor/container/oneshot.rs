@@ -1,6 +1,8 @@
 //! A container of a plan's image for one command run on the plan's work after its attempts
-//! (`verify`, a resolver's check), made before it starts and removed when it has ended: its
-//! directory (a staging worktree) and its `TMPDIR` mounted read-write at the same paths, orch's
+//! (`verify`, a resolver's check; the verify of a combination of plans, in the image and with
+//! the services [`super::Images::of`] chooses), made before it starts and removed when it has
+//! ended: its directory (a staging worktree, a group's candidates side by side) and its `TMPDIR`
+//! mounted read-write at the same paths, orch's
 //! executable read-only, nothing else of this machine; a namespace of its own with only loopback
 //! (`--network none`) unless its network is open, where orch's wrapper here opens the proxy's
 //! sockets for a confined one, as for an attempt. The plan's services run beside it as beside
@@ -12,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use super::podman;
 use super::services::{self, Instance};
-use crate::manifest::{ExecutorKind, Manifest, Service};
+use crate::manifest::Service;
 use crate::sandbox::net::Join;
 
 /// What a plan that runs in a container runs its commands in: its image and its services.
@@ -20,25 +22,6 @@ use crate::sandbox::net::Join;
 pub(crate) struct PlanImage {
     pub(crate) image: String,
     pub(crate) services: Vec<Service>,
-}
-
-/// The image (and services) of each plan of `manifest` that runs in a container: its `image`,
-/// else its repository's dev container's (a plan whose image cannot be read is left out:
-/// `orch up` refuses it at start).
-pub(crate) fn images(manifest: &Manifest) -> std::collections::BTreeMap<String, PlanImage> {
-    manifest
-        .plans
-        .iter()
-        .filter(|p| p.executor == ExecutorKind::Container)
-        .filter_map(|p| {
-            let image = match &p.image {
-                Some(i) => i.clone(),
-                None => super::devcontainer::image(&manifest.root).ok()?,
-            };
-            let services = manifest.services_of(p).into_iter().cloned().collect();
-            Some((p.name.clone(), PlanImage { image, services }))
-        })
-        .collect()
 }
 
 /// The container of one command, removed when dropped (its services with it).
@@ -53,12 +36,13 @@ pub(crate) struct OneShot {
 }
 
 impl OneShot {
-    /// Starts the container of plan `plan`'s command in `cwd` (its `TMPDIR`: `tmp`), of image
-    /// `image`; `open`: podman's default network rather than a namespace with only loopback.
+    /// Starts the container of plan `plan`'s command (or a combination's, `plan` its name) in
+    /// `dir` (its `TMPDIR`: `tmp`), of the image and with the services of `place`; `open`:
+    /// podman's default network rather than a namespace with only loopback.
     pub(crate) fn start(
         place: &PlanImage,
         plan: &str,
-        (cwd, tmp): (&Path, Option<&Path>),
+        (dir, tmp): (&Path, Option<&Path>),
         orch_bin: &Path,
         open: bool,
     ) -> Result<Self, String> {
@@ -76,7 +60,7 @@ impl OneShot {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("{}{run}-{safe}-cmd{n}", podman::NAME_PREFIX);
-        let mut write: Vec<PathBuf> = vec![cwd.to_path_buf()];
+        let mut write: Vec<PathBuf> = vec![dir.to_path_buf()];
         write.extend(tmp.map(Path::to_path_buf));
         let argv = podman::run_argv(&podman::Spec {
             name: &name,
@@ -93,6 +77,8 @@ impl OneShot {
         // until it is kept below.
         let adopting = crate::process::adopting();
         podman::output(&argv).map_err(|e| {
+            // Made but not started (its monitor gone): it would be left behind.
+            let _ = podman::remove(&name);
             format!("cannot start a container of plan `{plan}` (image `{image}`): {e}")
         })?;
         let mut made = Self {

@@ -14,12 +14,14 @@ use crate::manifest::Manifest;
 use crate::merge::together::land::Ctx;
 use crate::merge::together::{Group, groups};
 
-/// The group trials of one test: what was tested, the first failure, trials run.
+/// The group trials of one test: what was tested, the first failure, trials run, and why a
+/// group's verify commands did not run (its plans run in containers of different images).
 #[derive(Debug, Default)]
 pub(crate) struct GroupsTried {
     pub(crate) tested: Vec<TriedCommit>,
     pub(crate) failure: Option<IntegrationFailure>,
     pub(crate) trials: usize,
+    pub(crate) skipped: Vec<String>,
 }
 
 /// Tests every group of `manifest` (home repository's work dir `home`); `cache` keeps each
@@ -42,9 +44,22 @@ pub(crate) fn test(
             continue;
         }
         out.tested.extend(tested.iter().cloned());
-        let verifies = manifest.defaults.verify_all.is_some()
+        let mut verifies = manifest.defaults.verify_all.is_some()
             || manifest.defaults.verify.is_some()
             || manifest.repos.iter().any(|r| r.verify.is_some());
+        // Run in a container of the image of its plans that run in one, else here; where they
+        // name different images, nowhere: textual conflicts only, and a note.
+        let place = match ctx.verify_image(group) {
+            Ok(image) => image.unwrap_or_default(),
+            Err(why) => {
+                if verifies {
+                    out.skipped
+                        .push(format!("verify not run on group `{}`: {why}", group.name()));
+                }
+                verifies = false;
+                "none".to_string()
+            }
+        };
         let parts = match ctx.build(group, !verifies) {
             Ok(p) => p,
             Err(why) => {
@@ -73,6 +88,7 @@ pub(crate) fn test(
             }
         }
         key.push_str(&format!(" all={:?}", manifest.defaults.verify_all));
+        key.push_str(&format!(" verifies={verifies} image={place}"));
         let result = match cache.get(&key) {
             Some(hit) => hit.clone(),
             None => {

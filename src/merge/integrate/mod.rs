@@ -86,6 +86,11 @@ pub(crate) struct TriedCommit {
 pub(crate) struct VerifyFailure {
     pub(crate) exit_code: Option<i32>,
     pub(crate) last_lines: Vec<String>,
+    /// The image of the container it ran in (a plan tested runs in one); absent: on this
+    /// machine. Output that did not run in a container never reaches the prompt of a plan
+    /// that runs in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) image: Option<String>,
 }
 
 /// A red test: the plans that break together and how.
@@ -136,6 +141,10 @@ pub(crate) struct IntegrationReport {
     pub(crate) tested: Vec<TriedCommit>,
     /// Whether the verify command ran (else only textual conflicts were checked).
     pub(crate) verified: bool,
+    /// Why the verify command did not run on a combination that has one (its plans run in
+    /// containers of different images): only textual conflicts were checked there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) verify_skipped: Option<String>,
     /// Trials built and run (not found in the cache).
     pub(crate) trials: usize,
     /// `None`: green (or nothing to test).
@@ -174,6 +183,35 @@ impl IntegrationSpec {
             .manifest
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = manifest.clone();
+    }
+
+    /// `verify`, with the images of the plans that run in containers of the manifest as it is
+    /// now (a plan added during the run included).
+    fn verify_now(&self) -> Option<Verify> {
+        let mut verify = self.verify.clone()?;
+        verify.images = crate::executor::container::images(
+            &self
+                .manifest
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        Some(verify)
+    }
+
+    /// Whether plan `plan` runs in a container (the manifest as it is now): the output of a
+    /// verify that ran on this machine never reaches its prompt.
+    pub(crate) fn runs_in_container(&self, plan: &str) -> bool {
+        let now = crate::executor::container::images(
+            &self
+                .manifest
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+        .contains(plan);
+        now || self
+            .verify
+            .as_ref()
+            .is_some_and(|v| v.images.contains(plan))
     }
 
     /// The target's tip and, in merge order, every plan whose branch exists and has commits the
@@ -216,7 +254,8 @@ impl IntegrationSpec {
     }
 }
 
-/// The cache key of a trial: the verify command, the target's tip, the plans' names and tips.
+/// The cache key of a trial: the verify command, the target's tip, the plans' names and tips,
+/// and the image verify runs in (none: on this machine).
 fn key(target_tip: Oid, plans: &[&Candidate], verify: Option<&Verify>) -> String {
     let mut k = target_tip.to_string();
     for p in plans {
@@ -224,8 +263,27 @@ fn key(target_tip: Oid, plans: &[&Candidate], verify: Option<&Verify>) -> String
     }
     if let Some(v) = verify {
         k.push_str(&format!(" verify={:?}", v.argv));
+        let names: Vec<&str> = plans.iter().map(|p| p.name.as_str()).collect();
+        match v.images.of(&names) {
+            Ok(None) => {}
+            Ok(Some(place)) => {
+                let services: Vec<&str> = place.services.iter().map(|s| s.name.as_str()).collect();
+                k.push_str(&format!(" image={} services={services:?}", place.image));
+            }
+            Err(_) => k.push_str(" image=none"),
+        }
     }
     k
+}
+
+/// `` `a`, `b` `` of plans `names`.
+fn plans_named(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    format!(
+        "plan{} {}",
+        if names.len() == 1 { "" } else { "s" },
+        quoted.join(", ")
+    )
 }
 
 /// Entries kept in the on-disk cache.
@@ -288,6 +346,9 @@ impl Integrator {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         let tried = groups::test(&manifest, &spec.repo_root, &mut self.groups);
+        let skipped = report.verify_skipped.iter().chain(&tried.skipped);
+        report.verify_skipped =
+            Some(skipped.cloned().collect::<Vec<_>>().join("; ")).filter(|s| !s.is_empty());
         let home: Vec<TriedCommit> = std::mem::take(&mut report.tested);
         let mut tested: Vec<TriedCommit> = home
             .into_iter()
@@ -305,13 +366,22 @@ impl Integrator {
     /// The home repository's plans: the whole combination, and on a failure the blame.
     fn test_home(&mut self, spec: &IntegrationSpec) -> Result<IntegrationReport, MergeError> {
         let (target_tip, cands) = spec.candidates()?;
-        let verify = spec.verify.as_ref();
+        let names: Vec<String> = cands.iter().map(|c| c.name.clone()).collect();
+        let verify_now = spec.verify_now();
+        // A combination whose plans run in containers of different images is not verified
+        // anywhere: textual conflicts only, and a note.
+        let skipped = verify_now
+            .as_ref()
+            .and_then(|v| v.images.of(&names).err())
+            .map(|why| format!("verify not run on {}: {why}", plans_named(&names)));
+        let verify = verify_now.as_ref().filter(|_| skipped.is_none());
         let mut trials = 0usize;
         let report = |trials, failure| IntegrationReport {
             target: spec.target.clone(),
             target_commit: target_tip.to_string(),
             tested: cands.iter().map(tried).collect(),
             verified: verify.is_some(),
+            verify_skipped: skipped.clone(),
             trials,
             failure,
         };
@@ -426,12 +496,14 @@ fn failure_of(
         TrialOutcome::VerifyFailed {
             exit_code,
             last_lines,
+            image,
             ..
         } => (
             None,
             Some(VerifyFailure {
                 exit_code,
                 last_lines,
+                image,
             }),
         ),
         TrialOutcome::Passed { .. } => (None, None),

@@ -35,6 +35,10 @@ pub(crate) enum TrialOutcome {
         commit: String,
         exit_code: Option<i32>,
         last_lines: Vec<String>,
+        /// The image of the container it ran in (a plan of the trial runs in one); absent: on
+        /// this machine.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image: Option<String>,
     },
 }
 
@@ -82,8 +86,8 @@ pub(super) fn run(
         });
     };
     let path = checkout(staging, repo_root, verify, commit)?;
-    let culprit = plans.last().map(|p| p.name.as_str()).unwrap_or_default();
-    let (exit_code, last_lines) = run_verify(verify, &path, target, culprit, commit);
+    let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
+    let (exit_code, last_lines, image) = run_verify(verify, &path, target, &names, commit);
     if crate::merge::interrupt::interrupted() {
         // Not an outcome: nothing is cached.
         return Err(MergeError::Interrupted {
@@ -99,6 +103,7 @@ pub(super) fn run(
             commit: commit.to_string(),
             exit_code,
             last_lines,
+            image,
         }
     })
 }
@@ -127,53 +132,73 @@ fn checkout(
     Ok(path)
 }
 
-/// Runs the verify command in `cwd` with its output in the log (overwritten each trial): its exit
-/// code (`None`: killed, timed out or not started) and the log's last lines.
+/// Runs the verify command on the work of `plans` in `cwd` with its output in the log
+/// (overwritten each trial): its exit code (`None`: killed, timed out or not started), the log's
+/// last lines, and the image of the container it ran in (`None`: on this machine). The log's
+/// lines are those of this run only: one that cannot start empties it first.
 fn run_verify(
     verify: &Verify,
     cwd: &Path,
     target: &str,
-    plan: &str,
+    plans: &[String],
     commit: Oid,
-) -> (Option<i32>, Vec<String>) {
+) -> (Option<i32>, Vec<String>, Option<String>) {
     let log = verify.log_dir.join(LOG);
-    let code = spawn_and_wait(verify, &log, cwd, target, plan, commit);
-    let mut lines = last_lines(&log);
+    let mut image = None;
+    let code = spawn_and_wait(verify, &log, cwd, (target, plans, commit), &mut image);
+    let mut lines = match &code {
+        // Nothing ran: what an earlier trial left in the log is not this one's output.
+        Err(_) if image.is_none() => Vec::new(),
+        _ => last_lines(&log),
+    };
     if let Err(why) = &code {
         lines.push(format!("orch: {why}"));
     }
-    (code.ok().flatten(), lines)
+    (code.ok().flatten(), lines, image)
 }
 
+/// The verify command started and waited for; `image` set once it runs in a container.
 fn spawn_and_wait(
     verify: &Verify,
     log: &Path,
     cwd: &Path,
-    target: &str,
-    plan: &str,
-    commit: Oid,
+    (target, plans, commit): (&str, &[String], Oid),
+    image: &mut Option<String>,
 ) -> Result<Option<i32>, String> {
     let command = crate::merge::verify::shown(&verify.argv);
-    let mut prepared = verify.prepare(&verify.argv, cwd, ("_integration", "_integration"), log)?;
-    let Some((program, args)) = prepared.argv.split_first() else {
-        return Err("the verify command is empty".into());
-    };
     if let Some(dir) = log.parent() {
         fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
     }
-    // Emptied, then written in append mode: the network's refusals are appended to it while
-    // the command writes.
-    let out = crate::links::no_follow()
+    // Emptied before anything starts: its lines are this trial's only.
+    crate::links::no_follow()
         .write(true)
         .create(true)
         .truncate(true)
         .open(log)
-        .and_then(|_| crate::links::no_follow().append(true).open(log))
+        .map_err(|e| crate::links::refused(log, e))
+        .map_err(|e| format!("cannot open `{}`: {e}", log.display()))?;
+    let under = crate::merge::verify::Under {
+        name: STAGING_NAME,
+        plans,
+        mount: None,
+    };
+    let mut prepared = verify.prepare(&verify.argv, cwd, &under, log, &[])?;
+    *image = prepared.image.clone();
+    let Some((program, args)) = prepared.argv.split_first() else {
+        return Err("the verify command is empty".into());
+    };
+    // Written in append mode: the network's refusals are appended to it while the command
+    // writes.
+    let out = crate::links::no_follow()
+        .append(true)
+        .open(log)
         .map_err(|e| crate::links::refused(log, e))
         .and_then(|f| Ok((f.try_clone()?, f)))
         .map_err(|e| format!("cannot open `{}`: {e}", log.display()))?;
+    // `ORCH_PLAN`: the last plan merged, the one a failure would blame.
+    let culprit = plans.last().map(String::as_str).unwrap_or_default();
     let mut cmd =
-        crate::merge::verify::verify_command(program, args, cwd, out, plan, target, commit);
+        crate::merge::verify::verify_command(program, args, cwd, out, culprit, target, commit);
     cmd.envs(prepared.env.iter().map(|(k, v)| (k, v)));
     let mut child = cmd
         .spawn()

@@ -251,7 +251,7 @@ impl Gates<'_> {
             &spec,
             self.workdir,
             &log,
-            self.req.step.plan,
+            (self.req.step.plan, self.req.theirs_plans()),
             self.req.step.target,
             commit,
         ) {
@@ -284,7 +284,7 @@ impl Gates<'_> {
         match run_verify(
             v,
             self.req.step.repo_root,
-            self.req.step.plan,
+            (self.req.step.plan, self.req.theirs_plans()),
             self.req.step.target,
             candidate,
         )

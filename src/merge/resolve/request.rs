@@ -54,6 +54,10 @@ pub(crate) struct Onto {
     /// How the prompt, the commit message and the errors name it, quoted as Markdown
     /// (`` `main` and plan `a` of its group ``).
     pub(crate) name: String,
+    /// The group's plans whose work it holds: a check or verify of the resolution runs their
+    /// code too, in the image of theirs that run in a container
+    /// ([`crate::executor::container::Images::of`]).
+    pub(crate) plans: Vec<String>,
 }
 
 impl ResolveRequest<'_> {
@@ -64,6 +68,12 @@ impl ResolveRequest<'_> {
             Some(o) => o.name.clone(),
             None => format!("`{}`", self.step.target),
         }
+    }
+
+    /// The group's plans whose work the side the plan is resolved against holds (none: the
+    /// target's tip).
+    pub(crate) fn theirs_plans(&self) -> &[String] {
+        self.onto.as_ref().map_or(&[], |o| o.plans.as_slice())
     }
 
     /// The commit the plan is resolved against now: [`Onto::tip`], else the target's tip.

@@ -237,8 +237,20 @@ impl Ctx<'_> {
             .join("merge-verify.log")
     }
 
+    /// Where the verify commands of `group` run ([`crate::executor::container::Images::of`]):
+    /// in a container of the image of its plans that run in one (`Some`), on this machine when
+    /// none does (`None`), nowhere when they name different images (why, naming them).
+    pub(crate) fn verify_image(&self, group: &Group) -> Result<Option<String>, String> {
+        let place = crate::executor::container::images(self.manifest).of(&group.plans)?;
+        Ok(place.map(|p| p.image))
+    }
+
     /// Each repository's `verify` in its candidate, then `verify_all` in the directory of all
-    /// of them; the first red one is the error, naming the combination and the log. `kind`
+    /// of them; the first red one is the error, naming the combination and the log. The code
+    /// of a plan that runs in a container runs in a container of its image, with the candidates'
+    /// directory the only one of this machine mounted read-write, never here; a group whose
+    /// container plans name different images is refused before anything is checked out
+    /// ([`Self::verify_image`]). `kind`
     /// names where the candidates go (`<worktree_root>/.<kind>-<group>`) and the log
     /// (`<log_dir>/<kind>-<group>/merge-verify.log`): `land` for a landing, `integration` for
     /// the preview, so that the two never share a directory.
@@ -253,6 +265,13 @@ impl Ctx<'_> {
         if d.verify_all.is_none() && parts.iter().all(|p| p.verify.is_none()) {
             return Ok(());
         }
+        let after = if kind == "land" {
+            "; nothing was landed"
+        } else {
+            ""
+        };
+        self.verify_image(group)
+            .map_err(|why| format!("its verify is not run: {why}{after}"))?;
         let dir = self
             .home
             .join(&d.worktree_root)
@@ -283,11 +302,6 @@ impl Ctx<'_> {
             images: crate::executor::container::images(self.manifest),
         };
         let name = format!("{kind}-{}", group.name());
-        let after = if kind == "land" {
-            "; nothing was landed"
-        } else {
-            ""
-        };
         let log = verify.log_path(&name);
         let combination: Vec<String> = parts
             .iter()
@@ -334,7 +348,12 @@ impl Ctx<'_> {
                 ..verify.clone()
             };
             let target = parts.first().map_or("", |p| p.target.as_str());
-            match crate::merge::verify::run_with(&v, &cwd, &log, (&name, target, commit), &env) {
+            let under = crate::merge::verify::Under {
+                name: &name,
+                plans: &group.plans,
+                mount: Some(&dir),
+            };
+            match crate::merge::verify::run_with(&v, &cwd, &log, &under, (target, commit), &env) {
                 Verdict::Passed => {}
                 Verdict::Failed(why) => {
                     result = Err(format!(

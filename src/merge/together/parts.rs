@@ -77,9 +77,10 @@ impl Conflict {
     pub(crate) fn onto(&self) -> Option<crate::merge::resolve::Onto> {
         self.after
             .as_ref()
-            .map(|(tip, _)| crate::merge::resolve::Onto {
+            .map(|(tip, plans)| crate::merge::resolve::Onto {
                 tip: *tip,
                 name: self.with(),
+                plans: plans.clone(),
             })
     }
 

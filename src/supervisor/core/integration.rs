@@ -33,6 +33,9 @@ pub(crate) struct IntegState {
     pub(crate) target_needs: u64,
     /// Per plan queued for the train: the first test that starts after the plan finished.
     pub(crate) plan_needs: Vec<(usize, u64)>,
+    /// Why the last test did not run `verify` (its plans run in containers of different
+    /// images), as noted: the same reason is noted once.
+    pub(crate) skipped: Option<String>,
 }
 
 impl Core {
@@ -153,6 +156,15 @@ impl Core {
                 return;
             }
         };
+        if report.verify_skipped != i.skipped {
+            i.skipped.clone_from(&report.verify_skipped);
+            if let Some(why) = &report.verify_skipped {
+                out.push(Action::Report(Event::Note {
+                    plan: None,
+                    message: format!("the integration test checked textual conflicts only: {why}"),
+                }));
+            }
+        }
         match report.failure {
             Some(f) => {
                 let failing: Vec<usize> = f

@@ -46,6 +46,7 @@ fn report(failing: &[&str]) -> IntegrationReport {
             repo: None,
         }],
         verified: true,
+        verify_skipped: None,
         trials: 1,
         failure: (!failing.is_empty()).then(|| IntegrationFailure {
             plans: failing.iter().map(|s| s.to_string()).collect(),
@@ -293,4 +294,47 @@ fn commits_no_test_has_seen_are_tested_before_the_run_ends() {
     );
     assert_eq!(tests_started(&out), 0);
     assert!(c.is_over(), "one last test, then the end");
+}
+
+#[test]
+fn a_test_whose_verify_was_skipped_says_why_once() {
+    let text = "## Phase 1: A\n- [ ] 1.1 a\n";
+    let plans = vec![plan(text)];
+    let names = vec!["a".to_string()];
+    let g = Graph::build(&plans, &names, &[]).expect("acyclic");
+    let mut config = cfg(4);
+    config.integrate = Some(Duration::ZERO);
+    let mut c = core(config, &g, &plans, vec![spec("a")]);
+    let t0 = Instant::now();
+    c.handle(t0, Input::Tick);
+    let skipped = |why: Option<&str>| IntegrationReport {
+        verified: why.is_none(),
+        verify_skipped: why.map(str::to_string),
+        ..report(&[])
+    };
+    let notes = |out: &[Action]| -> Vec<String> {
+        reports(out)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Note { message, .. } => Some(message.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let why = "verify not run on plans `a`, `b`: the plans run in containers of different images";
+    let out = integrated(&mut c, t0, Ok(skipped(Some(why))));
+    assert_eq!(
+        notes(&out),
+        [format!(
+            "the integration test checked textual conflicts only: {why}"
+        )]
+    );
+    // The same reason again: said once.
+    let out = integrated(&mut c, t0, Ok(skipped(Some(why))));
+    assert!(notes(&out).is_empty(), "{out:?}");
+    // Verified again, then skipped again: said again.
+    let out = integrated(&mut c, t0, Ok(skipped(None)));
+    assert!(notes(&out).is_empty(), "{out:?}");
+    let out = integrated(&mut c, t0, Ok(skipped(Some(why))));
+    assert_eq!(notes(&out).len(), 1, "{out:?}");
 }
