@@ -8,10 +8,11 @@
 //! no write access to git). Refusals are `report_refused` events and lines in the attempt's log.
 //!
 //! An attempt's directory is used only through a handle of the very directory orch made
-//! ([`ReportDir`], its [`DirId`](crate::status::report::dir::DirId) recorded at the launch, or at the adoption of an attempt of an
-//! earlier supervisor): an agent that puts a link (to another plan's directory, to any
-//! directory of this machine) or another directory in its place has its reports refused, with
-//! one note, and nothing there is read, renamed, written or removed. A person's reports are
+//! ([`ReportDir`]; which directory it is,
+//! [`DirId`](crate::status::report::dir::DirId), recorded at the launch, or at the adoption
+//! of an attempt of an earlier supervisor): an agent that puts a link (to another
+//! plan's directory, to any directory of this machine) or another directory in its place has
+//! its reports refused, with one note, and nothing there is read, renamed, written or removed. A person's reports are
 //! taken only from the persons' directories (`.reports/.people/<plan>/`), which no agent's
 //! mount or write set reaches; a `person-*` entry an agent makes in its plan's directory is
 //! nobody's.
@@ -132,9 +133,8 @@ impl Effects<'_> {
         else {
             return Err("its plan is not part of the run".to_string());
         };
-        let (dir, id) = ReportDir::make(reports_state_dir(&pc), &[REPORTS_DIR, pc.name()], &name)
+        let (id, dir) = ReportDir::make(reports_state_dir(&pc), &[REPORTS_DIR, pc.name()], &name)
             .and_then(|d| Ok((d.id()?, d)))
-            .map(|(id, d)| (d, id))
             .map_err(|e| format!("cannot make the report directory `{}`: {e}", path.display()))?;
         if let Some(r) = self.reporters.get_mut(&path) {
             r.made = Some((dir, id));
@@ -188,12 +188,9 @@ impl Effects<'_> {
         let name = path.file_name().and_then(|n| n.to_str())?;
         let found = ReportDir::open(reports_state_dir(pc), &[REPORTS_DIR, pc.name()], name);
         let why = match (&r.made, found) {
+            (Some((_, made)), Ok(dir)) if dir.id().ok() == Some(*made) => return Some(dir),
             (None, _) => "orch has no directory of its own on record for it".to_string(),
-            (Some((_, made)), Ok(dir)) => match dir.id() {
-                Ok(id) if id == *made => return Some(dir),
-                Ok(_) => "another directory is at its place".to_string(),
-                Err(e) => e.to_string(),
-            },
+            (Some(_), Ok(_)) => "another directory is at its place".to_string(),
             (Some(_), Err(e)) => e.to_string(),
         };
         if r.swapped_said {

@@ -62,15 +62,22 @@ fn component(name: &str) -> io::Result<&str> {
     Ok(name)
 }
 
-/// The directory `name` of `parent`, opened without following a link at it.
+/// The directory `name` of `parent`, opened without following a link at it (a link there is
+/// `ELOOP`, though the kernel says `ENOTDIR` for it with `O_DIRECTORY`).
 fn open_dir_at(parent: BorrowedFd<'_>, name: &str) -> io::Result<OwnedFd> {
+    let name = component(name)?;
     rustix::fs::openat(
         parent,
-        component(name)?,
+        name,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(errno)
+    .map_err(|e| {
+        let link = e == rustix::io::Errno::NOTDIR
+            && rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|s| FileType::from_raw_mode(s.st_mode) == FileType::Symlink);
+        errno(if link { rustix::io::Errno::LOOP } else { e })
+    })
 }
 
 /// The directory `name` of `parent`, made when missing; whatever else is there (a link, a
@@ -386,7 +393,8 @@ mod tests {
         let old = state.join(".reports/p/.old");
         std::fs::rename(d.path(), &old).expect("rename");
         symlink(outside.join("1.1.1"), d.path()).expect("link");
-        assert!(ReportDir::open(&state, &[".reports", "p"], "1.1.1").is_err());
+        let e = ReportDir::open(&state, &[".reports", "p"], "1.1.1").expect_err("a link");
+        assert!(e.to_string().contains("is a symbolic link"), "{e}");
         assert_eq!(d.id().expect("id"), id);
         assert_eq!(
             d.read("answer.json", read::REPORT).expect("read"),
