@@ -107,6 +107,23 @@ fn orch_up_runs_a_real_spec_kit_file_by_its_ids() {
     let (code, next, err) = repo.run(&["next", "--why", "p:T046"]);
     assert_eq!(code, 0, "{next}\n{err}");
     assert!(next.contains("T045"), "T046 waits for T045:\n{next}");
+    // The boxes of what the first run completed are ticked in the checkout's file, as Spec
+    // Kit's `/implement` ticks them; T045's and those of the tasks that wait for it are not.
+    let ticked_first = std::fs::read_to_string(repo.root().join(AT)).expect("tasks.md");
+    let after_first = parse(Path::new(AT), &ticked_first);
+    for t in &after_first.tasks {
+        let completed = repo.task("p", &t.id)["status"] == "completed";
+        assert_eq!(t.done, completed, "{}: box against status", t.id);
+    }
+    assert!(!after_first.tasks.iter().any(|t| t.id == "T045" && t.done));
+    let events_first = support::events(first.trim_end());
+    let ticked_n = after_first.tasks.iter().filter(|t| t.done).count() - 3;
+    assert!(
+        events_first.iter().any(|e| e["event"] == "note"
+            && e["plan"] == "p"
+            && e["message"] == format!("ticked {ticked_n} completed tasks in `{AT}`")),
+        "{first}"
+    );
     let (code, out, err) = repo.run(&["retry", "p", "T045"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(repo.task("p", "T045")["status"], "pending", "{out}");
@@ -211,6 +228,39 @@ fn orch_up_runs_a_real_spec_kit_file_by_its_ids() {
     let (code, log, err) = repo.run(&["logs", "p", "T014"]);
     assert_eq!(code, 0, "{err}");
     assert!(log.contains("wrote T014.txt"), "{log}");
+
+    // Every box is ticked now, in the file's own spelling (it had `[x]` only: `[x]`), and
+    // nothing else of the file changed: the same bytes but one per ticked box.
+    let ticked = std::fs::read_to_string(repo.root().join(AT)).expect("tasks.md");
+    assert_eq!(ticked.len(), text.len());
+    let changed: Vec<(usize, u8, u8)> = text
+        .bytes()
+        .zip(ticked.bytes())
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .map(|(i, (a, b))| (i, a, b))
+        .collect();
+    assert_eq!(changed.len(), 47, "one byte per task the runs completed");
+    assert!(changed.iter().all(|&(i, a, b)| a == b' '
+        && b == b'x'
+        && text.as_bytes()[i - 1] == b'['
+        && text.as_bytes()[i + 1] == b']'));
+    let again = parse(Path::new(AT), &ticked);
+    assert_eq!(again.tasks.len(), plan.tasks.len());
+    for (a, b) in plan.tasks.iter().zip(&again.tasks) {
+        assert_eq!(
+            (&a.id, &a.description, a.dependencies()),
+            (&b.id, &b.description, b.dependencies())
+        );
+        assert!(b.done, "{} ticked", b.id);
+    }
+    // A run with nothing left to tick says nothing of it and changes nothing.
+    let out = repo.up(&[]);
+    assert!(!out.contains("ticked"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(repo.root().join(AT)).expect("tasks.md"),
+        ticked
+    );
 }
 
 /// A person's `orch task done T003` and `orch task fail`, `orch task reset`: the commands that take a
@@ -431,5 +481,124 @@ fn init_from_writes_the_manifest_of_a_tasks_md() {
     assert_eq!(
         String::from_utf8(repo.read("plans.toml")).expect("utf-8"),
         text
+    );
+}
+
+/// The boxes are ticked only in a regular file reached inside the checkout without a link on
+/// the way (a landed branch may have made `specs` a link): a plan file read through a link to a
+/// directory outside the repository, or to another directory of it, is read and run, but no
+/// byte of it is written; the run says why, and the status file has the tasks completed.
+#[test]
+fn the_boxes_are_ticked_only_in_the_checkouts_own_file() {
+    const TASKS: &str = "# Tasks\n\n## Phase 1: Setup\n\n- [ ] T001 Make the thing\n- [ ] T002 [P] Test the thing\n";
+    // (where `specs` leads, relative to the repository: outside it, or inside it)
+    for (case, target) in [("outside", "../elsewhere"), ("inside", "docs/specs")] {
+        let repo = Repo::new();
+        let real = repo.root().join(target);
+        std::fs::create_dir_all(&real).expect("mkdir");
+        std::fs::write(real.join("tasks.md"), TASKS).expect("write");
+        std::os::unix::fs::symlink(&real, repo.root().join("specs")).expect("symlink");
+        let journal = repo.root().join(".git/journal").display().to_string();
+        repo.write(
+            "plans.toml",
+            &format!(
+                "[agents.a]\ncommand = {}\nreport = \"exit\"\n\n[[plan]]\nname = \"p\"\nfile = \"specs/tasks.md\"\nagent = \"a\"\n",
+                agent("speckit_agent.sh", &[journal.as_str()])
+            ),
+        );
+        repo.commit_all("plans");
+        let (code, out, err) = repo.run(&["up", "--json"]);
+        if code != 0 {
+            // Refused at load (a plan file through a link): nothing ran, nothing was written.
+            assert_eq!(
+                std::fs::read_to_string(real.join("tasks.md")).expect("read"),
+                TASKS,
+                "{case}"
+            );
+            continue;
+        }
+        for id in ["T001", "T002"] {
+            assert_eq!(
+                repo.task("p", id)["status"],
+                "completed",
+                "{case} {id}\n{err}"
+            );
+        }
+        assert_eq!(
+            std::fs::read_to_string(real.join("tasks.md")).expect("read"),
+            TASKS,
+            "{case}: written through the link"
+        );
+        let events = support::events(out.trim_end());
+        assert!(
+            events.iter().any(|e| e["event"] == "note"
+                && e["message"].as_str().is_some_and(
+                    |m| m.starts_with("cannot tick the completed tasks in `specs/tasks.md`")
+                )),
+            "{case}: {out}"
+        );
+    }
+}
+
+/// `orch merge` lands beside the boxes `orch up` ticked in the checkout (the file stays as
+/// ticked, still uncommitted), and any other change to the plan file is refused as before (exit
+/// 4, naming the file, nothing moved).
+#[test]
+fn orch_merge_lands_beside_the_ticked_boxes_and_nothing_else() {
+    const TASKS: &str = "# Tasks\n\n## Phase 1: Setup\n\n- [ ] T001 Make the thing\n- [ ] T002 [P] Test the thing\n- [ ] a checklist item\n";
+    const AT: &str = "specs/tasks.md";
+    let repo = Repo::new();
+    let journal = repo.root().join(".git/journal").display().to_string();
+    repo.write(AT, TASKS);
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[agents.a]\ncommand = {}\nreport = \"exit\"\n\n[[plan]]\nname = \"p\"\nfile = \"{AT}\"\nagent = \"a\"\n",
+            agent("speckit_agent.sh", &[journal.as_str()])
+        ),
+    );
+    repo.commit_all("plans");
+    repo.up(&[]);
+    let ticked = TASKS.replace("[ ] T00", "[X] T00");
+    assert_eq!(repo.read(AT), ticked.as_bytes());
+    let tip = repo.rev("main");
+    for (what, other) in [
+        (
+            "a word",
+            ticked.replace("the thing\n- [ ] a", "the thinq\n- [ ] a"),
+        ),
+        (
+            "a checklist item ticked",
+            ticked.replace("[ ] a checklist", "[X] a checklist"),
+        ),
+        ("a line added", format!("{ticked}- [ ] T003 More\n")),
+        (
+            "a box unticked",
+            TASKS
+                .replacen("[ ] T001", "[X] T001", 1)
+                .replacen("T002", "T00X", 1),
+        ),
+    ] {
+        repo.write(AT, &other);
+        let (code, out, err) = repo.run(&["merge"]);
+        assert_eq!(code, 4, "{what}: {out}\n{err}");
+        assert!(
+            err.contains(&format!("uncommitted changes: `{AT}`")),
+            "{what}: {err}"
+        );
+        assert_eq!(repo.rev("main"), tip, "{what}");
+    }
+    repo.write(AT, &ticked);
+    let (code, out, err) = repo.run(&["merge"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_ne!(repo.rev("main"), tip);
+    for id in ["T001", "T002"] {
+        assert_eq!(repo.git(&["show", &format!("main:{id}.txt")]).trim(), id);
+    }
+    assert_eq!(repo.read(AT), ticked.as_bytes());
+    assert_eq!(
+        repo.git(&["status", "--porcelain", "--untracked-files=no"])
+            .trim(),
+        format!("M {AT}")
     );
 }

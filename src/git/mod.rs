@@ -120,3 +120,20 @@ pub(crate) fn blob_id_of_bytes(bytes: &[u8]) -> String {
     git2::Oid::hash_object(git2::ObjectType::Blob, bytes)
         .map_or_else(|_| "0".repeat(40), |o| o.to_string())
 }
+
+/// The bytes of file `rel` in the `HEAD` commit of the work tree `work`, when it is a blob of at
+/// most `max` bytes (its size is read before its content).
+pub(crate) fn head_file(work: &std::path::Path, rel: &str, max: u64) -> Option<Vec<u8>> {
+    let repo = open(work).ok()?;
+    let tree = repo.head().ok()?.peel_to_tree().ok()?;
+    let entry = tree.get_path(std::path::Path::new(rel)).ok()?;
+    if entry.filemode() != i32::from(git2::FileMode::Blob) {
+        return None;
+    }
+    let odb = repo.odb().ok()?;
+    let (size, kind) = odb.read_header(entry.id()).ok()?;
+    if kind != git2::ObjectType::Blob || size as u64 > max {
+        return None;
+    }
+    Some(repo.find_blob(entry.id()).ok()?.content().to_vec())
+}

@@ -188,7 +188,7 @@ impl MergeRun {
         let state_dir = manifest.root.join(&manifest.defaults.state_dir);
         let lock = MergeLock::acquire(&state_dir)?;
         let verify = verify_spec(manifest, &self.repo_root)?;
-        self.preflight()?;
+        self.preflight(ws, manifest)?;
         self.trusted_unchanged(ws, manifest)?;
         git::ensure_excluded(&self.repo_root, &orch_dirs(manifest, &self.repo_root))
             .map_err(CliError::coded)?;
@@ -218,19 +218,26 @@ impl MergeRun {
 
     /// Refuses (exit 4) before anything moves when the work tree that has the target checked out
     /// has changes to tracked files, or untracked files where a step of the run (as predicted in
-    /// memory) would write.
-    fn preflight(&self) -> CliResult<()> {
+    /// memory) would write. A Spec Kit plan file whose only change is ticked boxes (what `orch
+    /// up` writes at its end: [`ticked_plan_file`]) is no obstacle: no plan's branch may change
+    /// a plan file (it is protected), so the landing never writes it, and it stays as it is.
+    fn preflight(&self, ws: &Workspace, manifest: &Manifest) -> CliResult<()> {
         let Some(work) =
             super::checked_out_at(&self.repo_root, &self.target).map_err(CliError::coded)?
         else {
             return Ok(());
         };
         let state = super::work_state(&work).map_err(CliError::coded)?;
-        if !state.changed.is_empty() {
+        let changed: Vec<String> = state
+            .changed
+            .into_iter()
+            .filter(|p| !ticked_plan_file(ws, manifest, &work, p))
+            .collect();
+        if !changed.is_empty() {
             return Err(CliError::coded(MergeError::Dirty {
                 path: work,
                 target: self.target.to_string(),
-                files: state.changed,
+                files: changed,
             }));
         }
         if state.untracked.is_empty() {
@@ -553,5 +560,37 @@ impl MergeRun {
                 lp.status_path.display()
             ));
         }
+    }
+}
+
+/// Whether `rel`, a changed file of the work tree `work`, is a Spec Kit plan file of the home
+/// repository whose only change from `HEAD` is ticked boxes ([`crate::plan::only_speckit_ticks`]):
+/// both read bounded, the work tree's file only as a regular file beneath `work` with no link on
+/// the way.
+fn ticked_plan_file(
+    ws: &Workspace,
+    manifest: &Manifest,
+    work: &std::path::Path,
+    rel: &str,
+) -> bool {
+    let is_plan = ws.plans.iter().any(|p| {
+        p.repo.is_none()
+            && p.plan.tasks.iter().any(|t| t.speckit.is_some())
+            && manifest.root.join(&p.rel_path) == work.join(rel)
+    });
+    if !is_plan {
+        return false;
+    }
+    let limit = crate::untrusted::read::PLAN;
+    let Ok(now) = crate::untrusted::read::whole_beneath(work, std::path::Path::new(rel), limit)
+    else {
+        return false;
+    };
+    let head = git::head_file(work, rel, limit.bytes);
+    match (head, String::from_utf8(now)) {
+        (Some(head), Ok(now)) => {
+            std::str::from_utf8(&head).is_ok_and(|head| crate::plan::only_speckit_ticks(head, &now))
+        }
+        _ => false,
     }
 }

@@ -16,8 +16,8 @@ pub(crate) use ids::{IdIndex, IdMap, hash_bytes, id_map};
 pub use model::*;
 pub(crate) use parse::read_error;
 pub use parse::{
-    is_speckit, is_speckit_id, is_story, parse, parse_file, parse_file_with, parse_with,
-    task_files, tick_speckit,
+    is_speckit, is_speckit_id, is_story, only_speckit_ticks, parse, parse_file, parse_file_with,
+    parse_with, speckit_ticks, task_files, tick_speckit,
 };
 
 #[cfg(test)]

@@ -359,6 +359,9 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
     for d in std::mem::take(&mut fx.pool_drops) {
         let _ = d.await;
     }
+    // Spec Kit's boxes ticked for what the run completed, as its `/implement` would.
+    fx.flush_records();
+    fx.tick_spec_kit_boxes();
     let (summary, blocked) = core.summary(started.elapsed());
     for e in blocked {
         (fx.emit)(&e);

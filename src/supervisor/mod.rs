@@ -30,6 +30,7 @@ pub(crate) mod runner;
 pub(crate) mod sandbox;
 pub(crate) mod settle;
 pub(crate) mod setup;
+pub(crate) mod speckit_ticks;
 pub(crate) mod start;
 pub(crate) mod upstream_repos;
 pub(crate) mod watch;

@@ -166,6 +166,27 @@ impl Effects<'_> {
         }
     }
 
+    /// Ticks the boxes of each Spec Kit plan's completed tasks in its file
+    /// ([`super::speckit_ticks`]), saying how many, or why it could not.
+    pub(crate) fn tick_spec_kit_boxes(&mut self) {
+        for p in 0..self.plans.len() {
+            let Some(pc) = self.plan(p) else { continue };
+            let message = match super::speckit_ticks::tick_completed(&self.ctx.repo_root, &pc) {
+                Ok(0) => continue,
+                Ok(n) => format!(
+                    "ticked {n} completed task{} in `{}`",
+                    if n == 1 { "" } else { "s" },
+                    pc.rel_path
+                ),
+                Err(e) => format!(
+                    "cannot tick the completed tasks in `{}` (the status file has them): {e}",
+                    pc.rel_path
+                ),
+            };
+            self.note(Some(pc.name().to_owned()), message);
+        }
+    }
+
     /// Puts the task commits not recorded yet in plan `p`'s status document as last read (as the
     /// file says once they are written), before a prompt or an upstream merge reads it.
     pub(crate) fn apply_records(&mut self, p: usize) {

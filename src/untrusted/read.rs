@@ -418,6 +418,63 @@ fn open_beneath(root: &Path, rel: &Path) -> Result<(File, u64), ReadError> {
     }
 }
 
+/// The regular file `rel` beneath the directory `root`, opened for reading and writing in place,
+/// and its whole content (at most `limit` bytes): for a change orch makes to a file of the
+/// person's checkout that a landed branch may have shaped (a Spec Kit plan's boxes). No link
+/// anywhere on the way (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`), so nothing is
+/// written through one; where the kernel has no `openat2`, an error (nothing is written).
+pub(crate) fn beneath_for_update(
+    root: &Path,
+    rel: &Path,
+    limit: Limit,
+) -> Result<(File, Vec<u8>), ReadError> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+    let path = root.join(rel);
+    if rel.is_absolute() {
+        return Err(ReadError::Outside {
+            path,
+            root: root.to_path_buf(),
+        });
+    }
+    let dir = File::open(root).map_err(|e| io_error(root, e))?;
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::from_bits_truncate(FLAGS))
+        .resolve(
+            ResolveFlag::RESOLVE_BENEATH
+                | ResolveFlag::RESOLVE_NO_SYMLINKS
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        );
+    let fd = match nix::fcntl::openat2(&dir, rel, how) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::EXDEV) => {
+            return Err(ReadError::Outside {
+                path,
+                root: root.to_path_buf(),
+            });
+        }
+        Err(e) => return Err(io_error(&path, io::Error::from(e))),
+    };
+    let (file, len) = regular(&path, File::from(fd))?;
+    let too_large = |size| ReadError::TooLarge {
+        path: path.clone(),
+        size,
+        limit: limit.bytes,
+        what: limit.what,
+    };
+    if len > limit.bytes {
+        return Err(too_large(len));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    (&file)
+        .take(limit.bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_error(&path, e))?;
+    if bytes.len() as u64 > limit.bytes {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok((file, bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,7 +28,10 @@ use lines::{
     checkbox, checkbox_verify, find_newline, list_item, phase_heading, pipeline_trigger,
     split_inline_pipeline, strip_bold_key, strip_bold_label, task_id,
 };
-pub use speckit::{is_id as is_speckit_id, is_speckit, is_story, tick as tick_speckit};
+pub use speckit::{
+    is_id as is_speckit_id, is_speckit, is_story, only_ticks as only_speckit_ticks,
+    tick as tick_speckit, ticks as speckit_ticks,
+};
 
 /// Reading a plan file failed before parsing could start.
 #[derive(Debug, thiserror::Error)]

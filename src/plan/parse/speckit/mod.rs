@@ -24,7 +24,7 @@ mod line;
 mod tick;
 
 use deps::IdRef;
-pub use tick::tick;
+pub use tick::{only_ticks, tick, ticks};
 
 /// Whether `text` is a Spec Kit task file: a Spec Kit task line outside code fences, and no
 /// task line of orch's own grammar (`- [ ] 1.2 …`).

@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use super::{is_speckit, parse, tick};
+use super::{is_speckit, parse, tick, ticks};
 use crate::plan::Plan;
 
 fn read(text: &str) -> Plan {
@@ -202,5 +202,75 @@ fn ticking_changes_one_box_in_the_files_spelling_and_round_trips() {
             (&b.id, &b.depends, &b.description)
         );
         assert_eq!(b.done, a.done || a.id == "T002", "{}", a.id);
+    }
+}
+
+/// Several boxes at once: only the task lines named by their line and id, not ticked yet, each
+/// one byte (`x` here: the file's ticked task uses it); a line that is no longer its task's (the
+/// file changed since it was read) and a ticked box get none.
+#[test]
+fn ticks_are_one_byte_at_each_named_open_box() {
+    let text = "## Phase 1: A\n\n- [ ] T001 One\n- [x] T002 Two\n-   [~] **T003** Three\n- [ ] T004 Four\n";
+    let at = ticks(
+        text,
+        &[
+            (3, "T001"),
+            (4, "T002"),
+            (5, "T003"),
+            (6, "T009"),
+            (2, "T004"),
+        ],
+    );
+    assert_eq!(at.len(), 2, "{at:?}");
+    let mut b = text.as_bytes().to_vec();
+    for &(i, m) in &at {
+        assert!(matches!(b[i], b' ' | b'~'));
+        assert_eq!(b[i - 1], b'[');
+        b[i] = m;
+    }
+    let out = String::from_utf8(b).expect("utf-8");
+    assert_eq!(
+        out,
+        text.replacen("[ ] T001", "[x] T001", 1)
+            .replacen("[~] **T003**", "[x] **T003**", 1)
+    );
+    let p = read(&out);
+    let done: Vec<&str> = p
+        .tasks
+        .iter()
+        .filter(|t| t.done)
+        .map(|t| t.id.as_str())
+        .collect();
+    assert_eq!(done, ["T001", "T002", "T003"]);
+}
+
+/// orch's own ticks are told from any other change by the bytes alone: boxes of open task lines
+/// going to `x`/`X`, nothing else.
+#[test]
+fn only_ticks_is_true_for_ticked_boxes_alone() {
+    let before = "## Phase 1: A\n\n- [ ] T001 One\n- [~] T002 Two\n- [x] T003 Three\n- [ ] a checklist item\n\n```\n- [ ] T009 in a fence\n```\n";
+    let tick = |from: &str, to: &str| before.replacen(from, to, 1);
+    assert!(super::only_ticks(before, &tick("[ ] T001", "[X] T001")));
+    assert!(super::only_ticks(
+        before,
+        &tick("[ ] T001", "[x] T001").replacen("[~] T002", "[X] T002", 1)
+    ));
+    for (what, after) in [
+        ("nothing changed", before.to_string()),
+        ("a word too", tick("[ ] T001 One", "[X] T001 Onf")),
+        ("a fenced line", tick("[ ] T009", "[X] T009")),
+        (
+            "a checklist item",
+            tick("[ ] a checklist", "[X] a checklist"),
+        ),
+        ("a ticked box respelled", tick("[x] T003", "[X] T003")),
+        ("another mark", tick("[ ] T001", "[~] T001")),
+        (
+            "a longer file",
+            format!("{}\n", tick("[ ] T001", "[X] T001")),
+        ),
+        ("a line added", tick("- [ ] T001 One\n", "- [X] T001 On\n")),
+    ] {
+        assert!(!super::only_ticks(before, &after), "{what}");
     }
 }
