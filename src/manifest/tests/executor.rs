@@ -270,10 +270,7 @@ fn a_container_plans_code_stays_in_containers() {
     ] {
         let text = format!("{head}{c}\n{l}");
         let d = repo.one_error(&text, at.0, at.1, says);
-        assert!(
-            d.to_string().contains("executor = \"container\""),
-            "{d}"
-        );
+        assert!(d.to_string().contains("executor = \"container\""), "{d}");
     }
     for (plan, at) in [
         (format!("{c}parallel_tasks = 2\n"), (17, 18)),
