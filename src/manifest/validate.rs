@@ -573,6 +573,23 @@ fn plans(
             &attempts_span,
             &agents_span,
         );
+        // A container plan's tasks run in its one container, side by side in it at most
+        // (`parallel`): task worktrees (`parallel_tasks` above 1) would be made, and the plan's
+        // `setup` run in them, on this machine, over the agent's committed code.
+        if executor == super::executor::ExecutorKind::Container && parallel_tasks > 1 {
+            let span = plan
+                .parallel_tasks
+                .as_ref()
+                .map_or(name.span.clone(), |p| p.span.clone());
+            r.error_hint(
+                &span,
+                format!(
+                    "plan `{}` runs in a container (`executor = \"container\"`) with `parallel_tasks = {parallel_tasks}`, but a container plan's tasks run in its one container: task worktrees would be made, and its `setup` run in them, on this machine",
+                    name.value
+                ),
+                "set `parallel_tasks = 1` for this plan (`parallel` runs tasks side by side in its container)",
+            );
+        }
         // A plan-mode agent runs only here or in a Slurm job: where else it cannot follow its plan.
         let plan_mode_elsewhere = match executor {
             super::executor::ExecutorKind::Ssh => Some(
@@ -669,6 +686,28 @@ fn plans(
                     r.error(
                         &dep.span,
                         format!("plan `{own}` depends on unknown plan `{plan}`"),
+                    );
+                }
+                // A container plan's work is merged into the plans that build on it: one that
+                // runs anywhere but in a container would run that code outside one (its check,
+                // its setup, its agent).
+                Ok((plan, _))
+                    if out[index].executor != super::executor::ExecutorKind::Container
+                        && out.iter().any(|p| {
+                            p.name == plan && p.executor == super::executor::ExecutorKind::Container
+                        }) =>
+                {
+                    r.error_hint(
+                        &dep.span,
+                        format!(
+                            "plan `{own}` depends on `{plan}`, which runs in a container, but `{own}` runs {}: `{plan}`'s work is merged into `{own}`'s worktree, and its code would run outside a container (in `{own}`'s check, setup and agent)",
+                            match out[index].executor {
+                                super::executor::ExecutorKind::Ssh => "on a `[[host]]`",
+                                super::executor::ExecutorKind::Slurm => "in a Slurm job",
+                                _ => "on this machine",
+                            }
+                        ),
+                        format!("run `{own}` in a container too (`executor = \"container\"`), or `{plan}` outside one"),
                     );
                 }
                 Ok((plan, target)) => parsed.push(Dependency {

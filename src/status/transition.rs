@@ -61,6 +61,40 @@ pub struct TransitionOptions {
     pub question: Option<String>,
 }
 
+/// The most of a note, an error or a skip reason a task's entry keeps, in bytes (a question is
+/// refused past the same bound: [`crate::supervisor::ask::MAX_TEXT`]). Each may come from an
+/// agent, and every status reader (`orch status`, `orch serve`'s page, a prompt) holds them all.
+pub(crate) const TEXT_MAX: usize = 8 * 1024;
+
+/// `text` cut to [`TEXT_MAX`] bytes at a character boundary, saying how much was cut.
+fn bounded(text: &Option<String>) -> Option<String> {
+    let t = text.as_ref()?;
+    if t.len() <= TEXT_MAX {
+        return Some(t.clone());
+    }
+    let mut end = TEXT_MAX;
+    while !t.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(format!(
+        "{}… ({} bytes more cut by orch)",
+        &t[..end],
+        t.len() - end
+    ))
+}
+
+impl TransitionOptions {
+    /// These options with the note, error and reason at most [`TEXT_MAX`] bytes each.
+    fn bounded(&self) -> Self {
+        Self {
+            note: bounded(&self.note),
+            error: bounded(&self.error),
+            reason: bounded(&self.reason),
+            ..self.clone()
+        }
+    }
+}
+
 /// What [`apply`] did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "outcome", rename_all = "lowercase")]
@@ -201,6 +235,7 @@ pub fn apply(
     opts: &TransitionOptions,
     now: DateTime<Utc>,
 ) -> Result<TransitionOutcome, StatusError> {
+    let opts = &opts.bounded();
     let plan_path = PathBuf::from(&doc.plan_path);
     let e = doc.entry_mut(id).ok_or_else(|| StatusError::UnknownTask {
         id: id.to_string(),

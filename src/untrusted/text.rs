@@ -116,18 +116,19 @@ impl fmt::Display for Shown<'_> {
 }
 
 /// JSON text (as serde_json writes it) with the characters of the module's list that JSON
-/// leaves raw (C1 controls, bidi controls, line separators; C0 ones are escaped already)
-/// written as `\uXXXX` escapes: the same JSON value, safe to print. Such characters can only
-/// be inside strings, where the escape means the same character.
+/// leaves raw (DEL, C1 controls, bidi controls, line separators; C0 ones are escaped already)
+/// written as `\uXXXX` escapes: the same JSON value, safe to print (the text writers then find
+/// nothing to escape, so they never write a `\u{7f}` that is no JSON). Such characters can
+/// only be inside strings, where the escape means the same character.
 pub(crate) fn json_safe(json: String) -> String {
-    if !may_hold_unsafe(json.as_bytes(), true)
-        || !json.contains(|c: char| is_unsafe(c) && !c.is_ascii())
-    {
+    // JSON escapes C0 controls itself; DEL and the rest it leaves raw.
+    let raw_in_json = |c: char| is_unsafe(c) && (!c.is_ascii() || c == '\u{7f}');
+    if !may_hold_unsafe(json.as_bytes(), true) || !json.contains(raw_in_json) {
         return json;
     }
     let mut out = String::with_capacity(json.len() + 16);
     for c in json.chars() {
-        if is_unsafe(c) && !c.is_ascii() {
+        if raw_in_json(c) {
             // JSON's `\uXXXX` holds 16 bits: a character beyond them is its UTF-16 pair.
             let mut units = [0u16; 2];
             for u in c.encode_utf16(&mut units) {
@@ -192,6 +193,28 @@ mod tests {
         assert!(matches!(escaped("clean"), Cow::Borrowed(_)));
         assert!(matches!(escaped_lines("a\tb\nc"), Cow::Borrowed(_)));
         assert_eq!(escaped("a\tb\nc"), "a\\tb\\nc");
+    }
+
+    /// DEL is the one ASCII character JSON leaves raw that the text writers escape: made a JSON
+    /// escape first, so that what `orch status --json` prints (through the escaping writer)
+    /// is JSON of the same value, whatever control characters an agent's note holds.
+    #[test]
+    fn json_of_del_and_every_control_character_stays_json_through_the_writer() {
+        let texts = [
+            "note\u{7f}",
+            "\u{7f}\u{7f}a\u{7f}",
+            "x\u{1b}[2J\u{7f}\u{9b}\u{202e}\r\n\t\u{0}",
+            "only ascii",
+        ];
+        for t in texts {
+            let v = serde_json::json!({"note": t, "list": [t, t]});
+            let safe = json_safe(serde_json::to_string(&v).expect("json"));
+            let printed = escaped_lines(&safe);
+            let back: serde_json::Value =
+                serde_json::from_str(&printed).unwrap_or_else(|e| panic!("{t:?}: {e}: {printed}"));
+            assert_eq!(back, v, "{t:?}");
+            assert!(!printed.contains('\u{7f}'), "{t:?}");
+        }
     }
 
     #[test]

@@ -235,3 +235,62 @@ fn a_plan_mode_agent_in_a_container_is_refused_at_the_executor() {
     let text = "[defaults]\nexecutor = \"container\"\nagent = \"p\"\nimage = \"localhost/x\"\n\n[agents.p]\ncommand = [\"sh\", \"agent.sh\"]\nmode = \"task\"\n\n[[plan]]\nname = \"a\"\nfile = \"docs/a.md\"\n";
     repo.load(text).unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// A container plan keeps its code in a container: no task worktrees on this machine
+/// (`parallel_tasks` above 1, from the plan or the defaults), and no plan outside a container
+/// builds on it (here, on a host, in a Slurm job; a whole-plan or a task dependency), since its
+/// work would be merged there and run. A container plan building on another is accepted.
+#[test]
+fn a_container_plans_code_stays_in_containers() {
+    let repo = Repo::new();
+    let head = "[defaults]\nagent = \"p\"\nimage = \"localhost/x\"\n\n[agents.p]\ncommand = [\"sh\", \"agent.sh\"]\n\n[[host]]\nname = \"h\"\nssh = \"h\"\ndir = \"/tmp/h\"\n\n";
+    let c = "[[plan]]\nname = \"c\"\nfile = \"docs/c.md\"\nexecutor = \"container\"\n";
+    // (the second plan, the line and column of the error, what it says)
+    for (l, at, says) in [
+        (
+            "[[plan]]\nname = \"l\"\nfile = \"docs/b.md\"\ndepends_on = [\"c\"]\n",
+            (21, 15),
+            "plan `l` depends on `c`, which runs in a container, but `l` runs on this machine",
+        ),
+        (
+            "[[plan]]\nname = \"l\"\nfile = \"docs/b.md\"\ndepends_on = [\"c:1.1\"]\n",
+            (21, 15),
+            "but `l` runs on this machine",
+        ),
+        (
+            "[[plan]]\nname = \"l\"\nfile = \"docs/b.md\"\nexecutor = \"ssh\"\nhosts = [\"h\"]\ndepends_on = [\"c\"]\n",
+            (23, 15),
+            "but `l` runs on a `[[host]]`",
+        ),
+        (
+            "[[plan]]\nname = \"l\"\nfile = \"docs/b.md\"\nexecutor = \"slurm\"\ndepends_on = [\"c\"]\n",
+            (22, 15),
+            "but `l` runs in a Slurm job",
+        ),
+    ] {
+        let text = format!("{head}{c}\n{l}");
+        let d = repo.one_error(&text, at.0, at.1, says);
+        assert!(d.to_string().contains("executor = \"container\""), "{d}");
+    }
+    for (plan, at) in [
+        (format!("{c}parallel_tasks = 2\n"), (17, 18)),
+        (c.to_string(), (14, 8)),
+    ] {
+        let defaults = if at.0 == 14 {
+            "parallel_tasks = 3\n"
+        } else {
+            ""
+        };
+        let text = format!(
+            "{}{}",
+            head.replacen("[defaults]\n", &format!("[defaults]\n{defaults}"), 1),
+            plan
+        );
+        let at = if at.0 == 14 { (15, 8) } else { at };
+        repo.one_error(&text, at.0, at.1, "with `parallel_tasks =");
+    }
+    let ok = format!(
+        "{head}{c}\n[[plan]]\nname = \"l\"\nfile = \"docs/b.md\"\nexecutor = \"container\"\ndepends_on = [\"c\"]\nparallel = 2\n"
+    );
+    repo.load(&ok).unwrap_or_else(|e| panic!("{e}"));
+}

@@ -506,3 +506,52 @@ fn verify_steps_transition_and_move_the_current_phase() {
         "all done: last phase"
     );
 }
+
+/// A note, an error and a skip reason of any size are kept to `TEXT_MAX` bytes, cut at a
+/// character boundary and saying so; a short one is kept as it is.
+#[test]
+fn an_agents_texts_are_bounded_in_the_entry() {
+    let long = "é".repeat(70_000);
+    for (tr, field) in [
+        (Transition::Done, "note"),
+        (Transition::Fail, "error"),
+        (Transition::Skip, "reason"),
+    ] {
+        let mut d = doc();
+        let mut o = forced();
+        match field {
+            "note" => o.note = Some(long.clone()),
+            "error" => o.error = Some(long.clone()),
+            _ => o.reason = Some(long.clone()),
+        }
+        apply(&mut d, "1.1", Transition::Start, &opts(), t(1)).expect("start");
+        apply(&mut d, "1.1", tr, &o, t(2)).expect("apply");
+        let e = d.entry("1.1").expect("entry");
+        let kept = match field {
+            "note" => e.notes.clone(),
+            "error" => e.last_error.clone(),
+            _ => e.skip_reason.clone(),
+        }
+        .expect(field);
+        assert!(kept.len() <= TEXT_MAX + 64, "{field}: {}", kept.len());
+        assert!(kept.starts_with("éé"), "{field}");
+        assert!(
+            kept.ends_with(&format!(
+                "… ({} bytes more cut by orch)",
+                long.len() - TEXT_MAX
+            )),
+            "{field}: {}",
+            &kept[kept.len() - 60..]
+        );
+    }
+    let mut d = doc();
+    let o = TransitionOptions {
+        error: Some("short".into()),
+        ..forced()
+    };
+    apply(&mut d, "1.1", Transition::Fail, &o, t(2)).expect("fail");
+    assert_eq!(
+        d.entry("1.1").expect("e").last_error.as_deref(),
+        Some("short")
+    );
+}
