@@ -213,14 +213,41 @@ async fn confined(
     }
     let waited = wait_within(&mut spawned, pc.entry.timeout, grace, &mut stop).await;
     process::end_session(spawned.pid).await;
+    let mut place_failed = None;
     if let Some(at) = &place {
-        // What it left in its place (a `podman exec` leaves its processes running).
+        // Whether its place failed before it ran (a service that did not get ready, as orch's
+        // own waiter recorded), then what it left in its place (a `podman exec` leaves its
+        // processes running).
         let (pc, unit) = (pc.clone(), at.unit.clone());
-        let _ = tokio::task::spawn_blocking(move || {
+        let code = match &waited {
+            Waited::Exited(Some(c)) => Some(*c),
+            _ => None,
+        };
+        place_failed = tokio::task::spawn_blocking(move || {
+            let failed = code.and_then(|c| pc.executor.place_failed(&unit, 0, c));
             pc.executor
-                .settled(&pc.repo_root, (pc.name(), &pc.entry.branch), &unit, 0)
+                .settled(&pc.repo_root, (pc.name(), &pc.entry.branch), &unit, 0);
+            failed
         })
-        .await;
+        .await
+        .ok()
+        .flatten();
+    }
+    if let Some(why) = place_failed {
+        // Not the work's failure, but a failed check all the same: the task's retry (if any)
+        // runs it again, with its services made anew.
+        let now = status::timestamp(Utc::now());
+        process::log_line(
+            log,
+            &format!(
+                "=== orch: {what} did not run at {now}: {} ===",
+                why.lines().next().unwrap_or_default()
+            ),
+        );
+        return (
+            CheckOutcome::Failed(format!("the {what} `{shown}` did not run: {why}")),
+            start,
+        );
     }
     let code = match waited {
         Waited::Exited(code) => code,

@@ -98,6 +98,9 @@ struct PlanBox {
     marks: PathBuf,
     /// Why the last attempt found lost was (for the console), until told.
     lost_why: Mutex<Option<String>>,
+    /// What the console should say of the plan's services (one that stopped under an
+    /// attempt), until told.
+    news: Mutex<Vec<String>>,
 }
 
 impl Drop for PlanBox {
@@ -190,6 +193,7 @@ impl ContainerExecutor {
                     services: Mutex::new((Vec::new(), HashMap::new())),
                     marks: std::env::temp_dir().join(format!("orch-{run}-{safe}-services")),
                     lost_why: Mutex::new(None),
+                    news: Mutex::new(Vec::new()),
                 });
                 all.insert(entry.name.clone(), Arc::downgrade(&b));
                 b
@@ -594,6 +598,39 @@ impl Executor for ContainerExecutor {
 
     fn ended(&self, unit: &str, attempt: u32) {
         self.stop_left(unit, attempt);
+        let list = self
+            .box_
+            .services
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+            .clone();
+        let gone = self.services_gone(&list, &format!("attempt {attempt} of `{unit}` ended"));
+        self.box_
+            .news
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(gone);
+    }
+
+    fn place_failed(&self, unit: &str, attempt: u32, code: i32) -> Option<String> {
+        if code != i32::from(ready::NOT_READY_EXIT) {
+            return None;
+        }
+        let path = self.record_of(unit, attempt);
+        let why = crate::untrusted::read::text(&path, crate::untrusted::read::REPORT).ok();
+        let _ = std::fs::remove_file(&path);
+        why.filter(|w| !w.trim().is_empty())
+    }
+
+    fn place_news(&self) -> Vec<String> {
+        std::mem::take(
+            &mut *self
+                .box_
+                .news
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     fn adopts_processes(&self) -> bool {

@@ -134,8 +134,8 @@ fn probe_once(argv: &[String], within: Duration) -> bool {
     }
 }
 
-/// `, exit status N` of a stopped container, as podman has it.
-fn exit_of(container: &str) -> String {
+/// ` with exit status N` of a stopped container, as podman has it.
+pub(crate) fn exit_of(container: &str) -> String {
     podman::output(&[
         podman::program(),
         "inspect".into(),

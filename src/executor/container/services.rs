@@ -229,6 +229,13 @@ impl super::ContainerExecutor {
         if up.len() == list.len() {
             return Ok(list.clone());
         }
+        // Those that were ready and stopped since (under an attempt, or after): said.
+        let gone = self.services_gone(list, &format!("`{}` started", at.unit));
+        self.box_
+            .news
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(gone);
         std::fs::create_dir_all(&self.box_.marks)
             .map_err(|e| format!("cannot make `{}`: {e}", self.box_.marks.display()))?;
         let image = self
@@ -249,6 +256,41 @@ impl super::ContainerExecutor {
             }
         }
         Ok(list.clone())
+    }
+
+    /// The plan's services of `list` that were ready and no longer run (found `when`: an attempt ended,
+    /// a check started): one line each for the console (its exit status and the end of its log,
+    /// escaped). Its mark of readiness goes: the next attempt makes it anew and waits for it.
+    pub(super) fn services_gone(&self, list: &[Instance], when: &str) -> Vec<String> {
+        let ready: Vec<&Instance> = list
+            .iter()
+            .filter(|i| ready_mark(&self.box_.marks, &i.container).exists())
+            .collect();
+        if ready.is_empty() {
+            return Vec::new();
+        }
+        let names: Vec<String> = ready.iter().map(|i| i.container.clone()).collect();
+        let up = podman::running_of(&names);
+        let mut out = Vec::new();
+        for i in ready.into_iter().filter(|i| !up.contains(&i.container)) {
+            let _ = std::fs::remove_file(ready_mark(&self.box_.marks, &i.container));
+            let mut line = format!(
+                "service `{}` of plan `{}` stopped after it got ready, found when {when}{}",
+                i.recipe.name,
+                self.plan,
+                super::ready::exit_of(&i.container)
+            );
+            let tail = super::ready::log_tail(&i.container);
+            if tail.is_empty() {
+                line.push_str("; its log is empty");
+            } else {
+                line.push_str("; the end of its log: ");
+                line.push_str(&tail.join(" | "));
+            }
+            line.push_str(" (the next attempt starts it anew)");
+            out.push(line);
+        }
+        out
     }
 
     /// Where `orch service-wait` of attempt `attempt` of `unit` records a service that did not
