@@ -40,24 +40,16 @@ fn psql(sql: &str) -> String {
 /// the postgres image (which has the client), `defaults` and `plan` lines added, the `DB`
 /// service defined.
 fn repo_of(names: &[&str], script: &str, defaults: &str, plan: &str) -> Repo {
-    let repo = Repo::builder().timeout(Duration::from_secs(300)).build();
-    for n in names {
-        repo.write(
-            &format!("docs/plans/{n}.md"),
-            &support::one_task("P", "Work"),
-        );
-    }
     let plans: Vec<(&str, &str)> = names.iter().map(|n| (*n, plan)).collect();
-    repo.manifest(
-        &toml_array(&["sh", "-c", script]),
-        "report = \"exit\"",
-        &format!("retries = 0\nexecutor = \"container\"\nimage = \"{POSTGRES}\"\n{defaults}"),
+    support::podman::repo(
         &plans,
-    );
-    let text = std::fs::read_to_string(repo.root().join("plans.toml")).expect("manifest");
-    repo.write("plans.toml", &format!("{text}{DB}"));
-    repo.commit_all("plans");
-    repo
+        &support::one_task("P", "Work"),
+        &toml_array(&["sh", "-c", script]),
+        "",
+        POSTGRES,
+        defaults,
+        DB,
+    )
 }
 
 #[test]
@@ -582,27 +574,19 @@ fn a_service_that_dies_under_an_attempt_is_said_and_a_check_whose_wait_fails_fai
     // the service that stopped under the attempt and why the check did not run.
     for dies in [false, true] {
         let plan = if dies { "svcdie2" } else { "svcdie1" };
-        let repo = Repo::builder().timeout(Duration::from_secs(300)).build();
-        repo.write(
-            &format!("docs/plans/{plan}.md"),
-            &support::one_task("P", "Work"),
-        );
-        repo.manifest(
-            &toml_array(&["python3", "-c", KILLER]),
-            "report = \"exit\"\nnetwork = \"none\"",
-            &format!(
-                "retries = 0\nexecutor = \"container\"\nimage = \"{}\"\ncheck = [\"true\"]",
-                support::podman::IMAGE
-            ),
-            &[(plan, "services = [\"web\"]")],
-        );
-        let text = std::fs::read_to_string(repo.root().join("plans.toml")).expect("manifest");
         let service = format!(
             "\n[[service]]\nname = \"web\"\ncommand = {}\nready = [\"test\", \"-e\", \"/tmp/ok\"]\nready_timeout = \"5s\"\n",
             toml_array(&["python3", "-c", DYING, "${ORCH_SERVICE_PORT}"])
         );
-        repo.write("plans.toml", &format!("{text}{service}"));
-        repo.commit_all("plans");
+        let repo = support::podman::repo(
+            &[(plan, "services = [\"web\"]")],
+            &support::one_task("P", "Work"),
+            &toml_array(&["python3", "-c", KILLER]),
+            "network = \"none\"",
+            support::podman::IMAGE,
+            "check = [\"true\"]",
+            &service,
+        );
         let child = repo.orch(&["up", "--json"]).spawn().expect("spawn");
         let mut first: Option<String> = None;
         support::process::wait_for("a second instance of the service", || {
@@ -692,4 +676,68 @@ fn a_service_that_dies_under_an_attempt_is_said_and_a_check_whose_wait_fails_fai
         assert!(log.contains("check did not run"), "{log}");
         assert_eq!(of_plan(plan), Vec::new());
     }
+}
+
+#[test]
+fn three_services_start_at_once_and_the_agent_reaches_each() {
+    if !support::podman::available() {
+        return;
+    }
+    // Three command services (an HTTP server each, in containers of the plan's image), ready
+    // when their port answers; the agent asks each at the address orch gives it.
+    let agent = r#"import os, urllib.request as u
+got = []
+for n in ("A", "B", "C"):
+    url = "http://%s:%s/" % (os.environ["ORCH_SERVICE_WEB%s_HOST" % n], os.environ["ORCH_SERVICE_WEB%s_PORT" % n])
+    got.append("%s %s %d" % (n, os.environ["ORCH_SERVICE_WEB%s_PORT" % n], u.urlopen(url, timeout=10).status))
+open("work.txt", "w").write("\n".join(got))
+"#;
+    let mut services = String::new();
+    for n in ["weba", "webb", "webc"] {
+        services.push_str(&format!(
+            "\n[[service]]\nname = \"{n}\"\ncommand = {}\n",
+            toml_array(&[
+                "python3",
+                "-m",
+                "http.server",
+                "${ORCH_SERVICE_PORT}",
+                "--bind",
+                "127.0.0.1"
+            ])
+        ));
+    }
+    let repo = support::podman::repo(
+        &[("svc3", "services = [\"weba\", \"webb\", \"webc\"]")],
+        &support::one_task("P", "Work"),
+        &toml_array(&["python3", "-c", agent]),
+        "network = \"none\"",
+        support::podman::IMAGE,
+        "ports = 4",
+        &services,
+    );
+    let started = Instant::now();
+    let (code, out, err) = repo.run(&["up"]);
+    eprintln!(
+        "orch up of 1 task with 3 services: {:.2?}",
+        started.elapsed()
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(repo.task("svc3", "1.1")["status"], "completed");
+    assert_eq!(
+        repo.git(&["show", "plan/svc3:work.txt"]),
+        "A 42001 200\nB 42002 200\nC 42003 200"
+    );
+    let log = String::from_utf8_lossy(&repo.read(".orch/logs/svc3/1.1.log")).into_owned();
+    let line = log
+        .lines()
+        .find(|l| l.contains("3 service(s) of plan `svc3` started at once in"))
+        .unwrap_or_else(|| panic!("no start of the services in the log:\n{log}"));
+    eprintln!("{line}");
+    for n in ["weba", "webb", "webc"] {
+        assert!(
+            log.contains(&format!("service `{n}` of plan `svc3` ready after")),
+            "{n}: {log}"
+        );
+    }
+    assert_eq!(of_plan("svc3"), Vec::new());
 }

@@ -452,7 +452,7 @@ impl Executor for ContainerExecutor {
         tmp: &Path,
     ) -> Result<Vec<String>, String> {
         self.ensure(at)?;
-        let services = self.services_up(at)?;
+        let (services, started) = self.services_up(at)?;
         let own = self.tmp_of(tmp);
         crate::links::fresh_dir(&own)
             .map_err(|e| format!("cannot make the TMPDIR `{}`: {e}", own.display()))?;
@@ -537,6 +537,8 @@ impl Executor for ContainerExecutor {
                 plan: self.plan.clone(),
                 services: pending,
                 record: Some(self.record_of(at.unit, at.attempt)),
+                started: started
+                    .map(|(n, t)| (n, u64::try_from(t.as_millis()).unwrap_or(u64::MAX))),
             };
             let spec = serde_json::to_string(&spec).map_err(|e| e.to_string())?;
             let mut first = vec![
