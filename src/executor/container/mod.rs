@@ -26,6 +26,7 @@
 //! runs in it, made anew with it; an attempt waits for them to be ready in its own process
 //! ([`ready`]: `orch service-wait`), and one that does not get ready makes the attempt lost.
 
+mod build;
 mod client;
 pub(crate) mod devcontainer;
 mod images;
@@ -718,10 +719,14 @@ impl Executor for ContainerExecutor {
             }
             let image = match &p.entry.image {
                 Some(i) => Some(i.clone()),
-                None if p.entry.repo.is_none() => Some(devcontainer::image(&run.manifest.root).map_err(|e| {
-                    CliError::invalid(anyhow!("plan `{}` runs in a container, but {e}", p.name))
-                        .with_hint("set `image = \"…\"` on the plan, its agent or in `[defaults]` of plans.toml")
-                })?),
+                None if p.entry.repo.is_none() => {
+                    let (image, built) = devcontainer::image_noted(&run.manifest.root).map_err(|e| {
+                        CliError::invalid(anyhow!("plan `{}` runs in a container, but {e}", p.name))
+                            .with_hint("set `image = \"…\"` on the plan, its agent or in `[defaults]` of plans.toml")
+                    })?;
+                    notes.extend(built);
+                    Some(image)
+                }
                 None => None,
             };
             if let (Some(image), Some(program)) = (image, &p.program) {
