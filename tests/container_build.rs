@@ -4,7 +4,8 @@
 //! the image is built once (a second `orch up` uses it as it is: the same image, no build said);
 //! a build that fails, or a Dockerfile or `devcontainer.json` that asks for more than the build
 //! gives (a network, a host mount, a URL, a path out of the repository, a link), is refused
-//! naming the file (exit 2) and changes nothing. Skipped with a message without podman or the
+//! naming the file (exit 2) and changes nothing. A plan's `setup` runs in its container, with
+//! its services up: one that reads a file only the image has passes. Skipped with a message without podman or the
 //! image, unless `ORCH_REQUIRE_PODMAN` is set.
 
 use crate::support;
@@ -271,5 +272,109 @@ fn a_build_that_fails_or_asks_for_more_is_refused_naming_the_file_and_changes_no
             listener.accept().is_err(),
             "{what}: the build reached this machine"
         );
+    }
+}
+
+#[test]
+fn a_plans_setup_runs_in_its_container_with_its_services_up() {
+    if !available() {
+        return;
+    }
+    // The image (built from the repository's Dockerfile) has a file this machine has not; the
+    // setup reads it and asks the plan's service, and leaves what it saw in the worktree for
+    // the agent. A setup that needs what the image lacks fails, and the plan's task never runs.
+    let n = nonce();
+    let dockerfile =
+        format!("# {n}\nFROM {IMAGE}\nRUN echo only-in-the-image-{n} > /opt/orch-setup-probe\n");
+    let json = "{ \"build\": { \"dockerfile\": \"Dockerfile\" } }";
+    assert!(!std::path::Path::new("/opt/orch-setup-probe").exists());
+    let mut tag = None;
+    for ok in [true, false] {
+        let plan = if ok { "setupok" } else { "setupbad" };
+        let setup = if ok {
+            "cat /opt/orch-setup-probe > .saw && \
+             python3 -c \"import os, urllib.request as u; print(u.urlopen('http://%s:%s/' % (os.environ['ORCH_SERVICE_WEB_HOST'], os.environ['ORCH_SERVICE_WEB_PORT']), timeout=10).status)\" >> .saw && \
+             test -e /run/.containerenv && echo \"port $ORCH_PORT\" >> .saw"
+        } else {
+            "test -e /opt/absent-from-the-image"
+        };
+        let repo = built_repo(
+            &[plan],
+            json,
+            &dockerfile,
+            &[],
+            "cat .saw > work.txt && rm .saw",
+        );
+        let text = std::fs::read_to_string(repo.root().join("plans.toml")).expect("manifest");
+        let text = text.replace(
+            &format!("name = \"{plan}\"\n"),
+            &format!(
+                "name = \"{plan}\"\nsetup = {}\nservices = [\"web\"]\n",
+                toml_array(&["sh", "-c", setup])
+            ),
+        );
+        let service = format!(
+            "\n[[service]]\nname = \"web\"\ncommand = {}\n",
+            toml_array(&[
+                "python3",
+                "-m",
+                "http.server",
+                "${ORCH_SERVICE_PORT}",
+                "--bind",
+                "127.0.0.1"
+            ])
+        );
+        repo.write("plans.toml", &format!("{text}{service}"));
+        repo.commit_all("setup");
+        let (code, out, err) = repo.run(&["up"]);
+        let all = format!("{out}{err}");
+        if tag.is_none() {
+            tag = all
+                .split("built the dev container's image `")
+                .nth(1)
+                .and_then(|r| r.split('`').next())
+                .map(str::to_string);
+        }
+        let log = String::from_utf8_lossy(&repo.read(&format!(".orch/logs/{plan}/setup.log")))
+            .into_owned();
+        if ok {
+            assert_eq!(code, 0, "{all}\n{log}");
+            assert_eq!(repo.task(plan, "1.1")["status"], "completed", "{all}");
+            let saw = repo.git(&["show", &format!("plan/{plan}:work.txt")]);
+            let lines: Vec<&str> = saw.lines().collect();
+            assert_eq!(
+                lines.first().copied(),
+                Some(format!("only-in-the-image-{n}").as_str()),
+                "{saw}"
+            );
+            assert_eq!(lines.get(1).copied(), Some("200"), "{saw}\n{log}");
+            assert!(
+                lines.get(2).is_some_and(|l| l.starts_with("port 42")),
+                "{saw}"
+            );
+            assert!(
+                log.contains(&format!("service `web` of plan `{plan}` ready after")),
+                "the setup did not wait for the service:\n{log}"
+            );
+        } else {
+            assert_ne!(code, 0, "{all}");
+            assert_ne!(repo.task(plan, "1.1")["status"], "completed", "{all}");
+            assert!(
+                all.contains(&format!("the setup command of plan `{plan}` failed in its container: the setup `sh -c test -e /opt/absent-from-the-image` failed (exit status 1)")),
+                "{all}"
+            );
+            assert!(
+                !repo.branch_exists(&format!("plan/{plan}"))
+                    || !repo
+                        .tree_files(&format!("plan/{plan}"))
+                        .contains(&"work.txt".to_string())
+            );
+        }
+        assert_eq!(support::podman::of_plan(plan), Vec::new(), "{plan}");
+    }
+    if let Some(tag) = tag {
+        let _ = std::process::Command::new("podman")
+            .args(["rmi", "-f", &tag])
+            .output();
     }
 }

@@ -257,6 +257,9 @@ impl ContainerExecutor {
             .parent()
             .unwrap_or(at.report_dir)
             .to_path_buf();
+        // Made before the plan's first attempt when its setup starts the container.
+        std::fs::create_dir_all(&reports)
+            .map_err(|e| format!("cannot make `{}`: {e}", reports.display()))?;
         // The plan's attempts' private client state (a confined attempt's, made here).
         let clients = crate::client_state::dir(at.state_dir, &self.plan, "x", 0)
             .parent()
