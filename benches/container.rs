@@ -4,6 +4,9 @@
 //! `localhost/orch-test-postgres`, ready when `pg_isready` says so) against the same plans
 //! without it, in fresh repositories, the two alternating over `--runs R` (default 3):
 //!
+//! - **started**: per plan, orch's start of its services (`podman run -d` of each, all at once),
+//!   as the attempt's log says it (`--services K`, default 1: K PostgreSQL services a plan, `db`,
+//!   `db2`, …);
 //! - **ready after**: per plan, from the attempt's wait for its service starting (its container
 //!   just started by `podman run -d`, which returned) to `pg_isready` passing, as the attempt's
 //!   `orch service-wait` measured it (its line in the attempt's log);
@@ -29,30 +32,16 @@ use support::{children_rusage, git, median};
 
 const IMAGE: &str = "localhost/orch-test-postgres:latest";
 
-/// Whether podman has [`IMAGE`] (a failure under `ORCH_REQUIRE_PODMAN` when not).
-fn available() -> bool {
-    let ok = Command::new("podman")
-        .args(["image", "exists", IMAGE])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("ORCH_REQUIRE_PODMAN").is_none(),
-            "ORCH_REQUIRE_PODMAN is set but podman or the image {IMAGE} is missing (`.ci/podman images`)"
-        );
-        println!("skipped: podman or the image {IMAGE} is missing (`.ci/podman images` builds it)");
-    }
-    ok
-}
+/// Whether podman has [`IMAGE`] (a failure under `ORCH_REQUIRE_PODMAN` when not): the tests'
+/// check.
+#[path = "../tests/support/podman_image.rs"]
+mod podman_image;
 
 /// A repository of `plans` container plans of one task; with `service`, each gets a database
 /// its agent asks.
-fn setup(dir: &Path, plans: usize, service: bool) {
+fn setup(dir: &Path, plans: usize, service: usize) {
     git(dir, &["init", "-q", "-b", "main"]);
-    let agent = if service {
+    let agent = if service > 0 {
         r#"["sh", "-c", "psql -X -h $ORCH_SERVICE_DB_HOST -p $ORCH_SERVICE_DB_PORT -U postgres -tAc 'select 1' > work.txt"]"#
     } else {
         r#"["sh", "-c", "echo 1 > work.txt"]"#
@@ -60,14 +49,26 @@ fn setup(dir: &Path, plans: usize, service: bool) {
     let mut toml = format!(
         "[defaults]\nmax_agents = 4\nretries = 0\nexecutor = \"container\"\nimage = \"{IMAGE}\"\nagent = \"a\"\n{}\n\
          [agents.a]\ncommand = {agent}\nreport = \"exit\"\nnetwork = \"none\"\n\n",
-        if service { "services = [\"db\"]\n" } else { "" }
+        if service > 0 {
+            format!(
+                "services = [{}]\nports = {}\n",
+                names(service)
+                    .iter()
+                    .map(|n| format!("\"{n}\""))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                service + 1
+            )
+        } else {
+            String::new()
+        }
     );
-    if service {
-        toml.push_str(
-            "[[service]]\nname = \"db\"\nimage = \"localhost/orch-test-postgres:latest\"\n\
-             env = { PGPORT = \"${ORCH_SERVICE_PORT}\" }\n\
+    for n in names(service) {
+        toml.push_str(&format!(
+            "[[service]]\nname = \"{n}\"\nimage = \"localhost/orch-test-postgres:latest\"\n\
+             env = {{ PGPORT = \"${{ORCH_SERVICE_PORT}}\" }}\n\
              ready = [\"pg_isready\", \"-h\", \"127.0.0.1\", \"-U\", \"postgres\", \"-q\"]\n\n",
-        );
+        ));
     }
     std::fs::create_dir_all(dir.join("docs/plans")).expect("mkdir");
     for i in 0..plans {
@@ -86,8 +87,22 @@ fn setup(dir: &Path, plans: usize, service: bool) {
     git(dir, &["commit", "-qm", "plans"]);
 }
 
-/// One `orch up`: its wall and CPU seconds, and each plan's service's time to ready (seconds).
-fn up(dir: &Path, plans: usize, service: bool) -> (f64, f64, Vec<f64>) {
+/// The names of `k` services: `db`, `db2`, `db3`, …
+fn names(k: usize) -> Vec<String> {
+    (1..=k)
+        .map(|i| {
+            if i == 1 {
+                "db".to_string()
+            } else {
+                format!("db{i}")
+            }
+        })
+        .collect()
+}
+
+/// One `orch up`: its wall and CPU seconds, each plan's services' time to ready and its start
+/// of them (seconds).
+fn up(dir: &Path, plans: usize, service: usize) -> (f64, f64, Vec<f64>, Vec<f64>) {
     let cpu = children_rusage();
     let t = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_orch"))
@@ -106,6 +121,7 @@ fn up(dir: &Path, plans: usize, service: bool) -> (f64, f64, Vec<f64>) {
     );
     assert!(out.status.success(), "orch up failed\n{said}");
     let mut ready = Vec::new();
+    let mut started = Vec::new();
     for i in 0..plans {
         let work = support::git_output(dir, &["show", &format!("plan/p{i}:work.txt")]);
         assert_eq!(work, "1", "p{i}: {said}");
@@ -119,13 +135,24 @@ fn up(dir: &Path, plans: usize, service: bool) -> (f64, f64, Vec<f64>) {
                 .parse::<f64>()
                 .ok()
         });
-        match (service, after) {
+        match (service > 0, after) {
             (true, Some(s)) => ready.push(s),
             (true, None) => panic!("p{i}: no service ready in its log\n{log}"),
             (false, _) => {}
         }
+        let start = log.lines().find_map(|l| {
+            l.split(&format!("service(s) of plan `p{i}` started at once in "))
+                .nth(1)?
+                .split('s')
+                .next()?
+                .parse::<f64>()
+                .ok()
+        });
+        if let (true, Some(s)) = (service > 0, start) {
+            started.push(s);
+        }
     }
-    (wall, cpu, ready)
+    (wall, cpu, ready, started)
 }
 
 fn load() -> String {
@@ -153,7 +180,7 @@ fn machine() -> String {
 }
 
 fn main() {
-    if !available() {
+    if !podman_image::present(IMAGE) {
         return;
     }
     let args: Vec<String> = std::env::args().collect();
@@ -165,10 +192,14 @@ fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
-    let (runs, plans) = if bench {
-        (value("--runs", 3), value("--plans", 4))
+    let (runs, plans, k) = if bench {
+        (
+            value("--runs", 3),
+            value("--plans", 4),
+            value("--services", 1).max(1),
+        )
     } else {
-        (1, 1)
+        (1, 1, 1)
     };
     println!("machine: {}", machine());
     println!("load average at start: {}", load());
@@ -176,14 +207,17 @@ fn main() {
     let mut walls = vec![Vec::new(); 2];
     let mut cpus = vec![Vec::new(); 2];
     let mut ready = Vec::new();
+    let mut started = Vec::new();
     for _ in 0..runs {
         for &service in kinds {
             let dir = tempfile::tempdir().expect("tempdir");
-            setup(dir.path(), plans, service);
-            let (wall, cpu, r) = up(dir.path(), plans, service);
+            let service_k = if service { k } else { 0 };
+            setup(dir.path(), plans, service_k);
+            let (wall, cpu, r, s) = up(dir.path(), plans, service_k);
             walls[usize::from(service)].push(wall);
             cpus[usize::from(service)].push(cpu);
             ready.extend(r);
+            started.extend(s);
         }
     }
     println!("\n{plans} container plan(s) of one task at once, {runs} run(s) each, medians:");
@@ -193,7 +227,11 @@ fn main() {
         let i = usize::from(service);
         println!(
             "| {} | {:.2} s | {:.2} s |",
-            if service { "a PostgreSQL each" } else { "none" },
+            if service {
+                format!("{k} PostgreSQL each")
+            } else {
+                "none".to_string()
+            },
             median(&mut walls[i]),
             median(&mut cpus[i])
         );
@@ -204,6 +242,12 @@ fn main() {
         "\nservice ready after (from the attempt's wait starting, its container just started, to `pg_isready` passing), {n} services: median {:.2} s, max {:.2} s",
         median(&mut ready.clone()),
         ready.last().copied().unwrap_or(0.0)
+    );
+    println!(
+        "services started (orch's `podman run -d` of a plan's {k}, all at once), {} plans: median {:.2} s, max {:.2} s",
+        started.len(),
+        median(&mut started.clone()),
+        started.iter().copied().fold(0.0, f64::max)
     );
     println!("load average at end: {}", load());
 }

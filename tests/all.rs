@@ -23,6 +23,7 @@ mod cli;
 mod compose;
 mod conflicts;
 mod container;
+mod container_build;
 mod container_services;
 mod container_together;
 mod control;

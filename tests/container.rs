@@ -17,21 +17,19 @@ use support::{Repo, toml_array};
 /// A plan `p` of `tasks` tasks run by the POSIX sh `script` (an agent of `report = "exit"`) in a
 /// container of the test image, `agent_extra` and `defaults` lines added.
 fn container_repo(script: &str, tasks: usize, agent_extra: &str, defaults: &str) -> Repo {
-    let repo = Repo::builder().timeout(Duration::from_secs(300)).build();
     let mut plan = String::from("# P\n\n## Phase 1: Work\n");
     for i in 1..=tasks {
         plan.push_str(&format!("- [ ] 1.{i} Task {i}\n"));
     }
-    repo.write("docs/plans/p.md", &plan);
-    let command = toml_array(&["sh", "-c", script]);
-    repo.manifest(
-        &command,
-        &format!("report = \"exit\"\nnetwork = \"none\"\n{agent_extra}"),
-        &format!("retries = 0\nexecutor = \"container\"\nimage = \"{IMAGE}\"\n{defaults}"),
+    support::podman::repo(
         &[("p", "")],
-    );
-    repo.commit_all("plans");
-    repo
+        &plan,
+        &toml_array(&["sh", "-c", script]),
+        &format!("network = \"none\"\n{agent_extra}"),
+        IMAGE,
+        defaults,
+        "",
+    )
 }
 
 #[test]

@@ -40,24 +40,16 @@ fn psql(sql: &str) -> String {
 /// the postgres image (which has the client), `defaults` and `plan` lines added, the `DB`
 /// service defined.
 fn repo_of(names: &[&str], script: &str, defaults: &str, plan: &str) -> Repo {
-    let repo = Repo::builder().timeout(Duration::from_secs(300)).build();
-    for n in names {
-        repo.write(
-            &format!("docs/plans/{n}.md"),
-            &support::one_task("P", "Work"),
-        );
-    }
     let plans: Vec<(&str, &str)> = names.iter().map(|n| (*n, plan)).collect();
-    repo.manifest(
-        &toml_array(&["sh", "-c", script]),
-        "report = \"exit\"",
-        &format!("retries = 0\nexecutor = \"container\"\nimage = \"{POSTGRES}\"\n{defaults}"),
+    support::podman::repo(
         &plans,
-    );
-    let text = std::fs::read_to_string(repo.root().join("plans.toml")).expect("manifest");
-    repo.write("plans.toml", &format!("{text}{DB}"));
-    repo.commit_all("plans");
-    repo
+        &support::one_task("P", "Work"),
+        &toml_array(&["sh", "-c", script]),
+        "",
+        POSTGRES,
+        defaults,
+        DB,
+    )
 }
 
 #[test]
@@ -541,4 +533,211 @@ fn an_agent_that_exits_as_a_waiter_would_is_failed_all_the_same() {
     );
     assert_eq!(of_plan("svcfake1"), Vec::new());
     assert_eq!(of_plan("svcfake2"), Vec::new());
+}
+
+/// The service of the dying tests: an HTTP server on its port that exits 3 on `GET /die`,
+/// saying so (with a terminal escape) in its log.
+const DYING: &str = r#"import os, sys, http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b'bye'); self.wfile.flush()
+        if self.path == '/die':
+            print('dying now \033[2J', flush=True); os._exit(3)
+http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()
+"#;
+
+/// The agent of the dying tests: asks its service to die, waits until its port is closed, then
+/// does its work.
+const KILLER: &str = r#"import os, socket, urllib.request as u
+h, p = os.environ['ORCH_SERVICE_WEB_HOST'], int(os.environ['ORCH_SERVICE_WEB_PORT'])
+try:
+    u.urlopen('http://%s:%d/die' % (h, p), timeout=10).read()
+except Exception:
+    pass
+while True:
+    try:
+        socket.create_connection((h, p), 1).close()
+    except OSError:
+        break
+open('work.txt', 'w').write('ok')
+"#;
+
+#[test]
+fn a_service_that_dies_under_an_attempt_is_said_and_a_check_whose_wait_fails_fails() {
+    if !support::podman::available() {
+        return;
+    }
+    // The service's first instance is made ready by the test; the agent makes it exit (3).
+    // The check then starts it anew and waits for it: the new instance never gets ready, or
+    // its container is killed while the check waits. Either way the check fails (`retries = 0`:
+    // the task fails at its first attempt), it is no lost attempt, and the console says both
+    // the service that stopped under the attempt and why the check did not run.
+    for dies in [false, true] {
+        let plan = if dies { "svcdie2" } else { "svcdie1" };
+        let service = format!(
+            "\n[[service]]\nname = \"web\"\ncommand = {}\nready = [\"test\", \"-e\", \"/tmp/ok\"]\nready_timeout = \"5s\"\n",
+            toml_array(&["python3", "-c", DYING, "${ORCH_SERVICE_PORT}"])
+        );
+        let repo = support::podman::repo(
+            &[(plan, "services = [\"web\"]")],
+            &support::one_task("P", "Work"),
+            &toml_array(&["python3", "-c", KILLER]),
+            "network = \"none\"",
+            support::podman::IMAGE,
+            "check = [\"true\"]",
+            &service,
+        );
+        let child = repo.orch(&["up", "--json"]).spawn().expect("spawn");
+        let mut first: Option<String> = None;
+        support::process::wait_for("a second instance of the service", || {
+            let Some((name, _, _)) = of_plan(plan).into_iter().find(|(_, _, s)| s == "web") else {
+                return false;
+            };
+            let Some(id) = running_id(&name) else {
+                return false;
+            };
+            let podman = |args: &[&str]| {
+                std::process::Command::new("podman")
+                    .args(args)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            };
+            match &first {
+                None => {
+                    assert!(podman(&["exec", &name, "touch", "/tmp/ok"]), "podman exec");
+                    first = Some(id);
+                    false
+                }
+                Some(id1) if *id1 == id => false,
+                Some(_) => {
+                    if dies {
+                        assert!(podman(&["kill", &name]), "podman kill");
+                    }
+                    true
+                }
+            }
+        });
+        let out = support::wait_within(child, repo.timeout(), "orch up");
+        let (code, stdout, stderr) = support::code_out_err(&out);
+        let all = format!("{stdout}{stderr}");
+        assert_ne!(code, 0, "{all}");
+        // The agent's work was done, its check did not run: the task failed, at attempt 1.
+        let task = repo.task(plan, "1.1");
+        assert_eq!(task["status"], "failed", "{all}");
+        let error = task["error"].as_str().unwrap_or_default().to_string();
+        let want = format!(
+            "the check `true` did not run: service `web` of plan `{plan}` did not get ready within 5s (`test -e /tmp/ok` never succeeded"
+        );
+        assert!(
+            error.contains(&want),
+            "{want:?} not in the status's {error:?}"
+        );
+        if dies {
+            assert!(error.contains("its container stopped"), "{error}");
+        }
+        let events = support::events(&stdout);
+        let failed: Vec<&serde_json::Value> = events
+            .iter()
+            .filter(|e| e["event"] == "task_failed" && e["plan"] == plan)
+            .collect();
+        assert_eq!(failed.len(), 1, "{failed:?}\n{all}");
+        assert_eq!(failed[0]["attempt"], 1, "{failed:?}");
+        assert!(
+            failed[0]["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(&want),
+            "{failed:?}"
+        );
+        assert!(!all.contains("attempt lost"), "a lost attempt:\n{all}");
+        // The service that stopped under the attempt, on the console: its exit status and its
+        // log's last line, escaped.
+        let said = events
+            .iter()
+            .filter(|e| e["event"] == "note")
+            .filter_map(|e| e["message"].as_str())
+            .find(|m| m.contains("stopped after it got ready"))
+            .unwrap_or_else(|| panic!("no note of the stopped service:\n{all}"));
+        for want in [
+            format!("service `web` of plan `{plan}` stopped after it got ready"),
+            "with exit status 3".to_string(),
+            "dying now \\u{1b}[2J".to_string(),
+        ] {
+            assert!(said.contains(&want), "{want:?} not in {said}");
+        }
+        assert!(
+            !all.contains('\u{1b}'),
+            "an escape reached the console:\n{all}"
+        );
+        let log = String::from_utf8_lossy(&repo.read(&format!(".orch/logs/{plan}/1.1.check.log")))
+            .into_owned();
+        assert!(log.contains("check did not run"), "{log}");
+        assert_eq!(of_plan(plan), Vec::new());
+    }
+}
+
+#[test]
+fn three_services_start_at_once_and_the_agent_reaches_each() {
+    if !support::podman::available() {
+        return;
+    }
+    // Three command services (an HTTP server each, in containers of the plan's image), ready
+    // when their port answers; the agent asks each at the address orch gives it.
+    let agent = r#"import os, urllib.request as u
+got = []
+for n in ("A", "B", "C"):
+    url = "http://%s:%s/" % (os.environ["ORCH_SERVICE_WEB%s_HOST" % n], os.environ["ORCH_SERVICE_WEB%s_PORT" % n])
+    got.append("%s %s %d" % (n, os.environ["ORCH_SERVICE_WEB%s_PORT" % n], u.urlopen(url, timeout=10).status))
+open("work.txt", "w").write("\n".join(got))
+"#;
+    let mut services = String::new();
+    for n in ["weba", "webb", "webc"] {
+        services.push_str(&format!(
+            "\n[[service]]\nname = \"{n}\"\ncommand = {}\n",
+            toml_array(&[
+                "python3",
+                "-m",
+                "http.server",
+                "${ORCH_SERVICE_PORT}",
+                "--bind",
+                "127.0.0.1"
+            ])
+        ));
+    }
+    let repo = support::podman::repo(
+        &[("svc3", "services = [\"weba\", \"webb\", \"webc\"]")],
+        &support::one_task("P", "Work"),
+        &toml_array(&["python3", "-c", agent]),
+        "network = \"none\"",
+        support::podman::IMAGE,
+        "ports = 4",
+        &services,
+    );
+    let started = Instant::now();
+    let (code, out, err) = repo.run(&["up"]);
+    eprintln!(
+        "orch up of 1 task with 3 services: {:.2?}",
+        started.elapsed()
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(repo.task("svc3", "1.1")["status"], "completed");
+    assert_eq!(
+        repo.git(&["show", "plan/svc3:work.txt"]),
+        "A 42001 200\nB 42002 200\nC 42003 200"
+    );
+    let log = String::from_utf8_lossy(&repo.read(".orch/logs/svc3/1.1.log")).into_owned();
+    let line = log
+        .lines()
+        .find(|l| l.contains("3 service(s) of plan `svc3` started at once in"))
+        .unwrap_or_else(|| panic!("no start of the services in the log:\n{log}"));
+    eprintln!("{line}");
+    for n in ["weba", "webb", "webc"] {
+        assert!(
+            log.contains(&format!("service `{n}` of plan `svc3` ready after")),
+            "{n}: {log}"
+        );
+    }
+    assert_eq!(of_plan("svc3"), Vec::new());
 }

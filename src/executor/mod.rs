@@ -156,6 +156,23 @@ pub(crate) trait Executor: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// Why a plan's own command run in place ([`Executor::commands_in_place`]: a task's
+    /// `check`), as `unit`'s attempt `attempt`, that ended with `code` never ran: its place
+    /// failed before it (a container's service that did not get ready), as orch itself recorded
+    /// it (taken; the status alone, which the command may exit with, decides nothing). Asked
+    /// before [`Executor::settled`].
+    fn place_failed(&self, unit: &str, attempt: u32, code: i32) -> Option<String> {
+        let _ = (unit, attempt, code);
+        None
+    }
+
+    /// What the executor saw of its place while the attempts ran that the console should say
+    /// (a container's service that stopped under an attempt), found by [`Executor::ended`];
+    /// taken: told once.
+    fn place_news(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Whether an attempt that outlived the orch that started it is a process of this machine,
     /// adopted by the next orch from its record (the wrapper's pid and start time); else only a
     /// job its scheduler lists is adopted.

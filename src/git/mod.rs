@@ -14,6 +14,7 @@ mod commit;
 mod copy;
 mod entries;
 mod error;
+mod export;
 mod history;
 mod inspect;
 mod links;
@@ -61,6 +62,7 @@ pub(crate) use commit::{
 #[cfg(test)]
 use copy::WORKTREE_INCLUDE;
 pub(crate) use error::GitError;
+pub(crate) use export::{head_export, head_ids};
 /// A git object id (a commit, a tree), as it crosses the module's boundary.
 pub(crate) use git2::Oid;
 pub(crate) use history::{History, commit_files, current_branch_at, init_repo};

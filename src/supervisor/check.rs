@@ -75,6 +75,8 @@ pub(super) struct Confined<'a> {
     pub(crate) workdir: &'a Path,
     pub(crate) log: PathBuf,
     pub(crate) tmp: Option<PathBuf>,
+    /// Variables of its own (a setup's `ORCH_PORT`).
+    pub(crate) env: Vec<(String, String)>,
 }
 
 impl<'a> Confined<'a> {
@@ -95,6 +97,7 @@ impl<'a> Confined<'a> {
             workdir,
             log: pc.log_dir.join(format!("{name}.log")),
             tmp: confined_tmp(pc, &name),
+            env: Vec::new(),
         }
     }
 }
@@ -138,7 +141,12 @@ async fn confined(
     );
     let start = std::fs::metadata(log).map_or(0, |m| m.len());
     let cannot_start = |e: String| {
-        let why = format!("the {what} `{shown}` of task `{id}` cannot start: {e}");
+        let of = if id.is_empty() {
+            format!("plan `{}`", pc.name())
+        } else {
+            format!("task `{id}`")
+        };
+        let why = format!("the {what} `{shown}` of {of} cannot start: {e}");
         (CheckOutcome::Failed(why), start)
     };
     // Where the plan's attempts run (a container: its program found there), else here.
@@ -157,12 +165,16 @@ async fn confined(
     let program = argv.first().cloned().unwrap_or_default();
     let mut env = vec![
         (agent_env::ORCH_PLAN.to_string(), pc.name().to_owned()),
-        (agent_env::ORCH_TASK.to_string(), id.clone()),
         (
             agent_env::ORCH_WORKTREE.to_string(),
             workdir.display().to_string(),
         ),
     ];
+    // A task's command: its task (a plan's setup has none).
+    if !id.is_empty() {
+        env.push((agent_env::ORCH_TASK.to_string(), id.clone()));
+    }
+    env.extend(c.env.iter().cloned());
     // The check runs under its agent's rules, with a TMPDIR of its own.
     if let (Some(base), Some(tmp)) = (pc.sandbox.rules(), c.tmp.clone()) {
         if let Err(e) = crate::links::fresh_dir(&tmp) {
@@ -213,14 +225,41 @@ async fn confined(
     }
     let waited = wait_within(&mut spawned, pc.entry.timeout, grace, &mut stop).await;
     process::end_session(spawned.pid).await;
+    let mut place_failed = None;
     if let Some(at) = &place {
-        // What it left in its place (a `podman exec` leaves its processes running).
+        // Whether its place failed before it ran (a service that did not get ready, as orch's
+        // own waiter recorded), then what it left in its place (a `podman exec` leaves its
+        // processes running).
         let (pc, unit) = (pc.clone(), at.unit.clone());
-        let _ = tokio::task::spawn_blocking(move || {
+        let code = match &waited {
+            Waited::Exited(Some(c)) => Some(*c),
+            _ => None,
+        };
+        place_failed = tokio::task::spawn_blocking(move || {
+            let failed = code.and_then(|c| pc.executor.place_failed(&unit, 0, c));
             pc.executor
-                .settled(&pc.repo_root, (pc.name(), &pc.entry.branch), &unit, 0)
+                .settled(&pc.repo_root, (pc.name(), &pc.entry.branch), &unit, 0);
+            failed
         })
-        .await;
+        .await
+        .ok()
+        .flatten();
+    }
+    if let Some(why) = place_failed {
+        // Not the work's failure, but a failed check all the same: the task's retry (if any)
+        // runs it again, with its services made anew.
+        let now = status::timestamp(Utc::now());
+        process::log_line(
+            log,
+            &format!(
+                "=== orch: {what} did not run at {now}: {} ===",
+                why.lines().next().unwrap_or_default()
+            ),
+        );
+        return (
+            CheckOutcome::Failed(format!("the {what} `{shown}` did not run: {why}")),
+            start,
+        );
     }
     let code = match waited {
         Waited::Exited(code) => code,
@@ -365,7 +404,7 @@ pub(super) async fn wait_within(
 
 /// The private TMPDIR of a command run on an attempt's work (`what`: `<tree>.check`,
 /// `<key>.select`), when it runs confined.
-fn confined_tmp(pc: &PlanCtx, what: &str) -> Option<PathBuf> {
+pub(super) fn confined_tmp(pc: &PlanCtx, what: &str) -> Option<PathBuf> {
     pc.confined_here()
         .map(|_| super::sandbox::tmp_dir(pc.name(), what, 0))
 }

@@ -415,6 +415,20 @@ impl Core {
         self.specs.get(p).and_then(Option::as_ref)
     }
 
+    /// Plan `p`'s executor's news of its place, each a note on the console.
+    fn place_news(&self, p: usize, out: &mut Vec<Action>) {
+        for message in self
+            .spec(p)
+            .map(|s| s.executor.place_news())
+            .unwrap_or_default()
+        {
+            out.push(Action::Report(Event::Note {
+                plan: Some(self.plan_name(p)),
+                message,
+            }));
+        }
+    }
+
     /// Before the first input: whether plan `p`'s status file says an earlier `orch merge`
     /// merged it.
     pub(crate) fn set_merged_before(&mut self, p: usize, merged: bool) {
@@ -437,6 +451,13 @@ impl Core {
     pub(crate) fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
         self.clock = Some(now);
         let mut out = Vec::new();
+        // What the executor saw of an attempt's place (a container's service that stopped under
+        // it), said before what follows from it.
+        if let Input::Checked { run, .. } | Input::Settled { run, .. } = &input
+            && let Some(p) = self.state.runs.get(run).map(|rr| rr.unit.plan())
+        {
+            self.place_news(p, &mut out);
+        }
         match input {
             Input::Recovered { adopted, retry } => {
                 self.branches_moved();

@@ -267,7 +267,7 @@ fn set_up(record: &serde_json::Value, worktree_made: Option<DateTime<Utc>>) -> b
 
 async fn run_setup(
     ctx: &Ctx,
-    plan: &PlanCtx,
+    plan: &Arc<PlanCtx>,
     argv: &[String],
     log: &std::path::Path,
     stop: &mut watch::Receiver<Stop>,
@@ -289,6 +289,11 @@ async fn run_setup(
         ),
         (agent_env::ORCH_PORT.to_string(), port.to_string()),
     ];
+    // Where the plan's commands run where its attempts do (a container): the setup too, with
+    // the plan's services up, as a task's check runs there.
+    if plan.executor.commands_in_place() {
+        return setup_in_place(ctx, plan, argv, log, stop, port).await;
+    }
     // The setup script is the repository's, which agents edit: confined as the plan's agents
     // are, to the plan's worktree and a TMPDIR of its own (no git directory, no state directory).
     let tmp = plan
@@ -379,6 +384,58 @@ async fn run_setup(
             )),
             log.display()
         ))
+    }
+}
+
+/// The plan's `setup` where its attempts run (in its container: the container and its services
+/// made now if they are not, the services waited for first), as a task's check runs there
+/// (`check::run_confined`), recorded as [`run_setup`] records it. What it leaves running there
+/// is ended with it: a service belongs in a `[[service]]`.
+async fn setup_in_place(
+    ctx: &Ctx,
+    plan: &Arc<PlanCtx>,
+    argv: &[String],
+    log: &std::path::Path,
+    stop: &mut watch::Receiver<Stop>,
+    port: u16,
+) -> Result<(), String> {
+    let c = super::check::Confined {
+        what: "setup",
+        id: "",
+        workdir: &plan.worktree,
+        log: log.to_path_buf(),
+        tmp: super::check::confined_tmp(plan, "setup"),
+        env: vec![(agent_env::ORCH_PORT.to_string(), port.to_string())],
+    };
+    let (outcome, _) = super::check::run_confined(plan, argv.to_vec(), &c, ctx, stop.clone()).await;
+    let failed = match outcome {
+        super::state::CheckOutcome::Passed => None,
+        super::state::CheckOutcome::Stopped => {
+            return Err(format!(
+                "the setup command of plan `{}` was stopped",
+                plan.name()
+            ));
+        }
+        super::state::CheckOutcome::Failed(why) => Some(why),
+    };
+    let record = json!({
+        "ok": failed.is_none(),
+        "exitCode": if failed.is_none() { Some(0) } else { None },
+        "at": status::timestamp(Utc::now()),
+        "worktreeCreatedAt": plan.created_at.map(status::timestamp),
+    });
+    let _ = plan.update(|doc| {
+        doc.extra.insert("orchSetup".to_string(), record);
+        Ok(())
+    });
+    match failed {
+        None => Ok(()),
+        Some(why) => Err(format!(
+            "the setup command of plan `{}` failed in its container: {}; see {}",
+            plan.name(),
+            why.lines().next().unwrap_or_default(),
+            log.display()
+        )),
     }
 }
 

@@ -4,8 +4,8 @@
 
 use std::process::{Command, Stdio};
 
-/// The variable that makes a missing podman or image a failure.
-pub const REQUIRE_PODMAN: &str = "ORCH_REQUIRE_PODMAN";
+#[path = "podman_image.rs"]
+mod image;
 
 /// The image the tests run their agents in.
 pub const IMAGE: &str = "localhost/orch-test-base:latest";
@@ -23,44 +23,13 @@ pub const SERVICE_LABEL: &str = "dev.orch-cli.service";
 /// Whether podman runs and has [`IMAGE`]; without them the test says so on stderr and should
 /// pass, unless `ORCH_REQUIRE_PODMAN` is set: then this fails.
 pub fn available() -> bool {
-    let ok = Command::new("podman")
-        .args(["image", "exists", IMAGE])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os(REQUIRE_PODMAN).is_none(),
-            "{REQUIRE_PODMAN} is set but podman or the image {IMAGE} is missing (`.ci/podman images`)"
-        );
-        eprintln!(
-            "skipped: podman or the image {IMAGE} is missing (`.ci/podman images` builds it)"
-        );
-    }
-    ok
+    image::present(IMAGE)
 }
 
 /// Whether [`available`] and podman has [`POSTGRES`] too (the same rule: a failure under
 /// `ORCH_REQUIRE_PODMAN`).
 pub fn postgres_available() -> bool {
-    if !available() {
-        return false;
-    }
-    let ok = Command::new("podman")
-        .args(["image", "exists", POSTGRES])
-        .stdin(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os(REQUIRE_PODMAN).is_none(),
-            "{REQUIRE_PODMAN} is set but the image {POSTGRES} is missing (`.ci/podman images`)"
-        );
-        eprintln!("skipped: the image {POSTGRES} is missing (`.ci/podman images` builds it)");
-    }
-    ok
+    available() && image::present(POSTGRES)
 }
 
 /// The containers orch made for plan `plan` (its label; any run, running or not): name, run
@@ -168,4 +137,37 @@ pub fn mounting(dir: &std::path::Path) -> Vec<String> {
         .filter(|l| l.contains(&dir))
         .filter_map(|l| l.split(' ').next().map(str::to_string))
         .collect()
+}
+
+/// A repository of container plans `plans` (each its name and the lines added to its
+/// `[[plan]]`), each of the plan file `plan_md`, run by the agent `command` (a TOML array) with
+/// `report = "exit"` and `agent` lines, in containers of `image` (`retries = 0` and `defaults`
+/// lines in `[defaults]`), `tail` (`[[service]]` tables) at the end of plans.toml; committed.
+pub fn repo(
+    plans: &[(&str, &str)],
+    plan_md: &str,
+    command: &str,
+    agent: &str,
+    image: &str,
+    defaults: &str,
+    tail: &str,
+) -> super::Repo {
+    let repo = super::Repo::builder()
+        .timeout(std::time::Duration::from_secs(300))
+        .build();
+    for (name, _) in plans {
+        repo.write(&format!("docs/plans/{name}.md"), plan_md);
+    }
+    repo.manifest(
+        command,
+        &format!("report = \"exit\"\n{agent}"),
+        &format!("retries = 0\nexecutor = \"container\"\nimage = \"{image}\"\n{defaults}"),
+        plans,
+    );
+    if !tail.is_empty() {
+        let text = std::fs::read_to_string(repo.root().join("plans.toml")).expect("manifest");
+        repo.write("plans.toml", &format!("{text}{tail}"));
+    }
+    repo.commit_all("plans");
+    repo
 }

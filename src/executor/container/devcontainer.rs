@@ -1,9 +1,9 @@
-//! The image of a repository's dev container: the `image` key of
-//! `.devcontainer/devcontainer.json` (JSON with comments and trailing commas), read bounded. A
-//! dev container built from a Dockerfile (`build`, `dockerFile`) is refused for now; every
-//! other key is ignored.
+//! The image of a repository's dev container, from `.devcontainer/devcontainer.json` (JSON with
+//! comments and trailing commas, read bounded): its `image`, or the image built from its
+//! Dockerfile (`build.dockerfile`, `build.context`, `build.args`, and the legacy `dockerFile` and
+//! `context`: [`super::build`]). Every other key is ignored.
 
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 /// Where the dev container's settings are, relative to the repository.
 pub(crate) const FILE: &str = ".devcontainer/devcontainer.json";
@@ -11,8 +11,40 @@ pub(crate) const FILE: &str = ".devcontainer/devcontainer.json";
 /// The most of the file read.
 const MAX: u64 = 256 * 1024;
 
-/// The image named by `repo_root`'s dev container, or why there is none to use.
+/// Where a dev container's image comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// An image, as podman names it.
+    Image(String),
+    /// Built from a Dockerfile of the repository.
+    Build(Build),
+}
+
+/// A dev container's build: its Dockerfile and context, relative to the repository's root (the
+/// context empty for the root itself), and its build arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Build {
+    pub(crate) dockerfile: PathBuf,
+    pub(crate) context: PathBuf,
+    pub(crate) args: Vec<(String, String)>,
+}
+
+/// The image of `repo_root`'s dev container (built now unless it was: [`super::build`]), or why
+/// there is none to use.
 pub(crate) fn image(repo_root: &Path) -> Result<String, String> {
+    image_noted(repo_root).map(|(i, _)| i)
+}
+
+/// [`image`], and a note when it was built now.
+pub(crate) fn image_noted(repo_root: &Path) -> Result<(String, Option<String>), String> {
+    match source(repo_root)? {
+        Source::Image(i) => Ok((i, None)),
+        Source::Build(b) => super::build::image(repo_root, &b),
+    }
+}
+
+/// What `repo_root`'s dev container says its image is.
+pub(crate) fn source(repo_root: &Path) -> Result<Source, String> {
     let path = repo_root.join(FILE);
     let limit = crate::untrusted::read::Limit {
         bytes: MAX,
@@ -31,24 +63,88 @@ pub(crate) fn image(repo_root: &Path) -> Result<String, String> {
     let text = String::from_utf8_lossy(&bytes);
     let v = crate::untrusted::jsonc::parse(&text)
         .ok_or_else(|| format!("`{}` is not valid JSON with comments", path.display()))?;
-    if v.get("build").is_some() || v.get("dockerFile").is_some() || v.get("dockerfile").is_some() {
-        return Err(format!(
-            "`{}` builds its image (`build`/`dockerFile`), which orch does not do yet: build it yourself (`podman build -t NAME .devcontainer`) and set `image = \"NAME\"` in plans.toml",
-            path.display()
-        ));
+    let bad = |what: String| format!("`{}`: {what}", path.display());
+    let build = v.get("build");
+    let legacy = v.get("dockerFile").or_else(|| v.get("dockerfile"));
+    if build.is_some() || legacy.is_some() {
+        let at = |key: &str| {
+            build
+                .and_then(|b| b.get(key))
+                .or_else(|| v.get(key).filter(|_| legacy.is_some()))
+        };
+        let dockerfile = build
+            .and_then(|b| b.get("dockerfile").or_else(|| b.get("dockerFile")))
+            .or(legacy)
+            .ok_or_else(|| bad("`build` names no `dockerfile`".into()))?;
+        let dockerfile = dockerfile
+            .as_str()
+            .ok_or_else(|| bad("`dockerfile` is not a string".into()))?;
+        let context = match at("context") {
+            None => ".",
+            Some(c) => c
+                .as_str()
+                .ok_or_else(|| bad("`context` is not a string".into()))?,
+        };
+        let mut args = Vec::new();
+        if let Some(a) = build.and_then(|b| b.get("args")) {
+            let a = a
+                .as_object()
+                .ok_or_else(|| bad("`build.args` is not an object".into()))?;
+            for (k, val) in a {
+                let ok_key = k
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                let val = val.as_str().filter(|s| !s.contains('\0'));
+                match (ok_key, val) {
+                    (true, Some(val)) => args.push((k.clone(), val.to_string())),
+                    _ => {
+                        return Err(bad(format!(
+                            "`build.args` `{k}` is not a name with a string"
+                        )));
+                    }
+                }
+            }
+        }
+        return Ok(Source::Build(Build {
+            dockerfile: inside(dockerfile)
+                .map_err(|e| bad(format!("`dockerfile` \"{dockerfile}\" {e}")))?,
+            context: inside(context).map_err(|e| bad(format!("`context` \"{context}\" {e}")))?,
+            args,
+        }));
     }
     match v.get("image").and_then(serde_json::Value::as_str) {
         Some(i)
             if !i.is_empty() && !i.starts_with('-') && i.chars().all(|c| c.is_ascii_graphic()) =>
         {
-            Ok(i.to_string())
+            Ok(Source::Image(i.to_string()))
         }
-        Some(i) => Err(format!(
-            "`{}`: `image` \"{i}\" is not an image reference",
-            path.display()
-        )),
+        Some(i) => Err(bad(format!("`image` \"{i}\" is not an image reference"))),
         None => Err(format!("`{}` names no `image`", path.display())),
     }
+}
+
+/// `rel`, a path relative to the dev container's directory (`.devcontainer/`), as a path
+/// relative to the repository's root that stays in it (read as written: `..` goes up).
+fn inside(rel: &str) -> Result<PathBuf, String> {
+    let mut out = PathBuf::new();
+    let base = Path::new(FILE).parent().unwrap_or(Path::new(""));
+    for c in base.join(rel).components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    return Err("leads out of the repository".to_string());
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("is not a path inside the repository".to_string());
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -71,13 +167,38 @@ mod tests {
     }
 
     #[test]
-    fn a_built_devcontainer_or_none_is_refused_naming_the_file() {
-        let d = write("{ \"build\": { \"dockerfile\": \"Dockerfile\" } }");
-        let e = image(d.path()).expect_err("build");
-        assert!(
-            e.contains("devcontainer.json") && e.contains("image ="),
-            "{e}"
+    fn a_built_devcontainer_is_read_and_one_that_leads_out_or_none_is_refused_naming_the_file() {
+        let d = write(
+            "{ \"build\": { \"dockerfile\": \"Dockerfile\", \"context\": \"..\", \"args\": { \"V\": \"1\" } }, \"image\": \"x\" }",
         );
+        assert_eq!(
+            source(d.path()).expect("build"),
+            Source::Build(Build {
+                dockerfile: ".devcontainer/Dockerfile".into(),
+                context: PathBuf::new(),
+                args: vec![("V".into(), "1".into())],
+            })
+        );
+        let d = write("{ \"dockerFile\": \"../docker/Dev\", \"context\": \"ctx\" }");
+        assert_eq!(
+            source(d.path()).expect("legacy"),
+            Source::Build(Build {
+                dockerfile: "docker/Dev".into(),
+                context: ".devcontainer/ctx".into(),
+                args: Vec::new(),
+            })
+        );
+        for bad in [
+            "{ \"build\": { \"dockerfile\": \"../../Dockerfile\" } }",
+            "{ \"build\": { \"dockerfile\": \"/etc/passwd\" } }",
+            "{ \"build\": { \"dockerfile\": \"D\", \"context\": \"../..\" } }",
+            "{ \"build\": { \"dockerfile\": \"D\", \"args\": { \"A B\": \"1\" } } }",
+            "{ \"build\": { \"context\": \".\" } }",
+        ] {
+            let d = write(bad);
+            let e = source(d.path()).expect_err(bad);
+            assert!(e.contains("devcontainer.json"), "{bad}: {e}");
+        }
         let d = write("{ \"name\": \"x\" }");
         assert!(
             image(d.path())

@@ -26,6 +26,7 @@
 //! runs in it, made anew with it; an attempt waits for them to be ready in its own process
 //! ([`ready`]: `orch service-wait`), and one that does not get ready makes the attempt lost.
 
+mod build;
 mod client;
 pub(crate) mod devcontainer;
 mod images;
@@ -98,6 +99,9 @@ struct PlanBox {
     marks: PathBuf,
     /// Why the last attempt found lost was (for the console), until told.
     lost_why: Mutex<Option<String>>,
+    /// What the console should say of the plan's services (one that stopped under an
+    /// attempt), until told.
+    news: Mutex<Vec<String>>,
 }
 
 impl Drop for PlanBox {
@@ -190,6 +194,7 @@ impl ContainerExecutor {
                     services: Mutex::new((Vec::new(), HashMap::new())),
                     marks: std::env::temp_dir().join(format!("orch-{run}-{safe}-services")),
                     lost_why: Mutex::new(None),
+                    news: Mutex::new(Vec::new()),
                 });
                 all.insert(entry.name.clone(), Arc::downgrade(&b));
                 b
@@ -252,6 +257,9 @@ impl ContainerExecutor {
             .parent()
             .unwrap_or(at.report_dir)
             .to_path_buf();
+        // Made before the plan's first attempt when its setup starts the container.
+        std::fs::create_dir_all(&reports)
+            .map_err(|e| format!("cannot make `{}`: {e}", reports.display()))?;
         // The plan's attempts' private client state (a confined attempt's, made here).
         let clients = crate::client_state::dir(at.state_dir, &self.plan, "x", 0)
             .parent()
@@ -448,7 +456,7 @@ impl Executor for ContainerExecutor {
         tmp: &Path,
     ) -> Result<Vec<String>, String> {
         self.ensure(at)?;
-        let services = self.services_up(at)?;
+        let (services, started) = self.services_up(at)?;
         let own = self.tmp_of(tmp);
         crate::links::fresh_dir(&own)
             .map_err(|e| format!("cannot make the TMPDIR `{}`: {e}", own.display()))?;
@@ -533,6 +541,8 @@ impl Executor for ContainerExecutor {
                 plan: self.plan.clone(),
                 services: pending,
                 record: Some(self.record_of(at.unit, at.attempt)),
+                started: started
+                    .map(|(n, t)| (n, u64::try_from(t.as_millis()).unwrap_or(u64::MAX))),
             };
             let spec = serde_json::to_string(&spec).map_err(|e| e.to_string())?;
             let mut first = vec![
@@ -594,6 +604,39 @@ impl Executor for ContainerExecutor {
 
     fn ended(&self, unit: &str, attempt: u32) {
         self.stop_left(unit, attempt);
+        let list = self
+            .box_
+            .services
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+            .clone();
+        let gone = self.services_gone(&list, &format!("attempt {attempt} of `{unit}` ended"));
+        self.box_
+            .news
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(gone);
+    }
+
+    fn place_failed(&self, unit: &str, attempt: u32, code: i32) -> Option<String> {
+        if code != i32::from(ready::NOT_READY_EXIT) {
+            return None;
+        }
+        let path = self.record_of(unit, attempt);
+        let why = crate::untrusted::read::text(&path, crate::untrusted::read::REPORT).ok();
+        let _ = std::fs::remove_file(&path);
+        why.filter(|w| !w.trim().is_empty())
+    }
+
+    fn place_news(&self) -> Vec<String> {
+        std::mem::take(
+            &mut *self
+                .box_
+                .news
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     fn adopts_processes(&self) -> bool {
@@ -679,10 +722,14 @@ impl Executor for ContainerExecutor {
             }
             let image = match &p.entry.image {
                 Some(i) => Some(i.clone()),
-                None if p.entry.repo.is_none() => Some(devcontainer::image(&run.manifest.root).map_err(|e| {
-                    CliError::invalid(anyhow!("plan `{}` runs in a container, but {e}", p.name))
-                        .with_hint("set `image = \"…\"` on the plan, its agent or in `[defaults]` of plans.toml")
-                })?),
+                None if p.entry.repo.is_none() => {
+                    let (image, built) = devcontainer::image_noted(&run.manifest.root).map_err(|e| {
+                        CliError::invalid(anyhow!("plan `{}` runs in a container, but {e}", p.name))
+                            .with_hint("set `image = \"…\"` on the plan, its agent or in `[defaults]` of plans.toml")
+                    })?;
+                    notes.extend(built);
+                    Some(image)
+                }
                 None => None,
             };
             if let (Some(image), Some(program)) = (image, &p.program) {

@@ -117,10 +117,20 @@ impl OneShot {
         }
         let base = u16::try_from(crate::ports::FIRST_PORT).unwrap_or(u16::MAX);
         self.services = services::instances(&place.services, &self.name, base);
-        for i in &self.services {
-            if let Some(m) = i.start((run, plan), &self.name, &place.image)? {
-                self.monitors.push(m);
+        let all: Vec<&services::Instance> = self.services.iter().collect();
+        let mut failed = None;
+        for (_, started) in
+            services::Instance::start_all(&all, (run, plan), &self.name, &place.image)
+        {
+            match started {
+                Ok(m) => self.monitors.extend(m),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
             }
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         let waits: Vec<_> = self
             .services

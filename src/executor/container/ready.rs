@@ -50,6 +50,10 @@ pub(crate) struct Wait {
     pub(crate) services: Vec<WaitFor>,
     /// Where to record why one did not get ready.
     pub(crate) record: Option<PathBuf>,
+    /// How many of them orch has just started for this attempt (all at once), and in how many
+    /// milliseconds: said in the attempt's log.
+    #[serde(default)]
+    pub(crate) started: Option<(usize, u64)>,
 }
 
 /// Waits for each of `services` of plan `plan`, in order: how long each took, or why one did
@@ -134,8 +138,8 @@ fn probe_once(argv: &[String], within: Duration) -> bool {
     }
 }
 
-/// `, exit status N` of a stopped container, as podman has it.
-fn exit_of(container: &str) -> String {
+/// ` with exit status N` of a stopped container, as podman has it.
+pub(crate) fn exit_of(container: &str) -> String {
     podman::output(&[
         podman::program(),
         "inspect".into(),
@@ -208,6 +212,13 @@ pub(crate) fn connect(addr: &str, within: Duration) -> bool {
 pub(crate) fn service_wait(spec: &str, argv: &[String], say: &dyn Fn(&str)) -> Result<u8, String> {
     let w: Wait =
         serde_json::from_str(spec).map_err(|e| format!("orch service-wait: a bad spec: {e}"))?;
+    if let Some((n, ms)) = w.started {
+        say(&format!(
+            "=== orch: {n} service(s) of plan `{}` started at once in {:.2}s ===",
+            w.plan,
+            Duration::from_millis(ms).as_secs_f64()
+        ));
+    }
     match wait(&w.plan, &w.services) {
         Ok(took) => {
             for (name, t) in took {

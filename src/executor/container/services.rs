@@ -19,6 +19,10 @@ use std::sync::PoisonError;
 use super::{Attempt, NOT_READY_PREFIX, podman, run_id};
 use crate::manifest::{PORT_PLACEHOLDER, Service, ServiceRun};
 
+/// A plan's services as they run, and how many were started for an attempt and how long that
+/// took.
+pub(super) type Up = (Vec<Instance>, Option<(usize, std::time::Duration)>);
+
 /// The address every service listens on for the plan's processes: their shared loopback.
 pub(crate) const HOST: &str = "127.0.0.1";
 
@@ -186,6 +190,40 @@ impl Instance {
         Ok(monitor)
     }
 
+    /// Starts each of `list` as [`Instance::start`] does, all at once (each `podman run -d`
+    /// takes about half a second, most of it waiting for podman): each one's container name and
+    /// the outcome of its start, in `list`'s order.
+    pub(crate) fn start_all(
+        list: &[&Instance],
+        (run, plan): (&str, &str),
+        owner: &str,
+        plan_image: &str,
+    ) -> Vec<(String, Result<Option<u32>, String>)> {
+        std::thread::scope(|s| {
+            let started: Vec<_> = list
+                .iter()
+                .map(|i| {
+                    let name = i.container.clone();
+                    (
+                        name,
+                        s.spawn(move || i.start((run, plan), owner, plan_image)),
+                    )
+                })
+                .collect();
+            started
+                .into_iter()
+                .map(|(name, h)| {
+                    let r = h.join().unwrap_or_else(|_| {
+                        Err(format!(
+                            "cannot start service container `{name}`: its start panicked"
+                        ))
+                    });
+                    (name, r)
+                })
+                .collect()
+        })
+    }
+
     /// The readiness of it to wait for: its probe, its deadline, where its readiness is marked
     /// (`marks`: a directory of orch's out of every container's reach).
     pub(crate) fn wait_for(
@@ -207,12 +245,13 @@ impl Instance {
 }
 
 impl super::ContainerExecutor {
-    /// Starts the plan's services that do not run (all of them with a new container), in the
-    /// plan's order, in its container's network; their instances as they run. Their ports are
-    /// read once, from the plan's block (`ORCH_PORT` of its worktree).
-    pub(super) fn services_up(&self, at: &Attempt<'_>) -> Result<Vec<Instance>, String> {
+    /// Starts the plan's services that do not run (all of them with a new container), all at
+    /// once, in its container's network; their instances as they run, and how many were
+    /// started and how long that took (`None`: none was). Their ports are read once, from the
+    /// plan's block (`ORCH_PORT` of its worktree).
+    pub(super) fn services_up(&self, at: &Attempt<'_>) -> Result<Up, String> {
         if self.services.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         }
         let mut held = self
             .box_
@@ -227,8 +266,15 @@ impl super::ContainerExecutor {
         let names: Vec<String> = list.iter().map(|i| i.container.clone()).collect();
         let up = podman::running_of(&names);
         if up.len() == list.len() {
-            return Ok(list.clone());
+            return Ok((list.clone(), None));
         }
+        // Those that were ready and stopped since (under an attempt, or after): said.
+        let gone = self.services_gone(list, &format!("`{}` started", at.unit));
+        self.box_
+            .news
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(gone);
         std::fs::create_dir_all(&self.box_.marks)
             .map_err(|e| format!("cannot make `{}`: {e}", self.box_.marks.display()))?;
         let image = self
@@ -239,16 +285,69 @@ impl super::ContainerExecutor {
             .clone()
             .unwrap_or_default();
         let run = run_id();
-        for i in list.iter().filter(|i| !up.contains(&i.container)) {
+        let down: Vec<&Instance> = list.iter().filter(|i| !up.contains(&i.container)).collect();
+        for i in &down {
             let _ = std::fs::remove_file(ready_mark(&self.box_.marks, &i.container));
-            if let Some(m) = i.start((&run, &self.plan), &self.box_.name, &image)? {
-                // The monitor of the container it replaces is gone with it.
-                if let Some(old) = monitors.insert(i.container.clone(), m) {
-                    crate::process::forget(old);
+        }
+        // All at once; the first that failed says why, once every start is over (those that
+        // started are kept, removed with the plan's container).
+        let mut failed = None;
+        let began = std::time::Instant::now();
+        for (name, started) in
+            Instance::start_all(&down, (&run, &self.plan), &self.box_.name, &image)
+        {
+            match started {
+                Ok(Some(m)) => {
+                    // The monitor of the container it replaces is gone with it.
+                    if let Some(old) = monitors.insert(name, m) {
+                        crate::process::forget(old);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    failed.get_or_insert(e);
                 }
             }
         }
-        Ok(list.clone())
+        match failed {
+            Some(e) => Err(e),
+            None => Ok((list.clone(), Some((down.len(), began.elapsed())))),
+        }
+    }
+
+    /// The plan's services of `list` that were ready and no longer run (found `when`: an attempt ended,
+    /// a check started): one line each for the console (its exit status and the end of its log,
+    /// escaped). Its mark of readiness goes: the next attempt makes it anew and waits for it.
+    pub(super) fn services_gone(&self, list: &[Instance], when: &str) -> Vec<String> {
+        let ready: Vec<&Instance> = list
+            .iter()
+            .filter(|i| ready_mark(&self.box_.marks, &i.container).exists())
+            .collect();
+        if ready.is_empty() {
+            return Vec::new();
+        }
+        let names: Vec<String> = ready.iter().map(|i| i.container.clone()).collect();
+        let up = podman::running_of(&names);
+        let mut out = Vec::new();
+        for i in ready.into_iter().filter(|i| !up.contains(&i.container)) {
+            let _ = std::fs::remove_file(ready_mark(&self.box_.marks, &i.container));
+            let mut line = format!(
+                "service `{}` of plan `{}` stopped after it got ready, found when {when}{}",
+                i.recipe.name,
+                self.plan,
+                super::ready::exit_of(&i.container)
+            );
+            let tail = super::ready::log_tail(&i.container);
+            if tail.is_empty() {
+                line.push_str("; its log is empty");
+            } else {
+                line.push_str("; the end of its log: ");
+                line.push_str(&tail.join(" | "));
+            }
+            line.push_str(" (the next attempt starts it anew)");
+            out.push(line);
+        }
+        out
     }
 
     /// Where `orch service-wait` of attempt `attempt` of `unit` records a service that did not
