@@ -188,3 +188,64 @@ fn the_leaver_leaves_a_process_when_nothing_ends_it() {
             .status();
     }
 }
+
+/// SIGTERM to `orch up` (a service manager's stop, `timeout`, a CI cancel) while the integration
+/// preview's verify runs the combination's code, which never ends: the verify is stopped and
+/// `orch up` ends within seconds, leaving nothing of it running (before, it ran on until
+/// verify's `timeout`, two hours by default; only a SIGINT stopped it). Sandbox off and on.
+#[test]
+fn sigterm_stops_the_previews_verify_at_once() {
+    for sandbox in ["off", "auto"] {
+        let repo = Repo::bare_minimum();
+        repo.write("docs/plans/a.md", &one_task("A", "Write a.txt"));
+        repo.write("docs/plans/b.md", &one_task("B", "Write b.txt"));
+        repo.write("ci/forever.sh", "echo leftover $$\nexec sleep 1000\n");
+        let write = toml_array(&["sh", "-c", "echo $ORCH_PLAN > $ORCH_PLAN.txt"]);
+        repo.manifest(
+            &write,
+            "report = \"exit\"",
+            &format!(
+                "retries = 0\nintegrate = \"0s\"\nverify = {}\ntimeout = \"2h\"\n",
+                toml_array(&["sh", "ci/forever.sh"])
+            ),
+            &[("a", ""), ("b", "")],
+        );
+        repo.commit_all("plans");
+        let mut up = repo
+            .orch(&["up", "--json"])
+            .env("ORCH_SANDBOX", sandbox)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn orch up");
+        // It says its pid in its log (confined, it writes nothing of the repository).
+        wait_for("the preview's verify to start", || {
+            !leftovers(&repo).is_empty()
+        });
+        let sent = std::time::Instant::now();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(up.id()).expect("pid")),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("SIGTERM");
+        let ended = loop {
+            if let Some(status) = up.try_wait().expect("wait") {
+                break Some(status);
+            }
+            if sent.elapsed() > Duration::from_secs(60) {
+                let _ = up.kill();
+                let _ = up.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(
+            ended.is_some(),
+            "sandbox {sandbox}: orch up still ran 60 s after SIGTERM"
+        );
+        assert_all_ended(&format!("sandbox {sandbox}: the preview's verify"), &repo);
+        for plan in ["a", "b"] {
+            assert_eq!(repo.task(plan, "1.1")["status"], "completed", "{plan}");
+        }
+    }
+}

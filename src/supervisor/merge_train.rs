@@ -65,15 +65,17 @@ pub(crate) async fn run_landing(
 }
 
 /// Waits for `task`; the first Ctrl-C meanwhile asks the merge to stop before a target moves,
-/// the second kills its verify command.
+/// the second kills its verify command; SIGTERM stops the verify command as the first does.
 async fn interruptible<T>(
     mut task: tokio::task::JoinHandle<T>,
 ) -> Result<T, tokio::task::JoinError> {
     let mut sigint = signal(SignalKind::interrupt()).ok();
+    let mut sigterm = signal(SignalKind::terminate()).ok();
     let mut signals = 0;
     loop {
         tokio::select! {
             joined = &mut task => return joined,
+            Some(()) = recv_signal(&mut sigterm) => crate::merge::interrupt::request(),
             Some(()) = recv_signal(&mut sigint) => {
                 signals += 1;
                 if signals == 1 {

@@ -30,13 +30,17 @@ impl Effects<'_> {
                     .map_err(|_| "the integration cache is poisoned".to_string())?;
                 integrator.test(&job.spec).map_err(|e| e.to_string())
             });
-            // Ctrl-C stops its verify command, as it stops the merge train's.
-            let mut sigint =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+            // Ctrl-C stops its verify command, as it stops the merge train's; SIGTERM (orch
+            // up stopped by a service manager, `timeout`, a CI cancel) stops it too, at once:
+            // the combination's code never outlives the run told to end.
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut sigint = signal(SignalKind::interrupt()).ok();
+            let mut sigterm = signal(SignalKind::terminate()).ok();
             let joined = loop {
                 tokio::select! {
                     joined = &mut testing => break joined,
                     Some(()) = recv_signal(&mut sigint) => crate::merge::interrupt::request(),
+                    Some(()) = recv_signal(&mut sigterm) => crate::merge::interrupt::request(),
                 }
             };
             let result = match joined {
