@@ -110,6 +110,15 @@
     return parts.join(", ");
   }
 
+  // Where a task runs or ran: its host (a remote one while it runs), else its agent.
+  function whereOf(t) {
+    const parts = [];
+    if (t.remote_host) { parts.push(String(t.remote_host)); }
+    if (t.agent) { parts.push(String(t.agent)); }
+    if (t.job_id) { parts.push("job " + String(t.job_id)); }
+    return parts.join(" · ");
+  }
+
   function outcome(p) {
     const s = p.summary || {};
     if (p.plan_paused) { return "paused"; }
@@ -195,7 +204,7 @@
       fill.style.width = pct + "%";
       const rows = [];
       for (const t of p.tasks || []) {
-        const where = t.host || t.container || t.agent || "";
+        const where = whereOf(t);
         const row = el("tr", { "class": "task", "data-task": p.plan + ":" + t.id, "data-status": t.status }, [
           el("td", { "class": "id" }, [t.id]),
           el("td", { "class": "status s-" + t.status }, [t.status + (t.stage ? " (" + t.stage + ")" : "")]),
@@ -304,9 +313,10 @@
       const lane = el("div", { "class": "lane", "data-plan": p.plan }, [el("span", { "class": "lane-name" }, [p.plan])]);
       for (const s of spans) {
         if (s.p !== p.plan) { continue; }
-        const where = s.t.host || s.t.container || s.t.agent || "";
+        const where = whereOf(s.t);
         const secs = ((s.b - s.a) / 1000).toFixed(1);
-        const span = el("div", { "class": "span s-" + s.t.status, "data-task": s.p + ":" + s.t.id, "title": s.t.id + " " + where + " " + secs + " s" }, [s.t.id]);
+        const stage = s.t.stage ? " (" + s.t.stage + ")" : "";
+        const span = el("div", { "class": "span s-" + s.t.status + (s.t.stage ? " " + s.t.stage : ""), "data-task": s.p + ":" + s.t.id, "title": s.t.id + stage + " " + where + " " + secs + " s" }, [s.t.id]);
         span.style.left = (100 * (s.a - lo) / range) + "%";
         span.style.width = (100 * (s.b - s.a) / range) + "%";
         lane.appendChild(span);
