@@ -545,3 +545,33 @@ fn other_hosts_and_control_without_the_token_or_from_another_site_are_refused() 
     assert_eq!(support::file_snapshot(repo.root()), before);
     assert!(Instant::now() < deadline, "within the test's deadline");
 }
+
+#[test]
+fn a_bad_manifest_or_a_taken_port_is_refused_with_its_reason() {
+    let repo = Repo::new();
+    repo.write("plans.toml", "[defaults]\nmax_agents = \"many\"\n");
+    let before = support::file_snapshot(repo.root());
+    let (code, out, err) = repo.run(&["serve"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("plans.toml") && err.contains(":2"),
+        "names the file and line: {err}"
+    );
+    assert!(out.is_empty(), "no address printed: {out}");
+    assert_eq!(
+        support::file_snapshot(repo.root()),
+        before,
+        "nothing written"
+    );
+
+    // A port taken: exit 1, saying which and what to do.
+    repo.plans(&[("a", toml_array(&["true"]), &support::one_task("A", "x"))]);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port().to_string();
+    let (code, out, err) = repo.run(&["serve", "--port", &port]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")) && err.contains("--port"),
+        "{err}"
+    );
+}
