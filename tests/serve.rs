@@ -523,6 +523,39 @@ fn other_hosts_and_control_without_the_token_or_from_another_site_are_refused() 
     let task = repo.task("a", "1.1");
     assert_eq!(task["status"], "pending", "{task}");
     assert_eq!(task["orchAnswers"][0]["answer"], "--force", "{task}");
+
+    // Live streams: 16 at once, one more refused (503) while they stay; once one page goes,
+    // another is served.
+    let open = |authority: &str| -> (u16, TcpStream) {
+        let mut s = TcpStream::connect(authority).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        write!(s, "GET /api/events HTTP/1.1\r\nHost: {authority}\r\n\r\n").expect("write");
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).expect("status line");
+        let status = String::from_utf8_lossy(&head[9..12])
+            .parse()
+            .expect("status");
+        (status, s)
+    };
+    let mut streams: Vec<TcpStream> = (0..16)
+        .map(|i| {
+            let (status, s) = open(&me);
+            assert_eq!(status, 200, "stream {i}");
+            s
+        })
+        .collect();
+    assert_eq!(open(&me).0, 503, "a 17th stream");
+    drop(streams.pop());
+    let t0 = Instant::now();
+    while open(&me).0 != 200 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "a stream freed when its page went"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(streams);
     drop(serve);
 
     // Without --control: every control route 403, the token or not.

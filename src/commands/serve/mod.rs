@@ -37,6 +37,9 @@ pub(crate) struct ServeArgs {
 
 /// Connections served at once; one more waits until one ends.
 const CONNECTIONS: usize = 64;
+/// Live streams (`/api/events`) at once, of those connections: one more is refused (503), so
+/// that open pages never take every connection.
+const STREAMS: usize = 16;
 
 /// What every connection shares: where the run's state is, the address served, the token.
 pub(crate) struct Served {
@@ -48,6 +51,8 @@ pub(crate) struct Served {
     authority: String,
     /// The control token (`--control`), else `None`: every control route refused.
     token: Option<String>,
+    /// The live streams left ([`STREAMS`]).
+    streams: Arc<tokio::sync::Semaphore>,
 }
 
 /// Serves until interrupted (exit 0), or fails to start (exit 1; 2 for a bad manifest).
@@ -82,6 +87,7 @@ pub(crate) fn run(args: ServeArgs) -> CliResult<u8> {
         state_dir,
         authority: local.to_string(),
         token,
+        streams: Arc::new(tokio::sync::Semaphore::new(STREAMS)),
     });
     if !ip.is_loopback() {
         crate::commands::output::eprintln_safe(&format!(

@@ -31,6 +31,11 @@ pub(super) async fn connection(mut stream: TcpStream, served: &Served) {
         return;
     }
     if request.method == "GET" && request.path() == "/api/events" {
+        let Ok(_live) = served.streams.clone().try_acquire_owned() else {
+            let busy = Answer::error(503, "Service Unavailable", "too many live pages at once");
+            http::write_answer(&mut stream, &busy).await;
+            return;
+        };
         let cursor = request
             .header("last-event-id")
             .ok()
@@ -61,7 +66,7 @@ async fn answer(r: &Request, served: &Served) -> Answer {
     if let Some(verb) = path.strip_prefix("/api/control/") {
         return control(r, served, verb).await;
     }
-    if r.method != "GET" && r.method != "HEAD" {
+    if r.method != "GET" {
         return Answer::error(405, "Method Not Allowed", "only GET here");
     }
     match path {
@@ -159,6 +164,7 @@ mod tests {
             state_dir: "/nowhere/.orch".into(),
             authority: "127.0.0.1:4000".into(),
             token: token.map(str::to_string),
+            streams: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
