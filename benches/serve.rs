@@ -89,6 +89,16 @@ fn get(authority: &str, path: &str) -> (f64, usize) {
     (t0.elapsed().as_secs_f64() * 1000.0, out.len())
 }
 
+/// A child killed when dropped, a panic's unwinding included.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn main() {
     let full = full_size();
     let tasks = arg("--tasks", if full { 1000 } else { 30 });
@@ -102,16 +112,18 @@ fn main() {
     let root = dir.path();
     setup(root, plans, per);
 
-    let mut serve = Command::new(orch())
-        .current_dir(root)
-        .arg("serve")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("orch serve");
+    let mut serve = Killed(
+        Command::new(orch())
+            .current_dir(root)
+            .arg("serve")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("orch serve"),
+    );
     let mut line = String::new();
-    BufReader::new(serve.stdout.take().expect("stdout"))
+    BufReader::new(serve.0.stdout.take().expect("stdout"))
         .read_line(&mut line)
         .expect("the address");
     let url = line.trim().trim_start_matches("orch serve: ").to_string();
@@ -207,8 +219,7 @@ fn main() {
             .expect("rendered at");
         delays.push(shown - t0);
     }
-    let _ = serve.kill();
-    let _ = serve.wait();
+    drop(serve);
     let first_delay = delays.first().copied().unwrap_or(0.0);
     let max_delay = delays.iter().copied().fold(0.0, f64::max);
     println!(
