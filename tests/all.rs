@@ -79,6 +79,7 @@ mod sandbox_unavailable;
 mod say;
 mod say_stream;
 mod scaffold;
+mod serve;
 mod simulate;
 mod slurm;
 mod sparse;

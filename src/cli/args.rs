@@ -169,6 +169,13 @@ pub(super) enum Command {
         after_help = super::mcp_args::EXAMPLES
     )]
     Mcp(super::mcp_args::Mcp),
+    /// Serve a live web view of the run (see `orch serve --help`).
+    #[command(
+        about = super::serve_args::ABOUT,
+        long_about = super::serve_args::LONG,
+        after_help = super::serve_args::EXAMPLES
+    )]
+    Serve(super::serve_args::Serve),
     /// Record a task's outcome: what agents call.
     ///
     /// Example: `orch task done 2.3 --note "added tests"`, `orch task fail 2.3 --error "build broke"`.

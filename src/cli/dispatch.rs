@@ -261,6 +261,12 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             manifest: m.manifest,
             allow_control: m.allow_control,
         }),
+        Command::Serve(s) => commands::serve::run(commands::serve::ServeArgs {
+            manifest: s.manifest,
+            port: s.port,
+            bind: s.bind,
+            control: s.control,
+        }),
         Command::Top { manifest } => crate::top::run(crate::workspace::load(&Selection {
             manifest,
             plan: None,

@@ -6,6 +6,7 @@ mod dispatch;
 mod generate;
 mod internal;
 mod mcp_args;
+mod serve_args;
 mod task_args;
 #[cfg(test)]
 mod tests;

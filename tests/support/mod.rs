@@ -23,6 +23,7 @@ pub mod sshd;
 pub mod status;
 pub mod submodules;
 pub mod three;
+pub mod webdriver;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,8 @@
 //! The MCP server: the tools listed (the control verbs only with `--allow-control`), each call
-//! checked and carried out. A verb runs as `orch VERB --json` ([`super::child`]): its result is
+//! checked and carried out. A verb runs as `orch VERB --json` ([`crate::commands::orch_child`]): its result is
 //! exactly what that prints, and a failure carries its exit code and message as
 //! `{"exit_code", "message", "output"}` with `isError`. `wait` and `up` read orch's event log
-//! ([`super::events`]).
+//! ([`crate::commands::run_events`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,10 +17,10 @@ use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ServerHandler, ServiceExt as _};
 use serde_json::{Map, Value, json};
 
-use super::child;
-use super::events::{self, Filter, KINDS, Log};
 use super::spec::Spec;
 use super::tools;
+use crate::commands::orch_child as child;
+use crate::commands::run_events::{self as events, Filter, KINDS, Log};
 use crate::error::{CliError, exit};
 use crate::untrusted::{escaped_lines, json_safe};
 
@@ -127,7 +127,7 @@ impl Server {
     }
 
     /// `--manifest=PATH` when the server was given one, before the positional words.
-    fn with_manifest(&self, mut argv: Vec<String>, extra: &[String]) -> Vec<String> {
+    pub(super) fn with_manifest(&self, mut argv: Vec<String>, extra: &[String]) -> Vec<String> {
         let at = argv.iter().position(|a| a == "--").unwrap_or(argv.len());
         let mut opts: Vec<String> = extra.to_vec();
         if let Some(m) = &self.manifest {

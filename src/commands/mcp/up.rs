@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::child::{STDERR_MAX, orch_exe};
-use super::events::{self, Filter, Log};
+use crate::commands::orch_child::{STDERR_MAX, orch_exe};
+use crate::commands::run_events::{self as events, Filter, Log};
 use crate::untrusted::read;
 
 /// How long the call waits for the run to start (its checks, the agents' pre-flight).

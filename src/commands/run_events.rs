@@ -1,4 +1,4 @@
-//! The run's events as `wait` and `up` read them: orch's own event log
+//! The run's events as `orch mcp`'s `wait` and `up` and `orch serve`'s live stream read them: orch's own event log
 //! (`<state_dir>/.events.jsonl`, the lines of `orch up --json`), read forward from a cursor (a
 //! byte offset) through the bounded reader, whole lines only, a rotation followed; and a wait
 //! for the next event that matches, woken by the directory's watcher (a tick every few seconds
@@ -15,7 +15,7 @@ use crate::state_layout::{EVENTS, EVENTS_ROTATED};
 use crate::untrusted::read;
 
 /// The events `wait` knows, and waits for when none is named.
-pub(super) const KINDS: [&str; 5] = [
+pub(crate) const KINDS: [&str; 5] = [
     "task_finished",
     "task_failed",
     "task_needs_input",
@@ -30,20 +30,20 @@ const TICK: Duration = Duration::from_secs(2);
 
 /// Which events a wait returns.
 #[derive(Clone, Debug)]
-pub(super) struct Filter {
-    pub(super) kinds: Vec<String>,
-    pub(super) plan: Option<String>,
-    pub(super) task: Option<String>,
+pub(crate) struct Filter {
+    pub(crate) kinds: Vec<String>,
+    pub(crate) plan: Option<String>,
+    pub(crate) task: Option<String>,
 }
 
 impl Filter {
-    /// Whether event `v` is one of these: its kind named, of the plan and task given (the
-    /// run's end is every plan's).
-    pub(super) fn matches(&self, v: &Value) -> bool {
+    /// Whether event `v` is one of these: its kind named (any kind when none is), of the plan
+    /// and task given (the run's end is every plan's).
+    pub(crate) fn matches(&self, v: &Value) -> bool {
         let Some(kind) = v["event"].as_str() else {
             return false;
         };
-        if !self.kinds.iter().any(|k| k == kind) {
+        if !self.kinds.is_empty() && !self.kinds.iter().any(|k| k == kind) {
             return false;
         }
         if kind == "run_finished" {
@@ -57,16 +57,16 @@ impl Filter {
 }
 
 /// The event log of a state directory, read from a cursor.
-pub(super) struct Log {
+pub(crate) struct Log {
     path: PathBuf,
     rotated: PathBuf,
     /// Where the next read starts in the log.
-    pub(super) cursor: u64,
+    pub(crate) cursor: u64,
 }
 
 impl Log {
     /// The log of `state_dir`, read from `cursor` (its end now without one).
-    pub(super) fn open(state_dir: &Path, cursor: Option<u64>) -> Self {
+    pub(crate) fn open(state_dir: &Path, cursor: Option<u64>) -> Self {
         let path = EVENTS.at(state_dir);
         let rotated = EVENTS_ROTATED.at(state_dir);
         let now = len(&path);
@@ -86,7 +86,7 @@ impl Log {
 
     /// The first event after the cursor that `filter` takes, the cursor moved past it; else
     /// `None`, the cursor at the log's last whole line.
-    pub(super) fn next(&mut self, filter: &Filter) -> Option<Value> {
+    pub(crate) fn next(&mut self, filter: &Filter) -> Option<Value> {
         let now = len(&self.path);
         if now < self.cursor {
             // Rotated: the rest of the old file, then the new one from its start.
@@ -157,7 +157,7 @@ fn chunk(path: &Path, from: u64) -> Option<Vec<u8>> {
 /// Waits for the first event after the log's cursor that `filter` takes, at most `timeout`:
 /// the event, or `None` at the timeout. The state directory is watched (made when missing, as
 /// `orch up` makes it); without a watcher, the log is read every [`TICK`].
-pub(super) async fn wait(
+pub(crate) async fn wait(
     state_dir: &Path,
     log: &mut Log,
     filter: &Filter,

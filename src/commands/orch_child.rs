@@ -11,24 +11,24 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// What a tool's result holds of a command's output at most.
-pub(super) const STDOUT_MAX: usize = 2 << 20;
+pub(crate) const STDOUT_MAX: usize = 2 << 20;
 /// What an error holds of a command's stderr at most.
-pub(super) const STDERR_MAX: usize = 16 << 10;
+pub(crate) const STDERR_MAX: usize = 16 << 10;
 
 /// How a command ended.
 #[derive(Debug)]
-pub(super) struct Outcome {
+pub(crate) struct Outcome {
     /// orch's exit code (killed by a signal: 128 + its number).
-    pub(super) code: i32,
-    pub(super) stdout: String,
-    pub(super) stderr: String,
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
     /// Its stdout went past [`STDOUT_MAX`]: the rest was not kept.
-    pub(super) cut: bool,
+    pub(crate) cut: bool,
 }
 
 /// Why a command gave no outcome.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum ChildError {
+pub(crate) enum ChildError {
     #[error("cannot start `orch {0}`: {1}")]
     Spawn(String, std::io::Error),
     #[error("`orch {0}` did not end within {1} s: stopped")]
@@ -38,12 +38,12 @@ pub(super) enum ChildError {
 }
 
 /// This executable: orch's own record of itself (`/proc/self/exe`), never a name from `PATH`.
-pub(super) fn orch_exe() -> std::io::Result<PathBuf> {
+pub(crate) fn orch_exe() -> std::io::Result<PathBuf> {
     std::env::current_exe()
 }
 
 /// Runs `orch ARGV` to its end, at most `deadline`; what it printed, bounded.
-pub(super) async fn run(argv: &[String], deadline: Duration) -> Result<Outcome, ChildError> {
+pub(crate) async fn run(argv: &[String], deadline: Duration) -> Result<Outcome, ChildError> {
     let shown = argv
         .iter()
         .filter(|a| !a.starts_with("--color"))

@@ -1,0 +1,180 @@
+//! `orch serve`: a live web view of the run, an HTTP/1.1 server on the loopback address
+//! (`http.rs` a request read and an answer written, each bounded; `routes.rs` what each path
+//! answers and who may ask; `data.rs` the status, the log tails and the control verbs, each
+//! orch's own command run as `orch mcp` runs them; `sse.rs` the live stream of orch's event log;
+//! the page itself is `templates/serve/`, in the binary).
+//!
+//! Who may connect: only requests whose `Host` is exactly the address served (a page of
+//! another site that a DNS name rebinds to 127.0.0.1 sends its own name); the control routes
+//! only with `--control`, a token printed once and sent as `Authorization: Bearer`, from the
+//! served origin and not cross-site.
+
+mod data;
+mod http;
+mod routes;
+mod sse;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::anyhow;
+
+use crate::error::{CliError, CliResult, exit};
+
+/// What `orch serve` was given.
+pub(crate) struct ServeArgs {
+    /// The manifest the page shows, instead of the one found from the current directory.
+    pub(crate) manifest: Option<PathBuf>,
+    /// The port; 0 lets the system choose.
+    pub(crate) port: u16,
+    /// The address to listen on instead of 127.0.0.1.
+    pub(crate) bind: Option<IpAddr>,
+    /// The control routes are there, behind a token.
+    pub(crate) control: bool,
+}
+
+/// Connections served at once; one more waits until one ends.
+const CONNECTIONS: usize = 64;
+/// Live streams (`/api/events`) at once, of those connections: one more is refused (503), so
+/// that open pages never take every connection.
+const STREAMS: usize = 16;
+
+/// What every connection shares: where the run's state is, the address served, the token.
+pub(crate) struct Served {
+    /// The manifest (absolute), given to each command run.
+    manifest: PathBuf,
+    /// `<root>/<state_dir>`: where the event log is.
+    state_dir: PathBuf,
+    /// The `Host` a request must name: the address and port served (`127.0.0.1:8080`).
+    authority: String,
+    /// The control token (`--control`), else `None`: every control route refused.
+    token: Option<String>,
+    /// The live streams left ([`STREAMS`]).
+    streams: Arc<tokio::sync::Semaphore>,
+}
+
+/// Serves until interrupted (exit 0), or fails to start (exit 1; 2 for a bad manifest).
+pub(crate) fn run(args: ServeArgs) -> CliResult<u8> {
+    let manifest = manifest_path(args.manifest)?;
+    let m = crate::workspace::load_manifest(&manifest)?;
+    let state_dir = m.root.join(&m.defaults.state_dir);
+    let ip = args.bind.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let listener = std::net::TcpListener::bind(SocketAddr::new(ip, args.port)).map_err(|e| {
+        CliError::new(
+            exit::FAILURE,
+            anyhow!("cannot listen on {}: {e}", SocketAddr::new(ip, args.port)),
+        )
+        .with_hint("give another port with `--port N`, or 0 to let the system choose one")
+    })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| CliError::new(exit::FAILURE, anyhow!("cannot read the bound address: {e}")))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| CliError::new(exit::FAILURE, anyhow!("cannot listen: {e}")))?;
+    let token = if args.control {
+        Some(
+            token()
+                .map_err(|e| CliError::new(exit::FAILURE, anyhow!("cannot make a token: {e}")))?,
+        )
+    } else {
+        None
+    };
+    let served = Arc::new(Served {
+        manifest,
+        state_dir,
+        authority: local.to_string(),
+        token,
+        streams: Arc::new(tokio::sync::Semaphore::new(STREAMS)),
+    });
+    if !ip.is_loopback() {
+        crate::commands::output::eprintln_safe(&format!(
+            "warning: `orch serve` listens on {ip}, not the loopback address: other machines \
+             can reach the page (read-only without the token)"
+        ));
+    }
+    let url = format!("http://{}/", served.authority);
+    crate::commands::output::println_safe(&match &served.token {
+        Some(t) => format!("orch serve: {url}#token={t}"),
+        None => format!("orch serve: {url}"),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(exit::FAILURE, anyhow!("cannot start the runtime: {e}")))?;
+    runtime
+        .block_on(serve(listener, served))
+        .map_err(|e| CliError::new(exit::FAILURE, anyhow!(e)))?;
+    Ok(exit::OK)
+}
+
+/// The manifest given (made absolute), else the one found from the current directory.
+fn manifest_path(given: Option<PathBuf>) -> CliResult<PathBuf> {
+    if let Some(m) = given {
+        return std::path::absolute(&m)
+            .map_err(|e| CliError::invalid(anyhow!("`--manifest {}`: {e}", m.display())));
+    }
+    let cwd = std::env::current_dir().map_err(|e| {
+        CliError::new(
+            exit::FAILURE,
+            anyhow!("cannot read the current directory: {e}"),
+        )
+    })?;
+    crate::manifest::find_manifest(&cwd).ok_or_else(|| {
+        CliError::invalid(anyhow!(
+            "no `plans.toml` found in `{}` or any parent directory",
+            cwd.display()
+        ))
+        .with_hint("start `orch serve` in the repository, or give it `--manifest PATH`")
+    })
+}
+
+/// 32 random bytes from the kernel, as 64 hex digits.
+fn token() -> std::io::Result<String> {
+    let mut bytes = [0u8; 32];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        let n =
+            rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty())
+                .map_err(std::io::Error::from)?;
+        filled += n;
+    }
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Accepts connections until Ctrl-C or SIGTERM, at most [`CONNECTIONS`] served at once.
+async fn serve(listener: std::net::TcpListener, served: Arc<Served>) -> Result<(), String> {
+    let listener =
+        tokio::net::TcpListener::from_std(listener).map_err(|e| format!("cannot listen: {e}"))?;
+    let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
+    loop {
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => s.map_err(|e| e.to_string())?,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = term.recv() => return Ok(()),
+        };
+        let (stream, _) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(_) => {
+                    // Out of descriptors, or a connection gone before it was taken: try again
+                    // shortly rather than spin.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = term.recv() => return Ok(()),
+        };
+        let served = served.clone();
+        tokio::spawn(async move {
+            routes::connection(stream, &served).await;
+            drop(slot);
+        });
+    }
+}

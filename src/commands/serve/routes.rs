@@ -1,0 +1,296 @@
+//! What each path answers, and who may ask. Every request first: its `Host` exactly the
+//! address served (else 421: a page of another site whose name a DNS server rebinds to this
+//! address sends its own name). The control routes then: there only with `--control` (else
+//! 403), not cross-site (`Sec-Fetch-Site: cross-site`, or an `Origin` other than the served
+//! one: 403), with the token (`Authorization: Bearer`, else 401), a JSON body.
+
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpStream;
+
+use super::Served;
+use super::data;
+use super::http::{self, Answer, Refused, Request};
+
+const PAGE: &str = include_str!("../../../templates/serve/index.html");
+const SCRIPT: &str = include_str!("../../../templates/serve/app.js");
+const STYLE: &str = include_str!("../../../templates/serve/app.css");
+
+/// Serves one connection: one request, one answer (or the live stream).
+pub(super) async fn connection(mut stream: TcpStream, served: &Served) {
+    let request = match http::read_request(&mut stream).await {
+        Ok(r) => r,
+        Err(Refused(Some((status, reason)))) => {
+            http::write_answer(&mut stream, &Answer::error(status, reason, reason)).await;
+            return;
+        }
+        Err(Refused(None)) => return,
+    };
+    if let Err(a) = host_is_served(&request, served) {
+        http::write_answer(&mut stream, &a).await;
+        return;
+    }
+    if request.method == "GET" && request.path() == "/api/events" {
+        let Ok(_live) = served.streams.clone().try_acquire_owned() else {
+            let busy = Answer::error(503, "Service Unavailable", "too many live pages at once");
+            http::write_answer(&mut stream, &busy).await;
+            return;
+        };
+        let cursor = request
+            .header("last-event-id")
+            .ok()
+            .flatten()
+            .and_then(|v| v.parse::<u64>().ok());
+        super::sse::stream(&mut stream, served, cursor).await;
+        let _ = stream.shutdown().await;
+        return;
+    }
+    let answer = answer(&request, served).await;
+    http::write_answer(&mut stream, &answer).await;
+}
+
+/// `Err` (421) unless the request names exactly the address served as its one `Host`.
+fn host_is_served(r: &Request, served: &Served) -> Result<(), Answer> {
+    match r.header("host") {
+        Ok(Some(h)) if h == served.authority => Ok(()),
+        _ => Err(Answer::error(
+            421,
+            "Misdirected Request",
+            "this server answers only requests for the address it serves",
+        )),
+    }
+}
+
+async fn answer(r: &Request, served: &Served) -> Answer {
+    let path = r.path();
+    if let Some(verb) = path.strip_prefix("/api/control/") {
+        return control(r, served, verb).await;
+    }
+    if r.method != "GET" {
+        return Answer::error(405, "Method Not Allowed", "only GET here");
+    }
+    match path {
+        "/" | "/index.html" => Answer::new(200, "OK", "text/html; charset=utf-8", PAGE),
+        "/app.js" => Answer::new(200, "OK", "text/javascript; charset=utf-8", SCRIPT),
+        "/app.css" => Answer::new(200, "OK", "text/css; charset=utf-8", STYLE),
+        "/api/info" => Answer::json(
+            200,
+            "OK",
+            &json!({"control": served.token.is_some(), "version": env!("CARGO_PKG_VERSION")}),
+        ),
+        "/api/status" => data::status(served).await,
+        "/api/logs" => data::logs(served, r.query("plan"), r.query("task")).await,
+        _ => Answer::error(404, "Not Found", "no such page"),
+    }
+}
+
+/// `POST /api/control/<verb>`: the checks in order, then the verb.
+async fn control(r: &Request, served: &Served, verb: &str) -> Answer {
+    let Some(token) = &served.token else {
+        return Answer::error(
+            403,
+            "Forbidden",
+            "this server is read-only: a person starts `orch serve --control` to act from the page",
+        );
+    };
+    if r.method != "POST" {
+        return Answer::error(405, "Method Not Allowed", "control is POST only");
+    }
+    if let Err(why) = same_origin(r, served) {
+        return Answer::error(403, "Forbidden", why);
+    }
+    let sent = match r.header("authorization") {
+        Ok(Some(v)) => v.strip_prefix("Bearer ").unwrap_or(""),
+        _ => "",
+    };
+    if !same_bytes(sent.as_bytes(), token.as_bytes()) {
+        return Answer::error(
+            401,
+            "Unauthorized",
+            "a control request needs the token `orch serve --control` printed",
+        );
+    }
+    let json_type = matches!(r.header("content-type"), Ok(Some(t)) if t.split(';').next().map(str::trim) == Some("application/json"));
+    if !json_type {
+        return Answer::error(
+            415,
+            "Unsupported Media Type",
+            "a control request's body is JSON (`Content-Type: application/json`)",
+        );
+    }
+    let args = match serde_json::from_slice::<Value>(&r.body) {
+        Ok(Value::Object(m)) => m,
+        _ => {
+            return Answer::error(
+                400,
+                "Bad Request",
+                "a control request's body is a JSON object",
+            );
+        }
+    };
+    data::control(served, verb, &args).await
+}
+
+/// `Err` with why, when the request comes from another site: `Sec-Fetch-Site: cross-site`
+/// (or `same-site`: another port or name of this machine), or an `Origin` other than the
+/// served one (`null` included).
+fn same_origin(r: &Request, served: &Served) -> Result<(), &'static str> {
+    match r.header("sec-fetch-site") {
+        Ok(None | Some("same-origin" | "none")) => {}
+        _ => return Err("a control request comes from this page only (Sec-Fetch-Site)"),
+    }
+    match r.header("origin") {
+        Ok(None) => Ok(()),
+        Ok(Some(o)) if o == format!("http://{}", served.authority) => Ok(()),
+        _ => Err("a control request comes from this page only (Origin)"),
+    }
+}
+
+/// Whether `a` and `b` are the same, in a time that does not tell where they differ.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn served(token: Option<&str>) -> Served {
+        Served {
+            manifest: "/nowhere/plans.toml".into(),
+            state_dir: "/nowhere/.orch".into(),
+            authority: "127.0.0.1:4000".into(),
+            token: token.map(str::to_string),
+            streams: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
+        }
+    }
+
+    fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> Request {
+        Request {
+            method: method.into(),
+            target: path.into(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| ((*n).to_string(), (*v).to_string()))
+                .collect(),
+            body: b"{}".to_vec(),
+        }
+    }
+
+    #[test]
+    fn only_the_served_host_is_answered() {
+        let s = served(None);
+        for host in [
+            Some("evil.example"),
+            Some("127.0.0.1.evil:4000"),
+            Some("127.0.0.1:4001"),
+            Some("localhost:4000"),
+            Some("127.0.0.1"),
+            None,
+        ] {
+            let headers: Vec<(&str, &str)> = host.map(|h| vec![("host", h)]).unwrap_or_default();
+            let r = request("GET", "/", &headers);
+            assert_eq!(
+                host_is_served(&r, &s).err().map(|a| a.status),
+                Some(421),
+                "{host:?}"
+            );
+        }
+        assert!(host_is_served(&request("GET", "/", &[("host", "127.0.0.1:4000")]), &s).is_ok());
+        let twice = request(
+            "GET",
+            "/",
+            &[("host", "127.0.0.1:4000"), ("host", "evil.example")],
+        );
+        assert!(host_is_served(&twice, &s).is_err());
+    }
+
+    #[tokio::test]
+    async fn control_needs_the_flag_the_origin_and_the_token() {
+        let bearer = "Bearer t0k";
+        let h = "127.0.0.1:4000";
+        let ro = served(None);
+        let ok = [
+            ("host", h),
+            ("authorization", bearer),
+            ("content-type", "application/json"),
+        ];
+        assert_eq!(
+            answer(&request("POST", "/api/control/pause", &ok), &ro)
+                .await
+                .status,
+            403
+        );
+        assert_eq!(
+            answer(&request("GET", "/api/control/x", &[]), &ro)
+                .await
+                .status,
+            403
+        );
+        let rw = served(Some("t0k"));
+        let cases: [(&[(&str, &str)], u16); 6] = [
+            (&[("host", h), ("content-type", "application/json")], 401),
+            (
+                &[
+                    ("host", h),
+                    ("authorization", "Bearer nope"),
+                    ("content-type", "application/json"),
+                ],
+                401,
+            ),
+            (
+                &[
+                    ("host", h),
+                    ("authorization", "t0k"),
+                    ("content-type", "application/json"),
+                ],
+                401,
+            ),
+            (
+                &[
+                    ("host", h),
+                    ("authorization", bearer),
+                    ("origin", "http://evil.example"),
+                    ("content-type", "application/json"),
+                ],
+                403,
+            ),
+            (
+                &[
+                    ("host", h),
+                    ("authorization", bearer),
+                    ("origin", "null"),
+                    ("content-type", "application/json"),
+                ],
+                403,
+            ),
+            (
+                &[
+                    ("host", h),
+                    ("authorization", bearer),
+                    ("sec-fetch-site", "cross-site"),
+                    ("content-type", "application/json"),
+                ],
+                403,
+            ),
+        ];
+        for (headers, status) in cases {
+            let a = answer(&request("POST", "/api/control/pause", headers), &rw).await;
+            assert_eq!(a.status, status, "{headers:?}");
+        }
+        let plain = [
+            ("host", h),
+            ("authorization", bearer),
+            ("content-type", "text/plain"),
+        ];
+        assert_eq!(
+            answer(&request("POST", "/api/control/pause", &plain), &rw)
+                .await
+                .status,
+            415
+        );
+    }
+}

@@ -1,0 +1,362 @@
+// orch serve's page: the status from /api/status, refetched (coalesced) on each event of
+// /api/events. Everything an agent wrote (task texts, questions, logs, host and branch names)
+// goes into the document as text only: textContent and createTextNode, never markup.
+"use strict";
+
+(function () {
+  const token = (function () {
+    const m = /(?:^#|&)token=([0-9a-f]{16,128})(?:&|$)/.exec(window.location.hash);
+    return m ? m[1] : null;
+  })();
+  let control = false;
+  let renders = 0;
+  let inFlight = false;
+  let again = false;
+  let timer = null;
+  let last = "";
+  let shownLog = null;
+
+  function $(id) { return document.getElementById(id); }
+
+  // An element with attributes (set as attributes, never as markup) and children (strings
+  // become text nodes).
+  function el(tag, attrs, children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v !== undefined && v !== null) { e.setAttribute(k, String(v)); }
+    }
+    for (const c of children || []) {
+      if (c === null || c === undefined) { continue; }
+      e.appendChild(typeof c === "string" || typeof c === "number" ? document.createTextNode(String(c)) : c);
+    }
+    return e;
+  }
+
+  function svg(tag, attrs, text) {
+    const e = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    for (const [k, v] of Object.entries(attrs || {})) { e.setAttribute(k, String(v)); }
+    if (text !== undefined) { e.textContent = String(text); }
+    return e;
+  }
+
+  function clear(e) { while (e.firstChild) { e.removeChild(e.firstChild); } }
+
+  function problem(text) {
+    const p = $("problem");
+    p.textContent = text || "";
+    p.hidden = !text;
+  }
+
+  async function getJson(path) {
+    const r = await fetch(path, { cache: "no-store", credentials: "omit" });
+    const v = await r.json();
+    if (!r.ok) { throw new Error(v.error || ("HTTP " + r.status)); }
+    return v;
+  }
+
+  async function act(verb, args) {
+    const r = await fetch("/api/control/" + encodeURIComponent(verb), {
+      method: "POST",
+      credentials: "omit",
+      headers: { "Content-Type": "application/json", "Authorization": "Bearer " + token },
+      body: JSON.stringify(args),
+    });
+    let v = {};
+    try { v = await r.json(); } catch (e) { v = {}; }
+    if (!r.ok) { problem("`" + verb + "` failed: " + (v.error || ("HTTP " + r.status))); return false; }
+    problem("");
+    schedule(0);
+    return true;
+  }
+
+  // The status again, at most one fetch at a time, events coming close together coalesced.
+  function schedule(delay) {
+    if (timer !== null) { return; }
+    timer = setTimeout(function () { timer = null; refresh(); }, delay === undefined ? 100 : delay);
+  }
+
+  async function refresh() {
+    if (inFlight) { again = true; return; }
+    inFlight = true;
+    try {
+      const v = await getJson("/api/status");
+      const text = JSON.stringify(v);
+      // The same status again (an event that changed nothing shown): the page as it is.
+      if (text !== last) { last = text; render(v); }
+      problem("");
+    } catch (e) {
+      problem("cannot read the status: " + e.message);
+    } finally {
+      inFlight = false;
+      if (again) { again = false; schedule(0); }
+    }
+  }
+
+  function plansOf(v) {
+    if (Array.isArray(v.plans)) { return v.plans; }
+    if (v.plan) { return [v]; }
+    return [];
+  }
+
+  function tokensText(u) {
+    if (!u || typeof u !== "object") { return ""; }
+    const inp = Number(u.input_tokens || 0), out = Number(u.output_tokens || 0);
+    const parts = [];
+    if (inp || out) { parts.push((inp + out).toLocaleString() + " tokens"); }
+    let cost = null;
+    if (typeof u.cost_usd === "number") { cost = u.cost_usd; }
+    else if (typeof u.cost_micro_usd === "number") { cost = u.cost_micro_usd / 1e6; }
+    if (cost !== null) { parts.push("$" + cost.toFixed(2)); }
+    return parts.join(", ");
+  }
+
+  // Where a task runs or ran: its host (a remote one while it runs), else its agent.
+  function whereOf(t) {
+    const parts = [];
+    if (t.remote_host) { parts.push(String(t.remote_host)); }
+    if (t.agent) { parts.push(String(t.agent)); }
+    if (t.job_id) { parts.push("job " + String(t.job_id)); }
+    return parts.join(" · ");
+  }
+
+  function outcome(p) {
+    const s = p.summary || {};
+    if (p.plan_paused) { return "paused"; }
+    if (s.total && s.completed + s.skipped === s.total) { return "done"; }
+    if (s.failed) { return s.failed + " failed"; }
+    if (s.in_progress || s.checking) { return "running"; }
+    return "waiting";
+  }
+
+  function render(v) {
+    const plans = plansOf(v);
+    renderQuestions(plans);
+    renderPlans(plans);
+    renderGraph(plans);
+    renderTimeline(plans);
+    $("totals").textContent = tokensText(v.usage);
+    renders += 1;
+    document.body.setAttribute("data-renders", String(renders));
+    document.body.setAttribute("data-rendered-at", String(Date.now()));
+  }
+
+  function renderQuestions(plans) {
+    const box = $("questions");
+    const focused = document.activeElement && box.contains(document.activeElement);
+    if (focused) { return; }
+    clear(box);
+    let n = 0;
+    for (const p of plans) {
+      for (const t of p.tasks || []) {
+        if (t.status !== "needs_input") { continue; }
+        n += 1;
+        const q = el("div", { "class": "question", "data-task": p.plan + ":" + t.id }, [
+          el("div", {}, [el("strong", {}, [p.plan + " " + t.id]), " ", el("span", { "class": "desc" }, [t.description || ""])]),
+          el("p", { "class": "question-text" }, [t.question || ""]),
+        ]);
+        if (control) {
+          const area = el("textarea", { "class": "answer", "aria-label": "answer" });
+          const send = el("button", { "class": "send-answer", "type": "button" }, ["Answer"]);
+          send.addEventListener("click", function () {
+            if (!area.value.trim()) { return; }
+            send.disabled = true;
+            act("answer", { plan: p.plan, task: t.id, text: area.value }).then(function (ok) {
+              send.disabled = false;
+              if (ok) { area.value = ""; area.blur(); }
+            });
+          });
+          q.appendChild(area);
+          q.appendChild(send);
+        }
+        box.appendChild(q);
+      }
+    }
+    $("questions-box").hidden = n === 0;
+  }
+
+  function button(label, cls, onclick) {
+    const b = el("button", { "type": "button", "class": cls }, [label]);
+    b.addEventListener("click", function (ev) { ev.stopPropagation(); onclick(); });
+    return b;
+  }
+
+  function renderPlans(plans) {
+    const box = $("plans");
+    clear(box);
+    if (plans.length === 0) { box.appendChild(el("p", { "class": "empty" }, ["No plans."])); return; }
+    for (const p of plans) {
+      const s = p.summary || {};
+      const total = s.total || (p.tasks || []).length;
+      const done = (s.completed || 0) + (s.skipped || 0);
+      const pct = total ? Math.round(100 * done / total) : 0;
+      const head = el("h3", {}, [
+        el("span", { "class": "plan-name" }, [p.plan]),
+        el("span", { "class": "plan-title" }, [p.title || ""]),
+        el("span", { "class": "outcome", "data-outcome": outcome(p) }, [done + "/" + total + " · " + outcome(p)]),
+        el("span", { "class": "usage" }, [tokensText(p.usage)]),
+      ]);
+      if (control) {
+        head.appendChild(p.plan_paused
+          ? button("Resume", "resume", function () { act("resume", { plan: p.plan }); })
+          : button("Pause", "pause", function () { act("pause", { plan: p.plan }); }));
+      }
+      const fill = el("div", {});
+      fill.style.width = pct + "%";
+      const rows = [];
+      for (const t of p.tasks || []) {
+        const where = whereOf(t);
+        const row = el("tr", { "class": "task", "data-task": p.plan + ":" + t.id, "data-status": t.status }, [
+          el("td", { "class": "id" }, [t.id]),
+          el("td", { "class": "status s-" + t.status }, [t.status + (t.stage ? " (" + t.stage + ")" : "")]),
+          el("td", { "class": "desc" }, [t.description || ""]),
+          el("td", { "class": "where" }, [where]),
+          el("td", { "class": "took" }, [t.duration_ms ? (t.duration_ms / 1000).toFixed(1) + " s" : ""]),
+          el("td", { "class": "cause" }, [t.cause || t.question || ""]),
+        ]);
+        if (control) {
+          const cell = el("td", {});
+          if (t.status === "failed") { cell.appendChild(button("Retry", "retry", function () { act("retry", { plan: p.plan, task: t.id }); })); }
+          if (t.status === "in_progress") { cell.appendChild(button("Stop", "stop", function () { act("stop", { plan: p.plan, task: t.id }); })); }
+          row.appendChild(cell);
+        }
+        row.addEventListener("click", function () { showLog(p.plan, t.id); });
+        rows.push(row);
+      }
+      box.appendChild(el("div", { "class": "plan", "data-plan": p.plan }, [
+        head,
+        el("div", { "class": "bar" }, [fill]),
+        el("table", {}, [el("tbody", {}, rows)]),
+      ]));
+    }
+  }
+
+  // The tasks as nodes in columns by depth (the longest chain of dependencies before them),
+  // an edge from each dependency.
+  function renderGraph(plans) {
+    const g = $("graph");
+    clear(g);
+    const nodes = new Map();
+    for (const p of plans) {
+      for (const t of p.tasks || []) { nodes.set(p.plan + ":" + t.id, { p: p.plan, t: t, deps: [] }); }
+    }
+    for (const [key, n] of nodes) {
+      for (const d of n.t.dependencies || []) {
+        const name = String(d);
+        const full = nodes.has(n.p + ":" + name) ? n.p + ":" + name : name;
+        if (nodes.has(full) && full !== key) { n.deps.push(full); }
+      }
+    }
+    const depth = new Map();
+    function depthOf(k, seen) {
+      if (depth.has(k)) { return depth.get(k); }
+      if (seen.has(k)) { return 0; }
+      seen.add(k);
+      let d = 0;
+      for (const x of nodes.get(k).deps) { d = Math.max(d, depthOf(x, seen) + 1); }
+      depth.set(k, d);
+      return d;
+    }
+    const columns = [];
+    for (const k of nodes.keys()) {
+      const d = depthOf(k, new Set());
+      (columns[d] = columns[d] || []).push(k);
+    }
+    const W = 150, H = 24, at = new Map();
+    let rows = 0;
+    columns.forEach(function (col, x) {
+      col.forEach(function (k, y) { at.set(k, [10 + x * W, 10 + y * H]); });
+      rows = Math.max(rows, col.length);
+    });
+    g.setAttribute("width", String(20 + columns.length * W));
+    g.setAttribute("height", String(20 + rows * H));
+    for (const [k, n] of nodes) {
+      const [x2, y2] = at.get(k);
+      for (const d of n.deps) {
+        const [x1, y1] = at.get(d);
+        g.appendChild(svg("path", { "class": "edge", d: "M" + (x1 + 120) + " " + (y1 + 9) + " L" + x2 + " " + (y2 + 9) }));
+      }
+    }
+    for (const [k, n] of nodes) {
+      const [x, y] = at.get(k);
+      const node = svg("g", { "class": "node n-" + n.t.status, "data-task": k });
+      node.appendChild(svg("rect", { x: x, y: y, width: 120, height: 18, rx: 3 }));
+      const label = svg("text", { x: x + 4, y: y + 13 }, (plans.length > 1 ? k : n.t.id));
+      node.appendChild(label);
+      node.appendChild(svg("title", {}, k + " " + (n.t.description || "") + " (" + n.t.status + ")"));
+      g.appendChild(node);
+    }
+  }
+
+  function time(s) { const t = Date.parse(s); return isNaN(t) ? null : t; }
+
+  // One lane per plan: each task that started, from its start to its end (now while it runs).
+  function renderTimeline(plans) {
+    const box = $("timeline");
+    clear(box);
+    const now = Date.now();
+    const spans = [];
+    let lo = Infinity, hi = -Infinity;
+    for (const p of plans) {
+      for (const t of p.tasks || []) {
+        const a = time(t.started_at);
+        if (a === null) { continue; }
+        let b = time(t.completed_at);
+        if (b === null) { b = t.duration_ms ? a + t.duration_ms : (t.status === "in_progress" ? now : a); }
+        spans.push({ p: p.plan, t: t, a: a, b: Math.max(a, b) });
+        lo = Math.min(lo, a); hi = Math.max(hi, b);
+      }
+    }
+    if (spans.length === 0) { box.appendChild(el("p", { "class": "empty" }, ["Nothing ran yet."])); return; }
+    const range = Math.max(1, hi - lo);
+    box.appendChild(el("p", { "class": "empty" }, [new Date(lo).toLocaleString() + " → " + new Date(hi).toLocaleString()]));
+    for (const p of plans) {
+      const lane = el("div", { "class": "lane", "data-plan": p.plan }, [el("span", { "class": "lane-name" }, [p.plan])]);
+      for (const s of spans) {
+        if (s.p !== p.plan) { continue; }
+        const where = whereOf(s.t);
+        const secs = ((s.b - s.a) / 1000).toFixed(1);
+        const stage = s.t.stage ? " (" + s.t.stage + ")" : "";
+        const span = el("div", { "class": "span s-" + s.t.status + (s.t.stage ? " " + s.t.stage : ""), "data-task": s.p + ":" + s.t.id, "title": s.t.id + stage + " " + where + " " + secs + " s" }, [s.t.id]);
+        span.style.left = (100 * (s.a - lo) / range) + "%";
+        span.style.width = (100 * (s.b - s.a) / range) + "%";
+        lane.appendChild(span);
+      }
+      box.appendChild(lane);
+    }
+  }
+
+  async function showLog(plan, task) {
+    shownLog = plan + ":" + task;
+    $("log-box").hidden = false;
+    $("log-title").textContent = "Log of " + plan + " " + task;
+    $("log").textContent = "…";
+    try {
+      const v = await getJson("/api/logs?plan=" + encodeURIComponent(plan) + "&task=" + encodeURIComponent(task));
+      if (shownLog === plan + ":" + task) { $("log").textContent = v.text || ""; }
+    } catch (e) {
+      if (shownLog === plan + ":" + task) { $("log").textContent = "no log: " + e.message; }
+    }
+  }
+
+  function listen() {
+    const es = new EventSource("/api/events");
+    es.addEventListener("open", function () { $("conn").textContent = "live"; });
+    es.addEventListener("ready", function () { $("conn").textContent = "live"; schedule(0); });
+    es.addEventListener("orch", function () { schedule(); });
+    es.addEventListener("error", function () { $("conn").textContent = "reconnecting"; });
+  }
+
+  async function start() {
+    try {
+      const info = await getJson("/api/info");
+      control = Boolean(info.control && token);
+      $("mode").textContent = control ? "control" : (info.control ? "read-only (no token)" : "read-only");
+    } catch (e) {
+      problem("cannot reach orch serve: " + e.message);
+    }
+    listen();
+    refresh();
+  }
+
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); } else { start(); }
+})();
