@@ -5,9 +5,11 @@
 //! the page itself is `templates/serve/`, in the binary).
 //!
 //! Who may connect: only requests whose `Host` is exactly the address served (a page of
-//! another site that a DNS name rebinds to 127.0.0.1 sends its own name); the control routes
-//! only with `--control`, a token printed once and sent as `Authorization: Bearer`, from the
-//! served origin and not cross-site.
+//! another site that a DNS name rebinds to 127.0.0.1 sends its own name); the `/api/` routes
+//! not from another site (`Sec-Fetch-Site`, `Origin`); the control routes only with
+//! `--control`, a token printed once and sent as `Authorization: Bearer`, from the served
+//! origin only. Bounded: a request read within 10 s, 64 connections and 16 live streams at
+//! once, one status computed at a time (`status.rs`).
 
 mod data;
 mod http;
