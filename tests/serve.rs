@@ -608,3 +608,405 @@ fn a_bad_manifest_or_a_taken_port_is_refused_with_its_reason() {
         "{err}"
     );
 }
+
+/// A repository with one plan whose task waits for an answer (`orch up` ran), and its
+/// `orch serve` (with `--control` when `control`).
+fn waiting(control: bool) -> (Repo, tempfile::TempDir, Serve) {
+    let rec = tempfile::tempdir().expect("tempdir");
+    let repo = Repo::new();
+    let asker = support::agent_at("asker.sh", &[Path::new("1.1"), rec.path()]);
+    repo.plans(&[(
+        "a",
+        asker,
+        "# A\n\n## Phase 1: Work\n- [ ] 1.1 pick a database\n",
+    )]);
+    let (code, _, _) = repo.run(&["up"]);
+    assert_eq!(code, 5);
+    let serve = Serve::start(&repo, if control { &["--control"] } else { &[] });
+    (repo, rec, serve)
+}
+
+/// A connection that sends `bytes` one a second, from its start: how long until the server
+/// closed it, and what it answered.
+fn trickle(authority: &str, bytes: Vec<u8>) -> (Duration, String) {
+    let mut s = TcpStream::connect(authority).expect("connect");
+    s.set_read_timeout(Some(Duration::from_millis(1000)))
+        .expect("timeout");
+    let start = Instant::now();
+    let mut got = Vec::new();
+    for b in bytes {
+        if s.write_all(&[b]).is_err() {
+            break;
+        }
+        let mut buf = [0u8; 4096];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break,
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "still open after 40 s"
+        );
+    }
+    (start.elapsed(), String::from_utf8_lossy(&got).into_owned())
+}
+
+#[test]
+fn a_request_sent_a_byte_a_second_is_cut_off_at_the_deadline_and_others_are_served_meanwhile() {
+    let (_repo, _rec, serve) = waiting(true);
+    let me = serve.authority.clone();
+    let token = serve.token.clone().expect("token");
+    let long_head = format!("GET / HTTP/1.1\r\nHost: {me}\r\nX-Pad: {}", "a".repeat(60));
+    let body_late = format!(
+        "POST /api/control/pause HTTP/1.1\r\nHost: {me}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 60\r\n\r\n{{\"plan\": \"a\"                                                  "
+    );
+    let variants: Vec<Vec<u8>> = vec![
+        long_head.into_bytes(),
+        body_late.into_bytes(),
+        format!("GET /api/status HTTP/1.1\r\n{}", "X: y\r\n".repeat(20)).into_bytes(),
+    ];
+    let many: Vec<_> = variants
+        .into_iter()
+        .map(|v| {
+            let me = me.clone();
+            std::thread::spawn(move || trickle(&me, v))
+        })
+        .collect();
+    // Meanwhile the page is served.
+    let (status, _) = raw(&me, &format!("GET / HTTP/1.1\r\nHost: {me}"), "");
+    assert_eq!(status, 200);
+    for t in many {
+        let (took, answer) = t.join().expect("trickle");
+        assert!(
+            took >= Duration::from_secs(9) && took < Duration::from_secs(15),
+            "cut off after {took:?}: {answer}"
+        );
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    }
+}
+
+#[test]
+fn live_streams_are_capped_apart_and_the_page_and_status_still_answer() {
+    let (_repo, _rec, serve) = waiting(false);
+    let me = serve.authority.clone();
+    let mut open = Vec::new();
+    // The cap of streams, opened and never read, with the red team's spellings.
+    for i in 0..16 {
+        let mut s = TcpStream::connect(&me).expect("connect");
+        let extra = match i % 3 {
+            0 => String::new(),
+            1 => "Last-Event-ID: 0\r\n".to_string(),
+            _ => "Accept: text/event-stream\r\nSec-Fetch-Site: same-origin\r\n".to_string(),
+        };
+        s.write_all(format!("GET /api/events HTTP/1.1\r\nHost: {me}\r\n{extra}\r\n").as_bytes())
+            .expect("write");
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut first = [0u8; 15];
+        s.read_exact(&mut first).expect("head");
+        assert_eq!(&first, b"HTTP/1.1 200 OK", "stream {i}");
+        open.push(s);
+    }
+    // One more: refused at once.
+    let (status, answer) = raw(&me, &format!("GET /api/events HTTP/1.1\r\nHost: {me}"), "");
+    assert_eq!(status, 503, "{answer}");
+    // The page, its data and the status still answer, many times over.
+    for _ in 0..3 {
+        for path in ["/", "/app.js", "/api/info", "/api/status"] {
+            let (status, answer) = raw(&me, &format!("GET {path} HTTP/1.1\r\nHost: {me}"), "");
+            assert_eq!(status, 200, "{path}: {answer}");
+        }
+    }
+    let (_, st) = raw(&me, &format!("GET /api/status HTTP/1.1\r\nHost: {me}"), "");
+    assert_eq!(
+        body_json(&st)["plans"][0]["tasks"][0]["status"],
+        "needs_input"
+    );
+    // A stream closed: its slot is free again.
+    drop(open.pop());
+    support::wait_for("a stream's slot free again", || {
+        let mut s = TcpStream::connect(&me).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        s.write_all(format!("GET /api/events HTTP/1.1\r\nHost: {me}\r\n\r\n").as_bytes())
+            .expect("write");
+        let mut first = [0u8; 15];
+        s.read_exact(&mut first).is_ok() && &first == b"HTTP/1.1 200 OK"
+    });
+}
+
+/// The most `orch` children the process `pid` had at once while `work` ran.
+fn most_children_while(pid: u32, work: impl FnOnce() + Send + 'static) -> usize {
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = done.clone();
+    let worker = std::thread::spawn(move || {
+        work();
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let mut most = 0;
+    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+        let mut n = 0;
+        for p in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
+            // `pid (name) state ppid ...`: the fields after the name's last `)`.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            n += usize::from(ppid == Some(pid));
+        }
+        most = most.max(n);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    worker.join().expect("work");
+    most
+}
+
+#[test]
+fn reads_from_another_site_are_refused_and_the_status_is_computed_once_at_a_time() {
+    let (repo, _rec, serve) = waiting(false);
+    let me = serve.authority.clone();
+    let port = me.rsplit(':').next().expect("port").to_string();
+    let refused = [
+        "Sec-Fetch-Site: cross-site".to_string(),
+        "Sec-Fetch-Site: same-site".to_string(),
+        "Sec-Fetch-Site: Cross-Site".to_string(),
+        "Sec-Fetch-Site: same-origin\r\nSec-Fetch-Site: cross-site".to_string(),
+        "Origin: http://evil.example".to_string(),
+        "Origin: null".to_string(),
+        format!("Origin: http://localhost:{port}"),
+        format!("Origin: https://{me}"),
+        format!("Sec-Fetch-Site: same-origin\r\nOrigin: http://127.0.0.2:{port}"),
+    ];
+    for headers in &refused {
+        for path in [
+            "/api/status",
+            "/api/status?x=1",
+            "/api/logs?plan=a&task=1.1",
+            "/api/events",
+            "/api/info",
+        ] {
+            let (status, answer) = raw(
+                &me,
+                &format!("GET {path} HTTP/1.1\r\nHost: {me}\r\n{headers}"),
+                "",
+            );
+            assert_eq!(status, 403, "{path} with {headers}: {answer}");
+            assert!(!answer.contains("needs_input"), "{answer}");
+        }
+    }
+    for headers in [
+        String::new(),
+        "Sec-Fetch-Site: same-origin".to_string(),
+        "Sec-Fetch-Site: none".to_string(),
+        format!("Sec-Fetch-Site: same-origin\r\nOrigin: http://{me}"),
+    ] {
+        let (status, answer) = raw(
+            &me,
+            &format!("GET /api/status HTTP/1.1\r\nHost: {me}\r\n{headers}"),
+            "",
+        );
+        assert_eq!(status, 200, "{headers}: {answer}");
+    }
+    // Many status requests at once, after an event (the last status computed is stale): each
+    // answered with the status, never more than one `orch status` running.
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(repo.root().join(".orch/state/.events.jsonl"))
+        .expect("events");
+    writeln!(log, "{{\"event\":\"plan_paused\",\"plan\":\"a\"}}").expect("event");
+    let pid = serve.child.id();
+    let me2 = me.clone();
+    let most = most_children_while(pid, move || {
+        let asks: Vec<_> = (0..24)
+            .map(|_| {
+                let me = me2.clone();
+                std::thread::spawn(move || {
+                    raw(&me, &format!("GET /api/status HTTP/1.1\r\nHost: {me}"), "")
+                })
+            })
+            .collect();
+        for a in asks {
+            let (status, answer) = a.join().expect("ask");
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(
+                body_json(&answer)["plans"][0]["tasks"][0]["status"],
+                "needs_input"
+            );
+        }
+    });
+    eprintln!("at most {most} `orch` command(s) at once for 24 status requests");
+    assert!(most <= 1, "{most} commands at once");
+}
+
+#[test]
+fn control_with_sec_fetch_site_none_is_refused_and_head_answers_have_no_body() {
+    let (repo, _rec, serve) = waiting(true);
+    let me = serve.authority.clone();
+    let token = serve.token.clone().expect("token");
+    let good = format!("Authorization: Bearer {token}\r\nContent-Type: application/json");
+    let before = support::file_snapshot(repo.root());
+    for site in [
+        "none",
+        "None",
+        "NONE",
+        "same-site",
+        "cross-site",
+        "same-origin, none",
+    ] {
+        for (verb, args) in [
+            ("resume", json!({"plan": "a"})),
+            ("pause", json!({"plan": "a"})),
+            ("answer", json!({"plan": "a", "task": "1.1", "text": "x"})),
+        ] {
+            let (status, answer) = raw(
+                &me,
+                &format!(
+                    "POST /api/control/{verb} HTTP/1.1\r\nHost: {me}\r\n{good}\r\nSec-Fetch-Site: {site}"
+                ),
+                &args.to_string(),
+            );
+            assert_eq!(status, 403, "{verb} with {site}: {answer}");
+        }
+    }
+    assert_eq!(support::file_snapshot(repo.root()), before);
+    assert_eq!(repo.task("a", "1.1")["status"], "needs_input");
+
+    for path in [
+        "/",
+        "/app.js",
+        "/app.css",
+        "/api/info",
+        "/api/status",
+        "/nothing",
+    ] {
+        let (status, answer) = raw(&me, &format!("HEAD {path} HTTP/1.1\r\nHost: {me}"), "");
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
+        assert!(body.is_empty(), "HEAD {path}: {answer}");
+        assert!(head.contains("Content-Length: "), "{head}");
+        assert!(
+            status == 200 || (path == "/nothing" && status == 404),
+            "{head}"
+        );
+    }
+    let (_, head) = raw(&me, "HEAD / HTTP/1.1\r\nHost: evil.example", "");
+    assert!(head.ends_with("\r\n\r\n"), "{head}");
+}
+
+#[test]
+fn a_status_past_the_old_bound_is_shown_with_long_texts_cut() {
+    let repo = Repo::new();
+    let agent = toml_array(&[
+        "sh",
+        "-c",
+        "\"$ORCH_BIN\" task done \"$ORCH_TASK\" --note \"$(head -c 120000 /dev/zero | tr '\\0' N)\"",
+    ]);
+    repo.manifest(&agent, "", "retries = 0\nmax_agents = 4", &[("p", "")]);
+    let mut plan = String::from("# P\n\n## Phase 1: Work\n");
+    for i in 1..=24 {
+        plan.push_str(&format!("- [ ] 1.{i} task {i}\n"));
+    }
+    repo.write("docs/plans/p.md", &plan);
+    repo.commit_all("plan");
+    let child = repo.orch(&["up"]).spawn().expect("up");
+    assert_eq!(end_within(child, Duration::from_secs(600)), 0);
+    let (_, printed, _) = repo.run(&["status", "--json"]);
+    assert!(printed.len() > 2 << 20, "{} bytes", printed.len());
+
+    let serve = Serve::start(&repo, &[]);
+    let me = serve.authority.clone();
+    let (status, answer) = raw(&me, &format!("GET /api/status HTTP/1.1\r\nHost: {me}"), "");
+    assert_eq!(status, 200, "{}", &answer[..answer.len().min(400)]);
+    assert!(answer.len() < 2 << 20, "{} bytes", answer.len());
+    let v = body_json(&answer);
+    let tasks = v["plans"][0]["tasks"].as_array().expect("tasks");
+    assert_eq!(tasks.len(), 24);
+    assert!(tasks.iter().all(|t| t["status"] == "completed"), "{v}");
+    assert!(answer.contains("NNNN… [111808 bytes cut]"), "no cut text");
+}
+
+#[test]
+fn the_token_leaves_the_address_bar_the_page_still_acts_and_keeps_its_last_status() {
+    let Some(driver) = browser() else { return };
+    let (repo, _rec, serve) = waiting(true);
+    let page = driver.session();
+    page.goto(&serve.control_url());
+    page.wait_until(
+        "the answer box",
+        SHOW,
+        "return document.querySelectorAll('.question[data-task=\"a:1.1\"] textarea').length === 1;",
+    );
+    // The address after load: no token, no fragment; in this tab's storage only.
+    let href = page.execute("return window.location.href;", json!([]));
+    let href = href.as_str().expect("href").to_string();
+    assert!(!href.contains("token") && !href.contains('#'), "{href}");
+    assert_eq!(href, serve.url);
+    let token = serve.token.clone().expect("token");
+    let history = page.execute(
+        "return window.history.length + ' ' + document.URL;",
+        json!([]),
+    );
+    assert!(!history.to_string().contains(&token), "{history}");
+
+    // A reload (no token in the address now) still acts: answered from the page.
+    page.goto(&serve.url);
+    page.wait_until(
+        "the answer box after a reload",
+        SHOW,
+        "return document.querySelectorAll('.question[data-task=\"a:1.1\"] textarea').length === 1;",
+    );
+    let area = page.find_all(".question[data-task=\"a:1.1\"] textarea");
+    page.type_text(&area[0], "SQLite");
+    page.click_css(".question[data-task=\"a:1.1\"] .send-answer", SHOW);
+    support::wait_for("the answer in the status file", || {
+        repo.task("a", "1.1")["status"] == "pending"
+    });
+    page.wait_until(
+        "the task pending on the page",
+        SHOW,
+        &format!("return {} === 'pending';", status_of("a:1.1")),
+    );
+
+    // The status can no longer be read (the manifest broken), and an event comes: the page
+    // keeps the plans it showed, with a line saying why.
+    let manifest = repo.root().join("plans.toml");
+    let good = std::fs::read_to_string(&manifest).expect("manifest");
+    std::fs::write(&manifest, "[defaults\n<b>broken</b>\u{1b}[2J").expect("break");
+    let events = repo.root().join(".orch/state/.events.jsonl");
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&events)
+        .expect("events");
+    writeln!(log, "{{\"event\":\"plan_paused\",\"plan\":\"a\"}}").expect("event");
+    let warning = page.wait_until(
+        "a warning",
+        SHOW,
+        "const p = document.getElementById('problem'); return !p.hidden && p.textContent;",
+    );
+    let warning = warning.as_str().expect("text").to_string();
+    assert!(warning.contains("cannot read the status"), "{warning}");
+    assert!(!warning.contains('\u{1b}'), "{warning}");
+    assert_eq!(
+        page.find_all("b").len(),
+        0,
+        "markup from the error made an element"
+    );
+    assert_eq!(
+        page.execute(&row_status("a:1.1"), json!([])),
+        json!("pending"),
+        "the last status still shown"
+    );
+    std::fs::write(&manifest, good).expect("mend");
+    writeln!(log, "{{\"event\":\"plan_resumed\",\"plan\":\"a\"}}").expect("event");
+    page.wait_until(
+        "the warning gone",
+        SHOW,
+        "return document.getElementById('problem').hidden;",
+    );
+}

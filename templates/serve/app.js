@@ -4,9 +4,19 @@
 "use strict";
 
 (function () {
+  // The control token, from the address's fragment (`#token=`) once: kept in this tab's
+  // sessionStorage at most, and taken out of the address bar (and so of the browser's history)
+  // at once.
   const token = (function () {
     const m = /(?:^#|&)token=([0-9a-f]{16,128})(?:&|$)/.exec(window.location.hash);
-    return m ? m[1] : null;
+    let t = m ? m[1] : null;
+    try {
+      if (t) { window.sessionStorage.setItem("orch-token", t); } else { t = window.sessionStorage.getItem("orch-token"); }
+    } catch (e) { /* no storage: the token in memory only */ }
+    if (window.location.hash) {
+      window.history.replaceState(null, "", window.location.pathname + window.location.search);
+    }
+    return t && /^[0-9a-f]{16,128}$/.test(t) ? t : null;
   })();
   let control = false;
   let renders = 0;
@@ -15,6 +25,7 @@
   let timer = null;
   let last = "";
   let shownLog = null;
+  let goodAt = null;
 
   function $(id) { return document.getElementById(id); }
 
@@ -49,8 +60,11 @@
 
   async function getJson(path) {
     const r = await fetch(path, { cache: "no-store", credentials: "omit" });
-    const v = await r.json();
-    if (!r.ok) { throw new Error(v.error || ("HTTP " + r.status)); }
+    let v = null;
+    try { v = await r.json(); } catch (e) { throw new Error("HTTP " + r.status + ", not JSON"); }
+    if (!r.ok || v === null || typeof v !== "object") {
+      throw new Error(String((v && v.error) || ("HTTP " + r.status)));
+    }
     return v;
   }
 
@@ -83,9 +97,11 @@
       const text = JSON.stringify(v);
       // The same status again (an event that changed nothing shown): the page as it is.
       if (text !== last) { last = text; render(v); }
+      goodAt = new Date();
       problem("");
     } catch (e) {
-      problem("cannot read the status: " + e.message);
+      // The last good state stays shown, with why it may be old.
+      problem("cannot read the status: " + e.message + (goodAt ? " (showing the status of " + goodAt.toLocaleTimeString() + ")" : ""));
     } finally {
       inFlight = false;
       if (again) { again = false; schedule(0); }
@@ -343,7 +359,11 @@
     es.addEventListener("open", function () { $("conn").textContent = "live"; });
     es.addEventListener("ready", function () { $("conn").textContent = "live"; schedule(0); });
     es.addEventListener("orch", function () { schedule(); });
-    es.addEventListener("error", function () { $("conn").textContent = "reconnecting"; });
+    es.addEventListener("error", function () {
+      $("conn").textContent = "reconnecting";
+      // Refused (the server's streams all taken): the status read again, a stream tried later.
+      if (es.readyState === EventSource.CLOSED) { schedule(0); setTimeout(listen, 5000); }
+    });
   }
 
   async function start() {

@@ -1,4 +1,4 @@
-//! The page's data: the status (`orch status --json`), a task's log tail (`orch logs --json`)
+//! The page's data: a task's log tail (`orch logs --json`)
 //! and the control verbs (as `orch mcp --allow-control` runs them), each orch's own command run
 //! as a child ([`crate::commands::orch_child`]), bounded in time and output. Every string an
 //! answer holds has its control characters escaped as orch escapes what it prints
@@ -14,7 +14,7 @@ use super::http::Answer;
 use crate::commands::orch_child;
 use crate::untrusted::escaped_lines;
 
-/// How long the status or a log may take.
+/// How long a log may take.
 const READ_MAX: Duration = Duration::from_secs(60);
 /// How long a control verb may take.
 const CONTROL_MAX: Duration = Duration::from_secs(120);
@@ -73,17 +73,6 @@ async fn run_json(argv: &[String], deadline: Duration, failed: u16) -> Answer {
     }
 }
 
-/// `GET /api/status`: what `orch status --json` prints.
-pub(super) async fn status(served: &Served) -> Answer {
-    let argv = vec![
-        "--color=never".to_string(),
-        "status".into(),
-        "--json".into(),
-        manifest_arg(served),
-    ];
-    run_json(&argv, READ_MAX, 502).await
-}
-
 /// Whether `id` may be a task's id: letters, digits, `.`, `-`, `_`, never an option.
 fn task_id_ok(id: &str) -> bool {
     !id.is_empty()
@@ -103,6 +92,10 @@ pub(super) async fn logs(served: &Served, plan: Option<String>, task: Option<Str
     if crate::manifest::check_plan_name(&plan).is_err() || !task_id_ok(&task) {
         return Answer::error(400, "Bad Request", "not a plan's name and a task's id");
     }
+    // A few at once: however many a client asks for, orch runs few commands.
+    let Ok(_slot) = served.log_reads.acquire().await else {
+        return Answer::error(503, "Service Unavailable", "the server is stopping");
+    };
     let argv = vec![
         "--color=never".to_string(),
         "logs".into(),

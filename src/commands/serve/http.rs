@@ -1,5 +1,6 @@
 //! One HTTP/1.1 request read, and one answer written: the head at most [`HEAD_MAX`] bytes, a
-//! body only with `Content-Length`, at most [`BODY_MAX`], each read within [`IDLE`]; every
+//! body only with `Content-Length`, at most [`BODY_MAX`], the whole request read within
+//! [`DEADLINE`] of the connection's start (however slowly its bytes come); every
 //! answer closes the connection (the page's few requests need no keep-alive) and carries the
 //! page's security headers.
 
@@ -13,14 +14,16 @@ pub(super) const HEAD_MAX: usize = 16 << 10;
 pub(super) const BODY_MAX: usize = 64 << 10;
 /// Headers at most.
 const HEADERS_MAX: usize = 64;
-/// How long a client may take to send its head, or its body.
-pub(super) const IDLE: Duration = Duration::from_secs(10);
+/// How long a client may take to send its whole request (head and body), and to take an
+/// answer (or one event of a live stream).
+pub(super) const DEADLINE: Duration = Duration::from_secs(10);
 
 /// The headers every answer carries: nothing but this origin's own script and style, no
 /// sniffing, no framing, no referrer, nothing cached.
 pub(super) const SECURITY: &str = "Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'\r\n\
 X-Content-Type-Options: nosniff\r\n\
 X-Frame-Options: DENY\r\n\
+Cross-Origin-Resource-Policy: same-origin\r\n\
 Referrer-Policy: no-referrer\r\n\
 Cache-Control: no-store\r\n";
 
@@ -92,8 +95,20 @@ fn decode(s: &str) -> Option<String> {
 #[derive(Debug)]
 pub(super) struct Refused(pub(super) Option<(u16, &'static str)>);
 
-/// Reads one request from `r`: its head, then its body (`Content-Length` only).
+/// Reads one request from `r`: its head, then its body (`Content-Length` only), the whole
+/// within [`DEADLINE`] (408 past it; no answer when nothing came).
 pub(super) async fn read_request(r: &mut (impl AsyncRead + Unpin)) -> Result<Request, Refused> {
+    let mut got = false;
+    let read = tokio::time::timeout(DEADLINE, read_whole(r, &mut got)).await;
+    match read {
+        Ok(result) => result,
+        Err(_) if !got => Err(Refused(None)),
+        Err(_) => Err(Refused(Some((408, "Request Timeout")))),
+    }
+}
+
+/// [`read_request`] without its deadline; `got` set once a byte came.
+async fn read_whole(r: &mut (impl AsyncRead + Unpin), got: &mut bool) -> Result<Request, Refused> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -103,12 +118,11 @@ pub(super) async fn read_request(r: &mut (impl AsyncRead + Unpin)) -> Result<Req
         if buf.len() > HEAD_MAX {
             return Err(Refused(Some((431, "Request Header Fields Too Large"))));
         }
-        let n = match tokio::time::timeout(IDLE, r.read(&mut chunk)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return Err(Refused(None)),
-            Err(_) if buf.is_empty() => return Err(Refused(None)),
-            Err(_) => return Err(Refused(Some((408, "Request Timeout")))),
-            Ok(Ok(n)) => n,
+        let n = match r.read(&mut chunk).await {
+            Ok(0) | Err(_) => return Err(Refused(None)),
+            Ok(n) => n,
         };
+        *got = true;
         buf.extend_from_slice(&chunk[..n]);
     };
     if head_end > HEAD_MAX {
@@ -153,10 +167,9 @@ pub(super) async fn read_request(r: &mut (impl AsyncRead + Unpin)) -> Result<Req
     let mut body = buf[head_end..].to_vec();
     body.truncate(length);
     while body.len() < length {
-        let n = match tokio::time::timeout(IDLE, r.read(&mut chunk)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return Err(Refused(None)),
-            Err(_) => return Err(Refused(Some((408, "Request Timeout")))),
-            Ok(Ok(n)) => n,
+        let n = match r.read(&mut chunk).await {
+            Ok(0) | Err(_) => return Err(Refused(None)),
+            Ok(n) => n,
         };
         let room = length - body.len();
         body.extend_from_slice(&chunk[..n.min(room)]);
@@ -166,6 +179,7 @@ pub(super) async fn read_request(r: &mut (impl AsyncRead + Unpin)) -> Result<Req
 }
 
 /// An answer: its status, content type and body.
+#[derive(Clone)]
 pub(super) struct Answer {
     pub(super) status: u16,
     pub(super) reason: &'static str,
@@ -204,8 +218,9 @@ impl Answer {
     }
 }
 
-/// Writes `a` and closes the connection's writing side.
-pub(super) async fn write_answer(w: &mut (impl AsyncWrite + Unpin), a: &Answer) {
+/// Writes `a` (its head only for a `HEAD` request: `head_only`) and closes the connection's
+/// writing side, within [`DEADLINE`].
+pub(super) async fn write_answer(w: &mut (impl AsyncWrite + Unpin), a: &Answer, head_only: bool) {
     let head = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{SECURITY}Connection: close\r\n\r\n",
         a.status,
@@ -215,11 +230,13 @@ pub(super) async fn write_answer(w: &mut (impl AsyncWrite + Unpin), a: &Answer) 
     );
     let write = async {
         w.write_all(head.as_bytes()).await?;
-        w.write_all(&a.body).await?;
+        if !head_only {
+            w.write_all(&a.body).await?;
+        }
         w.flush().await?;
         w.shutdown().await
     };
-    let _ = tokio::time::timeout(IDLE, write).await;
+    let _ = tokio::time::timeout(DEADLINE, write).await;
 }
 
 #[cfg(test)]

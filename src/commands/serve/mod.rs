@@ -5,14 +5,17 @@
 //! the page itself is `templates/serve/`, in the binary).
 //!
 //! Who may connect: only requests whose `Host` is exactly the address served (a page of
-//! another site that a DNS name rebinds to 127.0.0.1 sends its own name); the control routes
-//! only with `--control`, a token printed once and sent as `Authorization: Bearer`, from the
-//! served origin and not cross-site.
+//! another site that a DNS name rebinds to 127.0.0.1 sends its own name); the `/api/` routes
+//! not from another site (`Sec-Fetch-Site`, `Origin`); the control routes only with
+//! `--control`, a token printed once and sent as `Authorization: Bearer`, from the served
+//! origin only. Bounded: a request read within 10 s, 64 connections and 16 live streams at
+//! once, one status computed at a time (`status.rs`).
 
 mod data;
 mod http;
 mod routes;
 mod sse;
+mod status;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -35,11 +38,13 @@ pub(crate) struct ServeArgs {
     pub(crate) control: bool,
 }
 
-/// Connections served at once; one more waits until one ends.
+/// Connections served at once (a live stream's counted apart, [`STREAMS`]); one more waits
+/// until one ends.
 const CONNECTIONS: usize = 64;
-/// Live streams (`/api/events`) at once, of those connections: one more is refused (503), so
-/// that open pages never take every connection.
-const STREAMS: usize = 16;
+/// Live streams (`/api/events`) at once; one more is refused (503).
+pub(super) const STREAMS: usize = 16;
+/// Log tails (`orch logs`) computed at once; one more waits.
+const LOG_READS: usize = 2;
 
 /// What every connection shares: where the run's state is, the address served, the token.
 pub(crate) struct Served {
@@ -51,8 +56,31 @@ pub(crate) struct Served {
     authority: String,
     /// The control token (`--control`), else `None`: every control route refused.
     token: Option<String>,
-    /// The live streams left ([`STREAMS`]).
+    /// The last status computed, locked while one is computed.
+    status: tokio::sync::Mutex<Option<status::Cached>>,
+    /// The live streams' slots.
     streams: Arc<tokio::sync::Semaphore>,
+    /// The log tails' slots.
+    log_reads: tokio::sync::Semaphore,
+}
+
+impl Served {
+    fn new(
+        manifest: PathBuf,
+        state_dir: PathBuf,
+        authority: String,
+        token: Option<String>,
+    ) -> Self {
+        Self {
+            manifest,
+            state_dir,
+            authority,
+            token,
+            status: tokio::sync::Mutex::new(None),
+            streams: Arc::new(tokio::sync::Semaphore::new(STREAMS)),
+            log_reads: tokio::sync::Semaphore::new(LOG_READS),
+        }
+    }
 }
 
 /// Serves until interrupted (exit 0), or fails to start (exit 1; 2 for a bad manifest).
@@ -82,13 +110,7 @@ pub(crate) fn run(args: ServeArgs) -> CliResult<u8> {
     } else {
         None
     };
-    let served = Arc::new(Served {
-        manifest,
-        state_dir,
-        authority: local.to_string(),
-        token,
-        streams: Arc::new(tokio::sync::Semaphore::new(STREAMS)),
-    });
+    let served = Arc::new(Served::new(manifest, state_dir, local.to_string(), token));
     if !ip.is_loopback() {
         crate::commands::output::eprintln_safe(&format!(
             "warning: `orch serve` listens on {ip}, not the loopback address: other machines \
@@ -173,8 +195,7 @@ async fn serve(listener: std::net::TcpListener, served: Arc<Served>) -> Result<(
         };
         let served = served.clone();
         tokio::spawn(async move {
-            routes::connection(stream, &served).await;
-            drop(slot);
+            routes::connection(stream, &served, slot).await;
         });
     }
 }

@@ -1,12 +1,15 @@
 //! What each path answers, and who may ask. Every request first: its `Host` exactly the
 //! address served (else 421: a page of another site whose name a DNS server rebinds to this
-//! address sends its own name). The control routes then: there only with `--control` (else
-//! 403), not cross-site (`Sec-Fetch-Site: cross-site`, or an `Origin` other than the served
-//! one: 403), with the token (`Authorization: Bearer`, else 401), a JSON body.
+//! address sends its own name). Every `/api/` route then: not from another site
+//! (`Sec-Fetch-Site` `cross-site` or `same-site`, or an `Origin` other than the served one:
+//! 403, before any work). The control routes then: there only with `--control` (else 403),
+//! `Sec-Fetch-Site` only `same-origin` (or none sent), with the token (`Authorization:
+//! Bearer`, else 401), a JSON body.
 
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::Served;
 use super::data;
@@ -16,26 +19,45 @@ const PAGE: &str = include_str!("../../../templates/serve/index.html");
 const SCRIPT: &str = include_str!("../../../templates/serve/app.js");
 const STYLE: &str = include_str!("../../../templates/serve/app.css");
 
-/// Serves one connection: one request, one answer (or the live stream).
-pub(super) async fn connection(mut stream: TcpStream, served: &Served) {
+/// Serves one connection: one request, one answer (or the live stream), holding `slot` (one of
+/// the connections served at once) until then; a live stream holds one of the streams' slots
+/// instead, or is refused (503) when they are all taken.
+pub(super) async fn connection(mut stream: TcpStream, served: &Served, slot: OwnedSemaphorePermit) {
     let request = match http::read_request(&mut stream).await {
         Ok(r) => r,
         Err(Refused(Some((status, reason)))) => {
-            http::write_answer(&mut stream, &Answer::error(status, reason, reason)).await;
+            http::write_answer(&mut stream, &Answer::error(status, reason, reason), false).await;
             return;
         }
         Err(Refused(None)) => return,
     };
+    let head_only = request.method == "HEAD";
     if let Err(a) = host_is_served(&request, served) {
-        http::write_answer(&mut stream, &a).await;
+        http::write_answer(&mut stream, &a, head_only).await;
+        return;
+    }
+    if request.path().starts_with("/api/")
+        && let Err(why) = not_cross_site(&request, served, &["same-origin", "none"])
+    {
+        http::write_answer(
+            &mut stream,
+            &Answer::error(403, "Forbidden", why),
+            head_only,
+        )
+        .await;
         return;
     }
     if request.method == "GET" && request.path() == "/api/events" {
-        let Ok(_live) = served.streams.clone().try_acquire_owned() else {
-            let busy = Answer::error(503, "Service Unavailable", "too many live pages at once");
-            http::write_answer(&mut stream, &busy).await;
+        let Ok(live) = served.streams.clone().try_acquire_owned() else {
+            let busy = Answer::error(
+                503,
+                "Service Unavailable",
+                "too many live streams open: the page reads the status without one",
+            );
+            http::write_answer(&mut stream, &busy, false).await;
             return;
         };
+        drop(slot);
         let cursor = request
             .header("last-event-id")
             .ok()
@@ -43,10 +65,12 @@ pub(super) async fn connection(mut stream: TcpStream, served: &Served) {
             .and_then(|v| v.parse::<u64>().ok());
         super::sse::stream(&mut stream, served, cursor).await;
         let _ = stream.shutdown().await;
+        drop(live);
         return;
     }
     let answer = answer(&request, served).await;
-    http::write_answer(&mut stream, &answer).await;
+    http::write_answer(&mut stream, &answer, head_only).await;
+    drop(slot);
 }
 
 /// `Err` (421) unless the request names exactly the address served as its one `Host`.
@@ -78,7 +102,7 @@ async fn answer(r: &Request, served: &Served) -> Answer {
             "OK",
             &json!({"control": served.token.is_some(), "version": env!("CARGO_PKG_VERSION")}),
         ),
-        "/api/status" => data::status(served).await,
+        "/api/status" => super::status::status(served).await,
         "/api/logs" => data::logs(served, r.query("plan"), r.query("task")).await,
         _ => Answer::error(404, "Not Found", "no such page"),
     }
@@ -96,7 +120,7 @@ async fn control(r: &Request, served: &Served, verb: &str) -> Answer {
     if r.method != "POST" {
         return Answer::error(405, "Method Not Allowed", "control is POST only");
     }
-    if let Err(why) = same_origin(r, served) {
+    if let Err(why) = not_cross_site(r, served, &["same-origin"]) {
         return Answer::error(403, "Forbidden", why);
     }
     let sent = match r.header("authorization") {
@@ -131,18 +155,20 @@ async fn control(r: &Request, served: &Served, verb: &str) -> Answer {
     data::control(served, verb, &args).await
 }
 
-/// `Err` with why, when the request comes from another site: `Sec-Fetch-Site: cross-site`
-/// (or `same-site`: another port or name of this machine), or an `Origin` other than the
-/// served one (`null` included).
-fn same_origin(r: &Request, served: &Served) -> Result<(), &'static str> {
+/// `Err` with why, when the request may come from another site: a `Sec-Fetch-Site` other than
+/// those in `sites` (`cross-site`, `same-site`: another port or name of this machine; `none`, a
+/// person's own navigation, for reads only), sent twice, or an `Origin` other than the served
+/// one (`null` included). Without either header (not a browser's request) it is not refused.
+fn not_cross_site(r: &Request, served: &Served, sites: &[&str]) -> Result<(), &'static str> {
     match r.header("sec-fetch-site") {
-        Ok(None | Some("same-origin" | "none")) => {}
-        _ => return Err("a control request comes from this page only (Sec-Fetch-Site)"),
+        Ok(None) => {}
+        Ok(Some(s)) if sites.contains(&s) => {}
+        _ => return Err("this server answers its own page only (Sec-Fetch-Site)"),
     }
     match r.header("origin") {
         Ok(None) => Ok(()),
         Ok(Some(o)) if o == format!("http://{}", served.authority) => Ok(()),
-        _ => Err("a control request comes from this page only (Origin)"),
+        _ => Err("this server answers its own page only (Origin)"),
     }
 }
 
@@ -159,13 +185,12 @@ mod tests {
     use super::*;
 
     fn served(token: Option<&str>) -> Served {
-        Served {
-            manifest: "/nowhere/plans.toml".into(),
-            state_dir: "/nowhere/.orch".into(),
-            authority: "127.0.0.1:4000".into(),
-            token: token.map(str::to_string),
-            streams: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
-        }
+        Served::new(
+            "/nowhere/plans.toml".into(),
+            "/nowhere/.orch".into(),
+            "127.0.0.1:4000".into(),
+            token.map(str::to_string),
+        )
     }
 
     fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> Request {

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use super::Served;
-use super::http::{IDLE, SECURITY};
+use super::http::{DEADLINE, SECURITY};
 use crate::commands::run_events::{self, Filter, Log};
 
 /// How often a quiet stream sends a comment.
@@ -60,7 +60,7 @@ pub(super) async fn stream(stream: &mut TcpStream, served: &Served, cursor: Opti
 
 async fn write(w: &mut (impl tokio::io::AsyncWrite + Unpin), bytes: &[u8]) -> bool {
     matches!(
-        tokio::time::timeout(IDLE, async {
+        tokio::time::timeout(DEADLINE, async {
             w.write_all(bytes).await?;
             w.flush().await
         })
