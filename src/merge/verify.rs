@@ -322,7 +322,8 @@ pub(super) fn verify_command(
         .env(agent_env::ORCH_TARGET, target)
         .env(agent_env::ORCH_MERGE_COMMIT, commit.to_string())
         .env(agent_env::ORCH_WORKTREE, cwd);
-    for var in GIT_ENV {
+    // It runs the agents' code: never with orch's GitHub tokens.
+    for var in GIT_ENV.iter().chain(agent_env::ORCH_CREDENTIALS.iter()) {
         cmd.env_remove(var);
     }
     cmd
