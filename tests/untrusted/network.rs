@@ -15,6 +15,7 @@ use crate::support::sink::{Server, UdpSink, python};
 use crate::support::{Repo, fixtures, one_task, toml_array};
 
 mod loopback;
+mod names;
 
 const SECRET: &str = "s3cr3t-f0r-n0-0ne";
 
