@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use crate::support::sink::{Server, UdpSink, python};
 use crate::support::{Repo, fixtures, one_task, toml_array};
 
+mod flood;
 mod loopback;
 mod names;
 
