@@ -49,7 +49,7 @@ pub(crate) struct Verify {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Under<'a> {
     /// The name its container, its network's log lines, its `TMPDIR` and its `ORCH_PLAN` go
-    /// by: the plan's, or the combination's (`_integration`, `land-<group>`).
+    /// by: the plan's, or the combination's (`_integration`, `.land-<group>`).
     pub(crate) name: &'a str,
     /// The plans whose work is in the tree it runs on: where one of them runs in a container,
     /// the command runs in a container of that image, never on this machine; where they name
