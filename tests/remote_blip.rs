@@ -242,6 +242,13 @@ fn a_host_whose_connections_end_under_running_attempts_costs_no_retry_and_no_wor
             .is_some_and(|c| c.contains("connection")),
         "{json}"
     );
+    // And `orch top`, in a terminal, marks each running task's row `@h1 LOST` and lists the
+    // event.
+    let mut top = crate::top::Screen::start(&run.repo);
+    top.wait("the lost host in orch top", |screen| {
+        screen.contains("@h1 LOST") && screen.contains("host h1")
+    });
+    drop(top);
     run.lab.restart("h1");
     std::fs::write(&run.go, "").expect("go");
     check(&mut run, "connections cut during the attempts", TASKS);
