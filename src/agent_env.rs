@@ -120,6 +120,30 @@ pub(crate) const AGENT_SOCKETS: [&str; 7] = [
     "KRB5CCNAME",
 ];
 
+/// Not orch's own names, but orch's own credentials: the tokens `gh` reads, which `orch pr`
+/// (and `orch up --pr`, the review loop) act with on GitHub. With one an agent could push,
+/// open, approve or merge pull requests as the user. Removed from every agent's, check's and
+/// `verify`'s environment, local, on a host, in a Slurm job or a container, unless `pass_env`
+/// names them (`verify` never gets them).
+pub(crate) const ORCH_CREDENTIALS: [&str; 4] = [
+    "GH_TOKEN",
+    "GITHUB_TOKEN",
+    "GH_ENTERPRISE_TOKEN",
+    "GITHUB_ENTERPRISE_TOKEN",
+];
+
+/// What orch withholds from agents and their checks unless `pass_env` names it: the agent
+/// sockets ([`AGENT_SOCKETS`]) and orch's own credentials ([`ORCH_CREDENTIALS`]); the only
+/// names `pass_env` takes.
+pub(crate) fn withheld() -> impl Iterator<Item = &'static str> {
+    AGENT_SOCKETS.iter().chain(ORCH_CREDENTIALS.iter()).copied()
+}
+
+/// Whether `name` is withheld from an agent that keeps `pass` ([`withheld`] less `pass_env`).
+pub(crate) fn is_withheld(name: &str, pass: &[String]) -> bool {
+    withheld().any(|w| w == name) && !pass.iter().any(|p| p == name)
+}
+
 /// The variables that put a process inside one agent's run (its plan, task, worktree, status
 /// file, manifest and orch executable). An `orch` started for another purpose (the demo's own
 /// run) must not inherit them, or it would act on the agent's plan.
@@ -160,5 +184,23 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), removed.len(), "{removed:?}");
+    }
+
+    #[test]
+    fn the_github_tokens_are_withheld_unless_passed() {
+        for name in ORCH_CREDENTIALS.iter().chain(AGENT_SOCKETS.iter()) {
+            assert!(is_withheld(name, &[]), "{name} is passed");
+            assert!(
+                !is_withheld(name, &[name.to_string()]),
+                "{name} cannot be passed"
+            );
+        }
+        assert!(!is_withheld("GH_HOST", &[]));
+        assert!(!is_withheld("HOME", &[]));
+        let passed = ["GH_TOKEN".to_string()];
+        assert!(
+            is_withheld("GITHUB_TOKEN", &passed),
+            "passing one passes another"
+        );
     }
 }

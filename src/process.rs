@@ -40,7 +40,7 @@ use tokio::time::Instant;
 
 pub(crate) use tokio::process::Child;
 
-use crate::agent_env::{AGENT_SOCKETS, GIT_ENV};
+use crate::agent_env::{self, GIT_ENV};
 pub(crate) use procfs::{
     FoundAgent, descends_from, env_of, find_agents, in_pid_ns, pid_ns_of, process_alive,
     process_start_time,
@@ -112,7 +112,7 @@ pub(crate) fn log_line(path: &Path, line: &str) {
 /// `/`, else taken relative to `cwd`; must be called within a tokio runtime, which reaps the
 /// child), but `argv` is its wrapper (`orch session-exec …`,
 /// [`wrapper`]), which makes itself the leader of a new session (it is not made a group
-/// leader here, or `setsid` would fail), and the agent-socket variables ([`AGENT_SOCKETS`]) are
+/// leader here, or `setsid` would fail), and the agent-socket variables and GitHub tokens ([`agent_env::withheld`]) are
 /// removed unless `pass_env` names them; its stdin is `stdin` (orch's own file: the prompt) when
 /// given, else /dev/null. Recorded as orch's until [`end_session`].
 pub(crate) fn spawn_agent(
@@ -172,8 +172,8 @@ pub(super) fn start(
             cmd.process_group(0);
         }
         Some(pass) => {
-            for name in AGENT_SOCKETS {
-                if !pass.iter().any(|p| p == name) {
+            for name in agent_env::withheld() {
+                if agent_env::is_withheld(name, pass) {
                     cmd.env_remove(name);
                 }
             }
@@ -575,7 +575,8 @@ pub(crate) fn spawn_keeper(
         .stdout(Stdio::piped())
         .stderr(out);
     place(cmd.as_std_mut(), cwd);
-    for name in GIT_ENV {
+    // A setup runs the branch's code (an install's scripts): never with orch's GitHub tokens.
+    for name in GIT_ENV.iter().chain(agent_env::ORCH_CREDENTIALS.iter()) {
         cmd.env_remove(name);
     }
     cmd.envs(env.iter().map(|(k, v)| (k, v)));

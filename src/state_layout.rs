@@ -156,6 +156,11 @@ pub(crate) const LOCKS: [&str; 4] = [
 /// The integration test's `verify` log in the log directory (beside the plans' directories).
 pub(crate) const INTEGRATION_LOG: &str = ".integration-verify.log";
 
+/// The prefix of a group landing's directory in the log directory (`.land-<group>/`, beside
+/// the plans' directories): a dot name, which no plan's can be (a plan name begins with a
+/// letter or a digit), so that plan `land-<group>`'s logs never meet it.
+pub(crate) const LAND_LOG_PREFIX: &str = ".land-";
+
 /// `<state_dir>/.remote/<plan>`: orch's records of plan `plan`'s remote attempts.
 pub(crate) fn remote_of(state_dir: &Path, plan: &str) -> PathBuf {
     REMOTE.path(state_dir).join(plan)

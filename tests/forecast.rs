@@ -112,6 +112,7 @@ fn runs_build_a_history_that_status_forecasts_from() {
     assert_eq!(code, 0);
     assert!(text.contains("  forecast: ends "), "{text}");
     assert!(text.contains("forecast: all plans ends "), "{text}");
+    forecast_in_local_time(&repo);
 
     // `orch simulate --history` forecasts the same plan before a run.
     let sim = json_of(&repo, &["simulate", "b", "--json", "--history"]);
@@ -270,4 +271,55 @@ fn history_without_a_manifest_is_refused_and_simulate_history_says_where_its_fig
         "{text}"
     );
     assert!(text.contains("takes 5m"), "{text}");
+}
+
+/// The run's forecast in `orch status`'s text is in local time (the `TZ` of the process, as
+/// `orch up`'s own lines), not UTC: under `TZ=Asia/Tokyo` (UTC+9, no summer time) it names the
+/// JSON's `eta_p50` as Tokyo's clock shows it, never as UTC's; a range within one minute is
+/// said as one time (`ends about 15:10`).
+fn forecast_in_local_time(repo: &Repo) {
+    use chrono::{DateTime, Duration, FixedOffset};
+    if !std::path::Path::new("/usr/share/zoneinfo/Asia/Tokyo").exists() {
+        eprintln!("skipped: no time zone data for Asia/Tokyo");
+        return;
+    }
+    let tz = [("TZ", "Asia/Tokyo")];
+    let (code, json, err) = repo.run_cmd(repo.orch(&["status", "--json"]).envs(tz));
+    assert_eq!(code, 0, "{err}");
+    let (code, text, err) = repo.run_cmd(repo.orch(&["status"]).envs(tz));
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&json).expect("json");
+    let at = |key: &str| {
+        DateTime::parse_from_rfc3339(v["forecast"][key].as_str().expect("a time"))
+            .expect("RFC 3339")
+    };
+    let tokyo = FixedOffset::east_opt(9 * 3600).expect("offset");
+    let utc = FixedOffset::east_opt(0).expect("offset");
+    let line = text
+        .lines()
+        .find(|l| l.contains("forecast: all plans ends "))
+        .unwrap_or_else(|| panic!("{text}"));
+    // The two calls may straddle a minute: the text's is the JSON's or the next one.
+    let clock = |t: DateTime<FixedOffset>, tz: FixedOffset| {
+        [t, t + Duration::minutes(1)].map(|t| t.with_timezone(&tz).format("%H:%M").to_string())
+    };
+    let (p50, p90) = (at("eta_p50"), at("eta_p90"));
+    assert!(
+        clock(p50, tokyo)
+            .iter()
+            .any(|c| line.contains(&format!(" {c}"))),
+        "not Tokyo's time of {p50}: {line}"
+    );
+    assert!(
+        !clock(p50, utc)
+            .iter()
+            .any(|c| line.contains(&format!(" {c}"))),
+        "UTC's time of {p50}: {line}"
+    );
+    if clock(p50, tokyo)[0] == clock(p90, tokyo)[0] {
+        assert!(
+            line.contains("ends about "),
+            "one minute said as a range: {line}"
+        );
+    }
 }

@@ -329,8 +329,12 @@ fn orch_hosts_says_each_cause_with_its_fix_one_line_each() {
     let tmp = tempfile::tempdir().expect("tmp");
     let tools = sshd::path_without_git(tmp.path());
     let lab = sshd::Lab::start_with_env(
-        &["h1", "nogit"],
-        &[("nogit", &format!("PATH={}", tools.display()))],
+        &["h1", "nogit", "nolandlock"],
+        &[
+            ("nogit", &format!("PATH={}", tools.display())),
+            // What the host's sshd sets to stand for a kernel without Landlock.
+            ("nolandlock", "ORCH_TEST_HOST_NO_LANDLOCK=1"),
+        ],
     );
     let t = lab.tmp.path();
     let port = lab.server("h1").port;
@@ -412,6 +416,12 @@ fn orch_hosts_says_each_cause_with_its_fix_one_line_each() {
             "connection refused",
             "start sshd on the host",
         ),
+        (
+            "nolandlock",
+            "no_landlock",
+            "no Landlock, and its agents must be confined",
+            "a kernel with Landlock on the host, or `sandbox = \"off\"` in its `[[host]]` at line",
+        ),
     ];
     let (code, v, err) = hosts_json(&repo, &lab);
     assert_eq!(code, 5, "{v}\n{err}");
@@ -426,7 +436,7 @@ fn orch_hosts_says_each_cause_with_its_fix_one_line_each() {
     cmd.env("PATH", lab.path());
     let (code, out, err) = repo.run_cmd(&mut cmd);
     assert_eq!(code, 5, "{out}\n{err}");
-    assert_eq!(out.lines().count(), 6, "one line a host:\n{out}");
+    assert_eq!(out.lines().count(), 7, "one line a host:\n{out}");
     for (name, _, says, fix) in want {
         let l = out
             .lines()

@@ -140,3 +140,26 @@ fn plans_and_hosts_named_like_orchs_own_keep_their_progress_on_a_host() {
     assert!(again.is_empty(), "the second run ran again: {again:?}");
     each_task_once(&repo, &names, "second run");
 }
+
+/// orch's own entries of the log directory beside the plans' (`<log_dir>/<plan>/`) are dot
+/// names: the integration test's log (`.integration-verify.log`) and a group landing's
+/// directory (`.land-<group>/`, formerly `land-<group>/`, which plan `land-<group>` shared).
+/// No plan may be named so: `orch check` refuses each at its line (exit 2), and nothing is
+/// made.
+#[test]
+fn orchs_own_log_names_can_be_no_plans_name() {
+    for name in [".land-v2", ".integration-verify.log", ".land-land-v2"] {
+        let repo = repo_with(&[name], "", "", &["true"]);
+        let (code, out, err) = repo.run(&["check"]);
+        assert_eq!(code, 2, "plan `{name}`: {out}{err}");
+        assert!(
+            err.contains("plans.toml:")
+                && err.contains(&format!("plan name `{name}` is not allowed")),
+            "plan `{name}`: {err}"
+        );
+        assert!(
+            !repo.root().join(".orch").exists(),
+            "plan `{name}`: .orch made"
+        );
+    }
+}

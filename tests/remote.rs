@@ -691,3 +691,60 @@ fn an_agent_on_a_host_that_exits_254_fails_as_any_agent_and_blocks_nothing() {
     assert!(out.contains("p blocked: task `1.1` failed"), "{out}");
     assert!(out.contains("exited with status 1"), "{out}");
 }
+
+/// What a remote agent's environment holds of `orch up`'s and of the host's: a variable set only
+/// in `orch up`'s environment (an API key, orch's GitHub tokens) is absent on the host; the
+/// host's own GitHub token (its sshd's environment) is withheld as a local agent's is, unless
+/// `pass_env` names it (then the host's value, never orch up's); `ORCH_MANIFEST` is the lead's
+/// path.
+#[test]
+fn a_remote_agent_gets_none_of_orch_ups_environment_and_not_the_hosts_token() {
+    if !sshd::available() {
+        return;
+    }
+    let lab = sshd::Lab::start_with_env(&["h1"], &[("h1", "GH_TOKEN=ghp_host_own")]);
+    let bin = lab.tmp.path().join("agents");
+    std::fs::create_dir_all(&bin).expect("agents");
+    let agent = script(
+        &bin,
+        "agent.sh",
+        "{ env | grep -E '^(ORCH_TEST_LEAD_ONLY|ANTHROPIC_API_KEY|GH_TOKEN|GITHUB_TOKEN|GH_ENTERPRISE_TOKEN|GITHUB_ENTERPRISE_TOKEN)=' | sort; \
+         echo \"manifest=$ORCH_MANIFEST\"; } > env.txt\n",
+    );
+    for (extra, want_token) in [
+        ("", None),
+        ("pass_env = [\"GH_TOKEN\"]", Some("ghp_host_own")),
+    ] {
+        let repo = repo_on(
+            &lab,
+            &["p"],
+            1,
+            1,
+            &format!("[\"sh\", \"{agent}\"]"),
+            &format!("report = \"exit\"\n{extra}"),
+        );
+        let mut cmd = repo.orch(&["up", "--json"]);
+        cmd.env("PATH", lab.path()).envs([
+            ("ORCH_TEST_LEAD_ONLY", "lead-only"),
+            ("ANTHROPIC_API_KEY", "sk-lead-only"),
+            ("GH_TOKEN", "ghp_lead"),
+            ("GITHUB_TOKEN", "ghp_lead_github"),
+            ("GH_ENTERPRISE_TOKEN", "ghp_lead_ent"),
+            ("GITHUB_ENTERPRISE_TOKEN", "ghp_lead_github_ent"),
+        ]);
+        let (code, out, err) = repo.run_cmd(&mut cmd);
+        assert_eq!(code, 0, "{extra}: {out}\n{err}");
+        assert_eq!(repo.subjects("plan/p"), ["p 1.1: Step 1"], "{extra}");
+        let got = repo.git(&["show", "plan/p:env.txt"]);
+        let mut want: Vec<String> = want_token.iter().map(|t| format!("GH_TOKEN={t}")).collect();
+        want.push(format!(
+            "manifest={}",
+            repo.root().join("plans.toml").display()
+        ));
+        assert_eq!(
+            got.lines().collect::<Vec<_>>(),
+            want,
+            "{extra}: the remote agent's environment"
+        );
+    }
+}

@@ -242,6 +242,13 @@ fn a_host_whose_connections_end_under_running_attempts_costs_no_retry_and_no_wor
             .is_some_and(|c| c.contains("connection")),
         "{json}"
     );
+    // And `orch top`, in a terminal, marks each running task's row `@h1 LOST` and lists the
+    // event.
+    let mut top = crate::top::Screen::start(&run.repo);
+    top.wait("the lost host in orch top", |screen| {
+        screen.contains("@h1 LOST") && screen.contains("host h1")
+    });
+    drop(top);
     run.lab.restart("h1");
     std::fs::write(&run.go, "").expect("go");
     check(&mut run, "connections cut during the attempts", TASKS);
@@ -269,24 +276,40 @@ fn a_host_whose_network_stalls_until_its_agents_ended_costs_no_retry_and_no_work
     check(&mut run, "network stalled until the agents ended", TASKS);
 }
 
+/// Two siblings end and land one after the other while the third runs on a healthy host: no
+/// `host_lost` and no attempt run again (the shared connection is not the first attempt's);
+/// then the host's connections end under the third, which costs it nothing.
 #[test]
 fn a_host_whose_connections_end_after_two_siblings_landed_costs_the_third_nothing() {
     if !sshd::available() {
         return;
     }
     let mut run = start();
-    // Two tasks end and land; the third runs on.
-    for t in ["1.1", "1.2"] {
+    // Two tasks end and land, one after the other; the third runs on.
+    for (n, t) in ["1.1", "1.2"].into_iter().enumerate() {
         std::fs::write(format!("{}-{t}", run.go.display()), "").expect("go");
+        support::wait_for("a task landed", || {
+            run.repo
+                .statuses("p")
+                .iter()
+                .filter(|(_, s)| s == "completed")
+                .count()
+                == n + 1
+        });
     }
-    support::wait_for("two tasks landed", || {
-        run.repo
-            .statuses("p")
-            .iter()
-            .filter(|(_, s)| s == "completed")
-            .count()
-            == 2
-    });
+    // A healthy host whose attempts end at different times loses none of the others' sessions
+    // (the shared connection is `orch up`'s, not the first attempt's): no `host_lost`, and the
+    // third attempt was not run again.
+    assert_eq!(
+        events(&run.repo, "host_lost"),
+        Vec::<serde_json::Value>::new(),
+        "a healthy host was said lost when its siblings ended"
+    );
+    assert_eq!(
+        count(&run.journal, "start "),
+        TASKS,
+        "an attempt was run again on a healthy host"
+    );
     run.lab.go_down("h1");
     support::wait_for("the third attempt stopped on the host", || {
         abandoned(&run.lab) == 1

@@ -378,8 +378,13 @@ fn a_red_verify_all_lands_nothing_and_names_the_combination() {
         assert_eq!(mains(&t), before, "a target moved: {all}");
         no_landing_left(&t);
         // The log the failure names holds what verify_all saw: both candidates side by side.
-        let log = t.home.root().join(".orch/logs/land-v2/merge-verify.log");
+        let log = t.home.root().join(".orch/logs/.land-v2/merge-verify.log");
         assert!(all.contains(&log.display().to_string()), "{all}");
+        // Never where plan `land-v2`'s own logs would be.
+        assert!(
+            !t.home.root().join(".orch/logs/land-v2").exists(),
+            "the group's log is in a plan's log directory"
+        );
         if says.starts_with("verify_all failed on") {
             let text = std::fs::read_to_string(&log).expect("log");
             assert!(

@@ -433,7 +433,7 @@ fn a_groups_landing_is_recorded_in_each_plans_status() {
             "{rec}"
         );
         let log = rec["log"].as_str().expect("log");
-        assert!(log.ends_with("land-v2/merge-verify.log"), "{log}");
+        assert!(log.ends_with("/.land-v2/merge-verify.log"), "{log}");
     }
 
     // The train records it too.

@@ -17,7 +17,7 @@ const THREE_TASKS: &str = "# P\n\n## Phase 1: Work\n- [ ] 1.1 first\n- [ ] 1.2 s
 const ONE_TASK: &str = "# P\n\n## Phase 1: Work\n- [ ] 1.1 first\n";
 
 /// A terminal running `orch top`, with the screen as a terminal would show it.
-struct Screen {
+pub(crate) struct Screen {
     parser: vt100::Parser,
     bytes: Receiver<Vec<u8>>,
     writer: Box<dyn Write + Send>,
@@ -25,7 +25,7 @@ struct Screen {
 }
 
 impl Screen {
-    fn start(repo: &Repo) -> Self {
+    pub(crate) fn start(repo: &Repo) -> Self {
         Self::start_with(repo, &[], &[])
     }
 
@@ -101,12 +101,12 @@ impl Screen {
         })
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.parser.screen().contents()
     }
 
     /// Reads the terminal until `pred` holds for the screen (or fails after the deadline).
-    fn wait(&mut self, what: &str, pred: impl Fn(&str) -> bool) {
+    pub(crate) fn wait(&mut self, what: &str, pred: impl Fn(&str) -> bool) {
         let deadline = Instant::now() + support::TIMEOUT;
         loop {
             if pred(&self.text()) {

@@ -19,7 +19,7 @@ pub(crate) struct JobSpec {
     pub(crate) cwd: PathBuf,
     /// The `ORCH_*` variables, exported to the job.
     pub(crate) env: Vec<(String, String)>,
-    /// The agent-socket variables (`agent_env::AGENT_SOCKETS`) the job keeps (`pass_env`); the
+    /// What of `agent_env::withheld` (agent sockets, GitHub tokens) the job keeps (`pass_env`); the
     /// others are removed from what it is given.
     pub(crate) pass_env: Vec<String>,
     /// The task's log file: the job's output is appended to it.

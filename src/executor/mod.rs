@@ -302,6 +302,8 @@ pub(crate) struct Attempt<'a> {
     pub(crate) sandbox: SandboxMode,
     /// The run's `[[host]]` machines.
     pub(crate) run_hosts: &'a [Host],
+    /// What of [`crate::agent_env::withheld`] the agent keeps (`pass_env`), wherever it runs.
+    pub(crate) pass_env: &'a [String],
 }
 
 /// One attempt as [`Executor::job`] sees it.
@@ -309,7 +311,7 @@ pub(crate) struct JobAttempt<'a> {
     pub(crate) argv: &'a [String],
     pub(crate) env: &'a [(String, String)],
     pub(crate) workdir: &'a Path,
-    /// The agent-socket variables the job keeps (`pass_env`).
+    /// What of [`crate::agent_env::withheld`] the job keeps (`pass_env`).
     pub(crate) pass_env: &'a [String],
     pub(crate) log: &'a Path,
     pub(crate) plan: &'a str,

@@ -29,7 +29,7 @@ pub(crate) struct SandboxKeys {
     pub(crate) write: Vec<PathBuf>,
     /// Paths not readable; `None`: [`DEFAULT_DENY_READ`].
     pub(crate) deny_read: Option<Vec<PathBuf>>,
-    /// Agent-socket variables ([`crate::agent_env::AGENT_SOCKETS`]) passed to the agent;
+    /// Withheld variables ([`crate::agent_env::withheld`]: agent sockets, GitHub tokens) passed to the agent;
     /// `None`: not written here.
     pub(crate) pass_env: Option<Vec<String>>,
     /// `network`, `network_allow` (`super::network`).
@@ -42,7 +42,7 @@ pub(crate) struct Sandbox {
     pub(crate) mode: SandboxMode,
     pub(crate) write: Vec<PathBuf>,
     pub(crate) deny_read: Vec<PathBuf>,
-    /// The agent-socket variables its processes keep (confined or not): the agent's
+    /// The withheld variables (agent sockets, GitHub tokens) its processes keep (confined or not): the agent's
     /// `pass_env`, else `[defaults]`'s, else none.
     pub(crate) pass_env: Vec<String>,
     /// What its processes may reach on the network.
@@ -152,7 +152,7 @@ pub(super) fn keys(
     };
     let write = paths("sandbox_write", write, true).unwrap_or_default();
     let deny_read = paths("sandbox_deny_read", deny_read, false);
-    let sockets = crate::agent_env::AGENT_SOCKETS;
+    let sockets: Vec<&str> = crate::agent_env::withheld().collect();
     let pass = r.each(pass_env, |v| {
         if sockets.contains(&v.as_str()) {
             return Ok(v.clone());

@@ -49,7 +49,7 @@ pub(crate) struct Verify {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Under<'a> {
     /// The name its container, its network's log lines, its `TMPDIR` and its `ORCH_PLAN` go
-    /// by: the plan's, or the combination's (`_integration`, `land-<group>`).
+    /// by: the plan's, or the combination's (`_integration`, `.land-<group>`).
     pub(crate) name: &'a str,
     /// The plans whose work is in the tree it runs on: where one of them runs in a container,
     /// the command runs in a container of that image, never on this machine; where they name
@@ -322,7 +322,8 @@ pub(super) fn verify_command(
         .env(agent_env::ORCH_TARGET, target)
         .env(agent_env::ORCH_MERGE_COMMIT, commit.to_string())
         .env(agent_env::ORCH_WORKTREE, cwd);
-    for var in GIT_ENV {
+    // It runs the agents' code: never with orch's GitHub tokens.
+    for var in GIT_ENV.iter().chain(agent_env::ORCH_CREDENTIALS.iter()) {
         cmd.env_remove(var);
     }
     cmd

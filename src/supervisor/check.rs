@@ -308,6 +308,8 @@ struct Place {
     sandbox: crate::manifest::SandboxMode,
     /// Its `TMPDIR` as named here.
     tmp: PathBuf,
+    /// The agent's `pass_env`.
+    pass_env: Vec<String>,
 }
 
 impl Place {
@@ -326,6 +328,7 @@ impl Place {
             orch_bin: &self.orch_bin,
             sandbox: self.sandbox,
             run_hosts: &[],
+            pass_env: &self.pass_env,
         }
     }
 }
@@ -342,6 +345,7 @@ fn place_of(pc: &PlanCtx, c: &Confined<'_>, orch: &Path) -> Option<Place> {
         .map_or_else(|| c.what.to_string(), |s| s.to_string_lossy().into_owned());
     Some(Place {
         plan: pc.name().to_owned(),
+        pass_env: pc.agent.sandbox.pass_env.clone(),
         report_dir: crate::status::report::attempt_dir(&pc.run_state_dir, pc.name(), &unit, 0),
         tmp: c
             .tmp

@@ -274,6 +274,7 @@ impl Effects<'_> {
             orch_bin: &self.ctx.orch_bin,
             sandbox: pc.agent.sandbox.mode,
             run_hosts: &self.ctx.hosts,
+            pass_env: &pc.agent.sandbox.pass_env,
         };
         argv = pc.executor.wrap(&at, argv, &env)?;
         // Resolved once here rather than by execvp trying every PATH entry.

@@ -17,7 +17,7 @@ use chrono::Utc;
 use nix::sys::signal::Signal;
 
 use super::{client_state, sandbox};
-use crate::agent_env::{self, AGENT_SOCKETS, GIT_ENV};
+use crate::agent_env::{self, GIT_ENV};
 use crate::executor::Confiner;
 use crate::manifest::{KnownCli, Manifest, StdinMode, render_template};
 use crate::merge::interrupt;
@@ -263,8 +263,8 @@ impl AgentRunner {
             .stdin(Stdio::piped())
             .stdout(Stdio::from(out.0))
             .stderr(Stdio::from(out.1));
-        for name in AGENT_SOCKETS {
-            if !job.agent.sandbox.pass_env.iter().any(|p| p == name) {
+        for name in agent_env::withheld() {
+            if agent_env::is_withheld(name, &job.agent.sandbox.pass_env) {
                 cmd.env_remove(name);
             }
         }

@@ -465,7 +465,13 @@ impl Source {
                 .then(|| lp.status_path.parent().and_then(Path::parent))
                 .flatten()
                 .and_then(|state| {
-                    crate::executor::ssh::slots::latest_host(state, &lp.name, &task.id)
+                    use crate::executor::ssh::slots;
+                    // An attempt run again after its host was lost has no host until a host
+                    // takes it: while the plan's last host is lost, it waits for that one.
+                    slots::latest_host(state, &lp.name, &task.id).or_else(|| {
+                        slots::last_host(state, &lp.name)
+                            .filter(|h| slots::lost(state, h).is_some())
+                    })
                 }),
             host_lost: None,
         }

@@ -215,7 +215,7 @@ fn a_confined_agent_cannot_reach_the_hosts_through_orchs_shared_connections() {
 
 /// `orch up` killed with SIGKILL while a plan runs on a host: the shared connection it kept
 /// (its `ssh -M` master) ends with it, at once, rather than stay open for the next process to
-/// find.
+/// find; its control directory is gone after the next run.
 #[test]
 fn the_shared_connection_ends_with_a_killed_orch_up() {
     if !sshd::available() {
@@ -274,6 +274,18 @@ fn the_shared_connection_ends_with_a_killed_orch_up() {
     };
     // The run's master was up while it ran.
     assert!(!masters().is_empty(), "no master while the plan ran");
+    // The run's control directory in orch's private directory (`ssh-<random>`), held open.
+    let control = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("orch up's descriptors")
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("ssh-") && !n.ends_with(".lock"))
+                && p.is_dir()
+        })
+        .expect("orch up holds its control directory");
     child.kill().expect("kill -9");
     let _ = child.wait();
     let killed = std::time::Instant::now();
@@ -297,6 +309,16 @@ fn the_shared_connection_ends_with_a_killed_orch_up() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(repo.tree_files("plan/far").contains(&"r.txt".to_string()));
+    // The killed run's directory, and its lock file, are gone after the next run (which sweeps
+    // what no live process holds).
+    assert!(
+        !control.exists(),
+        "the killed run's control directory {} outlived the next run",
+        control.display()
+    );
+    let mut lock = control.into_os_string();
+    lock.push(".lock");
+    assert!(!std::path::Path::new(&lock).exists(), "{lock:?} is left");
 }
 
 /// Every path below `dir` (links not followed).

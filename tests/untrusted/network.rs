@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 use crate::support::sink::{Server, UdpSink, python};
 use crate::support::{Repo, fixtures, one_task, toml_array};
 
+mod flood;
 mod loopback;
+mod names;
 
 const SECRET: &str = "s3cr3t-f0r-n0-0ne";
 

@@ -1,6 +1,6 @@
 //! Processes: a confined agent cannot stop or signal `orch up`,
 //! has no controlling terminal to push keystrokes into, is not handed the user's agent sockets
-//! (`SSH_AUTH_SOCK` and the like) unless `pass_env` allows them, and leaves nothing running
+//! (`SSH_AUTH_SOCK` and the like) nor orch's GitHub tokens unless `pass_env` allows them, and leaves nothing running
 //! after its attempt, not even a double-forked process in a session of its own.
 
 use std::collections::BTreeMap;
@@ -210,6 +210,125 @@ fn no_agent_sockets(sandbox: &str) {
         allowed, "SSH_AUTH_SOCK=/tmp/orch-test-ssh-agent.sock",
         "pass_env lets SSH_AUTH_SOCK (and only it) through"
     );
+}
+
+/// orch's own GitHub tokens (`gh`'s, which `orch pr` acts with): each of the four names, set
+/// in `orch up`'s environment, reaches no agent, check, setup or `verify` (the integration
+/// preview's), sandbox off and on; an agent whose `pass_env` names one gets that one alone (and
+/// its check with it), never the others, and never the setup or `verify`.
+#[test]
+fn procs_orchs_github_tokens_reach_no_agent_check_setup_or_verify() {
+    for sandbox in support::sandboxes() {
+        no_github_tokens(sandbox);
+    }
+}
+
+fn no_github_tokens(sandbox: &str) {
+    let tokens = [
+        ("GH_TOKEN", "ghp_orch_test_gh"),
+        ("GITHUB_TOKEN", "ghp_orch_test_github"),
+        ("GH_ENTERPRISE_TOKEN", "ghp_orch_test_gh_ent"),
+        ("GITHUB_ENTERPRISE_TOKEN", "ghp_orch_test_github_ent"),
+    ];
+    // Each process prints the tokens it has, as `seen <who> NAME=value`, to its log.
+    let seen = |who: &str| {
+        support::toml_array(&[
+            "sh",
+            "-c",
+            &format!(
+                "echo ran {who}; env \
+                 | grep -E '^(GH_TOKEN|GITHUB_TOKEN|GH_ENTERPRISE_TOKEN|GITHUB_ENTERPRISE_TOKEN)=' \
+                 | sed 's/^/seen {who} /'; true"
+            ),
+        ])
+    };
+    let run = |extra: &str| {
+        let repo = Repo::bare_minimum();
+        repo.write("docs/plans/a.md", &one_task("A", "Hostile work"));
+        repo.manifest(
+            &agent("hostile_proc_env.sh", &[]),
+            &format!("report = \"orch\"\n{extra}"),
+            &format!(
+                "retries = 0\nsandbox = \"{sandbox}\"\ncheck = {}\nverify = {}",
+                seen("check"),
+                seen("verify")
+            ),
+            &[("a", &format!("setup = {}", seen("setup")))],
+        );
+        repo.commit_all("plans");
+        let mut cmd = repo.orch(&["up", "--json", "a"]);
+        cmd.env_remove("ORCH_SANDBOX").envs(tokens);
+        let (code, out, err) = repo.run_cmd(&mut cmd);
+        assert_eq!(code, 0, "orch up failed (sandbox {sandbox})\n{out}\n{err}");
+        let err = err.clone();
+        assert_eq!(repo.subjects("plan/a"), ["a 1.1: Hostile work"]);
+        let mut lines: Vec<String> = show(&repo, "env.txt")
+            .lines()
+            .map(|l| format!("seen agent {l}"))
+            .collect();
+        let mut ran = Vec::new();
+        let logs = repo.root().join(".orch/logs");
+        let files = walkdir(&logs);
+        for entry in &files {
+            let text = std::fs::read_to_string(entry).unwrap_or_default();
+            for who in ["check", "setup", "verify"] {
+                if text.lines().any(|l| l == format!("ran {who}")) {
+                    ran.push(who);
+                }
+            }
+            lines.extend(
+                text.lines()
+                    .filter(|l| l.starts_with("seen "))
+                    .map(str::to_string),
+            );
+        }
+        lines.sort();
+        lines.dedup();
+        for who in ["check", "setup", "verify"] {
+            assert!(
+                ran.contains(&who),
+                "no log of the {who} in {} (sandbox {sandbox}): {:?}\n{err}",
+                logs.display(),
+                files
+                    .iter()
+                    .map(|f| (f, std::fs::read_to_string(f).unwrap_or_default()))
+                    .collect::<Vec<_>>()
+            );
+        }
+        lines
+    };
+    let given = run("");
+    assert_eq!(
+        given,
+        Vec::<String>::new(),
+        "orch's GitHub tokens reached a process it runs (sandbox {sandbox})"
+    );
+    let allowed = run("pass_env = [\"GH_TOKEN\"]");
+    assert_eq!(
+        allowed,
+        [
+            "seen agent GH_TOKEN=ghp_orch_test_gh",
+            "seen check GH_TOKEN=ghp_orch_test_gh"
+        ],
+        "pass_env lets GH_TOKEN (and only it) through to the agent and its check (sandbox {sandbox})"
+    );
+}
+
+/// Every file below `dir`.
+fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
 }
 
 /// Kills the daemon a failing test leaves behind.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::agent_env::{AGENT_SOCKETS, GIT_ENV};
+use crate::agent_env::{self, GIT_ENV};
 
 use crate::executor::batch::{
     BatchScheduler, JobEnd, JobSpec, JobState, ListedJob, NOT_SHARED_EXIT,
@@ -144,9 +144,10 @@ impl BatchScheduler for Slurm {
             for var in GIT_ENV {
                 cmd.env_remove(var);
             }
-            // `--export=ALL` hands the job sbatch's environment: not the user's agent sockets.
-            for var in AGENT_SOCKETS {
-                if !spec.pass_env.iter().any(|p| p == var) {
+            // `--export=ALL` hands the job sbatch's environment: not the user's agent sockets,
+            // nor orch's GitHub tokens.
+            for var in agent_env::withheld() {
+                if agent_env::is_withheld(var, &spec.pass_env) {
                     cmd.env_remove(var);
                 }
             }

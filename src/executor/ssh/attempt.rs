@@ -54,6 +54,10 @@ pub(crate) struct Spec {
     pub(crate) status_file: PathBuf,
     pub(crate) orch_bin: PathBuf,
     pub(crate) confine: bool,
+    /// What of [`crate::agent_env::withheld`] the agent keeps (`pass_env`): the rest is
+    /// removed from its environment on the host too.
+    #[serde(default)]
+    pub(crate) pass_env: Vec<String>,
     /// `orch up`'s control directory as this process reaches it (`/proc/<pid>/fd/<n>`): the
     /// shared connections `orch up` keeps ([`super::control`]); `None`: none, each `ssh`
     /// connects on its own.
@@ -305,6 +309,7 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default(),
         confine: spec.confine && host.confined,
+        pass_env: spec.pass_env.clone(),
         replace: vec![
             (spec.worktree.display().to_string(), Place::Worktree),
             (spec.report_dir.display().to_string(), Place::ReportDir),

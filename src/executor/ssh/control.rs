@@ -225,4 +225,47 @@ mod tests {
         drop(d);
         assert!(!physical.exists());
     }
+
+    /// A killed run's directory (its lock no longer held) is removed with its lock file; a live
+    /// run's (its lock held), a directory not named as orch's, and a link or a file named as one
+    /// are left as they are, the link's target untouched.
+    #[test]
+    fn a_sweep_removes_only_the_directories_no_live_process_holds() {
+        let root = tempfile::tempdir().expect("root");
+        let root = root.path();
+        let dead = root.join(format!("{PREFIX}dead"));
+        std::fs::create_dir(&dead).expect("dead");
+        std::fs::write(dead.join("left"), b"x").expect("a file in it");
+        let killed = lock_of(&dead).expect("its lock");
+        killed.try_lock().expect("held by the run");
+        drop(killed);
+        let live = root.join(format!("{PREFIX}live"));
+        std::fs::create_dir(&live).expect("live");
+        let held = lock_of(&live).expect("its lock");
+        held.try_lock().expect("held by the run");
+        let other = root.join("other");
+        std::fs::create_dir(&other).expect("other");
+        let outside = tempfile::tempdir().expect("outside");
+        std::fs::write(outside.path().join("keep"), b"x").expect("keep");
+        let link = root.join(format!("{PREFIX}link"));
+        std::os::unix::fs::symlink(outside.path(), &link).expect("link");
+        let file = root.join(format!("{PREFIX}file"));
+        std::fs::write(&file, b"x").expect("file");
+        sweep(root);
+        assert!(!dead.exists(), "the killed run's directory is left");
+        assert!(
+            !lock_path(&dead).exists(),
+            "the killed run's lock file is left"
+        );
+        assert!(live.is_dir(), "a live run's directory was removed");
+        assert!(lock_path(&live).exists());
+        assert!(other.is_dir());
+        assert!(std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink()));
+        assert!(
+            outside.path().join("keep").exists(),
+            "the link was followed"
+        );
+        assert!(file.is_file());
+        drop(held);
+    }
 }

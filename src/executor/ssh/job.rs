@@ -20,6 +20,10 @@ pub(crate) struct Job {
     pub(crate) prompt: String,
     /// Run the agent under Landlock (refused where the host has none).
     pub(crate) confine: bool,
+    /// What of [`crate::agent_env::withheld`] the agent keeps of the host's environment
+    /// (`pass_env`); the rest is removed there as here.
+    #[serde(default)]
+    pub(crate) pass_env: Vec<String>,
     /// The lead's paths in `argv` and `env`, each replaced by its place on the host.
     pub(crate) replace: Vec<(String, Place)>,
 }

@@ -43,6 +43,7 @@ pub(super) fn driver_argv(
         status_file: a.status_file.to_path_buf(),
         orch_bin: a.orch_bin.to_path_buf(),
         confine: a.sandbox != crate::manifest::SandboxMode::Off,
+        pass_env: a.pass_env.to_vec(),
         control: super::conn::Conn::own_via(),
     };
     let file = crate::state_layout::remote_of(a.state_dir, a.plan)

@@ -271,6 +271,13 @@ fn attempt(
     for var in crate::agent_env::GIT_ENV {
         cmd.env_remove(var);
     }
+    // The host's own agent sockets and GitHub tokens (its `~/.ssh/environment`, an sshd that
+    // accepts them) are withheld as a local agent's are.
+    for var in crate::agent_env::withheld() {
+        if crate::agent_env::is_withheld(var, &job.pass_env) {
+            cmd.env_remove(var);
+        }
+    }
     for (k, v) in &job.env {
         cmd.env(k, map(v));
     }

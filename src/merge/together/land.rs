@@ -1,7 +1,7 @@
 //! One group's landing: each repository's merge built on its target's tip, the candidates
 //! checked out side by side (`<worktree_root>/.land-<group>/<repo>`), each repository's `verify`
 //! run in its own and `verify_all` in the directory of all (each named by `ORCH_REPO_<NAME>`),
-//! output to `<log_dir>/land-<group>/merge-verify.log`; then the targets moved in order, each by
+//! output to `<log_dir>/.land-<group>/merge-verify.log`; then the targets moved in order, each by
 //! compare-and-swap ([`git::move_target`]) after a backup ref (`refs/orch/landing/<target>`) and a
 //! journal (`<state_dir>/.landing.json`) are written; a target that cannot move puts back those
 //! moved. [`recover`] puts back what a landing stopped half way (kill -9) left moved.
@@ -233,7 +233,11 @@ impl Ctx<'_> {
     pub(crate) fn verify_log(&self, group: &Group) -> PathBuf {
         self.home
             .join(&self.manifest.defaults.log_dir)
-            .join(format!("land-{}", group.name()))
+            .join(format!(
+                "{}{}",
+                crate::state_layout::LAND_LOG_PREFIX,
+                group.name()
+            ))
             .join("merge-verify.log")
     }
 
@@ -302,7 +306,9 @@ impl Ctx<'_> {
             images: crate::executor::container::images(self.manifest),
         };
         let name = format!("{kind}-{}", group.name());
-        let log = verify.log_path(&name);
+        // A dot name in the log directory (`.land-<group>/`, [`Self::verify_log`]): never a
+        // plan's log directory.
+        let log = verify.log_path(&format!(".{name}"));
         let combination: Vec<String> = parts
             .iter()
             .map(|p| {

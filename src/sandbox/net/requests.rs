@@ -545,3 +545,71 @@ fn own_address(ip: std::net::IpAddr) -> bool {
             IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 == 0xfe80,
         }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_machines_own_addresses_are_loopback_unspecified_and_link_local() {
+        for own in [
+            "127.0.0.1",
+            "127.0.0.2",
+            "127.255.255.254",
+            "0.0.0.0",
+            "169.254.0.1",
+            "169.254.169.254",
+            "::1",
+            "::",
+            "::ffff:127.0.0.2",
+            "::ffff:169.254.1.1",
+            "::ffff:0.0.0.0",
+            "fe80::1",
+            "febf::1",
+        ] {
+            let ip: std::net::IpAddr = own.parse().expect("an address");
+            assert!(
+                own_address(ip),
+                "{own} is not counted as this machine's own"
+            );
+        }
+        for other in [
+            "192.0.2.2",
+            "10.0.0.1",
+            "8.8.8.8",
+            "169.253.255.255",
+            "169.255.0.1",
+            "128.0.0.1",
+            "fd00::2",
+            "fec0::1",
+            "2001:db8::1",
+            "::ffff:192.0.2.2",
+        ] {
+            let ip: std::net::IpAddr = other.parse().expect("an address");
+            assert!(!own_address(ip), "{other} is counted as this machine's own");
+        }
+    }
+
+    /// A name goes through the resolver; what it resolves to that is this machine's own is
+    /// never connected to, though something listens there; the same address written as an
+    /// address is (an allowlist entry `127.0.0.2:P` names it).
+    #[tokio::test]
+    async fn a_name_that_resolves_to_a_loopback_address_leads_nowhere() {
+        for addr in ["127.0.0.2:0", "[::1]:0", "127.0.0.1:0"] {
+            let Ok(listener) = std::net::TcpListener::bind(addr) else {
+                continue;
+            };
+            let at = listener.local_addr().expect("its address");
+            // Names the resolver answers without asking anyone: the address itself.
+            let name = Host::Name(at.ip().to_string());
+            assert!(
+                connect(&name, at.port()).await.is_none(),
+                "a name resolving to {at} was connected to"
+            );
+            assert!(
+                connect(&Host::Ip(at.ip()), at.port()).await.is_some(),
+                "{at} written as an address was not connected to"
+            );
+        }
+    }
+}

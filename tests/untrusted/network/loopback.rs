@@ -24,15 +24,15 @@ type Connections = Arc<Mutex<Vec<Arc<Mutex<Vec<u8>>>>>>;
 
 /// A loopback HTTP server that keeps every byte of every connection and answers each request
 /// line it sees with its name, keeping the connection open.
-struct Recorder {
-    addr: SocketAddr,
+pub(super) struct Recorder {
+    pub(super) addr: SocketAddr,
     name: String,
     conns: Connections,
     stop: Arc<AtomicBool>,
 }
 
 impl Recorder {
-    fn bind(addr: SocketAddr) -> std::io::Result<Recorder> {
+    pub(super) fn bind(addr: SocketAddr) -> std::io::Result<Recorder> {
         let listener = TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -61,12 +61,12 @@ impl Recorder {
         })
     }
 
-    fn connections(&self) -> usize {
+    pub(super) fn connections(&self) -> usize {
         self.conns.lock().expect("conns").len()
     }
 
     /// Every byte it got, its connections one after the other.
-    fn bytes(&self) -> String {
+    pub(super) fn bytes(&self) -> String {
         let conns = self.conns.lock().expect("conns");
         let all: Vec<u8> = conns
             .iter()
