@@ -29,6 +29,7 @@ mod sandbox;
 mod services;
 mod spans;
 mod targets;
+mod telemetry;
 mod trusted;
 mod validate;
 mod values;
@@ -75,6 +76,7 @@ pub(crate) use model::{
 pub(crate) use names::is_valid_ref_name;
 pub(crate) use names::{check_plan_name, check_ref_name};
 pub(crate) use network::NetworkMode;
+pub(crate) use telemetry::{OtlpProtocol, TelemetryTable, check_endpoint, check_header};
 pub(crate) use notify::NotifyHook;
 pub(crate) use own::{own_dirs_of, own_path, wildcard_match, worktree_include};
 pub(crate) use paths::in_cone;
