@@ -58,13 +58,11 @@ fn run_once(sel: &Selection, args: UpArgs) -> CliResult<u8> {
     )?;
     let selected = ws.select(&args.plans)?;
     // OpenTelemetry export: the `OTEL_EXPORTER_OTLP_*` variables, else `[telemetry]`.
-    let telemetry =
-        crate::telemetry::Config::of(|k| std::env::var(k).ok(), &manifest.telemetry).map_err(
-            |e| {
-                crate::error::CliError::invalid(anyhow!("{e}"))
-                    .with_hint("unset it, or see docs/src/telemetry.md for the values orch reads")
-            },
-        )?;
+    let telemetry = crate::telemetry::Config::of(|k| std::env::var(k).ok(), &manifest.telemetry)
+        .map_err(|e| {
+            crate::error::CliError::invalid(anyhow!("{e}"))
+                .with_hint("unset it, or see docs/src/telemetry.md for the values orch reads")
+        })?;
     let orch_bin =
         std::env::current_exe().map_err(|e| anyhow!("cannot find the orch executable: {e}"))?;
     let checked = Checked::check(&ws, &manifest, &selected, orch_bin)?;
@@ -343,7 +341,9 @@ impl Output {
         let o = sink.finish(crate::telemetry::FINISH_WITHIN);
         let mut said = Vec::new();
         if let Some(f) = &o.failure {
-            said.push(format!("telemetry: an export failed ({f}); the run is not affected"));
+            said.push(format!(
+                "telemetry: an export failed ({f}); the run is not affected"
+            ));
         }
         if o.unfinished {
             said.push(format!(

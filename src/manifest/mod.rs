@@ -76,7 +76,6 @@ pub(crate) use model::{
 pub(crate) use names::is_valid_ref_name;
 pub(crate) use names::{check_plan_name, check_ref_name};
 pub(crate) use network::NetworkMode;
-pub(crate) use telemetry::{OtlpProtocol, TelemetryTable, check_endpoint, check_header};
 pub(crate) use notify::NotifyHook;
 pub(crate) use own::{own_dirs_of, own_path, wildcard_match, worktree_include};
 pub(crate) use paths::in_cone;
@@ -87,4 +86,5 @@ pub(crate) use sandbox::{SandboxKeys, SandboxMode, expand as expand_home};
 pub(crate) use services::{PORT_PLACEHOLDER, Service, ServiceRun};
 pub(crate) use spans::Spelled;
 pub(crate) use targets::{PlanShape, check_targets};
+pub(crate) use telemetry::{OtlpProtocol, TelemetryTable, check_endpoint, check_header};
 pub(crate) use trusted::{Gate, Guarded, WORKTREE_INCLUDE, ancestors, files_of};

@@ -58,7 +58,9 @@ pub(crate) fn check_header(name: &str, value: &str) -> Result<(), String> {
         return Err(format!("`{name}` is not an HTTP header name"));
     }
     if value.chars().any(|c| c.is_control()) {
-        return Err(format!("the value of header `{name}` has a control character"));
+        return Err(format!(
+            "the value of header `{name}` has a control character"
+        ));
     }
     Ok(())
 }

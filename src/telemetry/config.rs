@@ -152,22 +152,40 @@ mod tests {
     #[test]
     fn off_without_an_endpoint() {
         assert_eq!(of(&[], &TelemetryTable::default()), Ok(None));
-        assert_eq!(of(&[(PROTOCOL, "grpc"), (HEADERS, "a=b")], &TelemetryTable::default()), Ok(None));
+        assert_eq!(
+            of(
+                &[(PROTOCOL, "grpc"), (HEADERS, "a=b")],
+                &TelemetryTable::default()
+            ),
+            Ok(None)
+        );
         assert_eq!(of(&[(ENDPOINT, " ")], &TelemetryTable::default()), Ok(None));
     }
 
     #[test]
     fn variables_then_the_table() {
-        let c = of(&[(ENDPOINT, "http://127.0.0.1:4318/")], &TelemetryTable::default())
-            .expect("ok")
-            .expect("on");
+        let c = of(
+            &[(ENDPOINT, "http://127.0.0.1:4318/")],
+            &TelemetryTable::default(),
+        )
+        .expect("ok")
+        .expect("on");
         assert_eq!(c.traces.as_deref(), Some("http://127.0.0.1:4318/v1/traces"));
-        assert_eq!(c.metrics.as_deref(), Some("http://127.0.0.1:4318/v1/metrics"));
+        assert_eq!(
+            c.metrics.as_deref(),
+            Some("http://127.0.0.1:4318/v1/metrics")
+        );
         assert_eq!(c.host_port, "127.0.0.1:4318");
-        let c = of(&[(TRACES_ENDPOINT, "https://api.honeycomb.io/v1/traces")], &TelemetryTable::default())
-            .expect("ok")
-            .expect("on");
-        assert_eq!(c.traces.as_deref(), Some("https://api.honeycomb.io/v1/traces"));
+        let c = of(
+            &[(TRACES_ENDPOINT, "https://api.honeycomb.io/v1/traces")],
+            &TelemetryTable::default(),
+        )
+        .expect("ok")
+        .expect("on");
+        assert_eq!(
+            c.traces.as_deref(),
+            Some("https://api.honeycomb.io/v1/traces")
+        );
         assert_eq!(c.metrics, None);
         assert_eq!(c.host_port, "api.honeycomb.io:443");
         let table = TelemetryTable {
@@ -179,9 +197,12 @@ mod tests {
         assert_eq!(c.protocol, OtlpProtocol::Grpc);
         assert_eq!(c.traces.as_deref(), Some("http://tempo:4317"));
         assert_eq!(c.headers.get("x-a").map(String::as_str), Some("1"));
-        let c = of(&[(ENDPOINT, "http://other:4317"), (HEADERS, "x-b=a%20b")], &table)
-            .expect("ok")
-            .expect("on");
+        let c = of(
+            &[(ENDPOINT, "http://other:4317"), (HEADERS, "x-b=a%20b")],
+            &table,
+        )
+        .expect("ok")
+        .expect("on");
         assert_eq!(c.traces.as_deref(), Some("http://other:4317"));
         assert_eq!(c.headers.get("x-b").map(String::as_str), Some("a b"));
         assert!(!c.headers.contains_key("x-a"));
@@ -191,9 +212,15 @@ mod tests {
     fn bad_variables_are_named() {
         for (vars, named) in [
             (vec![(ENDPOINT, "localhost:4318")], ENDPOINT),
-            (vec![(ENDPOINT, "http://a"), (PROTOCOL, "http/json")], PROTOCOL),
+            (
+                vec![(ENDPOINT, "http://a"), (PROTOCOL, "http/json")],
+                PROTOCOL,
+            ),
             (vec![(ENDPOINT, "http://a"), (HEADERS, "novalue")], HEADERS),
-            (vec![(ENDPOINT, "http://a"), (HEADERS, "bad name=1")], HEADERS),
+            (
+                vec![(ENDPOINT, "http://a"), (HEADERS, "bad name=1")],
+                HEADERS,
+            ),
             (vec![(TRACES_ENDPOINT, "ftp://a")], TRACES_ENDPOINT),
         ] {
             let e = of(&vars, &TelemetryTable::default()).expect_err("bad");

@@ -71,7 +71,11 @@ impl TraceId {
             }
         }
         let v = h.0.to_be_bytes();
-        if v == [0; 8] { [0, 0, 0, 0, 0, 0, 0, 1] } else { v }
+        if v == [0; 8] {
+            [0, 0, 0, 0, 0, 0, 0, 1]
+        } else {
+            v
+        }
     }
 
     /// The W3C `traceparent` of `part` (sampled): `00-<trace>-<span>-01`.

@@ -16,12 +16,36 @@ const BOUNDS: &[f64] = &[
 
 /// Each metric's unit and description.
 const DESCRIBED: &[(&str, &str, &str)] = &[
-    ("orch.tasks", "{task}", "tasks settled, by plan and outcome (done, failed)"),
-    ("orch.retries", "{attempt}", "failed attempts that will be tried again"),
-    ("orch.attempts.lost", "{attempt}", "attempts started again without settling (a host lost, a usage limit)"),
-    ("orch.attempt.duration", "s", "an attempt's time, launch to settle, by outcome"),
-    ("orch.queue.wait", "s", "from when a task was ready to its attempt's start"),
-    ("orch.dispatch.latency", "s", "from when a retry was due to its start"),
+    (
+        "orch.tasks",
+        "{task}",
+        "tasks settled, by plan and outcome (done, failed)",
+    ),
+    (
+        "orch.retries",
+        "{attempt}",
+        "failed attempts that will be tried again",
+    ),
+    (
+        "orch.attempts.lost",
+        "{attempt}",
+        "attempts started again without settling (a host lost, a usage limit)",
+    ),
+    (
+        "orch.attempt.duration",
+        "s",
+        "an attempt's time, launch to settle, by outcome",
+    ),
+    (
+        "orch.queue.wait",
+        "s",
+        "from when a task was ready to its attempt's start",
+    ),
+    (
+        "orch.dispatch.latency",
+        "s",
+        "from when a retry was due to its start",
+    ),
     ("orch.tokens", "{token}", "tokens by agent, model and type"),
     ("orch.cost", "USD", "cost by agent and model"),
 ];

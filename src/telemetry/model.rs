@@ -72,7 +72,10 @@ pub(crate) fn s(key: &str, v: &str) -> KeyValue {
 }
 
 fn i(key: &str, v: u64) -> KeyValue {
-    kv(key, any_value::Value::IntValue(i64::try_from(v).unwrap_or(i64::MAX)))
+    kv(
+        key,
+        any_value::Value::IntValue(i64::try_from(v).unwrap_or(i64::MAX)),
+    )
 }
 
 fn str_of<'a>(v: &'a Value, k: &str) -> &'a str {
@@ -206,10 +209,19 @@ impl Model {
             "task_failed" => {
                 let error = str_of(v, "error").to_string();
                 let usage = v.get("usage").cloned();
-                self.attempt_ended(&plan, &task, t, "failed", Some(&error), usage.as_ref(), None);
+                self.attempt_ended(
+                    &plan,
+                    &task,
+                    t,
+                    "failed",
+                    Some(&error),
+                    usage.as_ref(),
+                    None,
+                );
                 match v.get("retry_in_ms").and_then(Value::as_u64) {
                     Some(ms) => {
-                        self.metrics.add("orch.retries", &[s("orch.plan", &plan)], 1);
+                        self.metrics
+                            .add("orch.retries", &[s("orch.plan", &plan)], 1);
                         self.retry_due
                             .insert((plan, task), t.saturating_add(ms.saturating_mul(1_000_000)));
                     }
@@ -223,7 +235,12 @@ impl Model {
                     "blocked"
                 };
                 let reason = str_of(v, "reason").to_string();
-                self.plan_ended(&plan, t, outcome, (outcome == "blocked").then_some(&reason[..]));
+                self.plan_ended(
+                    &plan,
+                    t,
+                    outcome,
+                    (outcome == "blocked").then_some(&reason[..]),
+                );
                 self.merges.insert(plan, t);
             }
             "plan_merged" | "plan_merge_failed" => {
@@ -278,7 +295,8 @@ impl Model {
         let key = (plan.clone(), task.clone());
         // An attempt that started again without settling was lost (its host, a usage limit).
         if self.attempts.contains_key(&key) {
-            self.metrics.add("orch.attempts.lost", &[s("orch.plan", &plan)], 1);
+            self.metrics
+                .add("orch.attempts.lost", &[s("orch.plan", &plan)], 1);
             self.attempt_ended(&plan, &task, t, "lost", None, None, None);
         }
         self.tasks.entry(key.clone()).or_insert(t);
@@ -371,7 +389,10 @@ impl Model {
                 s("orch.plan", plan),
                 s("orch.task", task),
                 i("orch.attempt", u64::from(a.n)),
-                s("orch.outcome", if outcome == "done" { "passed" } else { outcome }),
+                s(
+                    "orch.outcome",
+                    if outcome == "done" { "passed" } else { outcome },
+                ),
             ];
             self.span(
                 "check",
@@ -398,7 +419,11 @@ impl Model {
                 None,
             );
         }
-        let name = if a.kind == "verify" { "verify" } else { "attempt" };
+        let name = if a.kind == "verify" {
+            "verify"
+        } else {
+            "attempt"
+        };
         self.span(
             name,
             me,
@@ -423,7 +448,11 @@ impl Model {
         let mut attrs = self.plan_attrs(plan);
         attrs.push(s("orch.task", task));
         attrs.push(s("orch.outcome", outcome));
-        let name = if task.is_empty() { "plan agent" } else { "task" };
+        let name = if task.is_empty() {
+            "plan agent"
+        } else {
+            "task"
+        };
         self.span(
             name,
             Part::Task(plan, task),
@@ -473,7 +502,11 @@ impl Model {
             let interrupted = sm.get("interrupted").and_then(Value::as_bool) == Some(true);
             attrs.push(s(
                 "orch.outcome",
-                if interrupted { "interrupted" } else { "finished" },
+                if interrupted {
+                    "interrupted"
+                } else {
+                    "finished"
+                },
             ));
             if let Some(u) = sm.get("usage") {
                 attrs.push(i(
