@@ -432,3 +432,85 @@ fn bad_telemetry_settings_are_errors_naming_the_file_line_or_variable() {
         assert_eq!(repo.branches(), before, "nothing made");
     }
 }
+
+#[test]
+fn orch_history_profile_of_a_recorded_run_adds_up_to_its_wall_time() {
+    let env_dir = tempfile::tempdir().expect("tmp");
+    let repo = repo_with(env_dir.path(), "");
+    let (code, ev, err, _) = up(&repo, &[]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = repo.run(&["history", "--profile", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("json");
+    let runs = v["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 1, "{out}");
+    let r = &runs[0];
+    let n = |v: &Value, k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"));
+    let parts = |v: &Value| {
+        [
+            "agent_ms",
+            "check_ms",
+            "orch_ms",
+            "slot_ms",
+            "limit_ms",
+            "backoff_ms",
+            "person_ms",
+        ]
+        .iter()
+        .map(|k| n(v, k))
+        .sum::<u64>()
+    };
+    // The parts add up to the wall time (within 1 %), which is the run's, from its events.
+    let wall = n(r, "wall_ms");
+    assert!(parts(r).abs_diff(wall) * 100 <= wall, "{r}");
+    let at = |name: &str| {
+        chrono::DateTime::parse_from_rfc3339(named(&ev, name)[0]["at"].as_str().expect("at"))
+            .expect("rfc3339")
+            .timestamp_millis()
+    };
+    let from_events = u64::try_from(at("run_finished") - at("run_started")).expect("ms");
+    assert!(
+        wall.abs_diff(from_events) * 100 <= from_events.max(100),
+        "{wall} vs {from_events}"
+    );
+    let elapsed = named(&ev, "run_finished")[0]["summary"]["elapsed_ms"]
+        .as_u64()
+        .expect("elapsed");
+    assert!(
+        wall.abs_diff(elapsed) <= elapsed / 100 + 100,
+        "{wall} vs elapsed {elapsed}"
+    );
+    assert!(n(r, "agent_ms") > 0, "{r}");
+    let overhead = r["overhead_pct"].as_f64().expect("pct");
+    assert!(
+        (overhead - n(r, "orch_ms") as f64 * 100.0 / wall as f64).abs() < 0.1,
+        "{r}"
+    );
+    // Per plan: a's check and its retry's backoff (as the event said) are in its own split.
+    for plan in ["a", "b"] {
+        let p = &r["plans"][plan];
+        assert!(
+            parts(p).abs_diff(n(p, "wall_ms")) * 100 <= n(p, "wall_ms"),
+            "{p}"
+        );
+    }
+    let a = &r["plans"]["a"];
+    assert!(n(a, "check_ms") > 0, "{a}");
+    let retry = named(&ev, "task_failed")[0]["retry_in_ms"]
+        .as_u64()
+        .expect("retry");
+    assert_eq!(n(a, "backoff_ms"), retry, "{a}");
+    assert_eq!(n(&r["kinds"]["task"], "attempts"), 4, "{r}");
+
+    // The text says the same; a run that is not there is an error.
+    let (code, out, err) = repo.run(&["history", "--profile", "last"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("run 1 started"), "{out}");
+    assert!(out.contains("orchestration overhead"), "{out}");
+    assert!(out.contains("plan a"), "{out}");
+    for bad in ["2", "0", "x"] {
+        let (code, _, err) = repo.run(&["history", "--profile", bad]);
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(err.contains("holds 1 run"), "{err}");
+    }
+}

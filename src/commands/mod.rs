@@ -20,6 +20,7 @@ mod merge_args;
 pub(crate) mod next;
 pub(crate) mod output;
 pub(crate) mod pr;
+mod profile;
 pub(crate) mod resolve;
 pub(crate) mod sandbox_exec;
 pub(crate) mod simulate;
