@@ -179,7 +179,7 @@ pub(super) fn start(
             }
         }
     }
-    for name in GIT_ENV {
+    for name in GIT_ENV.iter().chain(crate::agent_env::OTEL_NOT_INHERITED) {
         cmd.env_remove(name);
     }
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
@@ -575,7 +575,7 @@ pub(crate) fn spawn_keeper(
         .stdout(Stdio::piped())
         .stderr(out);
     place(cmd.as_std_mut(), cwd);
-    for name in GIT_ENV {
+    for name in GIT_ENV.iter().chain(crate::agent_env::OTEL_NOT_INHERITED) {
         cmd.env_remove(name);
     }
     cmd.envs(env.iter().map(|(k, v)| (k, v)));

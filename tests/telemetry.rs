@@ -237,6 +237,9 @@ fn run_exports_to(receiver: &Receiver, protocol: &str) {
         env.contains("OTEL_RESOURCE_ATTRIBUTES=orch.plan=a,orch.task=1.1,orch.attempt=2\n"),
         "{env}"
     );
+    // The headers (a collector's key) are orch's, not the agents'.
+    assert!(!env.contains("HEADERS"), "{env}");
+    assert!(!env.contains("yes"), "{env}");
     let env = std::fs::read_to_string(env_dir.path().join("b-1.2-1.env")).expect("env of b 1.2");
     let b12 = one(
         &spans,
@@ -317,10 +320,20 @@ fn what_it_did(
 fn a_receiver_that_never_answers_or_a_closed_port_changes_nothing_in_the_run() {
     let env_dir = tempfile::tempdir().expect("tmp");
     let plain = repo_with(env_dir.path(), "");
-    let (code, ev, err, base) = up(&plain, &[]);
+    // orch itself started inside someone's trace: not the agents' context.
+    let outer = [
+        (
+            "TRACEPARENT",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_string(),
+        ),
+        ("TRACESTATE", "vendor=1".to_string()),
+        ("OTEL_RESOURCE_ATTRIBUTES", "team=x".to_string()),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=secret".to_string()),
+    ];
+    let (code, ev, err, base) = up(&plain, &outer);
     assert_eq!(code, 0, "{err}");
     let want = what_it_did(&plain, code, &ev);
-    // No export: no trace context in the attempts' environment.
+    // No export: no trace context in the attempts' environment, none inherited.
     let env = std::fs::read_to_string(env_dir.path().join("a-1.1-1.env")).expect("env");
     assert_eq!(env, "", "no export, no TRACEPARENT");
 

@@ -52,6 +52,9 @@ pub(crate) struct RunProfile {
     pub(crate) kinds: BTreeMap<String, KindTotals>,
 }
 
+/// A running attempt: its start, its kind, when its host took it (ssh), when its check began.
+type Running = (i64, String, Option<i64>, Option<i64>);
+
 /// The categories, first wins.
 const CATS: [&str; 6] = ["agent", "check", "slot", "person", "limit", "backoff"];
 
@@ -115,9 +118,7 @@ pub(crate) fn profile(n: usize, run: &[&Value]) -> Option<RunProfile> {
         .max(start);
     let mut iv: Vec<Interval> = Vec::new();
     let mut plan_span: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    // (plan, task) → (agent from, kind, on host at, checking from)
-    let mut attempts: BTreeMap<(String, String), (i64, String, Option<i64>, Option<i64>)> =
-        BTreeMap::new();
+    let mut attempts: BTreeMap<(String, String), Running> = BTreeMap::new();
     let mut asking: BTreeMap<(String, String), i64> = BTreeMap::new();
     let mut paused_plans: BTreeMap<String, i64> = BTreeMap::new();
     let mut paused_agents: BTreeMap<(String, String), i64> = BTreeMap::new();
