@@ -46,7 +46,8 @@ pub(crate) struct Model {
     /// When a plan's last task settled or it started: the earliest a next task was ready.
     plan_ready: BTreeMap<String, u64>,
     tasks: BTreeMap<(String, String), u64>,
-    attempts: BTreeMap<(String, String), Attempt>,
+    /// The open attempts, by plan, task and number (best of N runs several at once).
+    attempts: BTreeMap<(String, String, u32), Attempt>,
     /// A failed attempt's retry is due at (for the dispatch latency).
     retry_due: BTreeMap<(String, String), u64>,
     merges: BTreeMap<String, u64>,
@@ -191,20 +192,52 @@ impl Model {
             }
             "task_started" => self.attempt_started(v, plan, task, t),
             "task_on_host" => {
-                if let Some(a) = self.attempts.get_mut(&(plan, task)) {
+                let n = u32_of(v, "attempt");
+                if let Some(a) = self.attempts.get_mut(&(plan, task, n)) {
                     a.host = Some(str_of(v, "host").to_string());
                 }
             }
             "task_checking" => {
-                if let Some(a) = self.attempts.get_mut(&(plan, task)) {
+                let n = u32_of(v, "attempt");
+                if let Some(a) = self.attempts.get_mut(&(plan, task, n)) {
                     a.checking = Some(t);
                 }
             }
             "task_finished" => {
                 let commit = str_of(v, "commit").to_string();
                 let usage = v.get("usage").cloned();
-                self.attempt_ended(&plan, &task, t, "done", None, usage.as_ref(), Some(&commit));
+                // The attempts still open (one, but for best of N, whose attempts settle
+                // with `attempt_finished`); the commit is the last one's.
+                let open = self.open_attempts(&plan, &task);
+                for (k, n) in open.iter().enumerate() {
+                    let last = k + 1 == open.len();
+                    self.attempt_ended(
+                        &plan,
+                        &task,
+                        *n,
+                        t,
+                        "done",
+                        None,
+                        usage.as_ref().filter(|_| last),
+                        Some(commit.as_str()).filter(|_| last),
+                    );
+                }
                 self.task_ended(&plan, &task, t, "done", None);
+            }
+            "attempt_finished" => {
+                let usage = v.get("usage").cloned();
+                let outcome = str_of(v, "outcome").to_string();
+                let cause = str_of(v, "cause").to_string();
+                self.attempt_ended(
+                    &plan,
+                    &task,
+                    u32_of(v, "attempt"),
+                    t,
+                    &outcome,
+                    (outcome == "failed").then_some(&cause[..]),
+                    usage.as_ref(),
+                    None,
+                );
             }
             "task_failed" => {
                 let error = str_of(v, "error").to_string();
@@ -212,6 +245,7 @@ impl Model {
                 self.attempt_ended(
                     &plan,
                     &task,
+                    u32_of(v, "attempt"),
                     t,
                     "failed",
                     Some(&error),
@@ -294,10 +328,10 @@ impl Model {
         let n = u32_of(v, "attempt");
         let key = (plan.clone(), task.clone());
         // An attempt that started again without settling was lost (its host, a usage limit).
-        if self.attempts.contains_key(&key) {
+        if self.attempts.contains_key(&(plan.clone(), task.clone(), n)) {
             self.metrics
                 .add("orch.attempts.lost", &[s("orch.plan", &plan)], 1);
-            self.attempt_ended(&plan, &task, t, "lost", None, None, None);
+            self.attempt_ended(&plan, &task, n, t, "lost", None, None, None);
         }
         self.tasks.entry(key.clone()).or_insert(t);
         let ready = self.plan_ready.get(&plan).copied().unwrap_or(t);
@@ -319,7 +353,7 @@ impl Model {
             t.saturating_sub(ready) as f64 / 1e9,
         );
         self.attempts.insert(
-            key,
+            (plan, task, n),
             Attempt {
                 n,
                 kind: str_of(v, "kind").to_string(),
@@ -330,18 +364,31 @@ impl Model {
         );
     }
 
+    /// The numbers of the task's open attempts, in order.
+    fn open_attempts(&self, plan: &str, task: &str) -> Vec<u32> {
+        self.attempts
+            .keys()
+            .filter(|(p, k, _)| p == plan && k == task)
+            .map(|(_, _, n)| *n)
+            .collect()
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn attempt_ended(
         &mut self,
         plan: &str,
         task: &str,
+        n: u32,
         t: u64,
         outcome: &str,
         error: Option<&str>,
         usage: Option<&Value>,
         commit: Option<&str>,
     ) {
-        let Some(a) = self.attempts.remove(&(plan.to_string(), task.to_string())) else {
+        let Some(a) = self
+            .attempts
+            .remove(&(plan.to_string(), task.to_string(), n))
+        else {
             return;
         };
         let info = self.info(plan);
@@ -484,9 +531,9 @@ impl Model {
 
     fn run_ended(&mut self, v: &Value, t: u64) {
         // What is still open ends with the run, unfinished.
-        let open: Vec<(String, String)> = self.attempts.keys().cloned().collect();
-        for (p, k) in open {
-            self.attempt_ended(&p, &k, t, "unfinished", None, None, None);
+        let open: Vec<(String, String, u32)> = self.attempts.keys().cloned().collect();
+        for (p, k, n) in open {
+            self.attempt_ended(&p, &k, n, t, "unfinished", None, None, None);
         }
         let open: Vec<(String, String)> = self.tasks.keys().cloned().collect();
         for (p, k) in open {
@@ -522,5 +569,90 @@ impl Model {
         self.span("run", Part::Run, None, start, t, attrs, None);
         self.metrics.end = t;
         self.finished = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn at(ms: u64) -> String {
+        chrono::DateTime::from_timestamp_millis(i64::try_from(ms).expect("ms"))
+            .expect("t")
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    }
+
+    fn model(events: &[Value]) -> Model {
+        let mut m = Model::new(TraceId([3; 16]), BTreeMap::new());
+        for e in events {
+            m.event(e);
+        }
+        m
+    }
+
+    fn outcome(sp: &Span) -> String {
+        sp.attributes
+            .iter()
+            .find(|kv| kv.key == "orch.outcome")
+            .and_then(|kv| kv.value.as_ref()?.value.clone())
+            .map(|v| match v {
+                any_value::Value::StringValue(s) => s,
+                other => format!("{other:?}"),
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn best_of_n_attempts_side_by_side_are_each_a_span() {
+        let mut m = model(&[
+            json!({"at": at(1000), "event": "run_started"}),
+            json!({"at": at(1001), "event": "plan_started", "plan": "p"}),
+            json!({"at": at(1002), "event": "task_started", "plan": "p", "task": "1.1", "attempt": 1, "kind": "task"}),
+            json!({"at": at(1003), "event": "task_started", "plan": "p", "task": "1.1", "attempt": 2, "kind": "task"}),
+            json!({"at": at(1010), "event": "attempt_finished", "plan": "p", "task": "1.1", "attempt": 2, "outcome": "picked", "cause": "check passed"}),
+            json!({"at": at(1011), "event": "attempt_finished", "plan": "p", "task": "1.1", "attempt": 1, "outcome": "stopped", "cause": "another was picked"}),
+            json!({"at": at(1012), "event": "task_finished", "plan": "p", "task": "1.1", "commit": "abc"}),
+            json!({"at": at(1020), "event": "run_finished", "summary": {}}),
+        ]);
+        let spans = m.take_spans();
+        let attempts: Vec<&Span> = spans.iter().filter(|s| s.name == "attempt").collect();
+        assert_eq!(attempts.len(), 2, "{spans:#?}");
+        let mut got: Vec<String> = attempts.iter().map(|s| outcome(s)).collect();
+        got.sort();
+        assert_eq!(got, ["picked", "stopped"]);
+        let t = TraceId([3; 16]);
+        let task = spans.iter().find(|s| s.name == "task").expect("task");
+        assert_eq!(task.span_id, t.span(Part::Task("p", "1.1")).to_vec());
+        assert!(attempts.iter().all(|a| a.parent_span_id == task.span_id));
+        assert_eq!(
+            attempts[0].span_id.len() + attempts[1].span_id.len(),
+            16,
+            "8-byte span ids"
+        );
+    }
+
+    #[test]
+    fn an_attempt_started_again_without_settling_is_lost() {
+        let mut m = model(&[
+            json!({"at": at(1000), "event": "run_started"}),
+            json!({"at": at(1002), "event": "task_started", "plan": "p", "task": "1.1", "attempt": 1, "kind": "task"}),
+            json!({"at": at(1005), "event": "task_started", "plan": "p", "task": "1.1", "attempt": 1, "kind": "task"}),
+            json!({"at": at(1009), "event": "task_finished", "plan": "p", "task": "1.1", "commit": "abc"}),
+            json!({"at": at(1010), "event": "run_finished", "summary": {}}),
+        ]);
+        let spans = m.take_spans();
+        let mut got: Vec<String> = spans
+            .iter()
+            .filter(|s| s.name == "attempt")
+            .map(outcome)
+            .collect();
+        got.sort();
+        assert_eq!(got, ["done", "lost"]);
+        let metrics = m.metrics.otlp(0);
+        assert!(metrics.iter().any(|x| x.name == "orch.attempts.lost"));
+        // Events without a time are skipped, never a panic.
+        m.event(&json!({"event": "task_started", "plan": "p"}));
+        m.event(&json!({"at": "yesterday", "event": "task_started"}));
     }
 }
