@@ -164,6 +164,20 @@ pub(crate) fn fresh_run_removals() -> impl Iterator<Item = &'static str> {
     GIT_ENV.iter().chain(AGENT_CONTEXT.iter()).copied()
 }
 
+/// Not orch's own: OpenTelemetry's variables that orch's environment may hold and that no
+/// command orch starts inherits: the exporter's headers (a collector's API key), and the trace
+/// context of whatever started orch. When the run exports (`src/telemetry/`), an attempt gets
+/// `TRACEPARENT` and `OTEL_RESOURCE_ATTRIBUTES` of its own.
+pub(crate) const OTEL_NOT_INHERITED: &[&str] = &[
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+    "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+    "TRACEPARENT",
+    "TRACESTATE",
+    "OTEL_RESOURCE_ATTRIBUTES",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

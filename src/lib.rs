@@ -32,6 +32,7 @@ pub mod simulate;
 pub(crate) mod state_layout;
 pub mod status;
 pub(crate) mod supervisor;
+pub(crate) mod telemetry;
 pub mod top;
 pub(crate) mod untrusted;
 pub(crate) mod watch;

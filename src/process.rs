@@ -179,7 +179,7 @@ pub(super) fn start(
             }
         }
     }
-    for name in GIT_ENV {
+    for name in GIT_ENV.iter().chain(crate::agent_env::OTEL_NOT_INHERITED) {
         cmd.env_remove(name);
     }
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
@@ -575,8 +575,13 @@ pub(crate) fn spawn_keeper(
         .stdout(Stdio::piped())
         .stderr(out);
     place(cmd.as_std_mut(), cwd);
-    // A setup runs the branch's code (an install's scripts): never with orch's GitHub tokens.
-    for name in GIT_ENV.iter().chain(agent_env::ORCH_CREDENTIALS.iter()) {
+    // A setup runs the branch's code (an install's scripts): never with orch's GitHub tokens,
+    // nor the exporter's headers or the outer trace context.
+    for name in GIT_ENV
+        .iter()
+        .chain(agent_env::ORCH_CREDENTIALS.iter())
+        .chain(crate::agent_env::OTEL_NOT_INHERITED)
+    {
         cmd.env_remove(name);
     }
     cmd.envs(env.iter().map(|(k, v)| (k, v)));

@@ -88,6 +88,7 @@ mod speckit_up;
 mod submodules;
 mod sync;
 mod task_pool;
+mod telemetry;
 mod top;
 mod up;
 mod up_more;

@@ -17,6 +17,7 @@ const LAYERS: &[&str] = &[
     "executor",
     "simulate",
     "notify",
+    "telemetry",
     "workspace",
     "error",
     "watch",

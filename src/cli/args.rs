@@ -716,7 +716,9 @@ pub(super) enum Command {
     #[command(after_help = "Examples:
   orch history
   orch history --json | jq '.records[] | select(.outcome == \"failed\")'
-  orch history --backtest")]
+  orch history --backtest
+  orch history --profile
+  orch history --profile 3 --json")]
     History {
         #[command(flatten)]
         target: Target,
@@ -730,6 +732,15 @@ pub(super) enum Command {
         /// Records listed in the text (the newest; default 20). The JSON has them all.
         #[arg(long, value_name = "N", default_value_t = 20)]
         last: usize,
+        /// Where each run's wall time went, from `<state_dir>/.events.jsonl`: agents, checks,
+        /// orch's own time (scheduling, worktrees, commits, merges), waiting for a slot, a limit,
+        /// a backoff or a person; per plan and per task kind; orch's overhead as a percentage.
+        /// Example: `orch history --profile`, `orch history --profile 2 --json`.
+        #[arg(long)]
+        profile: bool,
+        /// With `--profile`: only run RUN (1 for the oldest in the file; `last` for the newest).
+        #[arg(value_name = "RUN", requires = "profile")]
+        run: Option<String>,
     },
 }
 

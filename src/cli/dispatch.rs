@@ -323,12 +323,15 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             json,
             backtest,
             last,
+            profile,
+            run,
         } => commands::history::run(
             &target.selection(),
             &commands::history::HistoryArgs {
                 json,
                 backtest,
                 last,
+                profile: profile.then_some(run),
             },
         ),
         Command::Task { action } => {

@@ -21,6 +21,8 @@ pub(crate) struct HistoryArgs {
     pub(crate) backtest: bool,
     /// Records listed in the text.
     pub(crate) last: usize,
+    /// `--profile [RUN]`: the profile of every run of the events file, or of run RUN.
+    pub(crate) profile: Option<Option<String>>,
 }
 
 /// Per plan and agent: attempts, failed ones, p50 and p90 of the successful ones' seconds.
@@ -39,6 +41,9 @@ pub(crate) fn run(sel: &Selection, args: &HistoryArgs) -> CliResult<u8> {
         ))
         .with_hint("run it where `orch up` runs, or pass `--manifest PATH`"));
     };
+    if let Some(run) = &args.profile {
+        return profile(&dir, run.as_deref(), args.json);
+    }
     let h = History::load(&dir);
     let mut rows: BTreeMap<(&str, &str), Row> = BTreeMap::new();
     for r in &h.records {
@@ -160,6 +165,108 @@ pub(crate) fn run(sel: &Selection, args: &HistoryArgs) -> CliResult<u8> {
     }
     if let Some(b) = &bt {
         let _ = writeln!(out, "\nbacktest:\n{}", b.text().trim_end());
+    }
+    println_safe(out.trim_end());
+    Ok(exit::OK)
+}
+
+/// `orch history --profile [RUN]`.
+fn profile(dir: &std::path::Path, run: Option<&str>, json: bool) -> CliResult<u8> {
+    use crate::state_layout::{EVENTS, EVENTS_ROTATED};
+    let mut events = Vec::new();
+    for file in [EVENTS_ROTATED.at(dir), EVENTS.at(dir)] {
+        let bytes = crate::untrusted::read::optional(&file, crate::untrusted::read::STATE)
+            .map_err(|e| CliError::invalid(anyhow!("{e}")))?
+            .unwrap_or_default();
+        for line in String::from_utf8_lossy(&bytes).lines() {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                events.push(v);
+            }
+        }
+    }
+    let runs = super::profile::runs(&events);
+    let chosen: Vec<usize> = match run {
+        None => (1..=runs.len()).collect(),
+        Some("last") if !runs.is_empty() => vec![runs.len()],
+        Some(n) => match n.parse::<usize>() {
+            Ok(n) if (1..=runs.len()).contains(&n) => vec![n],
+            _ => {
+                return Err(CliError::invalid(anyhow!(
+                    "no run `{}` in `{}`: it holds {} run{}",
+                    crate::untrusted::text::escaped(n),
+                    EVENTS.at(dir).display(),
+                    runs.len(),
+                    if runs.len() == 1 { "" } else { "s" }
+                ))
+                .with_hint("RUN is 1 for the oldest run in the file, or `last`"));
+            }
+        },
+    };
+    let profiles: Vec<_> = chosen
+        .iter()
+        .filter_map(|n| super::profile::profile(*n, &runs[n - 1]))
+        .collect();
+    if json {
+        print_json(&json!({ "file": EVENTS.at(dir), "runs": profiles }));
+        return Ok(exit::OK);
+    }
+    let mut out = String::new();
+    if profiles.is_empty() {
+        let _ = writeln!(
+            out,
+            "no run yet: `orch up` writes its events to {}",
+            EVENTS.at(dir).display()
+        );
+    }
+    let line = |out: &mut String, name: &str, s: &super::profile::Split| {
+        let pct = |ms: u64| {
+            if s.wall_ms == 0 {
+                0.0
+            } else {
+                ms as f64 * 100.0 / s.wall_ms as f64
+            }
+        };
+        let _ = writeln!(
+            out,
+            "  {:<14} {:>9}  agent {:>4.1}%  check {:>4.1}%  orch {:>4.1}%  slot {:>4.1}%  limit {:>4.1}%  backoff {:>4.1}%  person {:>4.1}%",
+            shown(name, 14),
+            secs(s.wall_ms as f64 / 1000.0),
+            pct(s.agent_ms),
+            pct(s.check_ms),
+            pct(s.orch_ms),
+            pct(s.slot_ms),
+            pct(s.limit_ms),
+            pct(s.backoff_ms),
+            pct(s.person_ms),
+        );
+    };
+    for p in &profiles {
+        let _ = writeln!(
+            out,
+            "run {} started {}{}: orchestration overhead {:.1}%",
+            p.run,
+            p.started,
+            if p.finished.is_none() {
+                " (not finished)"
+            } else {
+                ""
+            },
+            p.split.overhead_pct
+        );
+        line(&mut out, "run", &p.split);
+        for (plan, s) in &p.plans {
+            line(&mut out, &format!("plan {plan}"), s);
+        }
+        for (kind, k) in &p.kinds {
+            let _ = writeln!(
+                out,
+                "  kind {:<9} {} attempts, agents {}, checks {} (summed)",
+                shown(kind, 9),
+                k.attempts,
+                secs(k.agent_ms as f64 / 1000.0),
+                secs(k.check_ms as f64 / 1000.0),
+            );
+        }
     }
     println_safe(out.trim_end());
     Ok(exit::OK)

@@ -21,6 +21,7 @@ pub(crate) mod next;
 pub(crate) mod orch_child;
 pub(crate) mod output;
 pub(crate) mod pr;
+mod profile;
 pub(crate) mod resolve;
 pub(crate) mod run_events;
 pub(crate) mod sandbox_exec;

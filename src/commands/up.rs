@@ -57,6 +57,12 @@ fn run_once(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         "`orch up` needs a plans.toml: it runs the plans the manifest lists",
     )?;
     let selected = ws.select(&args.plans)?;
+    // OpenTelemetry export: the `OTEL_EXPORTER_OTLP_*` variables, else `[telemetry]`.
+    let telemetry = crate::telemetry::Config::of(|k| std::env::var(k).ok(), &manifest.telemetry)
+        .map_err(|e| {
+            crate::error::CliError::invalid(anyhow!("{e}"))
+                .with_hint("unset it, or see docs/src/telemetry.md for the values orch reads")
+        })?;
     let orch_bin =
         std::env::current_exe().map_err(|e| anyhow!("cannot find the orch executable: {e}"))?;
     let checked = Checked::check(&ws, &manifest, &selected, orch_bin)?;
@@ -84,7 +90,7 @@ fn run_once(sel: &Selection, args: UpArgs) -> CliResult<u8> {
         ));
     }
     crate::commands::output::eprintln_safe(&checked.network_line());
-    let out = Output::start(&checked, &manifest, args.json, &ws);
+    let out = Output::start(&checked, &manifest, args.json, &ws, telemetry);
     // The forecast at the start, from the history, told against the end at the end.
     let start_forecast = super::forecasts::at_start(&ws, args.max_agents);
     let mut emit = |e: &Event| out.event(e);
@@ -170,6 +176,8 @@ struct Output {
     notifier: Option<Notifier>,
     /// The history written and the slow attempts watched.
     watch: Mutex<crate::forecast::run::RunWatch>,
+    /// The OpenTelemetry exporter, when the run exports.
+    telemetry: Mutex<Option<crate::telemetry::Sink>>,
 }
 
 impl Output {
@@ -178,8 +186,29 @@ impl Output {
         manifest: &crate::manifest::Manifest,
         json: bool,
         ws: &crate::workspace::Workspace,
+        telemetry: Option<crate::telemetry::Config>,
     ) -> Self {
         let mode = ProgressMode::detect(json);
+        let telemetry = telemetry.and_then(|c| {
+            let plans = manifest
+                .plans
+                .iter()
+                .map(|p| {
+                    let model = manifest
+                        .agents
+                        .get(&p.agent)
+                        .map(|a| crate::telemetry::model_of(&a.command))
+                        .unwrap_or_default();
+                    let info = crate::telemetry::PlanInfo {
+                        agent: p.agent.clone(),
+                        model,
+                        executor: p.executor.as_str().to_string(),
+                    };
+                    (p.name.clone(), info)
+                })
+                .collect();
+            crate::telemetry::start(c, plans)
+        });
         Self {
             progress: Mutex::new(Progress::new(mode, &checked.plan_infos())),
             notifier: Notifier::start(
@@ -189,6 +218,7 @@ impl Output {
             ),
             log: Mutex::new(EventLog::open(checked.state_dir())),
             watch: Mutex::new(crate::forecast::run::RunWatch::new(ws, checked.state_dir())),
+            telemetry: Mutex::new(telemetry),
         }
     }
 
@@ -208,6 +238,12 @@ impl Output {
             return;
         };
         let mut said = Vec::new();
+        if let Ok(t) = self.telemetry.lock()
+            && let Some(sink) = t.as_ref()
+            && let Ok(line) = serde_json::to_value(crate::supervisor::Stamped::now(e))
+        {
+            sink.event(line);
+        }
         if let Ok(mut l) = self.log.lock() {
             let failed = l.failed.is_some();
             l.append(e);
@@ -289,8 +325,40 @@ impl Output {
         self.event(&Event::RunFinished {
             summary: summary.clone(),
         });
+        self.finish_telemetry();
         if let Ok(mut p) = self.progress.lock() {
             p.finish(summary);
+        }
+    }
+
+    /// Waits (at most [`crate::telemetry::FINISH_WITHIN`]) for the last export; what went
+    /// wrong is said on stderr, not as an event (the run's events are the same whether it
+    /// exports or not).
+    fn finish_telemetry(&self) {
+        let Some(sink) = self.telemetry.lock().ok().and_then(|mut t| t.take()) else {
+            return;
+        };
+        let o = sink.finish(crate::telemetry::FINISH_WITHIN);
+        let mut said = Vec::new();
+        if let Some(f) = &o.failure {
+            said.push(format!(
+                "telemetry: an export failed ({f}); the run is not affected"
+            ));
+        }
+        if o.unfinished {
+            said.push(format!(
+                "telemetry: the last export had not ended after {}; it was abandoned",
+                crate::manifest::format_duration(crate::telemetry::FINISH_WITHIN)
+            ));
+        }
+        if o.events_dropped > 0 {
+            said.push(format!(
+                "telemetry: {} events dropped (the exporter's queue was full)",
+                o.events_dropped
+            ));
+        }
+        for line in said {
+            crate::commands::output::eprintln_safe(&format!("note: {line}"));
         }
     }
 }

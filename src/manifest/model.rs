@@ -339,6 +339,9 @@ pub struct Manifest {
     pub(crate) repos: Vec<RepoEntry>,
     /// The `[[service]]` tables, in file order.
     pub(crate) services: Vec<super::services::Service>,
+    /// `[telemetry]`: where `orch up` exports traces and metrics (the `OTEL_EXPORTER_OTLP_*`
+    /// variables win).
+    pub(crate) telemetry: super::telemetry::TelemetryTable,
 }
 
 /// The default of `[slurm] poll`.

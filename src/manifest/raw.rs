@@ -25,6 +25,8 @@ pub(crate) struct RawManifest {
     pub(crate) repo: Vec<At<RawRepo>>,
     /// `[[service]]`: what runs beside a container plan's agents (`super::services`).
     pub(crate) service: Vec<At<RawService>>,
+    /// `[telemetry]`: where traces and metrics go (`super::telemetry`).
+    pub(crate) telemetry: RawTelemetry,
 }
 
 /// `[defaults]`.
@@ -207,6 +209,15 @@ pub(crate) struct RawNotify {
     pub(crate) command: Option<At<Argv>>,
     pub(crate) webhook: Option<At<String>>,
     pub(crate) timeout: Option<At<String>>,
+}
+
+/// `[telemetry]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawTelemetry {
+    pub(crate) endpoint: Option<At<String>>,
+    pub(crate) protocol: Option<At<String>>,
+    pub(crate) headers: Option<At<BTreeMap<String, At<String>>>>,
 }
 
 /// One `[[host]]` as written.

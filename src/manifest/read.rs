@@ -130,6 +130,10 @@ fn unknown_key(doc: &DeTable<'_>, path: &[Step], r: &mut Reporter<'_>) {
         ["notify"] => ("in `[[notify]]`".into(), fields_of::<RawNotify>()),
         ["host"] => ("in `[[host]]`".into(), fields_of::<super::raw::RawHost>()),
         ["repo"] => ("in `[[repo]]`".into(), super::raw::repo_keys()),
+        ["telemetry"] => (
+            "in `[telemetry]`".into(),
+            fields_of::<super::raw::RawTelemetry>(),
+        ),
         ["service"] => (
             "in `[[service]]`".into(),
             fields_of::<super::raw::RawService>(),

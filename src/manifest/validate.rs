@@ -64,6 +64,7 @@ pub(crate) fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> M
     let hosts = super::hosts::hosts(&raw.host, r);
     super::hosts::plans(&raw, &hosts, &mut plans, r);
     let services = super::services::services(&raw.service, r);
+    let telemetry = super::telemetry::table(&raw.telemetry, r);
     super::services::plans(&raw, &services, defaults.ports, &agents, &mut plans, r);
     let mut manifest = Manifest {
         path: r.path.to_path_buf(),
@@ -77,6 +78,7 @@ pub(crate) fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> M
         hosts,
         repos,
         services,
+        telemetry,
     };
     // What no confined process reads, whatever `sandbox_deny_read` says: every run of an
     // agent's code (an attempt, a check, `setup`, `verify`, a hook, a resolver) is confined by

@@ -681,6 +681,8 @@ fn prepare_argv(
         super::context::worktree_port(ctx, pc, workdir)?.to_string(),
     ));
     env.extend(super::upstream_repos::env(&pc.upstreams));
+    // When the run exports: the attempt's span as its trace context (derived, `telemetry::ids`).
+    env.extend(crate::telemetry::attempt_env(pc.name(), &id, attempt));
     // What orch sets for the client it knows (opencode's permission rules, Claude Code's
     // retries off).
     if let Some(cli) = crate::manifest::KnownCli::of(&argv) {

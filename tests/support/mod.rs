@@ -11,6 +11,7 @@ pub mod fake_api;
 pub mod journal;
 pub mod merge;
 pub mod net_probe;
+pub mod otlp;
 pub mod podman;
 pub mod process;
 pub mod prop;

@@ -188,6 +188,7 @@ fn manifest_changes(old: &Manifest, new: &Manifest, out: &mut Vec<String>) {
         hosts,
         repos,
         services,
+        telemetry,
     } = new;
     let names: BTreeSet<&String> = old.agents.keys().chain(agents.keys()).collect();
     for name in names {
@@ -216,6 +217,10 @@ fn manifest_changes(old: &Manifest, new: &Manifest, out: &mut Vec<String>) {
     }
     if old.notify != *notify {
         out.push("notify changed".to_string());
+    }
+    if old.telemetry != *telemetry {
+        // Read when the run starts: a change applies to the next run.
+        out.push("telemetry changed (applies to the next run)".to_string());
     }
 }
 

@@ -1,0 +1,230 @@
+//! Whether and where `orch up` exports: the standard `OTEL_EXPORTER_OTLP_*` variables, else
+//! plans.toml's `[telemetry]`; neither: off.
+
+use std::collections::BTreeMap;
+
+use crate::manifest::{OtlpProtocol, TelemetryTable, check_endpoint, check_header};
+
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`: the collector's base address (`/v1/traces` and `/v1/metrics`
+/// are added for http/protobuf).
+pub(crate) const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: the traces' full address (used as given).
+pub(crate) const TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+/// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`: the metrics' full address (used as given).
+pub(crate) const METRICS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
+/// `OTEL_EXPORTER_OTLP_PROTOCOL`: `http/protobuf` (the default) or `grpc`.
+pub(crate) const PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+/// `OTEL_EXPORTER_OTLP_HEADERS`: `name=value,name2=value2` (values percent-encoded).
+pub(crate) const HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
+
+/// Where and how to export.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Config {
+    pub(crate) protocol: OtlpProtocol,
+    /// http/protobuf: the full address of each signal (`None`: not exported); grpc: the
+    /// collector's address (both the same).
+    pub(crate) traces: Option<String>,
+    pub(crate) metrics: Option<String>,
+    pub(crate) headers: BTreeMap<String, String>,
+    /// The collector's `host:port`, for the network confinement's allowlist.
+    pub(crate) host_port: String,
+}
+
+impl Config {
+    /// The configuration of a run from the variables (`var`) and `[telemetry]`; `Ok(None)`:
+    /// export is off. A bad variable is an error naming it.
+    pub(crate) fn of(
+        var: impl Fn(&str) -> Option<String>,
+        table: &TelemetryTable,
+    ) -> Result<Option<Config>, String> {
+        let var = |k: &str| var(k).filter(|v| !v.trim().is_empty());
+        let checked = |k: &str| -> Result<Option<String>, String> {
+            var(k)
+                .map(|v| check_endpoint(v.trim()).map_err(|m| format!("`{k}`: {m}")))
+                .transpose()
+        };
+        let protocol = match var(PROTOCOL) {
+            Some(p) => OtlpProtocol::parse(&p).ok_or_else(|| {
+                format!("`{PROTOCOL}` `{p}` is not `http/protobuf` or `grpc` (orch exports neither `http/json` nor another)")
+            })?,
+            None => table.protocol.unwrap_or(OtlpProtocol::HttpProtobuf),
+        };
+        let base = checked(ENDPOINT)?;
+        let traces = checked(TRACES_ENDPOINT)?;
+        let metrics = checked(METRICS_ENDPOINT)?;
+        let from_env = base.is_some() || traces.is_some() || metrics.is_some();
+        let base = if from_env {
+            base
+        } else {
+            table.endpoint.clone()
+        };
+        let (traces, metrics) = match protocol {
+            OtlpProtocol::HttpProtobuf => (
+                traces.or_else(|| base.as_ref().map(|b| format!("{b}/v1/traces"))),
+                metrics.or_else(|| base.as_ref().map(|b| format!("{b}/v1/metrics"))),
+            ),
+            OtlpProtocol::Grpc => (traces.or(base.clone()), metrics.or(base)),
+        };
+        let Some(any) = traces.clone().or(metrics.clone()) else {
+            return Ok(None);
+        };
+        let mut headers = table.headers.clone();
+        if let Some(h) = var(HEADERS) {
+            headers = parse_headers(&h)?;
+        }
+        Ok(Some(Config {
+            protocol,
+            host_port: host_port(&any),
+            traces,
+            metrics,
+            headers,
+        }))
+    }
+}
+
+/// `OTEL_EXPORTER_OTLP_HEADERS`: `k=v` pairs separated by commas, values percent-decoded.
+fn parse_headers(s: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((k, v)) = pair.split_once('=') else {
+            return Err(format!("`{HEADERS}`: `{pair}` is not `name=value`"));
+        };
+        let (k, v) = (k.trim(), percent_decoded(v.trim()));
+        check_header(k, &v).map_err(|m| format!("`{HEADERS}`: {m}"))?;
+        out.insert(k.to_string(), v);
+    }
+    Ok(out)
+}
+
+fn percent_decoded(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| char::from(c).to_digit(16);
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `host:port` of an http(s) address (the scheme's port when none is written).
+fn host_port(url: &str) -> String {
+    let (rest, port) = match url.strip_prefix("https://") {
+        Some(r) => (r, 443),
+        None => (url.strip_prefix("http://").unwrap_or(url), 80),
+    };
+    let auth = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let auth = auth.rsplit('@').next().unwrap_or(auth);
+    let has_port = match auth.rfind(':') {
+        Some(i) => !auth[i..].contains(']'),
+        None => false,
+    };
+    if has_port {
+        auth.to_string()
+    } else {
+        format!("{auth}:{port}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn of(vars: &[(&str, &str)], table: &TelemetryTable) -> Result<Option<Config>, String> {
+        let vars: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
+        Config::of(|k| vars.get(k).cloned(), table)
+    }
+
+    #[test]
+    fn off_without_an_endpoint() {
+        assert_eq!(of(&[], &TelemetryTable::default()), Ok(None));
+        assert_eq!(
+            of(
+                &[(PROTOCOL, "grpc"), (HEADERS, "a=b")],
+                &TelemetryTable::default()
+            ),
+            Ok(None)
+        );
+        assert_eq!(of(&[(ENDPOINT, " ")], &TelemetryTable::default()), Ok(None));
+    }
+
+    #[test]
+    fn variables_then_the_table() {
+        let c = of(
+            &[(ENDPOINT, "http://127.0.0.1:4318/")],
+            &TelemetryTable::default(),
+        )
+        .expect("ok")
+        .expect("on");
+        assert_eq!(c.traces.as_deref(), Some("http://127.0.0.1:4318/v1/traces"));
+        assert_eq!(
+            c.metrics.as_deref(),
+            Some("http://127.0.0.1:4318/v1/metrics")
+        );
+        assert_eq!(c.host_port, "127.0.0.1:4318");
+        let c = of(
+            &[(TRACES_ENDPOINT, "https://api.honeycomb.io/v1/traces")],
+            &TelemetryTable::default(),
+        )
+        .expect("ok")
+        .expect("on");
+        assert_eq!(
+            c.traces.as_deref(),
+            Some("https://api.honeycomb.io/v1/traces")
+        );
+        assert_eq!(c.metrics, None);
+        assert_eq!(c.host_port, "api.honeycomb.io:443");
+        let table = TelemetryTable {
+            endpoint: Some("http://tempo:4317".into()),
+            protocol: Some(OtlpProtocol::Grpc),
+            headers: [("x-a".to_string(), "1".to_string())].into(),
+        };
+        let c = of(&[], &table).expect("ok").expect("on");
+        assert_eq!(c.protocol, OtlpProtocol::Grpc);
+        assert_eq!(c.traces.as_deref(), Some("http://tempo:4317"));
+        assert_eq!(c.headers.get("x-a").map(String::as_str), Some("1"));
+        let c = of(
+            &[(ENDPOINT, "http://other:4317"), (HEADERS, "x-b=a%20b")],
+            &table,
+        )
+        .expect("ok")
+        .expect("on");
+        assert_eq!(c.traces.as_deref(), Some("http://other:4317"));
+        assert_eq!(c.headers.get("x-b").map(String::as_str), Some("a b"));
+        assert!(!c.headers.contains_key("x-a"));
+    }
+
+    #[test]
+    fn bad_variables_are_named() {
+        for (vars, named) in [
+            (vec![(ENDPOINT, "localhost:4318")], ENDPOINT),
+            (
+                vec![(ENDPOINT, "http://a"), (PROTOCOL, "http/json")],
+                PROTOCOL,
+            ),
+            (vec![(ENDPOINT, "http://a"), (HEADERS, "novalue")], HEADERS),
+            (
+                vec![(ENDPOINT, "http://a"), (HEADERS, "bad name=1")],
+                HEADERS,
+            ),
+            (vec![(TRACES_ENDPOINT, "ftp://a")], TRACES_ENDPOINT),
+        ] {
+            let e = of(&vars, &TelemetryTable::default()).expect_err("bad");
+            assert!(e.contains(named), "{e}");
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! A real OTLP receiver on loopback for the telemetry tests: over HTTP (a TCP server that
+//! decodes each POST's body as `ExportTraceServiceRequest` / `ExportMetricsServiceRequest` with
+//! the `opentelemetry-proto` types) or gRPC (tonic's server of the collector's two services);
+//! and the two receivers that must not slow a run: one that accepts and never answers, a port
+//! nobody listens on.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::Metric;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message as _;
+
+/// What a receiver got: every span, and each export of metrics (cumulative: the last is the
+/// run's total).
+#[derive(Default)]
+pub struct Got {
+    pub spans: Vec<Span>,
+    pub metrics: Vec<Vec<Metric>>,
+    /// Requests to another path, or whose body did not decode.
+    pub bad: Vec<String>,
+    /// Each request's headers (lowercase names), for the headers test.
+    pub headers: Vec<Vec<(String, String)>>,
+}
+
+/// A receiver; stops when dropped.
+pub struct Receiver {
+    pub addr: SocketAddr,
+    got: Arc<Mutex<Got>>,
+    stop: Arc<AtomicBool>,
+    _runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Receiver {
+    /// The collector's base address, `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The spans received.
+    pub fn spans(&self) -> Vec<Span> {
+        self.got.lock().expect("got").spans.clone()
+    }
+
+    /// The last export of metrics.
+    pub fn metrics(&self) -> Vec<Metric> {
+        self.got
+            .lock()
+            .expect("got")
+            .metrics
+            .last()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn bad(&self) -> Vec<String> {
+        self.got.lock().expect("got").bad.clone()
+    }
+
+    pub fn headers(&self) -> Vec<Vec<(String, String)>> {
+        self.got.lock().expect("got").headers.clone()
+    }
+
+    /// An OTLP/HTTP receiver (http/protobuf).
+    pub fn http() -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let got = Arc::new(Mutex::new(Got::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (g, s) = (got.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(300);
+            while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let g = g.clone();
+                        std::thread::spawn(move || serve_http(conn, &g));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Receiver {
+            addr,
+            got,
+            stop,
+            _runtime: None,
+        }
+    }
+
+    /// An OTLP/gRPC receiver: tonic's server of the trace and metrics services.
+    pub fn grpc() -> Receiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let got = Arc::new(Mutex::new(Got::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let g = got.clone();
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            let incoming = tonic::transport::server::TcpIncoming::from(listener);
+            let _ = tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(Collector(g.clone())))
+                .add_service(MetricsServiceServer::new(Collector(g)))
+                .serve_with_incoming(incoming)
+                .await;
+        });
+        Receiver {
+            addr,
+            got,
+            stop,
+            _runtime: Some(runtime),
+        }
+    }
+
+    /// A receiver that accepts connections, reads them, and never answers.
+    pub fn silent() -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(300);
+            while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((conn, _)) => held.push(conn),
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Receiver {
+            addr,
+            got: Arc::default(),
+            stop,
+            _runtime: None,
+        }
+    }
+
+    /// The address of a loopback port nobody listens on (bound, then closed).
+    pub fn closed_port() -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        drop(l);
+        addr
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+struct Collector(Arc<Mutex<Got>>);
+
+fn headers_of(m: &tonic::metadata::MetadataMap) -> Vec<(String, String)> {
+    m.clone()
+        .into_headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect()
+}
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let h = headers_of(request.metadata());
+        let mut g = self.0.lock().expect("got");
+        g.headers.push(h);
+        for rs in request.into_inner().resource_spans {
+            for ss in rs.scope_spans {
+                g.spans.extend(ss.spans);
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let mut g = self.0.lock().expect("got");
+        let mut all = Vec::new();
+        for rm in request.into_inner().resource_metrics {
+            for sm in rm.scope_metrics {
+                all.extend(sm.metrics);
+            }
+        }
+        g.metrics.push(all);
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+/// Serves the requests of one HTTP/1.1 connection (keep-alive) until it closes.
+fn serve_http(conn: TcpStream, got: &Mutex<Got>) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut w = conn.try_clone().expect("clone");
+    let mut r = BufReader::new(conn);
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+        let mut len = 0usize;
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_string());
+                if k == "content-length" {
+                    len = v.parse().unwrap_or(0);
+                }
+                headers.push((k, v));
+            }
+        }
+        let mut body = vec![0; len];
+        if r.read_exact(&mut body).is_err() {
+            return;
+        }
+        {
+            let mut g = got.lock().expect("got");
+            g.headers.push(headers);
+            match path.as_str() {
+                "/v1/traces" => match ExportTraceServiceRequest::decode(&body[..]) {
+                    Ok(req) => {
+                        for rs in req.resource_spans {
+                            for ss in rs.scope_spans {
+                                g.spans.extend(ss.spans);
+                            }
+                        }
+                    }
+                    Err(e) => g.bad.push(format!("{path}: {e}")),
+                },
+                "/v1/metrics" => match ExportMetricsServiceRequest::decode(&body[..]) {
+                    Ok(req) => {
+                        let mut all = Vec::new();
+                        for rm in req.resource_metrics {
+                            for sm in rm.scope_metrics {
+                                all.extend(sm.metrics);
+                            }
+                        }
+                        g.metrics.push(all);
+                    }
+                    Err(e) => g.bad.push(format!("{path}: {e}")),
+                },
+                other => g.bad.push(format!("a POST to {other}")),
+            }
+        }
+        let _ = w.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n",
+        );
+    }
+}
+
+/// A span's attribute as a string (ints and doubles written out).
+pub fn attr(span_attrs: &[KeyValue], key: &str) -> Option<String> {
+    let v = span_attrs.iter().find(|kv| kv.key == key)?.value.as_ref()?;
+    Some(match v.value.as_ref()? {
+        any_value::Value::StringValue(s) => s.clone(),
+        any_value::Value::IntValue(i) => i.to_string(),
+        any_value::Value::DoubleValue(d) => d.to_string(),
+        any_value::Value::BoolValue(b) => b.to_string(),
+        _ => return None,
+    })
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
