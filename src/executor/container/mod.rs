@@ -139,6 +139,18 @@ fn run_id() -> String {
     format!("{pid}-{}", crate::process::process_start_time(pid))
 }
 
+/// Plan `plan`'s part of the names orch gives its containers and their directories: its
+/// letters and digits (others as `-`), then a short digest of the exact name, so that no two
+/// plans share one (`a_b` and `a.b`, or `a-svc-db` and plan `a`'s service `db`, would).
+fn plan_part(plan: &str) -> String {
+    let safe: String = plan
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let digest = crate::git::blob_id_of_bytes(plan.as_bytes());
+    format!("{safe}-{}", &digest[..8])
+}
+
 /// Whether the run of id `run` (as [`run_id`] spells it) still runs.
 fn run_alive(run: &str) -> bool {
     let Some((pid, start)) = run.split_once('-') else {
@@ -177,11 +189,7 @@ impl ContainerExecutor {
             Some(b) => b,
             None => {
                 let run = run_id();
-                let safe: String = entry
-                    .name
-                    .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-                    .collect();
+                let safe = plan_part(&entry.name);
                 let b = Arc::new(PlanBox {
                     name: format!("{}{run}-{safe}", podman::NAME_PREFIX),
                     tmp_root: std::env::temp_dir().join(format!("orch-{run}-{safe}-container")),

@@ -53,10 +53,7 @@ impl OneShot {
             ));
         }
         let run = super::run_id();
-        let safe: String = plan
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
+        let safe = super::plan_part(plan);
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("{}{run}-{safe}-cmd{n}", podman::NAME_PREFIX);
