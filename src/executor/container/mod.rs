@@ -151,6 +151,25 @@ fn plan_part(plan: &str) -> String {
     format!("{safe}-{}", &digest[..8])
 }
 
+/// Removes every container orch made in a run that no longer runs (a killed `orch up`, `orch
+/// integrate` or `orch merge`: its plans' containers, services and one-shot verify containers,
+/// with what the agent's code left running in them); one note each.
+pub(crate) fn remove_dead_runs() -> Vec<String> {
+    let mut notes = Vec::new();
+    for (name, run) in podman::listed() {
+        if run_alive(&run) {
+            continue;
+        }
+        match podman::remove(&name) {
+            Ok(()) => notes.push(format!(
+                "removed container `{name}`, left by an earlier run of orch"
+            )),
+            Err(e) => notes.push(format!("cannot remove container `{name}`: {e}")),
+        }
+    }
+    notes
+}
+
 /// Whether the run of id `run` (as [`run_id`] spells it) still runs.
 fn run_alive(run: &str) -> bool {
     let Some((pid, start)) = run.split_once('-') else {
@@ -662,19 +681,7 @@ impl Executor for ContainerExecutor {
     }
 
     fn leftovers(&self, _: &Path, _: (&str, &str), _: &[(String, u32)]) -> Vec<String> {
-        let mut notes = Vec::new();
-        for (name, run) in podman::listed() {
-            if run_alive(&run) {
-                continue;
-            }
-            match podman::remove(&name) {
-                Ok(()) => notes.push(format!(
-                    "removed container `{name}`, left by an earlier run of orch up"
-                )),
-                Err(e) => notes.push(format!("cannot remove container `{name}`: {e}")),
-            }
-        }
-        notes
+        remove_dead_runs()
     }
 
     fn checks_agents_here(&self) -> bool {

@@ -52,6 +52,11 @@ impl OneShot {
                 "plan `{plan}` has services, which need a network of their own: not with an open one"
             ));
         }
+        // What a killed `orch integrate` or `orch merge` left running (its verify container,
+        // the agent's code in it) goes before another starts: nothing else would end it.
+        for note in super::remove_dead_runs() {
+            tracing::info!(note, "before a one-shot container");
+        }
         let run = super::run_id();
         let safe = super::plan_part(plan);
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
