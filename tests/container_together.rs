@@ -550,3 +550,55 @@ fn a_group_of_container_plans_of_two_images_is_refused_and_nothing_moves() {
         assert!(!all.contains(&text));
     }
 }
+
+/// A killed `orch integrate` (kill -9 while its verify runs the plans' code, which never ends)
+/// leaves its one-shot container running; the next `orch integrate` removes it before its own
+/// starts, and nothing of it runs after (the services red team's hole 7: only a later `orch
+/// up` removed it). Sandbox off and on.
+#[test]
+fn a_killed_previews_container_is_gone_when_the_next_preview_starts() {
+    if !available() {
+        return;
+    }
+    for sandbox in sandboxes() {
+        let what = format!("sandbox {sandbox}");
+        let repo = preview_repo(&[("a", container(IMAGE)), ("b", container(IMAGE))]);
+        // b's work: a test that says it started, then never ends.
+        repo.git(&["checkout", "-q", "plan/b"]);
+        repo.write("tests/probe.sh", "echo PROBE-forever\nexec sleep 1000\n");
+        repo.commit_all("a test that never ends");
+        repo.git(&["checkout", "-q", "main"]);
+        let mut first = repo
+            .orch(&["integrate", "--json"])
+            .env("ORCH_SANDBOX", sandbox)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn orch integrate");
+        let log = repo.root().join(".orch/logs/.integration-verify.log");
+        support::wait_for("the verify to run the endless test", || {
+            std::fs::read_to_string(&log).is_ok_and(|l| l.contains("PROBE-forever"))
+        });
+        let left = support::podman::mounting(repo.root());
+        assert!(!left.is_empty(), "{what}: no container runs the verify");
+        first.kill().expect("kill -9");
+        let _ = first.wait();
+        assert_eq!(
+            support::podman::mounting(repo.root()),
+            left,
+            "{what}: still there after the kill"
+        );
+        // The endless test gone from b's branch: the next preview passes and leaves nothing.
+        repo.git(&["checkout", "-q", "plan/b"]);
+        repo.write("tests/probe.sh", "echo PROBE-done\n");
+        repo.commit_all("the test ends");
+        repo.git(&["checkout", "-q", "main"]);
+        let (code, report, _) = integrate(&repo, sandbox);
+        assert_eq!(code, 0, "{what}: {report}");
+        assert_eq!(
+            support::podman::mounting(repo.root()),
+            Vec::<String>::new(),
+            "{what}: the killed preview's container is left"
+        );
+    }
+}

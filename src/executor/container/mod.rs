@@ -139,6 +139,37 @@ fn run_id() -> String {
     format!("{pid}-{}", crate::process::process_start_time(pid))
 }
 
+/// Plan `plan`'s part of the names orch gives its containers and their directories: its
+/// letters and digits (others as `-`), then a short digest of the exact name, so that no two
+/// plans share one (`a_b` and `a.b`, or `a-svc-db` and plan `a`'s service `db`, would).
+fn plan_part(plan: &str) -> String {
+    let safe: String = plan
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let digest = crate::git::blob_id_of_bytes(plan.as_bytes());
+    format!("{safe}-{}", &digest[..8])
+}
+
+/// Removes every container orch made in a run that no longer runs (a killed `orch up`, `orch
+/// integrate` or `orch merge`: its plans' containers, services and one-shot verify containers,
+/// with what the agent's code left running in them); one note each.
+pub(crate) fn remove_dead_runs() -> Vec<String> {
+    let mut notes = Vec::new();
+    for (name, run) in podman::listed() {
+        if run_alive(&run) {
+            continue;
+        }
+        match podman::remove(&name) {
+            Ok(()) => notes.push(format!(
+                "removed container `{name}`, left by an earlier run of orch"
+            )),
+            Err(e) => notes.push(format!("cannot remove container `{name}`: {e}")),
+        }
+    }
+    notes
+}
+
 /// Whether the run of id `run` (as [`run_id`] spells it) still runs.
 fn run_alive(run: &str) -> bool {
     let Some((pid, start)) = run.split_once('-') else {
@@ -177,11 +208,7 @@ impl ContainerExecutor {
             Some(b) => b,
             None => {
                 let run = run_id();
-                let safe: String = entry
-                    .name
-                    .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-                    .collect();
+                let safe = plan_part(&entry.name);
                 let b = Arc::new(PlanBox {
                     name: format!("{}{run}-{safe}", podman::NAME_PREFIX),
                     tmp_root: std::env::temp_dir().join(format!("orch-{run}-{safe}-container")),
@@ -654,19 +681,7 @@ impl Executor for ContainerExecutor {
     }
 
     fn leftovers(&self, _: &Path, _: (&str, &str), _: &[(String, u32)]) -> Vec<String> {
-        let mut notes = Vec::new();
-        for (name, run) in podman::listed() {
-            if run_alive(&run) {
-                continue;
-            }
-            match podman::remove(&name) {
-                Ok(()) => notes.push(format!(
-                    "removed container `{name}`, left by an earlier run of orch up"
-                )),
-                Err(e) => notes.push(format!("cannot remove container `{name}`: {e}")),
-            }
-        }
-        notes
+        remove_dead_runs()
     }
 
     fn checks_agents_here(&self) -> bool {

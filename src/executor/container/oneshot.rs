@@ -52,11 +52,13 @@ impl OneShot {
                 "plan `{plan}` has services, which need a network of their own: not with an open one"
             ));
         }
+        // What a killed `orch integrate` or `orch merge` left running (its verify container,
+        // the agent's code in it) goes before another starts: nothing else would end it.
+        for note in super::remove_dead_runs() {
+            tracing::info!(note, "before a one-shot container");
+        }
         let run = super::run_id();
-        let safe: String = plan
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
+        let safe = super::plan_part(plan);
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("{}{run}-{safe}-cmd{n}", podman::NAME_PREFIX);

@@ -48,7 +48,9 @@ pub(crate) fn instances(recipes: &[Service], owner: &str, base: u16) -> Vec<Inst
             });
             Instance {
                 recipe: s.clone(),
-                container: format!("{owner}-svc-{}", s.name),
+                // `.` is in no plan part of a name ([`super::plan_part`]): no plan's container is
+                // named as another's service.
+                container: format!("{owner}.svc.{}", s.name),
                 port,
             }
         })
@@ -420,7 +422,7 @@ mod tests {
         let i = instances(&recipes, "orch-1-2-p", 42_010);
         let ports: Vec<u16> = i.iter().map(|i| i.port).collect();
         assert_eq!(ports, [42_011, 6379, 42_012]);
-        assert_eq!(i[0].container, "orch-1-2-p-svc-db");
+        assert_eq!(i[0].container, "orch-1-2-p.svc.db");
         assert_eq!(
             vars(&i[2..])[..2],
             [
@@ -450,5 +452,41 @@ mod tests {
         assert_eq!(tail, ["--entrypoint", "srv", "localhost/dev", "42012"]);
         assert!(argv.contains(&"container:orch-1-2-p".to_string()));
         assert!(argv.contains(&format!("{}=web-2", podman::SERVICE_LABEL)));
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    /// No two plans' containers, nor a plan's container and another's service, share a name
+    /// (the services red team's plan `a-svc-db` took plan `a`'s service `db`'s): plan names that
+    /// spell alike once their other characters are `-`, and the service spellings.
+    #[test]
+    fn containers_of_plans_and_services_never_share_a_name() {
+        let recipe = |name: &str| Service {
+            name: name.into(),
+            run: ServiceRun::Image("pg".into()),
+            port: None,
+            ready: None,
+            ready_timeout: std::time::Duration::from_secs(5),
+            env: Vec::new(),
+            line: 1,
+        };
+        let mut names = std::collections::BTreeSet::new();
+        for plan in [
+            "a", "a-svc-db", "a.svc.db", "a_b", "a.b", "a-b", "A-b", "a-svc",
+        ] {
+            let own = format!("orch-1-2-{}", super::super::plan_part(plan));
+            assert!(names.insert(own.clone()), "{plan}: {own}");
+            for s in ["db", "svc-db", "b"] {
+                let i = instances(&[recipe(s)], &own, 42_000);
+                assert!(
+                    names.insert(i[0].container.clone()),
+                    "{plan} {s}: {}",
+                    i[0].container
+                );
+            }
+        }
     }
 }

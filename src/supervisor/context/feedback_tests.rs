@@ -45,7 +45,10 @@ fn integration_feedback_names_the_other_plans_with_the_output_only_for_the_plans
     );
     assert!(text.contains("\n- plan/lib at abc"), "{text}");
     assert!(
-        text.contains("exited with status 1; its last lines:\n    missing function: greet"),
+        text.contains(&format!(
+            "exited with status 1; its last lines{}:\n    missing function: greet",
+            super::OTHERS_OUTPUT
+        )),
         "{text}"
     );
     assert!(
@@ -106,13 +109,22 @@ fn a_plan_in_a_container_gets_no_output_of_a_verify_that_ran_on_this_machine() {
     assert!(text.contains("exited with status 1."), "{text}");
     assert!(!text.contains("root:*"), "{text}");
     let text = here.feedback_for("here").expect("named");
-    assert!(text.contains("its last lines:\n    root:*"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "its last lines{}:\n    root:*",
+            super::OTHERS_OUTPUT
+        )),
+        "{text}"
+    );
     // Ran in the container: both get it.
     let boxed = ctx(Some("img:1"));
     for plan in ["box", "here"] {
         let text = boxed.feedback_for(plan).expect("named");
         assert!(
-            text.contains("its last lines:\n    root:*"),
+            text.contains(&format!(
+                "its last lines{}:\n    root:*",
+                super::OTHERS_OUTPUT
+            )),
             "{plan}: {text}"
         );
     }
