@@ -71,12 +71,13 @@ fn gate_name(repo: &Repo) -> String {
 /// Plan `p` (one task) run by the hostile agent in `mode`, with `defaults` and `agent_extra`.
 fn setup(repo: &Repo, mode: &str, flagdir: &Path, mark: &Path, defaults: &str, agent_extra: &str) {
     repo.write("docs/plans/p.md", &support::one_task("P", "Hold the lock"));
+    // Its text on the command line: a container sees none of this machine's files.
+    let script = std::fs::read_to_string(fixtures().join("hostile_hold_supervisor.py"))
+        .expect("the fixture");
     let agent = toml_array(&[
         "python3".to_string(),
-        fixtures()
-            .join("hostile_hold_supervisor.py")
-            .display()
-            .to_string(),
+        "-c".to_string(),
+        script,
         mode.to_string(),
         flagdir.display().to_string(),
         mark.display().to_string(),
@@ -84,7 +85,7 @@ fn setup(repo: &Repo, mode: &str, flagdir: &Path, mark: &Path, defaults: &str, a
     repo.write(
         "plans.toml",
         &format!(
-            "[defaults]\nretries = 0\n{defaults}\n\n\
+            "[defaults]\n{defaults}\n\n\
              [agents.a]\ncommand = {agent}\nreport = \"exit\"\n{agent_extra}\n\n\
              [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nagent = \"a\"\n"
         ),
@@ -94,13 +95,26 @@ fn setup(repo: &Repo, mode: &str, flagdir: &Path, mark: &Path, defaults: &str, a
 
 /// Starts `orch up`, waits until the agent's lockers made their first try, kills `orch up` with
 /// SIGKILL, and waits until the lockers hold `must_hold` (what the agent could open).
-fn kill_while_held(repo: &Repo, flagdir: &Path, must_hold: &[&str], sandbox_env: bool) {
+/// `flags` finds the agent's flag directory. Returns it.
+fn kill_while_held(
+    repo: &Repo,
+    flags: &dyn Fn() -> Option<PathBuf>,
+    must_hold: &[&str],
+    sandbox_env: bool,
+) -> PathBuf {
     let mut cmd = repo.orch(&["up", "--json"]);
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     if sandbox_env {
         cmd.env_remove("ORCH_SANDBOX");
     }
     let mut first = cmd.spawn().expect("spawn orch up");
+    let mut found = None;
+    wait_for("the agent's flag directory", || {
+        found = flags();
+        found.is_some()
+    });
+    let flagdir = found.unwrap_or_default();
+    let flagdir = flagdir.as_path();
     wait_for("the agent's lockers to try", || {
         flag(flagdir, "targets").is_some_and(|t| {
             let names: Vec<&str> = t.lines().collect();
@@ -124,6 +138,7 @@ fn kill_while_held(repo: &Repo, flagdir: &Path, must_hold: &[&str], sandbox_env:
             flagdir.join(format!("holding-{name}")).exists()
         });
     }
+    flagdir.to_path_buf()
 }
 
 /// The restart: it starts, and the task is completed by the second run's agent.
@@ -162,12 +177,13 @@ fn confined(mode: &str) {
         mode,
         &flagdir,
         &mark,
-        "sandbox = \"on\"",
+        "sandbox = \"on\"\nretries = 1\ntimeout = \"10s\"",
         &format!("sandbox_write = [{:?}]", flagdir.display().to_string()),
     );
+    let fixed = flagdir.clone();
     kill_while_held(
         &repo,
-        &flagdir,
+        &move || Some(fixed.clone()),
         &["supervisor.lock", ".supervisor.live"],
         false,
     );
@@ -178,23 +194,20 @@ fn confined(mode: &str) {
         "{mode}: the agent holds the gate: {:?}",
         flag(&flagdir, &format!("tried-{gate}"))
     );
-    // The killed run's agent is gone (its lockers, in sessions of their own, hold on).
-    if let Some(pid) = flag(&flagdir, "agent.pid").and_then(|p| p.trim().parse::<u32>().ok()) {
-        kill("KILL", pid);
-        wait_for("the agent to die", || !process_alive(pid));
-    }
+    // The killed run's agent lives on (its lockers, in sessions of their own, with it): the
+    // restart takes it over and ends it at its timeout; the retry completes the task.
     let holders = lockers.pids();
     assert!(!holders.is_empty(), "{mode}: no locker");
-    let what = restart_completes(&repo, false);
-    // The lockers held on all through the restart.
+    // Each locker that holds its file holds it still as the restart starts.
     for (name, pid) in &holders {
         if flagdir.join(format!("holding-{name}")).exists() {
-            assert!(
-                process_alive(*pid),
-                "{mode}: the locker of {name} died\n{what}"
-            );
+            assert!(process_alive(*pid), "{mode}: the locker of {name} died");
         }
     }
+    let what = restart_completes(&repo, false);
+    // The restart swept the killed run's processes: the lockers too.
+    let left: Vec<_> = holders.iter().filter(|(_, p)| process_alive(*p)).collect();
+    assert!(left.is_empty(), "{mode}: left running: {left:?}\n{what}");
     // A person's `orch status` sees no run now.
     let (code, out, err) = repo.run(&["status", "--json"]);
     assert_eq!(code, 0, "{out}\n{err}");
@@ -238,23 +251,40 @@ fn in_container(mode: &str, sandbox: &str) {
         return;
     }
     let repo = Repo::builder().timeout(Duration::from_secs(300)).build();
-    // Beside the attempts' report directories: the plan's, mounted read-write, kept between runs.
+    // Confined, the agent writes its flags in its own report directory (`-`); unconfined, beside
+    // the attempts' (the plan's, mounted read-write, kept between runs).
     let reports = repo.root().join(".orch/state/.reports/p");
-    let flagdir = reports.join("flags");
-    let lockers = Lockers(flagdir.clone());
-    let mark = reports.join("started-before");
+    let (flagdir, mark) = if sandbox.is_empty() {
+        (PathBuf::from("-"), PathBuf::from("-"))
+    } else {
+        (reports.join("flags"), reports.join("started-before"))
+    };
     setup(
         &repo,
         mode,
         &flagdir,
         &mark,
         &format!(
-            "executor = \"container\"\nimage = \"{}\"\n{sandbox}",
+            "retries = 0\nexecutor = \"container\"\nimage = \"{}\"\n{sandbox}",
             podman::IMAGE
         ),
         "network = \"none\"",
     );
-    kill_while_held(&repo, &flagdir, &[".supervisor.live"], sandbox.is_empty());
+    let find = {
+        let (reports, flagdir) = (reports.clone(), flagdir.clone());
+        move || {
+            if flagdir != Path::new("-") {
+                return Some(flagdir.clone());
+            }
+            let entries = std::fs::read_dir(&reports).ok()?;
+            entries
+                .flatten()
+                .map(|e| e.path().join("flags"))
+                .find(|f| f.join("targets").exists())
+        }
+    };
+    let flagdir = kill_while_held(&repo, &find, &[".supervisor.live"], sandbox.is_empty());
+    let lockers = Lockers(flagdir.clone());
     // No container is handed the lock itself, nor the gate.
     let targets = flag(&flagdir, "targets").unwrap_or_default();
     assert!(
@@ -275,8 +305,8 @@ fn in_container(mode: &str, sandbox: &str) {
 }
 
 #[test]
-fn supervisor_lock_flock_ex_in_a_container_stops_no_restart() {
-    in_container("flock-ex", "");
+fn supervisor_lock_flock_ex_in_an_unconfined_container_stops_no_restart() {
+    in_container("flock-ex", "sandbox = \"off\"");
 }
 
 #[test]
@@ -285,6 +315,6 @@ fn supervisor_lock_flock_sh_nonblocking_in_an_unconfined_container_stops_no_rest
 }
 
 #[test]
-fn supervisor_lock_lockf_sh_in_a_container_stops_no_restart() {
-    in_container("lockf-sh", "");
+fn supervisor_lock_lockf_sh_in_an_unconfined_container_stops_no_restart() {
+    in_container("lockf-sh", "sandbox = \"off\"");
 }
