@@ -143,11 +143,16 @@ pub(crate) const ALL: [Own; 18] = [
     MCP_UP_LOG,
 ];
 
-/// The locks in a state directory: `supervisor.lock`, `merge.lock`, `integration.lock`,
-/// `ports.lock`.
+/// The supervisor's liveness file: the holder of the run, made anew and locked by each `orch up`
+/// (`supervisor::lock`); what a container is handed to tell that `orch up` runs.
+pub(crate) const SUPERVISOR_LIVE: &str = ".supervisor.live";
+
+/// The locks in a state directory: `supervisor.lock`, `.supervisor.live`, `merge.lock`,
+/// `integration.lock`, `ports.lock`.
 #[cfg(test)]
-pub(crate) const LOCKS: [&str; 4] = [
+pub(crate) const LOCKS: [&str; 5] = [
     "supervisor.lock",
+    SUPERVISOR_LIVE,
     "merge.lock",
     "integration.lock",
     "ports.lock",

@@ -292,12 +292,24 @@ fn dry_run_changes_nothing() {
 fn clean_is_refused_while_a_supervisor_holds_the_lock() {
     let repo = repo_with(&["a"]);
     repo.git(&["merge", "-q", "--no-ff", "plan/a", "-m", "merge a"]);
+    // Where a supervisor holds it: in orch's private directory, for the state directory's
+    // `supervisor.lock` (`orch::sandbox::private_lock_path`).
+    let state = std::fs::canonicalize(repo.root().join(".orch/state")).expect("state dir");
+    let place = orch::sandbox::private_lock_path(&state.join("supervisor.lock")).expect("place");
+    if let Some(dir) = place.parent() {
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .expect("locks dir");
+    }
     let lock = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(repo.root().join(".orch/state/supervisor.lock"))
+        .open(&place)
         .expect("lock file");
     lock.try_lock().expect("take the lock");
 

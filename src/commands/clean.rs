@@ -149,27 +149,19 @@ fn lock_error(e: LockError) -> CliError {
 /// Fails (exit 4) if a supervisor holds the lock; creates nothing.
 fn check_unlocked(state_dir: &Path) -> CliResult<()> {
     let path = state_dir.join("supervisor.lock");
-    let file = match crate::untrusted::read::open(&path) {
-        Ok((f, _)) => f,
-        Err(e) if e.is_missing() => return Ok(()),
-        Err(e) => {
-            return Err(lock_error(LockError::Open {
-                path,
-                source: e.into(),
-            }));
-        }
-    };
-    match file.try_lock() {
-        Ok(()) => Ok(()),
-        Err(std::fs::TryLockError::WouldBlock) => {
+    if !state_dir.is_dir() {
+        return Ok(());
+    }
+    // The gate `orch up` holds (in orch's private directory), taken and let go at once.
+    match crate::sandbox::try_private_lock(&path) {
+        Ok(Some(_gate)) => Ok(()),
+        Ok(None) => {
             let holder = crate::untrusted::read::small_text(&path)
                 .ok()
                 .and_then(|t| serde_json::from_str(&t).ok());
             Err(lock_error(LockError::Held { path, holder }))
         }
-        Err(std::fs::TryLockError::Error(source)) => {
-            Err(lock_error(LockError::Open { path, source }))
-        }
+        Err(source) => Err(lock_error(LockError::Open { path, source })),
     }
 }
 

@@ -161,13 +161,20 @@ fn finish(answer: Answer, args: &TaskArgs) -> CliResult<u8> {
     Err(e)
 }
 
-/// Whether the `orch up` of `state_dir` still runs, as an agent sees it: the supervisor lock's
-/// file is locked (`orch up` holds it for the whole run). Asked through the lock, not the
+/// Whether the `orch up` of `state_dir` still runs, as an agent sees it: the run's liveness file
+/// (`.supervisor.live`, or an earlier orch's `supervisor.lock`) is locked (`orch up` holds it
+/// for the whole run). Asked through the lock, not the
 /// holder's pid: an agent may run in a pid namespace of its client's sandbox (Codex's), where
 /// that pid means nothing. When the lock cannot be asked (the file unreadable), the supervisor
 /// is taken to run: the report stays for it rather than be written around it.
 fn supervisor_runs(state_dir: &Path) -> bool {
-    let Ok((file, _)) = crate::untrusted::read::open(&state_dir.join("supervisor.lock")) else {
+    let live = state_dir.join(crate::state_layout::SUPERVISOR_LIVE);
+    let path = if std::fs::symlink_metadata(&live).is_ok() {
+        live
+    } else {
+        state_dir.join("supervisor.lock")
+    };
+    let Ok((file, _)) = crate::untrusted::read::open(&path) else {
         return false;
     };
     // Locked by `orch up` (`WouldBlock`) or not to be asked (`Error`): it runs.

@@ -39,6 +39,7 @@ mod reports;
 mod resolve;
 mod resume;
 mod submodules;
+mod supervisor_lock;
 mod terminal;
 mod terminals;
 mod trusted_files;

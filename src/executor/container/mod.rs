@@ -302,14 +302,15 @@ impl ContainerExecutor {
             write.push(c);
         }
         let mut read = vec![at.orch_bin.to_path_buf()];
-        // The run's supervisor lock, read-only: how `orch task` in the container knows that
-        // `orch up` runs and takes its report (`<state_dir>/.reports/<plan>/<attempt>`, as
-        // `orch task` finds it from the report directory).
+        // The run's liveness file, read-only (never the supervisor lock, which no agent may
+        // hold): how `orch task` in the container knows that `orch up` runs and takes its
+        // report (`<state_dir>/.reports/<plan>/<attempt>`, as `orch task` finds it from the
+        // report directory).
         if let Some(lock) = at
             .report_dir
             .ancestors()
             .nth(3)
-            .map(|d| d.join("supervisor.lock"))
+            .map(|d| d.join(crate::state_layout::SUPERVISOR_LIVE))
             .filter(|l| l.is_file())
         {
             read.push(lock);
