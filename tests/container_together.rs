@@ -414,7 +414,7 @@ fn up_two(two: &Two, sandbox: &str) {
 fn group_log(two: &Two, kind: &str) -> String {
     String::from_utf8_lossy(
         &two.home
-            .read(&format!(".orch/logs/{kind}-box/merge-verify.log")),
+            .read(&format!(".orch/logs/.{kind}-box/merge-verify.log")),
     )
     .into_owned()
 }

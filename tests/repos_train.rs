@@ -224,7 +224,7 @@ fn the_preview_tests_every_repository_and_status_shows_it() {
     let log = t
         .home
         .root()
-        .join(".orch/logs/integration-v2/merge-verify.log");
+        .join(".orch/logs/.integration-v2/merge-verify.log");
     let seen = std::fs::read_to_string(&log).expect("log");
     assert!(
         seen.contains("v2.txt") && seen.contains("client-v2.txt"),

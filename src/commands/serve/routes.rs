@@ -90,7 +90,8 @@ async fn answer(r: &Request, served: &Served) -> Answer {
     if let Some(verb) = path.strip_prefix("/api/control/") {
         return control(r, served, verb).await;
     }
-    if r.method != "GET" {
+    // A `HEAD` is answered as its `GET` is, without the body ([`http::write_answer`]).
+    if r.method != "GET" && r.method != "HEAD" {
         return Answer::error(405, "Method Not Allowed", "only GET here");
     }
     match path {
