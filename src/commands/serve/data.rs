@@ -116,7 +116,11 @@ pub(super) async fn control(served: &Served, verb: &str, args: &Map<String, Valu
         Ok(a) => a,
         Err(why) => return Answer::error(400, "Bad Request", &escaped_lines(&why)),
     };
-    run_json(&argv, CONTROL_MAX, 409).await
+    let answer = run_json(&argv, CONTROL_MAX, 409).await;
+    // What the verb changed is in the status files, maybe with no event (no `orch up` runs):
+    // the next status is computed afresh, never the one from before it.
+    *served.status.lock().await = None;
+    answer
 }
 
 #[cfg(test)]
