@@ -1,6 +1,7 @@
 //! The command line: clap definitions, dispatch, and how errors reach the user.
 //! Nothing below this module knows about clap.
 
+mod arg_types;
 mod args;
 mod dispatch;
 mod generate;

@@ -17,6 +17,7 @@ use super::runner::Effects;
 use super::sandbox;
 use super::state::{RunId, Unit};
 
+mod argv;
 mod batch;
 use crate::agent_env;
 use crate::agent_output::Fatal;
@@ -24,6 +25,7 @@ use crate::manifest::{InputMode, render_template};
 use crate::process;
 use crate::prompt::{DepInfo, PlanPrompt, TaskPrompt};
 use crate::status::{self, RunInfo, StatusDoc};
+use argv::prepare_argv;
 
 /// Environment variables given to an agent.
 type Env = Vec<(String, String)>;
@@ -538,160 +540,6 @@ impl Effects<'_> {
             input: Input::LaunchFailed { run, error, fatal },
         });
     }
-}
-
-/// The argv (template variables filled) and environment of an agent.
-fn prepare_argv(
-    ctx: &super::context::Ctx,
-    templates: &crate::prompt::Templates,
-    pc: &PlanCtx,
-    doc: &StatusDoc,
-    (task, attempt): (Option<usize>, u32),
-    (workdir, branch): (&Path, &str),
-    (report_dir, log, file_id, agent_command): (&Path, &Path, &str, &[String]),
-) -> Result<(Vec<String>, Env), String> {
-    let orch = ctx.orch_bin.display().to_string();
-    let worktree = workdir.display().to_string();
-    let status_file = pc.status_path.display().to_string();
-    let plan_file = ctx.repo_root.join(&pc.rel_path).display().to_string();
-    let (prompt, id) = match task {
-        Some(t) => {
-            let tk = &pc.plan.tasks[t];
-            let phase = pc.plan.phase(tk.phase);
-            let prompt = TaskPrompt {
-                plan: pc.name().to_owned(),
-                plan_title: pc.plan.title.clone(),
-                plan_file: pc.rel_path.clone(),
-                phase_number: tk.phase,
-                phase_title: phase.map(|ph| ph.title.clone()).unwrap_or_default(),
-                task_id: tk.id.clone(),
-                kind: kind_str(tk.kind),
-                description: tk.description.clone(),
-                body: tk.body.clone(),
-                dependencies: tk
-                    .dependencies()
-                    .iter()
-                    .map(|d| DepInfo {
-                        id: d.clone(),
-                        description: pc
-                            .plan
-                            .task(d)
-                            .map(|x| x.description.clone())
-                            .unwrap_or_default(),
-                        commit: doc.entry(d).and_then(|e| e.commit.clone()),
-                    })
-                    .collect(),
-                worktree: worktree.clone(),
-                branch: branch.to_string(),
-                orch: orch.clone(),
-                status_file: status_file.clone(),
-                attempt,
-                previous_error: doc.entry(&tk.id).and_then(|e| e.last_error.clone()),
-                integration: ctx
-                    .integration
-                    .as_ref()
-                    .and_then(|i| i.feedback_for(pc.name())),
-                check: pc.check_of(t).map(|c| c.join(" ")).unwrap_or_default(),
-                report_by_exit: pc.agent.report == crate::manifest::ReportMode::Exit,
-                question: None,
-                answer: None,
-                answers: Vec::new(),
-                messages: Vec::new(),
-            }
-            .with_entry(doc.entry(&tk.id));
-            (
-                templates.render_task(&prompt).map_err(|e| e.to_string())?,
-                tk.id.clone(),
-            )
-        }
-        None => {
-            let prompt = PlanPrompt {
-                plan: pc.name().to_owned(),
-                plan_title: pc.plan.title.clone(),
-                plan_file: pc.rel_path.clone(),
-                worktree: worktree.clone(),
-                branch: pc.branch().to_owned(),
-                orch: orch.clone(),
-                status_file: status_file.clone(),
-                tasks_total: doc.entries().count(),
-                tasks_remaining: doc.entries().filter(|e| !e.status.is_finished()).count(),
-                integration: ctx
-                    .integration
-                    .as_ref()
-                    .and_then(|i| i.feedback_for(pc.name())),
-            };
-            (
-                templates.render_plan(&prompt).map_err(|e| e.to_string())?,
-                String::new(),
-            )
-        }
-    };
-    // The plans of other repositories it builds on: where their checkouts are.
-    let prompt = match super::upstream_repos::prompt_section(&pc.upstreams) {
-        Some(section) => format!("{prompt}{section}"),
-        None => prompt,
-    };
-    let prompt_file = prompt_file_of(pc, file_id);
-    std::fs::create_dir_all(&pc.log_dir)
-        .and_then(|()| crate::links::write(&prompt_file, prompt.as_bytes()))
-        .map_err(|e| format!("cannot write `{}`: {e}", prompt_file.display()))?;
-    let prompt_file = prompt_file.display().to_string();
-    let usage_file = crate::agent_output::usage_file(log);
-    let lookup = |var: &str| -> String {
-        match var {
-            "prompt" => prompt.clone(),
-            "prompt_file" => prompt_file.clone(),
-            "plan" => pc.name().to_owned(),
-            "plan_file" => plan_file.clone(),
-            "task" => id.clone(),
-            "worktree" => worktree.clone(),
-            "status_file" => status_file.clone(),
-            // What the agent must be able to write for `orch task`: its report directory.
-            "status_dir" => report_dir.display().to_string(),
-            _ => common_var(var, &ctx.orch_bin, &usage_file),
-        }
-    };
-    // Confined, a preset runs every shell command (orch's rules are the sandbox).
-    let confined = runs_confined(ctx, pc);
-    let command: Vec<String> =
-        match crate::manifest::confined_variant(agent_command).filter(|_| confined) {
-            Some(v) => v.iter().map(|a| (*a).to_string()).collect(),
-            None => agent_command.to_vec(),
-        };
-    let argv = command
-        .iter()
-        .map(|a| render_template(a, lookup))
-        .collect::<Result<Vec<_>, _>>()?;
-    let orch_path = orch.clone();
-    let mut env = vec![
-        (agent_env::ORCH_PLAN.to_string(), pc.name().to_owned()),
-        (agent_env::ORCH_TASK.to_string(), id.clone()),
-        (agent_env::ORCH_WORKTREE.to_string(), worktree),
-        (agent_env::ORCH_STATUS_FILE.to_string(), status_file),
-        (agent_env::ORCH_BIN.to_string(), orch),
-        (
-            agent_env::ORCH_MANIFEST.to_string(),
-            ctx.manifest_path.display().to_string(),
-        ),
-        (agent_env::ORCH_ATTEMPT.to_string(), attempt.to_string()),
-        (agent_env::ORCH_PROMPT_FILE.to_string(), prompt_file),
-    ];
-    env.push((
-        agent_env::ORCH_PORT.to_string(),
-        super::context::worktree_port(ctx, pc, workdir)?.to_string(),
-    ));
-    env.extend(super::upstream_repos::env(&pc.upstreams));
-    // When the run exports: the attempt's span as its trace context (derived, `telemetry::ids`).
-    env.extend(crate::telemetry::attempt_env(pc.name(), &id, attempt));
-    // What orch sets for the client it knows (opencode's permission rules, Claude Code's
-    // retries off).
-    if let Some(cli) = crate::manifest::KnownCli::of(&argv) {
-        let rules = crate::manifest::preset_with_rules(agent_command).then_some(confined);
-        env.extend(cli.env(rules, &orch_path, |k| {
-            std::env::var_os(k).map(|v| v.to_string_lossy().into_owned())
-        }));
-    }
-    Ok((argv, env))
 }
 
 /// Whether plan `pc`'s agent runs under orch's confinement, so that a preset runs its confined

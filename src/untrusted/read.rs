@@ -216,7 +216,7 @@ pub(crate) fn open(path: &Path) -> Result<(File, u64), ReadError> {
 
 /// Reads all of `file` (`len` bytes by `fstat`), refusing more than `limit` (it may have grown
 /// since).
-fn all_of(path: &Path, file: File, len: u64, limit: Limit) -> Result<Vec<u8>, ReadError> {
+fn all_of(path: &Path, file: &File, len: u64, limit: Limit) -> Result<Vec<u8>, ReadError> {
     let too_large = |size| ReadError::TooLarge {
         path: path.to_path_buf(),
         size,
@@ -239,7 +239,7 @@ fn all_of(path: &Path, file: File, len: u64, limit: Limit) -> Result<Vec<u8>, Re
 /// The whole regular file `path`, at most `limit` bytes (a larger one is an error).
 pub(crate) fn whole(path: &Path, limit: Limit) -> Result<Vec<u8>, ReadError> {
     let (file, len) = open(path)?;
-    all_of(path, file, len, limit)
+    all_of(path, &file, len, limit)
 }
 
 /// [`whole`], `None` when nothing is at `path`.
@@ -359,7 +359,7 @@ pub(crate) fn optional_at(
         Err(e) => return Err(fail(e)),
     };
     let (file, len) = regular(shown, File::from(fd))?;
-    all_of(shown, file, len, limit).map(Some)
+    all_of(shown, &file, len, limit).map(Some)
 }
 
 /// The whole regular file `rel` beneath the directory `root` (the repository's root, say), at
@@ -369,7 +369,7 @@ pub(crate) fn optional_at(
 /// `root` itself is yours and may be reached through links.
 pub(crate) fn whole_beneath(root: &Path, rel: &Path, limit: Limit) -> Result<Vec<u8>, ReadError> {
     let (file, len) = open_beneath(root, rel)?;
-    all_of(&root.join(rel), file, len, limit)
+    all_of(&root.join(rel), &file, len, limit)
 }
 
 /// [`whole_beneath`], `None` when nothing is there.
@@ -455,23 +455,7 @@ pub(crate) fn beneath_for_update(
         Err(e) => return Err(io_error(&path, io::Error::from(e))),
     };
     let (file, len) = regular(&path, File::from(fd))?;
-    let too_large = |size| ReadError::TooLarge {
-        path: path.clone(),
-        size,
-        limit: limit.bytes,
-        what: limit.what,
-    };
-    if len > limit.bytes {
-        return Err(too_large(len));
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    (&file)
-        .take(limit.bytes + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| io_error(&path, e))?;
-    if bytes.len() as u64 > limit.bytes {
-        return Err(too_large(bytes.len() as u64));
-    }
+    let bytes = all_of(&path, &file, len, limit)?;
     Ok((file, bytes))
 }
 
