@@ -583,10 +583,12 @@ fn a_killed_previews_container_is_gone_when_the_next_preview_starts() {
         assert!(!left.is_empty(), "{what}: no container runs the verify");
         first.kill().expect("kill -9");
         let _ = first.wait();
-        assert_eq!(
-            support::podman::mounting(repo.root()),
-            left,
-            "{what}: still there after the kill"
+        // Still there after the kill, unless another orch of this machine (a test running beside
+        // this one) already swept it: any orch removes the containers of runs that are dead.
+        let after = support::podman::mounting(repo.root());
+        assert!(
+            after == left || after.is_empty(),
+            "{what}: after the kill {after:?}, before {left:?}"
         );
         // The endless test gone from b's branch: the next preview passes and leaves nothing.
         repo.git(&["checkout", "-q", "plan/b"]);

@@ -293,8 +293,9 @@ fn in_container(mode: &str, sandbox: &str) {
             .any(|t| t == "supervisor.lock" || t == gate_name(&repo)),
         "{mode}: the container sees {targets}"
     );
+    // The killed run's containers (none when another orch of this machine, a test running beside
+    // this one, already swept them: any orch removes the containers of runs that are dead).
     let old = podman::mounting(repo.root());
-    assert!(!old.is_empty(), "no container of the killed run");
     restart_completes(&repo, sandbox.is_empty());
     let left: Vec<String> = podman::containers(None)
         .into_iter()
