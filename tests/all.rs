@@ -80,6 +80,8 @@ mod say;
 mod say_stream;
 mod scaffold;
 mod serve;
+mod serve_control;
+mod serve_views;
 mod simulate;
 mod slurm;
 mod sparse;

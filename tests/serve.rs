@@ -17,20 +17,20 @@ use crate::support::webdriver::Driver;
 use crate::support::{self, Repo, toml_array};
 
 /// How long the page may take to show a change.
-const SHOW: Duration = Duration::from_secs(60);
+pub(crate) const SHOW: Duration = Duration::from_secs(60);
 
 /// A running `orch serve`: its page's address (and token), killed when dropped.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
     /// `http://127.0.0.1:PORT/`
-    url: String,
+    pub(crate) url: String,
     /// `127.0.0.1:PORT`
-    authority: String,
+    pub(crate) authority: String,
     token: Option<String>,
 }
 
 impl Serve {
-    fn start(repo: &Repo, args: &[&str]) -> Serve {
+    pub(crate) fn start(repo: &Repo, args: &[&str]) -> Serve {
         let mut all = vec!["serve"];
         all.extend_from_slice(args);
         let mut child = repo.orch(&all).spawn().expect("start orch serve");
@@ -69,7 +69,7 @@ impl Serve {
     }
 
     /// The page's address with the token in its fragment.
-    fn control_url(&self) -> String {
+    pub(crate) fn control_url(&self) -> String {
         format!(
             "{}#token={}",
             self.url,
@@ -87,7 +87,7 @@ impl Drop for Serve {
 
 /// One raw HTTP/1.1 request to `authority` (`head` without the final blank line, then
 /// `body`): the status and the whole answer.
-fn raw(authority: &str, head: &str, body: &str) -> (u16, String) {
+pub(crate) fn raw(authority: &str, head: &str, body: &str) -> (u16, String) {
     let mut s = TcpStream::connect(authority).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
@@ -103,18 +103,18 @@ fn raw(authority: &str, head: &str, body: &str) -> (u16, String) {
     (status, out)
 }
 
-fn body_json(answer: &str) -> Value {
+pub(crate) fn body_json(answer: &str) -> Value {
     let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"))
 }
 
 /// The browser, or `None` when the test skips (no chromedriver, and not required).
-fn browser() -> Option<Driver> {
+pub(crate) fn browser() -> Option<Driver> {
     Driver::start()
 }
 
 /// Waits for `child` to end within `timeout` (killed then); its exit code.
-fn end_within(child: Child, timeout: Duration) -> i32 {
+pub(crate) fn end_within(child: Child, timeout: Duration) -> i32 {
     support::exit_code(support::wait_within(child, timeout, "orch up").status)
 }
 
@@ -147,14 +147,14 @@ fn gated(gates: &Path) -> Repo {
 }
 
 /// A script expression: the page's state of task `key` (`plan:id`), from its row.
-fn status_of(key: &str) -> String {
+pub(crate) fn status_of(key: &str) -> String {
     format!(
         "(document.querySelector('tr[data-task=\"{key}\"]') || {{getAttribute: () => null}}).getAttribute('data-status')"
     )
 }
 
 /// A script returning [`status_of`].
-fn row_status(key: &str) -> String {
+pub(crate) fn row_status(key: &str) -> String {
     format!("return {};", status_of(key))
 }
 
@@ -305,7 +305,7 @@ fn a_question_answered_from_the_page_makes_the_task_pending_with_the_answer() {
 }
 
 /// What a hostile agent writes: markup that would run script, and terminal escapes.
-const HOSTILE: &str = "<script>window.orchPwned1=1</script> <img src=x onerror=\"window.orchPwned2=1\"> <svg onload=\"window.orchPwned3=1\"></svg> \u{1b}]0;owned\u{7} \u{1b}[2J \u{202e}txt";
+pub(crate) const HOSTILE: &str = "<script>window.orchPwned1=1</script> <img src=x onerror=\"window.orchPwned2=1\"> <svg onload=\"window.orchPwned3=1\"></svg> \u{1b}]0;owned\u{7} \u{1b}[2J \u{202e}txt";
 
 #[test]
 fn agents_markup_and_escapes_render_as_text() {
@@ -365,6 +365,20 @@ fn agents_markup_and_escapes_render_as_text() {
         "{log}"
     );
     assert!(!log.contains('\u{1b}'), "{log:?}");
+
+    // The attempt on the timeline (its times orch's own records), the say box for the task:
+    // the task's text in neither. (The integration preview's texts: `serve_views`.)
+    page.wait_until(
+        "h's attempt on the timeline",
+        SHOW,
+        "return document.querySelectorAll('#timeline .span.ended-failed[data-task=\"h:1.1\"][data-attempt=\"1\"]').length === 1;",
+    );
+    page.click_css("tr[data-task=\"h:1.1\"] button.say", SHOW);
+    let title = page.execute(
+        "return document.getElementById('say-title').textContent;",
+        json!([]),
+    );
+    assert_eq!(title, "Say to h 1.1");
 
     // Nothing ran, nothing was added: no global set, the page's one script, no image, no
     // element but the page's own.

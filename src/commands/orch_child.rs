@@ -2,7 +2,8 @@
 //! stdin closed, its stdout and stderr read to a bound, stopped at a deadline. The command prints
 //! what its `--json` prints (escaped as orch escapes everything it prints) and exits with orch's
 //! exit code; running it as its own process keeps its output off the server's stdout, which
-//! carries the protocol.
+//! carries the protocol. `orch serve` reads `orch status` through it too, its stdout parsed as it
+//! comes ([`run_reading`]).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -44,6 +45,38 @@ pub(crate) fn orch_exe() -> std::io::Result<PathBuf> {
 
 /// Runs `orch ARGV` to its end, at most `deadline`; what it printed, bounded.
 pub(crate) async fn run(argv: &[String], deadline: Duration) -> Result<Outcome, ChildError> {
+    let ended = run_reading(argv, deadline, |out| bounded(out, STDOUT_MAX)).await?;
+    let (stdout, cut) = ended.stdout;
+    Ok(Outcome {
+        code: ended.code,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: ended.stderr,
+        cut,
+    })
+}
+
+/// How a command ended, its stdout as the caller's reader of it returned it.
+#[derive(Debug)]
+pub(crate) struct Ended<T> {
+    /// orch's exit code (killed by a signal: 128 + its number).
+    pub(crate) code: i32,
+    pub(crate) stdout: T,
+    /// At most [`STDERR_MAX`] bytes of it.
+    pub(crate) stderr: String,
+}
+
+/// Runs `orch ARGV` to its end, at most `deadline` (then its whole process group killed), its
+/// stdout given to `read_stdout` (which must read it to its end, or the command may block on a
+/// full pipe; what it returns is the outcome's `stdout`), its stderr kept to [`STDERR_MAX`].
+pub(crate) async fn run_reading<T, F, Fut>(
+    argv: &[String],
+    deadline: Duration,
+    read_stdout: F,
+) -> Result<Ended<T>, ChildError>
+where
+    F: FnOnce(tokio::process::ChildStdout) -> Fut,
+    Fut: Future<Output = std::io::Result<T>>,
+{
     let shown = argv
         .iter()
         .filter(|a| !a.starts_with("--color"))
@@ -68,19 +101,15 @@ pub(crate) async fn run(argv: &[String], deadline: Duration) -> Result<Outcome, 
         ));
     };
     let work = async {
-        let (out, err, status) = tokio::join!(
-            bounded(out, STDOUT_MAX),
-            bounded(err, STDERR_MAX),
-            child.wait()
-        );
+        let (out, err, status) =
+            tokio::join!(read_stdout(out), bounded(err, STDERR_MAX), child.wait());
         Ok::<_, std::io::Error>((out?, err?, status?))
     };
     match tokio::time::timeout(deadline, work).await {
-        Ok(Ok(((stdout, cut), (stderr, _), status))) => Ok(Outcome {
+        Ok(Ok((stdout, (stderr, _), status))) => Ok(Ended {
             code: code_of(status),
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stdout,
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
-            cut,
         }),
         Ok(Err(e)) => Err(ChildError::Io(shown, e)),
         Err(_) => {

@@ -1,6 +1,7 @@
 //! `orch status`: per-plan and per-phase progress; `--watch` keeps it on screen.
 
 mod attempts;
+mod checks;
 mod disk;
 mod forecast_text;
 mod reload;
@@ -213,12 +214,17 @@ fn render(
         return Ok(out.trim_end_matches('\n').to_string());
     }
     let docs = workspace::read_statuses(ws, override_path)?;
+    // Each attempt's times and its check's, from the event log.
+    let times = super::forecasts::state_dir(ws)
+        .map(|d| checks::read(&d))
+        .unwrap_or_default();
     let mut views: Vec<Value> = ws
         .selected
         .iter()
         .map(|&i| {
             let mut v = plan_json(&ws.plans[i], &docs[i]);
             attempts::add_json(ws, i, &mut v);
+            checks::add_json(&times, &ws.plans[i].name, &mut v);
             remote::add_json(ws, i, &mut v);
             review::add_json(ws, i, &mut v);
             if let Some(bytes) = disk.get(&ws.plans[i].name) {
@@ -259,6 +265,10 @@ fn render(
     // The last integration test, at the top of either view (one plan's or all).
     if let Some(report) = last_integration(ws) {
         v["integration"] = super::integrate::report_json(&report);
+    }
+    // Whether one runs now (`orch integrate`, or the preview of a running `orch up`).
+    if let Some(dir) = super::forecasts::state_dir(ws) {
+        v["integration_running"] = json!(crate::merge::integrate::running(&dir));
     }
     // The last re-plan of the latest run, likewise: the event as logged.
     if let Some(reload) = last_reload(ws) {

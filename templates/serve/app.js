@@ -26,6 +26,8 @@
   let last = "";
   let shownLog = null;
   let goodAt = null;
+  // The task the say box is open for: {plan, task}.
+  let sayTo = null;
 
   function $(id) { return document.getElementById(id); }
 
@@ -80,7 +82,7 @@
     if (!r.ok) { problem("`" + verb + "` failed: " + (v.error || ("HTTP " + r.status))); return false; }
     problem("");
     schedule(0);
-    return true;
+    return v && typeof v === "object" ? v : {};
   }
 
   // The status again, at most one fetch at a time, events coming close together coalesced.
@@ -147,9 +149,10 @@
   function render(v) {
     const plans = plansOf(v);
     renderQuestions(plans);
+    renderIntegration(v);
     renderPlans(plans);
     renderGraph(plans);
-    renderTimeline(plans);
+    renderTimeline(plans, v);
     $("totals").textContent = tokensText(v.usage);
     renders += 1;
     document.body.setAttribute("data-renders", String(renders));
@@ -196,6 +199,107 @@
     return b;
   }
 
+  function secs(ms) { return (Number(ms) / 1000).toFixed(1) + " s"; }
+
+  function clock(ms) { return new Date(ms).toLocaleTimeString(); }
+
+  // The last attempt's check, when one ran: `check 1.2 s` (`check running` while it runs).
+  function lastCheck(t) {
+    const list = Array.isArray(t.attempt_times) ? t.attempt_times : [];
+    for (let i = list.length - 1; i >= 0; i--) {
+      const a = list[i];
+      if (typeof a.check_ms === "number") { return "check " + secs(a.check_ms); }
+      if (a.check_started_at && !a.ended) { return "check running"; }
+    }
+    return "";
+  }
+
+  function tookText(t) {
+    const took = t.duration_ms ? secs(t.duration_ms) : "";
+    const check = lastCheck(t);
+    return took && check ? took + " (" + check + ")" : (took || check);
+  }
+
+  // A forecast's band: `ends 10:31–10:45, $1.20–2.40 more` (its p50 and p90).
+  function forecastText(f) {
+    if (!f || typeof f !== "object") { return ""; }
+    const a = time(f.eta_p50), b = time(f.eta_p90);
+    if (a === null || b === null) { return ""; }
+    let text = "forecast: ends " + clock(a) + "–" + clock(b);
+    if (typeof f.cost_p50 === "number" && typeof f.cost_p90 === "number") {
+      text += ", $" + f.cost_p50.toFixed(2) + "–" + f.cost_p90.toFixed(2) + " more";
+    }
+    if (Array.isArray(f.waiting_for_answers) && f.waiting_for_answers.length) { text += " (if the questions are answered now)"; }
+    return text;
+  }
+
+  // The last integration test (`orch integrate`, the preview of `orch up`), and whether one runs.
+  function renderIntegration(v) {
+    const box = $("integration");
+    const r = v.integration && typeof v.integration === "object" ? v.integration : null;
+    const running = v.integration_running === true;
+    $("integration-box").hidden = !r && !running;
+    clear(box);
+    if (!r && !running) { box.removeAttribute("data-state"); return; }
+    const f = r && r.failure && typeof r.failure === "object" ? r.failure : null;
+    let state = running ? "running" : (r.result === "green" ? "green" : (r.result === "red" ? (f && f.conflict ? "conflicts" : "red") : "nothing_to_test"));
+    box.setAttribute("data-state", state);
+    const words = { running: "running", green: "passed", red: "failed", conflicts: "conflicts", nothing_to_test: "nothing to test" };
+    box.appendChild(el("p", {}, [el("span", { "class": "state" }, [words[state]]), running && r ? " (the last one: " + (r.result || "") + ")" : ""]));
+    if (!r) { return; }
+    const tested = (Array.isArray(r.tested) ? r.tested : []).map(function (x) { return String(x.plan || x.branch || ""); });
+    box.appendChild(el("p", { "class": "tested" }, [
+      tested.length ? tested.length + " plan" + (tested.length === 1 ? "" : "s") + " (" + tested.join(", ") + ") on " + String(r.target || "") : "no plan branch to test",
+      r.target_commit ? " at " + String(r.target_commit).slice(0, 12) : "",
+      r.verified ? ", verified" : ", textual conflicts only",
+      r.verify_skipped ? " (" + String(r.verify_skipped) + ")" : "",
+    ]));
+    if (!f) { return; }
+    const plans = Array.isArray(f.plans) ? f.plans.map(String) : [];
+    box.appendChild(el("p", { "class": "failure" }, [plans.join(" + ") + (plans.length > 1 ? " break together" : " fails") + " (culprit " + String(f.culprit || "") + ")"]));
+    if (Array.isArray(f.conflict)) {
+      box.appendChild(el("p", {}, ["conflict in:"]));
+      box.appendChild(el("ul", { "class": "conflict" }, f.conflict.map(function (x) { return el("li", {}, [String(x)]); })));
+    }
+    if (f.verify && typeof f.verify === "object") {
+      const code = f.verify.exit_code;
+      box.appendChild(el("p", {}, [typeof code === "number" ? "verify exited with status " + code : "verify did not finish"]));
+      const lines = Array.isArray(f.verify.last_lines) ? f.verify.last_lines.map(String) : [];
+      if (lines.length) { box.appendChild(el("pre", { "class": "verify-lines" }, [lines.join("\n")])); }
+    }
+    if (f.reason) { box.appendChild(el("p", { "class": "reason" }, [String(f.reason)])); }
+  }
+
+  function openSay(plan, task) {
+    sayTo = { plan: plan, task: task };
+    $("say-title").textContent = "Say to " + plan + " " + task;
+    $("say-box").hidden = false;
+    $("say-box").setAttribute("data-task", plan + ":" + task);
+    $("say-text").focus();
+  }
+
+  function closeSay() {
+    sayTo = null;
+    $("say-box").hidden = true;
+    $("say-box").removeAttribute("data-task");
+    $("say-text").value = "";
+  }
+
+  function sendSay() {
+    const text = $("say-text").value;
+    if (!sayTo || !text.trim()) { return; }
+    const to = sayTo;
+    $("say-send").disabled = true;
+    act("say", { plan: to.plan, task: to.task, text: text }).then(function (v) {
+      $("say-send").disabled = false;
+      if (!v) { return; }
+      closeSay();
+      const said = $("said");
+      said.textContent = "Said to " + to.plan + " " + to.task + ": " + (v.delivered ? "delivered (to its running attempt " + String(v.attempt) + ")" : "kept for the next attempt");
+      said.hidden = false;
+    });
+  }
+
   function renderPlans(plans) {
     const box = $("plans");
     clear(box);
@@ -210,6 +314,7 @@
         el("span", { "class": "plan-title" }, [p.title || ""]),
         el("span", { "class": "outcome", "data-outcome": outcome(p) }, [done + "/" + total + " · " + outcome(p)]),
         el("span", { "class": "usage" }, [tokensText(p.usage)]),
+        el("span", { "class": "forecast", "data-plan": p.plan }, [outcome(p) === "done" ? "" : forecastText(p.forecast)]),
       ]);
       if (control) {
         head.appendChild(p.plan_paused
@@ -226,13 +331,14 @@
           el("td", { "class": "status s-" + t.status }, [t.status + (t.stage ? " (" + t.stage + ")" : "")]),
           el("td", { "class": "desc" }, [t.description || ""]),
           el("td", { "class": "where" }, [where]),
-          el("td", { "class": "took" }, [t.duration_ms ? (t.duration_ms / 1000).toFixed(1) + " s" : ""]),
+          el("td", { "class": "took" }, [tookText(t)]),
           el("td", { "class": "cause" }, [t.cause || t.question || ""]),
         ]);
         if (control) {
           const cell = el("td", {});
           if (t.status === "failed") { cell.appendChild(button("Retry", "retry", function () { act("retry", { plan: p.plan, task: t.id }); })); }
           if (t.status === "in_progress") { cell.appendChild(button("Stop", "stop", function () { act("stop", { plan: p.plan, task: t.id }); })); }
+          if (t.status !== "completed" && t.status !== "skipped") { cell.appendChild(button("Say", "say", function () { openSay(p.plan, t.id); })); }
           row.appendChild(cell);
         }
         row.addEventListener("click", function () { showLog(p.plan, t.id); });
@@ -305,36 +411,81 @@
 
   function time(s) { const t = Date.parse(s); return isNaN(t) ? null : t; }
 
-  // One lane per plan: each task that started, from its start to its end (now while it runs).
-  function renderTimeline(plans) {
+  // One lane per plan: each attempt that started, from its start to its end (now while it
+  // runs), its check's part in a colour of its own with its time; without attempts' times, each
+  // task that started. Behind them, the plan's forecast as a band from its p50 end to its p90.
+  function renderTimeline(plans, v) {
     const box = $("timeline");
     clear(box);
     const now = Date.now();
     const spans = [];
+    const bands = [];
     let lo = Infinity, hi = -Infinity;
     for (const p of plans) {
       for (const t of p.tasks || []) {
+        const times = Array.isArray(t.attempt_times) ? t.attempt_times : [];
+        if (times.length) {
+          for (const x of times) {
+            const a = time(x.started_at);
+            if (a === null) { continue; }
+            let b = time(x.ended_at);
+            const running = b === null;
+            if (running) { b = t.status === "in_progress" || t.stage ? now : a; }
+            const c = time(x.check_started_at);
+            spans.push({ p: p.plan, t: t, a: a, b: Math.max(a, b), attempt: x.attempt, ended: x.ended || (running ? "running" : ""), check: c === null ? null : Math.min(Math.max(a, c), Math.max(a, b)), checkMs: x.check_ms });
+            lo = Math.min(lo, a); hi = Math.max(hi, b);
+          }
+          continue;
+        }
         const a = time(t.started_at);
         if (a === null) { continue; }
         let b = time(t.completed_at);
         if (b === null) { b = t.duration_ms ? a + t.duration_ms : (t.status === "in_progress" ? now : a); }
-        spans.push({ p: p.plan, t: t, a: a, b: Math.max(a, b) });
+        spans.push({ p: p.plan, t: t, a: a, b: Math.max(a, b), check: null });
         lo = Math.min(lo, a); hi = Math.max(hi, b);
       }
+      // A plan with nothing left to run has nothing to forecast.
+      const f = outcome(p) === "done" ? null : p.forecast;
+      const f50 = f ? time(f.eta_p50) : null, f90 = f ? time(f.eta_p90) : null;
+      if (f50 !== null && f90 !== null) {
+        bands.push({ p: p.plan, a: Math.min(f50, f90), b: Math.max(f50, f90), f: f });
+        lo = Math.min(lo, now); hi = Math.max(hi, f50, f90);
+      }
     }
-    if (spans.length === 0) { box.appendChild(el("p", { "class": "empty" }, ["Nothing ran yet."])); return; }
+    $("run-forecast").textContent = v && v.forecast ? forecastText(v.forecast).replace("forecast: ", "forecast, all plans: ") : "";
+    if (spans.length === 0 && bands.length === 0) { box.appendChild(el("p", { "class": "empty" }, ["Nothing ran yet."])); return; }
     const range = Math.max(1, hi - lo);
+    const pos = function (x) { return (100 * (x - lo) / range) + "%"; };
     box.appendChild(el("p", { "class": "empty" }, [new Date(lo).toLocaleString() + " → " + new Date(hi).toLocaleString()]));
     for (const p of plans) {
       const lane = el("div", { "class": "lane", "data-plan": p.plan }, [el("span", { "class": "lane-name" }, [p.plan])]);
+      for (const bd of bands) {
+        if (bd.p !== p.plan) { continue; }
+        const band = el("div", { "class": "band", "data-plan": p.plan, "data-p50": bd.f.eta_p50, "data-p90": bd.f.eta_p90, "title": forecastText(bd.f) });
+        band.style.left = pos(bd.a);
+        band.style.width = (100 * (bd.b - bd.a) / range) + "%";
+        lane.appendChild(band);
+        if (now >= lo && now <= hi) {
+          const mark = el("div", { "class": "now", "title": "now" });
+          mark.style.left = pos(now);
+          lane.appendChild(mark);
+        }
+      }
       for (const s of spans) {
         if (s.p !== p.plan) { continue; }
         const where = whereOf(s.t);
-        const secs = ((s.b - s.a) / 1000).toFixed(1);
         const stage = s.t.stage ? " (" + s.t.stage + ")" : "";
-        const span = el("div", { "class": "span s-" + s.t.status + (s.t.stage ? " " + s.t.stage : ""), "data-task": s.p + ":" + s.t.id, "title": s.t.id + stage + " " + where + " " + secs + " s" }, [s.t.id]);
-        span.style.left = (100 * (s.a - lo) / range) + "%";
+        const attempt = s.attempt ? " attempt " + s.attempt + (s.ended ? " " + s.ended : "") : "";
+        const check = typeof s.checkMs === "number" ? ", check " + secs(s.checkMs) : (s.check !== null ? ", check running" : "");
+        const cls = "span s-" + s.t.status + (s.t.stage ? " " + s.t.stage : "") + (s.ended ? " ended-" + s.ended : "");
+        const span = el("div", { "class": cls, "data-task": s.p + ":" + s.t.id, "data-attempt": s.attempt, "title": s.t.id + stage + attempt + " " + where + " " + secs(s.b - s.a) + check }, [s.t.id]);
+        span.style.left = pos(s.a);
         span.style.width = (100 * (s.b - s.a) / range) + "%";
+        if (s.check !== null) {
+          const part = el("div", { "class": "check", "data-check-ms": typeof s.checkMs === "number" ? s.checkMs : null, "title": "check " + (typeof s.checkMs === "number" ? secs(s.checkMs) : "running") });
+          part.style.width = (s.b > s.a ? 100 * (s.b - s.check) / (s.b - s.a) : 0) + "%";
+          span.appendChild(part);
+        }
         lane.appendChild(span);
       }
       box.appendChild(lane);
@@ -359,6 +510,8 @@
     es.addEventListener("open", function () { $("conn").textContent = "live"; });
     es.addEventListener("ready", function () { $("conn").textContent = "live"; schedule(0); });
     es.addEventListener("orch", function () { schedule(); });
+    // An integration test began or ended (no event of the log says so).
+    es.addEventListener("state", function () { schedule(); });
     es.addEventListener("error", function () {
       $("conn").textContent = "reconnecting";
       // Refused (the server's streams all taken): the status read again, a stream tried later.
@@ -374,6 +527,8 @@
     } catch (e) {
       problem("cannot reach orch serve: " + e.message);
     }
+    $("say-send").addEventListener("click", sendSay);
+    $("say-cancel").addEventListener("click", closeSay);
     listen();
     refresh();
   }

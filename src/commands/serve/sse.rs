@@ -12,10 +12,13 @@ use tokio::net::TcpStream;
 
 use super::Served;
 use super::http::{DEADLINE, SECURITY};
+use super::status::integration_mark;
 use crate::commands::run_events::{self, Filter, Log};
 
 /// How often a quiet stream sends a comment.
 const PING: Duration = Duration::from_secs(15);
+/// How often the integration preview is looked at between events.
+const LOOK: Duration = Duration::from_secs(1);
 
 /// Streams events to the page from `cursor` (the `Last-Event-ID` it sent; the log's end
 /// without one) until it goes or a write fails.
@@ -38,20 +41,35 @@ pub(super) async fn stream(stream: &mut TcpStream, served: &Served, cursor: Opti
         task: None,
     };
     let mut sink = [0u8; 512];
+    let mut integration = integration_mark(&served.state_dir);
+    let mut quiet_since = tokio::time::Instant::now();
     loop {
         let next = tokio::select! {
-            v = run_events::wait(&served.state_dir, &mut log, &any, PING) => v,
+            v = run_events::wait(&served.state_dir, &mut log, &any, LOOK) => v,
             // The page sends nothing more: a read ends only when it goes.
             _ = rd.read(&mut sink) => return,
         };
-        let text = match next {
-            Some(v) => format!(
+        let now = integration_mark(&served.state_dir);
+        let mut text = String::new();
+        if now != integration {
+            // An integration test began or ended: no event says so.
+            integration = now;
+            text.push_str("event: state\ndata: {\"changed\":\"integration\"}\n\n");
+        }
+        if let Some(v) = next {
+            text.push_str(&format!(
                 "event: orch\nid: {}\ndata: {}\n\n",
                 log.cursor,
                 crate::untrusted::json_safe(super::data::escaped(v).to_string())
-            ),
-            None => ": ping\n\n".to_string(),
-        };
+            ));
+        }
+        if text.is_empty() {
+            if quiet_since.elapsed() < PING {
+                continue;
+            }
+            text.push_str(": ping\n\n");
+        }
+        quiet_since = tokio::time::Instant::now();
         if !write(&mut wr, text.as_bytes()).await {
             return;
         }

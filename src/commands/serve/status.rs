@@ -1,13 +1,12 @@
 //! `GET /api/status`: what `orch status --json` prints, computed at most once at a time (requests
 //! that come while it runs share the next computation; one that comes within [`FRESH`] of the last
-//! computation, with no event logged since, gets that one), read as it is printed, every string
+//! computation, with no event logged and no integration test begun or ended since, gets that one), read as it is printed, every string
 //! longer than [`TEXT_MAX`] bytes cut to it with a marker (agents' notes and errors can be large,
 //! and the page shows them in a table's cell): a run of 10,000 tasks, however long its texts,
 //! is shown. What would still be past [`ANSWER_MAX`] has its texts cut to [`TEXT_MIN`].
 
 use std::io::Read;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -32,20 +31,48 @@ pub(super) const TEXT_MIN: usize = 256;
 pub(super) const ANSWER_MAX: usize = 32 << 20;
 /// How long a computed status serves the requests that come after it, with no event since.
 const FRESH: Duration = Duration::from_millis(500);
-/// What is kept of the command's stderr.
-const STDERR_MAX: usize = 16 << 10;
 
-/// The last status computed: when it started, the event log as it was then, the answer.
+/// The last status computed: when it started, the event log and the integration preview as
+/// they were then, the answer.
 pub(super) struct Cached {
     started: Instant,
-    events: Option<(u64, SystemTime)>,
+    marks: Marks,
     answer: Answer,
 }
 
-/// The event log's length and time: a status computed before an event is stale.
-fn events_mark(state_dir: &Path) -> Option<(u64, SystemTime)> {
-    let m = std::fs::symlink_metadata(state_dir.join(".events.jsonl")).ok()?;
+/// A file's length and time.
+type FileMark = Option<(u64, SystemTime)>;
+
+/// What a status is computed from and no event says when it changes: the event log, the last
+/// integration test's report, whether one runs. A status computed before any of them changed
+/// is stale.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Marks {
+    events: FileMark,
+    integration: IntegrationMark,
+}
+
+/// The last integration test's report file, and whether a test runs now.
+pub(super) type IntegrationMark = (FileMark, bool);
+
+fn file_mark(path: &Path) -> FileMark {
+    let m = std::fs::symlink_metadata(path).ok()?;
     Some((m.len(), m.modified().ok()?))
+}
+
+/// The integration preview's [`IntegrationMark`] in `state_dir`.
+pub(super) fn integration_mark(state_dir: &Path) -> IntegrationMark {
+    (
+        file_mark(&crate::state_layout::INTEGRATION_LAST.path(state_dir)),
+        crate::merge::integrate::running(state_dir),
+    )
+}
+
+fn marks(state_dir: &Path) -> Marks {
+    Marks {
+        events: file_mark(&crate::state_layout::EVENTS.path(state_dir)),
+        integration: integration_mark(state_dir),
+    }
 }
 
 /// `GET /api/status`: the status, computed once for every request waiting on it.
@@ -54,17 +81,17 @@ pub(super) async fn status(served: &Served) -> Answer {
     let mut cache = served.status.lock().await;
     if let Some(c) = cache.as_ref() {
         let after = c.started >= asked;
-        let fresh = c.started.elapsed() < FRESH && c.events == events_mark(&served.state_dir);
+        let fresh = c.started.elapsed() < FRESH && c.marks == marks(&served.state_dir);
         if after || fresh {
             return c.answer.clone();
         }
     }
     let started = Instant::now();
-    let events = events_mark(&served.state_dir);
+    let marks = marks(&served.state_dir);
     let answer = compute(served).await;
     *cache = Some(Cached {
         started,
-        events,
+        marks,
         answer: answer.clone(),
     });
     answer
@@ -221,23 +248,10 @@ impl Read for Chunks {
 
 type Parsed = Result<Value, String>;
 
-/// Runs `orch ARGV` (in its own process group, stopped at [`READ_MAX`]): its exit code, its
-/// output read as JSON with its strings cut, its stderr (bounded).
+/// Runs `orch ARGV` through the shared runner ([`orch_child::run_reading`]: its own process
+/// group, stopped at [`READ_MAX`], its stderr bounded): its exit code, its output read as JSON
+/// as it comes with its strings cut, its stderr.
 async fn run(argv: &[String]) -> Result<(i32, Parsed, String), String> {
-    let exe = orch_child::orch_exe().map_err(|e| format!("cannot start `orch status`: {e}"))?;
-    let mut child = tokio::process::Command::new(exe)
-        .args(argv)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot start `orch status`: {e}"))?;
-    let pid = child.id();
-    let (Some(mut out), Some(mut err)) = (child.stdout.take(), child.stderr.take()) else {
-        return Err("cannot start `orch status`: no pipes to the child".into());
-    };
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
     let parse = tokio::task::spawn_blocking(move || -> Parsed {
         let reader = Chunks {
@@ -253,7 +267,7 @@ async fn run(argv: &[String]) -> Result<(i32, Parsed, String), String> {
         de.end().map_err(|e| e.to_string())?;
         Ok(v)
     });
-    let pump = async move {
+    let pump = |mut out: tokio::process::ChildStdout| async move {
         let mut buf = vec![0u8; 64 << 10];
         let mut tx = Some(tx);
         loop {
@@ -269,51 +283,15 @@ async fn run(argv: &[String]) -> Result<(i32, Parsed, String), String> {
             }
         }
     };
-    let errs = async move {
-        let mut kept = Vec::new();
-        let mut buf = vec![0u8; 8 << 10];
-        loop {
-            let n = err.read(&mut buf).await?;
-            if n == 0 {
-                return Ok::<_, std::io::Error>(String::from_utf8_lossy(&kept).into_owned());
-            }
-            let room = STDERR_MAX.saturating_sub(kept.len());
-            kept.extend_from_slice(&buf[..n.min(room)]);
-        }
-    };
-    let work = async {
-        let (pumped, stderr, status) = tokio::join!(pump, errs, child.wait());
-        pumped?;
-        Ok::<_, std::io::Error>((stderr?, status?))
-    };
-    match tokio::time::timeout(READ_MAX, work).await {
-        Ok(Ok((stderr, status))) => {
-            let parsed = parse
-                .await
-                .unwrap_or_else(|e| Err(format!("the status's reader failed: {e}")));
-            let code = {
-                use std::os::unix::process::ExitStatusExt as _;
-                status
-                    .code()
-                    .or_else(|| status.signal().map(|s| 128 + s))
-                    .unwrap_or(1)
-            };
-            Ok((code, parsed, stderr))
-        }
-        Ok(Err(e)) => Err(format!("cannot read the output of `orch status`: {e}")),
-        Err(_) => {
-            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            Err(format!(
-                "`orch status` did not end within {} s: stopped",
-                READ_MAX.as_secs()
-            ))
-        }
-    }
+    // The pump (and with it the parser's channel) is dropped when the command fails or is
+    // stopped: the parser then ends too.
+    let ended = orch_child::run_reading(argv, READ_MAX, pump)
+        .await
+        .map_err(|e| e.to_string())?;
+    let parsed = parse
+        .await
+        .unwrap_or_else(|e| Err(format!("the status's reader failed: {e}")));
+    Ok((ended.code, parsed, ended.stderr))
 }
 
 #[cfg(test)]

@@ -531,6 +531,22 @@ pub(crate) fn save_last(state_dir: &Path, report: &IntegrationReport) {
     }
 }
 
+/// Whether an integration test runs now under `state_dir` (another process holds its lock,
+/// [`Integrator::test`]), seen without waiting for it or making anything: a shared lock tried
+/// on the lock's file, when there is one, and let go at once.
+pub(crate) fn running(state_dir: &Path) -> bool {
+    let Ok(path) = crate::sandbox::private_lock_path(&state_dir.join("integration.lock")) else {
+        return false;
+    };
+    let Ok((file, _)) = read::open(&path) else {
+        return false;
+    };
+    matches!(
+        file.try_lock_shared(),
+        Err(std::fs::TryLockError::WouldBlock)
+    )
+}
+
 /// The last report saved under `state_dir`, if any.
 pub(crate) fn load_last(state_dir: &Path) -> Option<IntegrationReport> {
     let bytes = read::whole(
