@@ -157,6 +157,23 @@ fn claude_code_confined_exports_its_own_spans_under_the_attempt_span() {
             "the interaction's parent is orch's attempt span"
         );
     }
+    // Its model calls (to the fake API) and its tool call (`orch task done`) are under its
+    // interaction.
+    let interaction_ids: BTreeSet<String> = interactions.iter().map(|i| hex(&i.span_id)).collect();
+    for name in ["claude_code.llm_request", "claude_code.tool"] {
+        let found: Vec<_> = ours.iter().filter(|s| s.name == name).collect();
+        assert!(
+            !found.is_empty(),
+            "no {name}: {:?}",
+            ours.iter().map(|s| &s.name).collect::<Vec<_>>()
+        );
+        for s in found {
+            assert!(
+                interaction_ids.contains(&hex(&s.parent_span_id)),
+                "{name} is under the interaction"
+            );
+        }
+    }
     // Its other spans hang under its own (none is a root of its own, none under another
     // attempt).
     let ids: BTreeSet<String> = spans.iter().map(|s| hex(&s.span_id)).collect();
