@@ -6,7 +6,8 @@
 //! collector's `host:port` and nothing else). Claude Code's own spans reach the receiver in
 //! the run's trace, its interaction span a child of orch's `attempt` span; its metrics and
 //! logs carry the attempt's `orch.plan`, `orch.task` and `orch.attempt` from
-//! `OTEL_RESOURCE_ATTRIBUTES`.
+//! `OTEL_RESOURCE_ATTRIBUTES`. The same for the real Codex CLI (its `[otel]` table given by
+//! orch as `-c` overrides): its spans of the run are under the attempt's.
 //!
 //! `ORCH_TEST_CLIS=DIR` names the installation (tests/agents_real.rs); without it this skips,
 //! unless `ORCH_REQUIRE_AGENT_CLIS=1`.
@@ -221,4 +222,111 @@ fn claude_code_confined_exports_its_own_spans_under_the_attempt_span() {
             .iter()
             .any(|(_, a)| attr(a, "service.name").as_deref() == Some("orch"))
     );
+}
+
+/// The same through the real, pinned Codex CLI (`agent = "codex"`, its endpoint in its
+/// configuration as a user has it, tests/support/fake_api/env.rs), unconfined: orch gives it
+/// its `[otel]` table as `-c` overrides after `exec`, and its spans reach the receiver in the
+/// run's trace, under orch's attempt span.
+#[test]
+fn codex_exports_its_own_spans_under_the_attempt_span() {
+    let Some(clis) = clis_with("codex") else {
+        return;
+    };
+    let api = FakeApi::start(Behaviour::Normal);
+    let receiver = Receiver::http();
+    let repo = Repo::builder().timeout(RUN_TIMEOUT).build();
+    repo.write(
+        "docs/plans/one.md",
+        "# One file\n\n## Phase 1: Files\n- [ ] 1.1 Create `alpha.txt`\n",
+    );
+    repo.write(
+        "plans.toml",
+        "[defaults]\nagent = \"codex\"\nretries = 0\n\n\
+         [[plan]]\nname = \"one\"\nfile = \"docs/plans/one.md\"\n",
+    );
+    repo.commit_all("plans");
+    let mut cmd = repo.orch(&["up", "--json"]);
+    client_env(&mut cmd, &clis, &api, repo.home());
+    cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint());
+    let (code, out, err) = code_out_err(&wait_within(
+        cmd.spawn().expect("spawn orch up"),
+        RUN_TIMEOUT,
+        "orch up",
+    ));
+    let context = || {
+        format!(
+            "exit {code}\nstdout:\n{out}\nstderr:\n{err}\nagent logs:\n{}\nreceiver: bad {:?}",
+            logs(&repo),
+            receiver.bad(),
+        )
+    };
+    assert_eq!(code, 0, "{}", context());
+    let text = repo.git(&["show", "plan/one:alpha.txt"]);
+    assert_eq!(text.trim_end(), "alpha.txt written by task 1.1");
+    let orchs = [
+        "run",
+        "plan",
+        "plan agent",
+        "task",
+        "attempt",
+        "verify",
+        "check",
+        "commit",
+        "merge",
+        "resolve",
+    ];
+    let deadline = Instant::now() + SETTLE;
+    let theirs = || {
+        receiver
+            .spans()
+            .into_iter()
+            .filter(|s| !orchs.contains(&s.name.as_str()))
+            .collect::<Vec<_>>()
+    };
+    while theirs().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let spans = receiver.spans();
+    let attempt: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "attempt" && has_attrs(&s.attributes, &[("orch.task", "1.1")]))
+        .collect();
+    assert_eq!(attempt.len(), 1, "orch's attempt span: {}", context());
+    let attempt = attempt[0];
+    let theirs = theirs();
+    assert!(
+        !theirs.is_empty(),
+        "Codex exported no span; resources: {:?}\n{}",
+        receiver
+            .resources()
+            .iter()
+            .map(|(s, a)| format!("{s}: {:?}", attr(a, "service.name")))
+            .collect::<Vec<_>>(),
+        context()
+    );
+    // Its spans of the run (its startup's, `auth` and the like, are traces of their own):
+    // under the attempt's span, in the run's trace.
+    let in_run: Vec<_> = theirs
+        .iter()
+        .filter(|s| hex(&s.trace_id) == hex(&attempt.trace_id))
+        .collect();
+    let names = |v: &[&opentelemetry_proto::tonic::trace::v1::Span]| {
+        v.iter()
+            .map(|s| format!("{} <- {}", s.name, hex(&s.parent_span_id)))
+            .collect::<Vec<_>>()
+    };
+    let roots: Vec<_> = in_run
+        .iter()
+        .filter(|s| hex(&s.parent_span_id) == hex(&attempt.span_id))
+        .collect();
+    assert!(
+        !roots.is_empty(),
+        "one of Codex's spans is a child of the attempt's: {:?}",
+        names(&in_run)
+    );
+    let ids: BTreeSet<String> = spans.iter().map(|s| hex(&s.span_id)).collect();
+    for s in &in_run {
+        assert!(ids.contains(&hex(&s.parent_span_id)), "{}", s.name);
+    }
 }
