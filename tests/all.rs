@@ -13,6 +13,7 @@ mod agents_real_places;
 mod agents_real_prints;
 mod agents_real_resume;
 mod agents_real_say;
+mod agents_real_telemetry;
 mod ask;
 mod bad_agents;
 mod bad_input;

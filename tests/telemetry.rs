@@ -2,7 +2,8 @@
 //! loopback (tests/support/otlp.rs, over HTTP and gRPC) the spans of its run, nested run → plan →
 //! task → attempt → check / commit and plan → merge, with their attributes, and metrics that
 //! agree with the status files; each attempt's `TRACEPARENT` names its span. A receiver that
-//! never answers, or a closed port, leaves the run as it is without export.
+//! never answers, or a closed port, leaves the run as it is without export. A client whose own
+//! export orch turns on reaches the collector through its confined network, and nothing more.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,8 +13,9 @@ use opentelemetry_proto::tonic::metrics::v1::{Metric, metric::Data, number_data_
 use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::Value;
 
+use crate::support::net_probe::{DENIED, Servers, parse_results, probe_argv, servers};
 use crate::support::otlp::{Receiver, attr, hex};
-use crate::support::{Repo, events, fixtures, named, toml_array};
+use crate::support::{Repo, events, fixtures, named, one_task, toml_array};
 
 /// Plans `a` (task 1.1, whose check fails on the first attempt: a retry) and `b` (tasks 1.1,
 /// 1.2), both by `otel_env.sh` recording its trace context in `env_dir`; `extra` appended to
@@ -525,5 +527,121 @@ fn orch_history_profile_of_a_recorded_run_adds_up_to_its_wall_time() {
         let (code, _, err) = repo.run(&["history", "--profile", bad]);
         assert_eq!(code, 2, "{bad}: {err}");
         assert!(err.contains("holds 1 run"), "{err}");
+    }
+}
+
+/// A repository whose plan `a` is run by `program` (a script, named as the client it stands
+/// for) that records its telemetry variables in `otel-env.txt`, then runs the network probe
+/// (tests/fixtures/agents/net_probe.py) at `s`; `report = "exit"`.
+fn client_probe_repo(s: &Servers, dir: &Path, program: &str) -> Repo {
+    let script = dir.join(program);
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             case \"$1\" in --version) echo '2.1.330 (Claude Code)'; exit 0;; --help) echo '-p, --print --allowedTools'; exit 0;; esac\n\
+             env | grep -E '^(OTEL_|CLAUDE_CODE_ENABLE_TELEMETRY|CLAUDE_CODE_ENHANCED_TELEMETRY_BETA)' | sort > otel-env.txt\n\
+             exec {}\n",
+            probe_argv(s, &[]).join(" ")
+        ),
+    )
+    .expect("script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let repo = Repo::bare_minimum();
+    repo.write("docs/plans/a.md", &one_task("A", "Probe the network"));
+    let command = toml_array(&[
+        script.to_str().expect("utf8"),
+        "-p",
+        "{{ prompt }}",
+        "--allowedTools",
+        "Bash({{ orch }} *)",
+    ]);
+    repo.manifest(&command, "report = \"exit\"", "retries = 0", &[("a", "")]);
+    repo.commit_all("plans");
+    repo
+}
+
+/// When the run exports, a client whose own export orch turns on (Claude Code: a program named
+/// `claude`) gets its variables, naming the run's collector and nothing of its headers, and its
+/// confined network reaches that collector's `host:port`, directly and through orch's proxy,
+/// and nothing more (another port, another loopback address, another name, a daemon of its);
+/// a program orch does not know, or any client of a run that does not export, is not let
+/// through to it. Sandbox off and on (the network's rules are orch's either way).
+#[test]
+fn only_a_client_that_exports_reaches_the_collector_and_nothing_more() {
+    for sandbox in ["off", "on"] {
+        if sandbox == "on" && !orch::sandbox::supported() {
+            continue;
+        }
+        for (program, exports) in [("claude", true), ("probe", true), ("claude", false)] {
+            let reaches = program == "claude" && exports;
+            let what = format!("sandbox {sandbox}, `{program}`, exporting: {exports}");
+            // The collector: an HTTP server on loopback (the probe's allowed one).
+            let s = servers();
+            let dir = tempfile::tempdir().expect("tmp");
+            let repo = client_probe_repo(&s, dir.path(), program);
+            let mut cmd = repo.orch(&["up", "--json", "a"]);
+            cmd.env("ORCH_SANDBOX", sandbox);
+            if exports {
+                cmd.env(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    format!("http://{}", s.allowed.addr),
+                )
+                .env("OTEL_EXPORTER_OTLP_HEADERS", "api-key=secret");
+            }
+            let (code, out, err) = repo.run_cmd(&mut cmd);
+            assert_eq!(code, 0, "{what}\n{out}\n{err}");
+            let ev = events(&out);
+            let started = ev
+                .iter()
+                .find(|e| e["event"] == "run_started")
+                .expect("run_started");
+            assert_eq!(started["network"], "confined", "{what}: {started}");
+            let got = parse_results(&repo.git(&["show", "plan/a:results.txt"]));
+            for name in [
+                "direct_allowed",
+                "proxy_connect_allowed",
+                "proxy_plain_allowed",
+            ] {
+                assert_eq!(
+                    got.get(name).map(|r| r.0),
+                    Some(reaches),
+                    "{what}: {name}: {got:?}"
+                );
+            }
+            for name in DENIED {
+                assert_eq!(
+                    got.get(name).map(|r| r.0),
+                    Some(false),
+                    "{what}: {name}: {got:?}"
+                );
+            }
+            let env = repo.git(&["show", "plan/a:otel-env.txt"]);
+            let collector = format!("http://{}", s.allowed.addr);
+            if reaches {
+                for line in [
+                    "CLAUDE_CODE_ENABLE_TELEMETRY=1".to_string(),
+                    "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1".to_string(),
+                    "OTEL_TRACES_EXPORTER=otlp".to_string(),
+                    "OTEL_METRICS_EXPORTER=otlp".to_string(),
+                    "OTEL_LOGS_EXPORTER=otlp".to_string(),
+                    format!("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT={collector}/v1/traces"),
+                    format!("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT={collector}/v1/logs"),
+                ] {
+                    assert!(env.lines().any(|l| l == line), "{what}: {line}\n{env}");
+                }
+            } else {
+                assert!(
+                    !env.contains("CLAUDE_CODE_ENABLE_TELEMETRY"),
+                    "{what}\n{env}"
+                );
+                assert!(!env.contains("_EXPORTER=otlp"), "{what}\n{env}");
+            }
+            assert!(
+                !env.contains("HEADERS") && !env.contains("secret"),
+                "{what}: the collector's key stays with orch\n{env}"
+            );
+        }
     }
 }

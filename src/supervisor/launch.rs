@@ -25,7 +25,7 @@ use crate::manifest::{InputMode, render_template};
 use crate::process;
 use crate::prompt::{DepInfo, PlanPrompt, TaskPrompt};
 use crate::status::{self, RunInfo, StatusDoc};
-use argv::prepare_argv;
+use argv::{network_reaching, prepare_argv};
 
 /// Environment variables given to an agent.
 type Env = Vec<(String, String)>;
@@ -215,7 +215,7 @@ impl Effects<'_> {
             _ => command,
         };
         let templates = self.templates.as_deref().unwrap_or(&self.ctx.templates);
-        let (mut argv, mut env) = prepare_argv(
+        let (mut argv, mut env, reach) = prepare_argv(
             &self.ctx,
             templates,
             pc,
@@ -441,7 +441,7 @@ impl Effects<'_> {
         // keeps this machine's.
         let net = super::network::attempt(
             self.ctx.net.as_ref(),
-            &pc.network,
+            &network_reaching(&pc.network, &reach),
             pc.executor.network_place()?,
             (pc.name(), unit_name),
             log,

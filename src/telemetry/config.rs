@@ -25,6 +25,10 @@ pub(crate) struct Config {
     /// collector's address (both the same).
     pub(crate) traces: Option<String>,
     pub(crate) metrics: Option<String>,
+    /// Where logs would go (orch sends none): `<base>/v1/logs` (http/protobuf) or the base
+    /// (grpc) when a base address was given, for the agents' own export
+    /// ([`super::clients`]); `None` when only per-signal addresses were.
+    pub(crate) logs: Option<String>,
     pub(crate) headers: BTreeMap<String, String>,
     /// The collector's `host:port`, for the network confinement's allowlist.
     pub(crate) host_port: String,
@@ -58,12 +62,13 @@ impl Config {
         } else {
             table.endpoint.clone()
         };
-        let (traces, metrics) = match protocol {
+        let (traces, metrics, logs) = match protocol {
             OtlpProtocol::HttpProtobuf => (
                 traces.or_else(|| base.as_ref().map(|b| format!("{b}/v1/traces"))),
                 metrics.or_else(|| base.as_ref().map(|b| format!("{b}/v1/metrics"))),
+                base.as_ref().map(|b| format!("{b}/v1/logs")),
             ),
-            OtlpProtocol::Grpc => (traces.or(base.clone()), metrics.or(base)),
+            OtlpProtocol::Grpc => (traces.or(base.clone()), metrics.or(base.clone()), base),
         };
         let Some(any) = traces.clone().or(metrics.clone()) else {
             return Ok(None);
@@ -77,6 +82,7 @@ impl Config {
             host_port: host_port(&any),
             traces,
             metrics,
+            logs,
             headers,
         }))
     }
@@ -119,7 +125,7 @@ fn percent_decoded(s: &str) -> String {
 }
 
 /// `host:port` of an http(s) address (the scheme's port when none is written).
-fn host_port(url: &str) -> String {
+pub(crate) fn host_port(url: &str) -> String {
     let (rest, port) = match url.strip_prefix("https://") {
         Some(r) => (r, 443),
         None => (url.strip_prefix("http://").unwrap_or(url), 80),
@@ -176,6 +182,7 @@ mod tests {
             Some("http://127.0.0.1:4318/v1/metrics")
         );
         assert_eq!(c.host_port, "127.0.0.1:4318");
+        assert_eq!(c.logs.as_deref(), Some("http://127.0.0.1:4318/v1/logs"));
         let c = of(
             &[(TRACES_ENDPOINT, "https://api.honeycomb.io/v1/traces")],
             &TelemetryTable::default(),
@@ -187,6 +194,7 @@ mod tests {
             Some("https://api.honeycomb.io/v1/traces")
         );
         assert_eq!(c.metrics, None);
+        assert_eq!(c.logs, None, "no base address: no logs address");
         assert_eq!(c.host_port, "api.honeycomb.io:443");
         let table = TelemetryTable {
             endpoint: Some("http://tempo:4317".into()),
@@ -196,6 +204,7 @@ mod tests {
         let c = of(&[], &table).expect("ok").expect("on");
         assert_eq!(c.protocol, OtlpProtocol::Grpc);
         assert_eq!(c.traces.as_deref(), Some("http://tempo:4317"));
+        assert_eq!(c.logs.as_deref(), Some("http://tempo:4317"));
         assert_eq!(c.headers.get("x-a").map(String::as_str), Some("1"));
         let c = of(
             &[(ENDPOINT, "http://other:4317"), (HEADERS, "x-b=a%20b")],

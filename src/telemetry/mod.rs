@@ -4,8 +4,11 @@
 //! attempt → check / commit, plan → merge / resolve) and metrics in a thread of their own
 //! ([`Sink`]); the supervisor's decisions know nothing of it. Each attempt's span id is derived
 //! from the run's trace id and the attempt's plan, task and number ([`ids`]), so the attempt's
-//! `TRACEPARENT` is known when it is launched ([`attempt_env`]).
+//! `TRACEPARENT` is known when it is launched ([`attempt_env`]). The presets whose client
+//! exports OTLP itself have it export to the same collector, under the attempt's span
+//! ([`client_export`], [`clients`]).
 
+mod clients;
 mod config;
 mod export;
 mod grpc;
@@ -16,6 +19,7 @@ mod model;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+pub(crate) use clients::ClientExport;
 pub(crate) use config::Config;
 pub(crate) use export::{FINISH_WITHIN, Sink};
 pub(crate) use ids::TraceId;
@@ -23,6 +27,8 @@ pub(crate) use model::PlanInfo;
 
 /// The trace of this process's run, set once when `orch up` starts exporting.
 static RUN: OnceLock<TraceId> = OnceLock::new();
+/// Where this process's run exports, set with [`RUN`].
+static COLLECTOR: OnceLock<Config> = OnceLock::new();
 
 /// `TRACEPARENT`: the W3C trace context of the attempt's span (set for an attempt only when
 /// the run exports).
@@ -35,6 +41,7 @@ pub(crate) const RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
 pub(crate) fn start(config: Config, plans: BTreeMap<String, PlanInfo>) -> Option<Sink> {
     let trace = TraceId::random();
     RUN.set(trace).ok()?;
+    let _ = COLLECTOR.set(config.clone());
     Some(Sink::start(config, trace, plans))
 }
 
@@ -54,6 +61,18 @@ pub(crate) fn attempt_env(plan: &str, task: &str, attempt: u32) -> Vec<(String, 
             ids::resource_attributes(plan, task, attempt),
         ),
     ]
+}
+
+/// What an attempt of the client orch knows as `cli`, run by `argv`, gets to export its own
+/// telemetry to the run's collector (its variables, its arguments, the collector's `host:port`
+/// its network must reach); `user` reads `orch up`'s environment. `None` when the run does not
+/// export, or the client does not ([`clients::export_of`]).
+pub(crate) fn client_export(
+    cli: crate::manifest::KnownCli,
+    argv: &[String],
+    user: impl Fn(&str) -> Option<String>,
+) -> Option<ClientExport> {
+    clients::export_of(COLLECTOR.get()?, cli, argv, user)
 }
 
 /// The model an agent's command names (`--model X`, `--model=X`, `-m X`), if any.

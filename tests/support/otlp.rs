@@ -1,6 +1,6 @@
 //! A real OTLP receiver on loopback for the telemetry tests: over HTTP (a TCP server that
 //! decodes each POST's body as `ExportTraceServiceRequest` / `ExportMetricsServiceRequest` with
-//! the `opentelemetry-proto` types) or gRPC (tonic's server of the collector's two services);
+//! the `opentelemetry-proto` types; `/v1/logs` too, as `ExportLogsServiceRequest`) or gRPC (tonic's server of the collector's two services);
 //! and the two receivers that must not slow a run: one that accepts and never answers, a port
 //! nobody listens on.
 
@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -23,6 +24,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
@@ -37,6 +39,11 @@ pub struct Got {
     pub bad: Vec<String>,
     /// Each request's headers (lowercase names), for the headers test.
     pub headers: Vec<Vec<(String, String)>>,
+    /// The resource of each batch received over HTTP: its signal (`traces`, `metrics`,
+    /// `logs`) and attributes, for the agents' own exports.
+    pub resources: Vec<(String, Vec<KeyValue>)>,
+    /// The log records received over HTTP.
+    pub logs: Vec<LogRecord>,
 }
 
 /// A receiver; stops when dropped.
@@ -67,6 +74,16 @@ impl Receiver {
             .last()
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// The resources of the batches received over HTTP, with their signal.
+    pub fn resources(&self) -> Vec<(String, Vec<KeyValue>)> {
+        self.got.lock().expect("got").resources.clone()
+    }
+
+    /// The log records received over HTTP.
+    pub fn logs(&self) -> Vec<LogRecord> {
+        self.got.lock().expect("got").logs.clone()
     }
 
     pub fn bad(&self) -> Vec<String> {
@@ -262,6 +279,8 @@ fn serve_http(conn: TcpStream, got: &Mutex<Got>) {
                 "/v1/traces" => match ExportTraceServiceRequest::decode(&body[..]) {
                     Ok(req) => {
                         for rs in req.resource_spans {
+                            let attrs = rs.resource.map(|r| r.attributes).unwrap_or_default();
+                            g.resources.push(("traces".into(), attrs));
                             for ss in rs.scope_spans {
                                 g.spans.extend(ss.spans);
                             }
@@ -273,11 +292,25 @@ fn serve_http(conn: TcpStream, got: &Mutex<Got>) {
                     Ok(req) => {
                         let mut all = Vec::new();
                         for rm in req.resource_metrics {
+                            let attrs = rm.resource.map(|r| r.attributes).unwrap_or_default();
+                            g.resources.push(("metrics".into(), attrs));
                             for sm in rm.scope_metrics {
                                 all.extend(sm.metrics);
                             }
                         }
                         g.metrics.push(all);
+                    }
+                    Err(e) => g.bad.push(format!("{path}: {e}")),
+                },
+                "/v1/logs" => match ExportLogsServiceRequest::decode(&body[..]) {
+                    Ok(req) => {
+                        for rl in req.resource_logs {
+                            let attrs = rl.resource.map(|r| r.attributes).unwrap_or_default();
+                            g.resources.push(("logs".into(), attrs));
+                            for sl in rl.scope_logs {
+                                g.logs.extend(sl.log_records);
+                            }
+                        }
                     }
                     Err(e) => g.bad.push(format!("{path}: {e}")),
                 },

@@ -2,8 +2,10 @@
 //! or the plan's prompt rendered and written to its file), and orch's variables.
 
 use super::*;
+use crate::sandbox::net::allow::Endpoint;
 
-/// The argv (template variables filled) and environment of an agent.
+/// The argv (template variables filled) and environment of an agent, and the endpoints its
+/// network must reach beyond its plan's (the run's collector, when its client exports to it).
 pub(super) fn prepare_argv(
     ctx: &crate::supervisor::context::Ctx,
     templates: &crate::prompt::Templates,
@@ -12,7 +14,7 @@ pub(super) fn prepare_argv(
     (task, attempt): (Option<usize>, u32),
     (workdir, branch): (&Path, &str),
     (report_dir, log, file_id, agent_command): (&Path, &Path, &str, &[String]),
-) -> Result<(Vec<String>, Env), String> {
+) -> Result<(Vec<String>, Env, Vec<Endpoint>), String> {
     let orch = ctx.orch_bin.display().to_string();
     let worktree = workdir.display().to_string();
     let status_file = pc.status_path.display().to_string();
@@ -121,7 +123,7 @@ pub(super) fn prepare_argv(
             Some(v) => v.iter().map(|a| (*a).to_string()).collect(),
             None => agent_command.to_vec(),
         };
-    let argv = command
+    let mut argv = command
         .iter()
         .map(|a| render_template(a, lookup))
         .collect::<Result<Vec<_>, _>>()?;
@@ -148,11 +150,47 @@ pub(super) fn prepare_argv(
     env.extend(crate::telemetry::attempt_env(pc.name(), &id, attempt));
     // What orch sets for the client it knows (opencode's permission rules, Claude Code's
     // retries off).
+    let mut reach = Vec::new();
     if let Some(cli) = crate::manifest::KnownCli::of(&argv) {
+        let user = |k: &str| std::env::var_os(k).map(|v| v.to_string_lossy().into_owned());
         let rules = crate::manifest::preset_with_rules(agent_command).then_some(confined);
-        env.extend(cli.env(rules, &orch_path, |k| {
-            std::env::var_os(k).map(|v| v.to_string_lossy().into_owned())
-        }));
+        env.extend(cli.env(rules, &orch_path, user));
+        // When the run exports: the client's own telemetry to the same collector, whose
+        // `host:port` its network then reaches (`telemetry::clients`).
+        if let Some(export) = crate::telemetry::client_export(cli, &argv, user) {
+            env.extend(export.env);
+            let at = argv.len().min(2);
+            argv.splice(at..at, export.args);
+            // One that is no allowlist entry (none is, of a checked address) is left out: the
+            // client's export is then refused, never widened to more.
+            reach = export
+                .reach
+                .iter()
+                .filter_map(|hp| Endpoint::parse(hp).ok())
+                .collect();
+        }
     }
-    Ok((argv, env))
+    Ok((argv, env, reach))
+}
+
+/// The network of a plan for one of its attempts, which must also reach `reach` (the run's
+/// collector, for a client that exports to it): a confined plan's list gains exactly those
+/// endpoints; any other network is the plan's.
+pub(super) fn network_reaching(
+    network: &crate::supervisor::network::PlanNetwork,
+    reach: &[Endpoint],
+) -> crate::supervisor::network::PlanNetwork {
+    use crate::supervisor::network::PlanNetwork;
+    let widen = |allow: &crate::sandbox::net::allow::AllowList| {
+        let mut allow = allow.clone();
+        for e in reach {
+            allow.add(e.clone());
+        }
+        allow
+    };
+    match network {
+        PlanNetwork::Confined(allow) => PlanNetwork::Confined(widen(allow)),
+        PlanNetwork::Ports(allow, why) => PlanNetwork::Ports(widen(allow), why.clone()),
+        other => other.clone(),
+    }
 }

@@ -1,0 +1,332 @@
+//! The agents' own telemetry, end to end (docs/src/telemetry.md, "The agents' own spans"): an
+//! `orch up` that exports to a real OTLP receiver on loopback (tests/support/otlp.rs) runs a
+//! one-task plan through the real, pinned Claude Code CLI (`agent = "claude"`, nothing else
+//! configured for telemetry) against the fake model API, confined (`sandbox = "on"`, the
+//! network confined: the client's export passes orch's network rules, which gain the
+//! collector's `host:port` and nothing else). Claude Code's own spans reach the receiver in
+//! the run's trace, its interaction span a child of orch's `attempt` span; its metrics and
+//! logs carry the attempt's `orch.plan`, `orch.task` and `orch.attempt` from
+//! `OTEL_RESOURCE_ATTRIBUTES`. The same for the real Codex CLI (its `[otel]` table given by
+//! orch as `-c` overrides): its spans of the run are under the attempt's.
+//!
+//! `ORCH_TEST_CLIS=DIR` names the installation (tests/agents_real.rs); without it this skips,
+//! unless `ORCH_REQUIRE_AGENT_CLIS=1`.
+
+use crate::support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use support::clis::{RUN_TIMEOUT, client_env, clis_with, logs};
+use support::fake_api::{Behaviour, FakeApi};
+use support::otlp::{Receiver, attr, hex};
+use support::{Repo, code_out_err, events, read_status, task_in, wait_within};
+
+/// How long after the run the client's last batches may still arrive (it flushes as it exits,
+/// before orch sees it end, so they are normally there already).
+const SETTLE: Duration = Duration::from_secs(10);
+
+fn has_attrs(attrs: &[KeyValue], pairs: &[(&str, &str)]) -> bool {
+    pairs
+        .iter()
+        .all(|(k, v)| attr(attrs, k).as_deref() == Some(*v))
+}
+
+#[test]
+fn claude_code_confined_exports_its_own_spans_under_the_attempt_span() {
+    if !orch::sandbox::supported() {
+        eprintln!("skipped: this kernel does not support Landlock");
+        return;
+    }
+    let Some(clis) = clis_with("claude") else {
+        return;
+    };
+    let api = FakeApi::start(Behaviour::Normal);
+    let receiver = Receiver::http();
+    let repo = Repo::builder().timeout(RUN_TIMEOUT).build();
+    repo.write(
+        "docs/plans/one.md",
+        "# One file\n\n## Phase 1: Files\n- [ ] 1.1 Create `alpha.txt`\n",
+    );
+    repo.write(
+        "plans.toml",
+        "[defaults]\nagent = \"claude\"\nretries = 0\nsandbox = \"on\"\n\n\
+         [[plan]]\nname = \"one\"\nfile = \"docs/plans/one.md\"\n",
+    );
+    repo.commit_all("plans");
+    let mut cmd = repo.orch(&["up", "--json"]);
+    client_env(&mut cmd, &clis, &api, repo.home());
+    cmd.env_remove("ORCH_SANDBOX")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint());
+    let (code, out, err) = code_out_err(&wait_within(
+        cmd.spawn().expect("spawn orch up"),
+        RUN_TIMEOUT,
+        "orch up",
+    ));
+    let context = || {
+        format!(
+            "exit {code}\nstdout:\n{out}\nstderr:\n{err}\nagent logs:\n{}\nreceiver: bad {:?}, resources {:?}",
+            logs(&repo),
+            receiver.bad(),
+            receiver
+                .resources()
+                .iter()
+                .map(|(s, a)| format!("{s}: {:?}", attr(a, "service.name")))
+                .collect::<Vec<_>>()
+        )
+    };
+    assert_eq!(code, 0, "{}", context());
+    // Confined, network included: the export passed orch's rules, none refused.
+    let ev = events(&out);
+    let started = ev
+        .iter()
+        .find(|e| e["event"] == "run_started")
+        .unwrap_or_else(|| panic!("no run_started: {}", context()));
+    assert_eq!(started["sandbox"], "on", "{}", context());
+    assert_eq!(started["network"], "confined", "{}", context());
+    let status = read_status(&repo.root().join(".orch/state/one/status.json"))
+        .unwrap_or_else(|| panic!("no status file: {}", context()));
+    assert_eq!(
+        task_in(&status, "1.1")["status"],
+        "completed",
+        "{}",
+        context()
+    );
+    let text = repo.git(&["show", "plan/one:alpha.txt"]);
+    assert_eq!(text.trim_end(), "alpha.txt written by task 1.1");
+    let (code, sj, serr) = repo.run(&["status", "--json", "--plan", "one"]);
+    assert_eq!(code, 0, "{serr}");
+    let sj: serde_json::Value = serde_json::from_str(&sj).expect("status json");
+    assert_eq!(sj["network"], "confined", "{sj}");
+    assert_eq!(
+        task_in(&sj, "1.1")["network_refused"],
+        0,
+        "no connection of the agent was refused: {sj}\n{}",
+        context()
+    );
+
+    // Claude Code's spans arrive (it flushed as it exited; wait a little for the receiver's
+    // threads), in the run's trace.
+    let deadline = Instant::now() + SETTLE;
+    let claude_spans = || {
+        receiver
+            .spans()
+            .into_iter()
+            .filter(|s| s.name.starts_with("claude_code."))
+            .collect::<Vec<_>>()
+    };
+    while claude_spans().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let spans = receiver.spans();
+    let attempt: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "attempt" && has_attrs(&s.attributes, &[("orch.task", "1.1")]))
+        .collect();
+    assert_eq!(attempt.len(), 1, "orch's attempt span: {}", context());
+    let attempt = attempt[0];
+    let ours = claude_spans();
+    assert!(
+        !ours.is_empty(),
+        "Claude Code exported no span: {:?}\n{}",
+        spans.iter().map(|s| &s.name).collect::<BTreeSet<_>>(),
+        context()
+    );
+    for s in &ours {
+        assert_eq!(
+            hex(&s.trace_id),
+            hex(&attempt.trace_id),
+            "{}: in the run's trace",
+            s.name
+        );
+    }
+    // Its interaction (the headless run's one turn) is a child of the attempt's span.
+    let interactions: Vec<_> = ours
+        .iter()
+        .filter(|s| s.name == "claude_code.interaction")
+        .collect();
+    assert!(
+        !interactions.is_empty(),
+        "{:?}",
+        ours.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
+    for i in &interactions {
+        assert_eq!(
+            hex(&i.parent_span_id),
+            hex(&attempt.span_id),
+            "the interaction's parent is orch's attempt span"
+        );
+    }
+    // Its model calls (to the fake API) and its tool call (`orch task done`) are under its
+    // interaction.
+    let interaction_ids: BTreeSet<String> = interactions.iter().map(|i| hex(&i.span_id)).collect();
+    for name in ["claude_code.llm_request", "claude_code.tool"] {
+        let found: Vec<_> = ours.iter().filter(|s| s.name == name).collect();
+        assert!(
+            !found.is_empty(),
+            "no {name}: {:?}",
+            ours.iter().map(|s| &s.name).collect::<Vec<_>>()
+        );
+        for s in found {
+            assert!(
+                interaction_ids.contains(&hex(&s.parent_span_id)),
+                "{name} is under the interaction"
+            );
+        }
+    }
+    // Its other spans hang under its own (none is a root of its own, none under another
+    // attempt).
+    let ids: BTreeSet<String> = spans.iter().map(|s| hex(&s.span_id)).collect();
+    for s in &ours {
+        assert!(
+            ids.contains(&hex(&s.parent_span_id)),
+            "{}: parent {} is a span of the trace",
+            s.name,
+            hex(&s.parent_span_id)
+        );
+    }
+
+    // Its resource, for every signal it sent, names the attempt.
+    let theirs: Vec<(String, Vec<KeyValue>)> = receiver
+        .resources()
+        .into_iter()
+        .filter(|(_, a)| attr(a, "service.name").as_deref() == Some("claude-code"))
+        .collect();
+    let signals: BTreeSet<&str> = theirs.iter().map(|(s, _)| s.as_str()).collect();
+    for want in ["traces", "metrics", "logs"] {
+        assert!(
+            signals.contains(want),
+            "Claude Code sent no {want}: {signals:?}\n{}",
+            context()
+        );
+    }
+    for (signal, a) in &theirs {
+        assert!(
+            has_attrs(
+                a,
+                &[
+                    ("orch.plan", "one"),
+                    ("orch.task", "1.1"),
+                    ("orch.attempt", "1")
+                ]
+            ),
+            "{signal}: {a:?}"
+        );
+    }
+    assert!(!receiver.logs().is_empty(), "{}", context());
+    // orch's own resource is still orch's.
+    assert!(
+        receiver
+            .resources()
+            .iter()
+            .any(|(_, a)| attr(a, "service.name").as_deref() == Some("orch"))
+    );
+}
+
+/// The same through the real, pinned Codex CLI (`agent = "codex"`, its endpoint in its
+/// configuration as a user has it, tests/support/fake_api/env.rs), unconfined: orch gives it
+/// its `[otel]` table as `-c` overrides after `exec`, and its spans reach the receiver in the
+/// run's trace, under orch's attempt span.
+#[test]
+fn codex_exports_its_own_spans_under_the_attempt_span() {
+    let Some(clis) = clis_with("codex") else {
+        return;
+    };
+    let api = FakeApi::start(Behaviour::Normal);
+    let receiver = Receiver::http();
+    let repo = Repo::builder().timeout(RUN_TIMEOUT).build();
+    repo.write(
+        "docs/plans/one.md",
+        "# One file\n\n## Phase 1: Files\n- [ ] 1.1 Create `alpha.txt`\n",
+    );
+    repo.write(
+        "plans.toml",
+        "[defaults]\nagent = \"codex\"\nretries = 0\n\n\
+         [[plan]]\nname = \"one\"\nfile = \"docs/plans/one.md\"\n",
+    );
+    repo.commit_all("plans");
+    let mut cmd = repo.orch(&["up", "--json"]);
+    client_env(&mut cmd, &clis, &api, repo.home());
+    cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint());
+    let (code, out, err) = code_out_err(&wait_within(
+        cmd.spawn().expect("spawn orch up"),
+        RUN_TIMEOUT,
+        "orch up",
+    ));
+    let context = || {
+        format!(
+            "exit {code}\nstdout:\n{out}\nstderr:\n{err}\nagent logs:\n{}\nreceiver: bad {:?}",
+            logs(&repo),
+            receiver.bad(),
+        )
+    };
+    assert_eq!(code, 0, "{}", context());
+    let text = repo.git(&["show", "plan/one:alpha.txt"]);
+    assert_eq!(text.trim_end(), "alpha.txt written by task 1.1");
+    let orchs = [
+        "run",
+        "plan",
+        "plan agent",
+        "task",
+        "attempt",
+        "verify",
+        "check",
+        "commit",
+        "merge",
+        "resolve",
+    ];
+    let deadline = Instant::now() + SETTLE;
+    let theirs = || {
+        receiver
+            .spans()
+            .into_iter()
+            .filter(|s| !orchs.contains(&s.name.as_str()))
+            .collect::<Vec<_>>()
+    };
+    while theirs().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let spans = receiver.spans();
+    let attempt: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "attempt" && has_attrs(&s.attributes, &[("orch.task", "1.1")]))
+        .collect();
+    assert_eq!(attempt.len(), 1, "orch's attempt span: {}", context());
+    let attempt = attempt[0];
+    let theirs = theirs();
+    assert!(
+        !theirs.is_empty(),
+        "Codex exported no span; resources: {:?}\n{}",
+        receiver
+            .resources()
+            .iter()
+            .map(|(s, a)| format!("{s}: {:?}", attr(a, "service.name")))
+            .collect::<Vec<_>>(),
+        context()
+    );
+    // Its spans of the run (its startup's, `auth` and the like, are traces of their own):
+    // under the attempt's span, in the run's trace.
+    let in_run: Vec<_> = theirs
+        .iter()
+        .filter(|s| hex(&s.trace_id) == hex(&attempt.trace_id))
+        .collect();
+    let names = |v: &[&opentelemetry_proto::tonic::trace::v1::Span]| {
+        v.iter()
+            .map(|s| format!("{} <- {}", s.name, hex(&s.parent_span_id)))
+            .collect::<Vec<_>>()
+    };
+    let roots: Vec<_> = in_run
+        .iter()
+        .filter(|s| hex(&s.parent_span_id) == hex(&attempt.span_id))
+        .collect();
+    assert!(
+        !roots.is_empty(),
+        "one of Codex's spans is a child of the attempt's: {:?}",
+        names(&in_run)
+    );
+    let ids: BTreeSet<String> = spans.iter().map(|s| hex(&s.span_id)).collect();
+    for s in &in_run {
+        assert!(ids.contains(&hex(&s.parent_span_id)), "{}", s.name);
+    }
+}
