@@ -298,14 +298,14 @@ fn a_killed_orch_up_leaves_no_container_after_the_next_start() {
     if !available() {
         return;
     }
-    // The first attempt marks that it started beside its report directory (the plan's, mounted
-    // read-write, kept between runs; the sandbox is off), then waits; the next run's attempt
-    // finds the mark and completes.
-    let script = "mark=\"$ORCH_REPORT_DIR/../started-before\"; \
-                  if [ -e \"$mark\" ]; then echo done > work.txt; exit 0; fi; \
+    // The first attempt marks that it started in its worktree (untracked, kept between runs;
+    // its plan's report directory is not: the next start empties it), then waits; the next
+    // run's attempt finds the mark and completes.
+    let script = "mark=started-before; \
+                  if [ -e \"$mark\" ]; then rm \"$mark\"; echo done > work.txt; exit 0; fi; \
                   touch \"$mark\"; sleep 600";
     let repo = container_repo(script, 1, "", "");
-    let mark = repo.root().join(".orch/state/.reports/p/started-before");
+    let mark = repo.worktree("p").join("started-before");
     let mut child = repo
         .orch(&["up", "--json"])
         .stdout(Stdio::null())

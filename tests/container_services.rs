@@ -241,18 +241,17 @@ fn a_killed_orch_up_leaves_no_container_of_its_plan_or_services_after_the_next_s
     if !postgres_available() {
         return;
     }
-    // The first attempt marks that it started (its database answering) and waits; the next
-    // run's attempt finds the mark and completes.
+    // The first attempt marks that it started (its database answering) in its worktree
+    // (untracked, kept between runs: its plan's report directory is emptied by the next start)
+    // and waits; the next run's attempt finds the mark and completes.
     let script = format!(
-        "mark=\"$ORCH_REPORT_DIR/../started-before\"; \
-         if [ -e \"$mark\" ]; then echo done > work.txt; exit 0; fi; \
+        "mark=started-before; \
+         if [ -e \"$mark\" ]; then rm \"$mark\"; echo done > work.txt; exit 0; fi; \
          {} > /dev/null && touch \"$mark\"; sleep 600",
         psql("select 1")
     );
     let repo = repo_of(&["svckill"], &script, "", "services = [\"db\"]");
-    let mark = repo
-        .root()
-        .join(".orch/state/.reports/svckill/started-before");
+    let mark = repo.worktree("svckill").join("started-before");
     let mut child = repo
         .orch(&["up", "--json"])
         .stdout(Stdio::null())
