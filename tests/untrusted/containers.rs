@@ -104,11 +104,14 @@ fn a_container_stopped_from_outside_makes_its_attempt_lost_not_counted() {
     if !available() {
         return;
     }
-    let script = "mark=started-before; \
-                  if [ -e \"$mark\" ]; then rm \"$mark\"; echo done > work.txt; exit 0; fi; \
+    // The first attempt marks that it started beside its report directory (the plan's,
+    // mounted read-write, kept while the run lasts; the sandbox is off) and waits; the next
+    // attempt finds the mark and completes.
+    let script = "mark=\"$ORCH_REPORT_DIR/../started-before\"; \
+                  if [ -e \"$mark\" ]; then echo done > work.txt; exit 0; fi; \
                   touch \"$mark\"; sleep 600";
     let repo = repo_of(script, "", "");
-    let mark = repo.worktree("p").join("started-before");
+    let mark = repo.root().join(".orch/state/.reports/p/started-before");
     let child = repo
         .orch(&["up", "--json"])
         .stdout(Stdio::piped())
@@ -171,12 +174,15 @@ fn a_killed_runs_directories_go_at_the_next_start_and_nothing_named_like_them() 
     if !available() {
         return;
     }
-    let script = "mark=started-before; \
-                  if [ -e \"$mark\" ]; then rm \"$mark\"; echo done > work.txt; exit 0; fi; \
-                  echo secret > \"$TMPDIR/agent-file\"; touch \"$mark\"; sleep 600";
+    // The first run's attempt writes a file in its `TMPDIR`, marks that it started and waits;
+    // the next run's (told by a variable of orch's environment, passed into the container)
+    // completes.
+    let script = "if [ -n \"$ORCH_TEST_GO\" ]; then echo done > work.txt; exit 0; fi; \
+                  echo secret > \"$TMPDIR/agent-file\"; \
+                  touch \"$ORCH_REPORT_DIR/../started-before\"; sleep 600";
     let repo = repo_of(script, "", "");
     let tmp = std::env::temp_dir();
-    let mark = repo.worktree("p").join("started-before");
+    let mark = repo.root().join(".orch/state/.reports/p/started-before");
     let mut child = repo
         .orch(&["up", "--json"])
         .stdout(Stdio::null())
@@ -219,7 +225,8 @@ fn a_killed_runs_directories_go_at_the_next_start_and_nothing_named_like_them() 
     let others = tmp.join(format!("orch-{dead}-q-0a1b2c3d-container"));
     std::fs::create_dir_all(&others).expect("other's");
     std::os::unix::fs::chown(&others, Some(65534), Some(65534)).expect("chown");
-    repo.up(&[]);
+    let (code, out, err) = repo.run_cmd(repo.orch(&["up", "--json"]).env("ORCH_TEST_GO", "1"));
+    assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(repo.git(&["show", "plan/p:work.txt"]), "done");
     assert_eq!(
         run_dirs(&tmp, &run),
@@ -253,14 +260,13 @@ fn what_an_agent_leaves_in_its_plans_report_directory_goes() {
     if !available() {
         return;
     }
-    let script = "mark=started-before; \
-                  if [ -e \"$mark\" ]; then rm \"$mark\"; echo done > work.txt; exit 0; fi; \
+    let script = "if [ -n \"$ORCH_TEST_GO\" ]; then echo done > work.txt; exit 0; fi; \
                   d=\"$ORCH_REPORT_DIR/..\"; \
                   echo junk > \"$d/junk.txt\"; mkdir -p \"$d/junkdir/sub\"; \
                   echo x > \"$d/junkdir/sub/f\"; mkfifo \"$d/fifo\"; \
                   ln -s \"$ORCH_TEST_OUTSIDE\" \"$d/link\"; \
                   ln -s \"$ORCH_TEST_OUTSIDE\" \"$d/9.9.9\"; \
-                  touch \"$mark\"; sleep 600";
+                  touch \"$d/started-before\"; sleep 600";
     let repo = repo_of(script, "", "");
     let outside = repo.outside("host");
     std::fs::create_dir_all(&outside).expect("outside");
@@ -284,15 +290,16 @@ fn what_an_agent_leaves_in_its_plans_report_directory_goes() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
-    let mark = repo.worktree("p").join("started-before");
+    let mark = reports.join("started-before");
     support::process::wait_for("the agent's junk", || mark.exists());
     child.kill().expect("kill -9");
     let _ = child.wait();
     for junk in ["junk.txt", "junkdir", "fifo", "link", "9.9.9"] {
         assert!(left().contains(&junk.to_string()), "{junk}: {:?}", left());
     }
-    // The next start: no live attempt holds any of it.
-    repo.up(&[]);
+    // The next start (its attempt told to complete): no live attempt holds any of it.
+    let (code, out, err) = repo.run_cmd(repo.orch(&["up", "--json"]).env("ORCH_TEST_GO", "1"));
+    assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(repo.git(&["show", "plan/p:work.txt"]), "done");
     assert_eq!(left(), Vec::<String>::new(), "after the next start");
     // The same junk again (as the agent would), and `orch clean` of the plan.
