@@ -116,6 +116,23 @@ pub(crate) fn run(sel: &Selection, args: CleanArgs) -> CliResult<u8> {
                     report.reasons.push(format!("hint: {h}"));
                 }
             }
+            // Its attempts' report directories: no attempt is live (the supervisor lock is
+            // held), so everything there goes, whoever made it (an unconfined agent could put
+            // anything in it: files, directories, links, FIFOs; `.reports/<plan>` itself may
+            // be its link, removed and never followed).
+            if !args.dry_run && matches!(report.outcome, "removed" | "nothing") {
+                let gone = crate::status::report::dir::remove_whole(
+                    &state_dir,
+                    &[crate::status::report::REPORTS_DIR],
+                    &lp.name,
+                );
+                if let Err(e) = gone {
+                    report.reasons.push(format!(
+                        "its report directory `{}` is not all removed: {e}",
+                        crate::status::report::plan_reports_dir(&state_dir, &lp.name).display()
+                    ));
+                }
+            }
             report
         })
         .collect();

@@ -23,6 +23,9 @@ pub(crate) const PORT_PLACEHOLDER: &str = "${ORCH_SERVICE_PORT}";
 /// The lowest and highest fixed `port`: above the well-known ports (where orch's confined
 /// network catches connections) and below the blocks of `ORCH_PORT` ([`crate::ports`]).
 const FIXED_PORTS: std::ops::RangeInclusive<u16> = 1024..=41_999;
+/// The ports orch gives out in blocks (`crate::ports`, `FIRST_PORT` on), where a service without
+/// `port` gets its own: above every fixed one.
+const GIVEN_PORTS: std::ops::RangeInclusive<u16> = 42_000..=65_535;
 
 /// What a service runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -332,6 +335,33 @@ pub(super) fn plans(
                     .collect()
             })
             .unwrap_or_default();
+        // The ports orch gives the services without `port` are of the plan's block, known
+        // only when it runs: an allowed loopback endpoint where blocks are given out (orch
+        // listens there, in the plan's namespace) could be one of them, and every attempt
+        // would fail (the service cannot listen, or orch's socket cannot be opened).
+        if let Some(s) = chosen.iter().find(|s| s.port.is_none())
+            && network.and_then(|n| n.mode) != Some(NetworkMode::None)
+            && let Some((port, at)) = given_port_allowed(raw, &entry.agent, &direct)
+        {
+            r.error_hint(
+                &at,
+                format!(
+                    "plan `{}`'s service `{}` is given a port of the plan's block ({}…{}, known only when it runs), and port {port} there is an allowed endpoint of its agent `{}` (`network_allow`), where orch listens in the plan's network: the service and that endpoint could not both have it",
+                    entry.name,
+                    s.name,
+                    GIVEN_PORTS.start(),
+                    GIVEN_PORTS.end(),
+                    entry.agent
+                ),
+                format!(
+                    "allow a loopback port below {} (a dev server's), or give service `{}` a fixed `port` (line {})",
+                    GIVEN_PORTS.start(),
+                    s.name,
+                    s.line
+                ),
+            );
+            continue;
+        }
         let mut proxy = crate::sandbox::net::PROXY_PORT;
         while direct.contains(&proxy) {
             proxy += 1;
@@ -368,6 +398,34 @@ pub(super) fn plans(
         }
         entry.services = list;
     }
+}
+
+/// The first allowed loopback port of agent `agent` (its own `network_allow`, then
+/// `[defaults]`') among `direct` that orch may give a service of a plan's block, and the span of
+/// the entry naming it.
+fn given_port_allowed(
+    raw: &RawManifest,
+    agent: &str,
+    direct: &[u16],
+) -> Option<(u16, std::ops::Range<usize>)> {
+    let given = |p: u16| GIVEN_PORTS.contains(&p);
+    if !direct.iter().any(|&p| given(p)) {
+        return None;
+    }
+    let own = raw.agents.get(agent).and_then(|a| a.network_allow.as_ref());
+    let defaults = raw.defaults.network_allow.as_ref();
+    own.into_iter()
+        .chain(defaults)
+        .flat_map(|at| at.value.iter())
+        .find_map(|e| {
+            let parsed = crate::sandbox::net::allow::Endpoint::parse(&e.value).ok()?;
+            let port = parsed
+                .loopback_sockets()
+                .iter()
+                .map(std::net::SocketAddr::port)
+                .find(|&p| given(p))?;
+            Some((port, e.span.clone()))
+        })
 }
 
 #[cfg(test)]

@@ -211,6 +211,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
         }
         fx.watch(run, f.unit, f.attempt, f.pid, f.proc);
     }
+    sweep_report_dirs(&fx, ws.plans.len());
     // Every new plan worktree is made now, as many at once as the machine has cores, in the
     // order of the plans' priorities; a plan's preparation waits for its own only.
     let mut new_trees: Vec<usize> = (0..ws.plans.len())
@@ -653,4 +654,37 @@ fn process_note(pc: &PlanCtx, message: &str) {
 
 fn far_future() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(86_400)
+}
+
+/// Start-up, once the attempts of an earlier supervisor are adopted: in each of the run's plans'
+/// report directories (`.reports/<plan>/`, which an unconfined agent may fill: it is mounted
+/// read-write in the plan's container) everything that is no adopted attempt's goes, never
+/// followed (a link as itself; `.reports/<plan>` itself a link is removed when no adopted
+/// attempt's directory is there). Bounded work: each removal at most so many entries.
+fn sweep_report_dirs(fx: &Effects<'_>, plans: usize) {
+    use crate::status::report::REPORTS_DIR;
+    use crate::status::report::dir::{ReportDir, remove_whole};
+    for p in 0..plans {
+        let Some(pc) = fx.plan(p) else { continue };
+        let state = super::reports::reports_state_dir(&pc);
+        let dir = crate::status::report::plan_reports_dir(state, pc.name());
+        let held: Vec<String> = fx
+            .reporters
+            .keys()
+            .filter(|k| k.parent() == Some(dir.as_path()))
+            .filter_map(|k| k.file_name()?.to_str().map(str::to_string))
+            .collect();
+        if held.is_empty() {
+            let _ = remove_whole(state, &[REPORTS_DIR], pc.name());
+            continue;
+        }
+        let Ok(found) = ReportDir::open(state, &[REPORTS_DIR], pc.name()) else {
+            continue;
+        };
+        for name in found.names().unwrap_or_default() {
+            if !held.contains(&name) {
+                let _ = remove_whole(state, &[REPORTS_DIR, pc.name()], &name);
+            }
+        }
+    }
 }

@@ -18,6 +18,7 @@ mod claims;
 mod client_files;
 mod clients;
 mod code;
+mod containers;
 mod copied;
 mod exemptions;
 mod git;

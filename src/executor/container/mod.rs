@@ -35,6 +35,7 @@ mod oneshot;
 mod podman;
 mod ready;
 mod services;
+mod sweep;
 
 pub(crate) use images::{Images, images};
 pub(crate) use oneshot::{OneShot, PlanImage};
@@ -167,6 +168,8 @@ pub(crate) fn remove_dead_runs() -> Vec<String> {
             Err(e) => notes.push(format!("cannot remove container `{name}`: {e}")),
         }
     }
+    // Then orch's directories of their plans here (after their containers: none mounts them).
+    notes.extend(sweep::remove_dead_dirs(&std::env::temp_dir()));
     notes
 }
 
@@ -277,7 +280,8 @@ impl ContainerExecutor {
             Some(i) => i.clone(),
             None => devcontainer::image(at.repo_root)?,
         };
-        std::fs::create_dir_all(&self.box_.tmp_root)
+        // This user's alone: what the plan's agents write there is theirs.
+        sweep::private_dir(&self.box_.tmp_root)
             .map_err(|e| format!("cannot make `{}`: {e}", self.box_.tmp_root.display()))?;
         let reports = at
             .report_dir
@@ -608,18 +612,40 @@ impl Executor for ContainerExecutor {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .is_some();
-        let lost = made && !podman::running(&self.box_.name);
-        if lost {
-            *self
-                .box_
-                .lost_why
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(format!(
-                "the container of plan `{}` stopped under the attempt",
-                self.plan
-            ));
+        if !made {
+            return None;
         }
-        lost.then_some(Lost::Place)
+        // Lost only when the container ended by a hand outside it: removed, or its keeper
+        // stopped by a signal from outside (exit 0, [`init`]), or podman not answering. A
+        // keeper killed otherwise was killed from inside (what ran there: the agent, its
+        // memory use with the keeper's kill score raised): the attempt counts, said why.
+        let why = match podman::ended(&self.box_.name) {
+            Some(podman::Ended::Running) => return None,
+            Some(podman::Ended::Stopped { code, oom }) if code != 0 => {
+                self.box_
+                    .news
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(format!(
+                        "the container of plan `{}` stopped under the attempt: its first process, orch's keeper, was killed from inside it (exit status {code}{}), by what ran there; the attempt counts, and the next one makes the container anew",
+                        self.plan,
+                        if oom { ", out of memory" } else { "" }
+                    ));
+                return None;
+            }
+            Some(podman::Ended::Stopped { .. }) => "stopped from outside",
+            Some(podman::Ended::Gone) => "removed",
+            None => "not known to podman (it did not answer)",
+        };
+        *self
+            .box_
+            .lost_why
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(format!(
+            "the container of plan `{}` was {why} under the attempt",
+            self.plan
+        ));
+        Some(Lost::Place)
     }
 
     fn lost_why(&self) -> Option<String> {

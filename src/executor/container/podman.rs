@@ -141,6 +141,48 @@ pub(crate) fn running(name: &str) -> bool {
     .is_ok_and(|o| o.trim() == "true")
 }
 
+/// How container `name` ended, when it no longer runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// It runs.
+    Running,
+    /// podman knows no container of that name (removed: by orch, or a person).
+    Gone,
+    /// Stopped, its first process's exit code (orch's keeper: 0 when a signal from outside
+    /// ended it) and whether the kernel's out-of-memory killer ended it (in its cgroup).
+    Stopped { code: i64, oom: bool },
+}
+
+/// How container `name` is ([`Ended`]); `None` when podman does not answer.
+pub(crate) fn ended(name: &str) -> Option<Ended> {
+    let out = Command::new(program())
+        .args([
+            "inspect",
+            "--type",
+            "container",
+            "--format",
+            "{{.State.Running}} {{.State.ExitCode}} {{.State.OOMKilled}}",
+            name,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+        return err.contains("no such").then_some(Ended::Gone);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut words = text.split_whitespace();
+    let (running, code, oom) = (words.next()?, words.next()?, words.next()?);
+    if running == "true" {
+        return Some(Ended::Running);
+    }
+    Some(Ended::Stopped {
+        code: code.parse().ok()?,
+        oom: oom == "true",
+    })
+}
+
 /// The pids of container `name`'s first process and of its monitor (`conmon`), if it runs.
 pub(crate) fn pids(name: &str) -> Option<(u32, u32)> {
     let out = output(&[

@@ -277,7 +277,7 @@ impl super::ContainerExecutor {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .extend(gone);
-        std::fs::create_dir_all(&self.box_.marks)
+        super::sweep::private_dir(&self.box_.marks)
             .map_err(|e| format!("cannot make `{}`: {e}", self.box_.marks.display()))?;
         let image = self
             .box_
@@ -287,7 +287,11 @@ impl super::ContainerExecutor {
             .clone()
             .unwrap_or_default();
         let run = run_id();
-        let down: Vec<&Instance> = list.iter().filter(|i| !up.contains(&i.container)).collect();
+        // One stopped: all of them anew (each `start` removes its old container first), so that
+        // nothing one left running (a daemon its database started for an agent, on another's
+        // port) outlives it and keeps the next one from getting ready: a service that does not
+        // get ready makes an attempt lost, which nothing an agent did may cause.
+        let down: Vec<&Instance> = list.iter().collect();
         for i in &down {
             let _ = std::fs::remove_file(ready_mark(&self.box_.marks, &i.container));
         }

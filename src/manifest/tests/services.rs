@@ -58,6 +58,29 @@ fn services_resolve_plan_over_defaults() {
 }
 
 #[test]
+fn allowed_endpoints_apart_from_given_ports_load() {
+    let repo = Repo::new();
+    let svc = "[[service]]\nname = \"db\"\nimage = \"localhost/x\"\n";
+    for (allow, network, port) in [
+        // Below the blocks: a dev server's port.
+        ("127.0.0.1:41999", "confined", ""),
+        // A name's port, not the loopback's.
+        ("example.com:42001", "confined", ""),
+        // No network: no endpoint is opened.
+        ("127.0.0.1:42001", "none", ""),
+        // Every service has a fixed port (1024 to 41999).
+        ("127.0.0.1:42001", "confined", "port = 5432\n"),
+    ] {
+        let m = repo.load(&format!(
+            "{svc}{port}\n[defaults]\nexecutor = \"container\"\nimage = \"localhost/dev\"\n\n\
+             [agents.x]\ncommand = [\"x\"]\nnetwork = \"{network}\"\nnetwork_allow = [\"{allow}\"]\n\n\
+             [[plan]]\nname = \"a\"\nfile = \"docs/a.md\"\nagent = \"x\"\nservices = [\"db\"]\n"
+        ));
+        assert!(m.is_ok(), "{allow} {network} {port}: {m:?}");
+    }
+}
+
+#[test]
 fn bad_service_input_is_refused_at_its_location() {
     let repo = Repo::new();
     let top = "[defaults]\nexecutor = \"container\"\nimage = \"localhost/dev\"\n\n";
@@ -103,6 +126,37 @@ fn bad_service_input_is_refused_at_its_location() {
             17,
             12,
             "may reach an allowed endpoint on it",
+        ),
+        // An allowed loopback endpoint where a service without `port` may be given its port
+        // (the plan's block, from 42000 on): the agent's own list, then `[defaults]`', any
+        // loopback spelling.
+        (
+            format!(
+                "{top}[agents.x]\ncommand = [\"x\"]\nnetwork_allow = [\"example.com:443\", \"127.0.0.1:42001\"]\n\n{}{plan}agent = \"x\"\nservices = [\"db\"]\n",
+                svc("db", "")
+            ),
+            7,
+            37,
+            "plan `a`'s service `db` is given a port of the plan's block (42000…65535, known only when it runs), and port 42001 there is an allowed endpoint of its agent `x`",
+        ),
+        (
+            format!(
+                "[defaults]\nexecutor = \"container\"\nimage = \"localhost/dev\"\nnetwork_allow = [\"localhost:65535\"]\n\n[agents.x]\ncommand = [\"x\"]\n\n{}{}{plan}agent = \"x\"\nservices = [\"web\", \"db\"]\n",
+                svc("web", "port = 8080"),
+                svc("db", "")
+            ),
+            4,
+            18,
+            "service `db` is given a port of the plan's block (42000…65535, known only when it runs), and port 65535 there",
+        ),
+        (
+            format!(
+                "{top}[agents.x]\ncommand = [\"x\"]\nnetwork_allow = [\"[::1]:50000\"]\n\n{}{plan}agent = \"x\"\nservices = [\"db\"]\n",
+                svc("db", "")
+            ),
+            7,
+            18,
+            "port 50000 there is an allowed endpoint",
         ),
         (
             format!("{top}{}{plan}services = [\"db\", \"db\"]\n", svc("db", "")),

@@ -19,6 +19,8 @@ use crate::untrusted::read::{self, Limit, ReadError};
 
 /// How deep [`remove_beneath`] goes into a directory an agent filled: a deeper one is left.
 const MAX_DEPTH: usize = 64;
+/// At most this many entries are removed by one removal of a directory.
+const MAX_REMOVED: usize = 100_000;
 
 /// Which directory a handle is (its device and inode).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -267,6 +269,17 @@ pub(crate) fn remove_beneath(
     remove_entry(parent.as_fd(), name, expected, false)
 }
 
+/// Removes `<state_dir>/<parents…>/<name>` whatever it is, without following a link: a link
+/// or a file itself, a directory with everything in it (no link in it followed, at most
+/// [`MAX_DEPTH`] deep and [`MAX_REMOVED`] entries). A parent that is not a directory of its own
+/// (a link), or nothing there, is no error: nothing is removed.
+pub(crate) fn remove_whole(state_dir: &Path, parents: &[&str], name: &str) -> io::Result<()> {
+    let Ok((parent, _)) = parent_of(state_dir, parents, false) else {
+        return Ok(());
+    };
+    remove_entry(parent.as_fd(), name, None, true)
+}
+
 /// Removes `name` of `parent`, never following a link: a link or a file itself; a directory
 /// when `any_dir` or it is `expected`, emptied first. Nothing there is no error.
 fn remove_entry(
@@ -293,12 +306,14 @@ fn remove_entry(
     if !any_dir && expected != Some(id) {
         return Ok(());
     }
-    empty(fd.as_fd(), 0)?;
+    let mut budget = MAX_REMOVED;
+    empty(fd.as_fd(), 0, &mut budget)?;
     rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR).map_err(errno)
 }
 
-/// Removes everything in the directory `dir`, no link followed.
-fn empty(dir: BorrowedFd<'_>, depth: usize) -> io::Result<()> {
+/// Removes everything in the directory `dir`, no link followed; at most `budget` entries in
+/// all (bounded work: past it, the rest is left and said).
+fn empty(dir: BorrowedFd<'_>, depth: usize, budget: &mut usize) -> io::Result<()> {
     if depth > MAX_DEPTH {
         return Err(io::Error::other(format!(
             "more than {MAX_DEPTH} directories deep: left"
@@ -307,6 +322,12 @@ fn empty(dir: BorrowedFd<'_>, depth: usize) -> io::Result<()> {
     let mut names = Vec::new();
     for e in rustix::fs::Dir::read_from(dir).map_err(errno)? {
         let e = e.map_err(errno)?;
+        if *budget == 0 {
+            return Err(io::Error::other(format!(
+                "more than {MAX_REMOVED} entries: the rest left"
+            )));
+        }
+        *budget -= 1;
         let n = e.file_name();
         if n.to_bytes() != b"." && n.to_bytes() != b".." {
             names.push(n.to_owned());
@@ -326,7 +347,7 @@ fn empty(dir: BorrowedFd<'_>, depth: usize) -> io::Result<()> {
                 Mode::empty(),
             )
             .map_err(errno)?;
-            empty(sub.as_fd(), depth + 1)?;
+            empty(sub.as_fd(), depth + 1, budget)?;
             rustix::fs::unlinkat(dir, n.as_c_str(), AtFlags::REMOVEDIR).map_err(errno)?;
         } else {
             rustix::fs::unlinkat(dir, n.as_c_str(), AtFlags::empty()).map_err(errno)?;
@@ -428,5 +449,32 @@ mod tests {
         assert!(ReportDir::open(&state, &[".reports", "p"], "1.1.1").is_err());
         remove_beneath(&state, &[".reports", "p"], "1.1.1", None).expect("remove");
         assert!(outside.join("1.1.1/report.json").exists());
+    }
+
+    /// A plan's whole directory removed, whatever an agent put in it (files, directories, a
+    /// FIFO, links), no link followed; the plan's directory itself a link: removed as a link.
+    #[test]
+    fn a_plans_whole_directory_goes_and_no_link_is_followed() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let state = tmp.path().join("state");
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(outside.join("sub")).expect("outside");
+        std::fs::write(outside.join("sub/keep"), "k").expect("write");
+        let plan = state.join(".reports/p");
+        std::fs::create_dir_all(plan.join("1.1.1/deep")).expect("mkdir");
+        std::fs::write(plan.join("1.1.1/deep/f"), "x").expect("write");
+        std::fs::write(plan.join("junk"), "x").expect("write");
+        nix::unistd::mkfifo(&plan.join("fifo"), nix::sys::stat::Mode::S_IRWXU).expect("fifo");
+        symlink(&outside, plan.join("link")).expect("link");
+        symlink(outside.join("sub"), plan.join("1.1.1/deep/link")).expect("link");
+        remove_whole(&state, &[".reports"], "p").expect("remove");
+        assert!(std::fs::symlink_metadata(&plan).is_err());
+        assert!(outside.join("sub/keep").exists());
+        symlink(&outside, &plan).expect("link");
+        remove_whole(&state, &[".reports"], "p").expect("remove");
+        assert!(std::fs::symlink_metadata(&plan).is_err());
+        assert!(outside.join("sub/keep").exists());
+        // Nothing there: no error.
+        remove_whole(&state, &[".reports"], "p").expect("nothing");
     }
 }
