@@ -81,7 +81,11 @@ fn setup(dir: &Path, executor: &str, poll: Option<&str>) {
          [agents.writer]\ncommand = [\"sh\", \"-c\", \"{AGENT}\"]\n",
         size().slots,
         // A job's network is not confined: orch runs one only when the lead says so.
-        network = if executor == "slurm" { "network = \"open\"\n" } else { "" },
+        network = if executor == "slurm" {
+            "network = \"open\"\n"
+        } else {
+            ""
+        },
     );
     if let Some(poll) = poll {
         manifest.push_str(&format!("\n[slurm]\npoll = \"{poll}\"\n"));

@@ -54,7 +54,10 @@ fn the_remote_hosts_page_runs_as_written() {
         .expect("the page's executor line");
     // The page's second line: the network of an agent on a host is the lead's to open.
     assert!(
-        executor.lines().nth(1).is_some_and(|l| l.starts_with("network = \"open\"")),
+        executor
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("network = \"open\"")),
         "{executor}"
     );
     assert!(host.contains("dir = \"/srv/orch\""), "{host}");
@@ -100,7 +103,9 @@ fn the_remote_hosts_page_runs_as_written() {
     let (code, out, err) = run(&["up"]);
     assert_eq!(code, 6, "orch up\n{out}\n{err}");
     assert!(
-        repo.git(&["branch", "--list", "plan/example"]).trim().is_empty(),
+        repo.git(&["branch", "--list", "plan/example"])
+            .trim()
+            .is_empty(),
         "a branch was made"
     );
     repo.write("plans.toml", &manifest);

@@ -816,7 +816,12 @@ fn a_plan_on_a_host_runs_only_with_network_open_and_nothing_is_made_without() {
         let before = repo.git_dir_listing();
         let (code, out, err) = up(&repo, &lab);
         assert_eq!(code, 6, "{what}\nstdout:\n{out}\nstderr:\n{err}");
-        for part in ["plan `p`", "agent `a`", "`executor = \"ssh\"`", "`network = \"open\"`"] {
+        for part in [
+            "plan `p`",
+            "agent `a`",
+            "`executor = \"ssh\"`",
+            "`network = \"open\"`",
+        ] {
             assert!(err.contains(part), "{what}: {part} in\n{err}");
         }
         assert!(
@@ -838,7 +843,8 @@ fn a_plan_on_a_host_runs_only_with_network_open_and_nothing_is_made_without() {
         ("agent", "", "", Some("open")),
     ];
     for (at, defaults, agent, env) in runs {
-        let what = format!("executor in {at}, [defaults] {defaults:?}, agent {agent:?}, env {env:?}");
+        let what =
+            format!("executor in {at}, [defaults] {defaults:?}, agent {agent:?}, env {env:?}");
         let repo = Repo::builder().identity_in_config().build();
         repo.write("docs/plans/p.md", &plan(2));
         repo.write("plans.toml", &one_plan_on_a_host(&lab, at, defaults, agent));
@@ -865,7 +871,14 @@ fn a_plan_on_a_host_runs_only_with_network_open_and_nothing_is_made_without() {
         assert_eq!(on_host.len(), 2, "{what}: {out}");
         let statuses = repo.statuses("p");
         assert_eq!(statuses.len(), 2, "{what}: {statuses:?}");
-        assert!(statuses.iter().all(|(_, s)| s == "completed"), "{what}: {statuses:?}");
-        assert_eq!(repo.git(&["show", "plan/p:task-1.2.txt"]).trim(), "1.2", "{what}");
+        assert!(
+            statuses.iter().all(|(_, s)| s == "completed"),
+            "{what}: {statuses:?}"
+        );
+        assert_eq!(
+            repo.git(&["show", "plan/p:task-1.2.txt"]).trim(),
+            "1.2",
+            "{what}"
+        );
     }
 }

@@ -657,15 +657,44 @@ fn a_slurm_plan_runs_only_with_network_open_and_nothing_is_made_without() {
         ("unset", &[(open, "")]),
         (
             "unset, the executor said on the plan",
-            &[(open, ""), (exec, ""), ("file = \"docs/plans/p.md\"\n", "file = \"docs/plans/p.md\"\nexecutor = \"slurm\"\n")],
+            &[
+                (open, ""),
+                (exec, ""),
+                (
+                    "file = \"docs/plans/p.md\"\n",
+                    "file = \"docs/plans/p.md\"\nexecutor = \"slurm\"\n",
+                ),
+            ],
         ),
-        ("confined on the agent", &[(open, ""), ("[agents.a]\n", "[agents.a]\nnetwork = \"confined\"\n")]),
-        ("none on the agent", &[(open, ""), ("[agents.a]\n", "[agents.a]\nnetwork = \"none\"\n")]),
-        ("confined on the agent over [defaults]' open", &[("[agents.a]\n", "[agents.a]\nnetwork = \"confined\"\n")]),
+        (
+            "confined on the agent",
+            &[
+                (open, ""),
+                ("[agents.a]\n", "[agents.a]\nnetwork = \"confined\"\n"),
+            ],
+        ),
+        (
+            "none on the agent",
+            &[
+                (open, ""),
+                ("[agents.a]\n", "[agents.a]\nnetwork = \"none\"\n"),
+            ],
+        ),
+        (
+            "confined on the agent over [defaults]' open",
+            &[("[agents.a]\n", "[agents.a]\nnetwork = \"confined\"\n")],
+        ),
     ];
     for (what, edits) in refused {
         let (repo, journal_path) = slurm_repo(240);
-        commit_manifest(&repo, &journal_path, &["ok"], "retries = 0", "", &[("p", ONE, "")]);
+        commit_manifest(
+            &repo,
+            &journal_path,
+            &["ok"],
+            "retries = 0",
+            "",
+            &[("p", ONE, "")],
+        );
         let mut toml = String::from_utf8(repo.read("plans.toml")).expect("utf-8");
         for (from, to) in edits {
             assert_eq!(toml.matches(from).count(), 1, "{what}: {from:?} in\n{toml}");
@@ -687,7 +716,12 @@ fn a_slurm_plan_runs_only_with_network_open_and_nothing_is_made_without() {
         let before = repo.git_dir_listing();
         let (code, out, err) = repo.run(&["up", "--json"]);
         assert_eq!(code, 6, "{what}\nstdout:\n{out}\nstderr:\n{err}");
-        for part in ["plan `p`", "agent `a`", "`executor = \"slurm\"`", "`network = \"open\"`"] {
+        for part in [
+            "plan `p`",
+            "agent `a`",
+            "`executor = \"slurm\"`",
+            "`network = \"open\"`",
+        ] {
             assert!(err.contains(part), "{what}: {part} in\n{err}");
         }
         assert!(
@@ -698,7 +732,10 @@ fn a_slurm_plan_runs_only_with_network_open_and_nothing_is_made_without() {
         assert!(!repo.root().join(".orch").exists(), "{what}: .orch made");
         assert!(!journal_path.exists(), "{what}: the agent ran");
         if cluster() {
-            assert!(jobs_under(repo.root()).is_empty(), "{what}: a job was submitted");
+            assert!(
+                jobs_under(repo.root()).is_empty(),
+                "{what}: a job was submitted"
+            );
         }
     }
     if !cluster() {
@@ -706,7 +743,14 @@ fn a_slurm_plan_runs_only_with_network_open_and_nothing_is_made_without() {
     }
     // `network = "open"` on the agent (none in `[defaults]`): it runs, as a job.
     let (repo, journal_path) = slurm_repo(240);
-    commit_manifest(&repo, &journal_path, &["ok"], "retries = 0", "", &[("p", ONE, "")]);
+    commit_manifest(
+        &repo,
+        &journal_path,
+        &["ok"],
+        "retries = 0",
+        "",
+        &[("p", ONE, "")],
+    );
     let toml = String::from_utf8(repo.read("plans.toml"))
         .expect("utf-8")
         .replace(open, "")

@@ -7,11 +7,11 @@ use std::path::Path;
 
 use anyhow::anyhow;
 
+use crate::diagnostic::Diagnostic;
 use crate::error::CliError;
 use crate::executor::{Executor, NetPlace};
 use crate::exit;
-use crate::diagnostic::Diagnostic;
-use crate::manifest::{AgentSpec, Manifest, NetworkMode};
+use crate::manifest::{AgentSpec, Manifest, NetworkMode, PlanEntry};
 use crate::sandbox::net::allow::AllowList;
 use crate::sandbox::net::{NetAttempt, NetProxy};
 
@@ -129,8 +129,12 @@ fn refused_elsewhere(plan: &str, agent_name: &str, executor: &str, why: &str) ->
 
 /// `orch check`'s errors of the plans of `manifest` that `orch up` refuses for their network
 /// (exit 6): an ssh or Slurm plan whose agent's `network` is not `"open"`, each at the line of
-/// the plan's `name`.
-pub(crate) fn check_diagnostics(manifest: &Manifest) -> Vec<Diagnostic> {
+/// the plan's `name`; `executor_of`: a plan's executor (`executor::of_plan`, made by the
+/// caller: the run makes it in one place).
+pub(crate) fn check_diagnostics(
+    manifest: &Manifest,
+    executor_of: &dyn Fn(&PlanEntry) -> std::sync::Arc<dyn Executor>,
+) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for entry in &manifest.plans {
         let Some(agent) = manifest.agent_of(entry) else {
@@ -140,7 +144,7 @@ pub(crate) fn check_diagnostics(manifest: &Manifest) -> Vec<Diagnostic> {
         if mode == Some(NetworkMode::Open) {
             continue;
         }
-        let executor = crate::executor::of_plan(manifest, entry);
+        let executor = executor_of(entry);
         let why = match mode {
             None => unconfined_elsewhere(executor.as_ref()),
             // Asked for explicitly: refused wherever the executor cannot confine.
