@@ -80,8 +80,15 @@ pub(crate) fn decide(
             None => Ok(PlanNetwork::Unconfined(why)),
         }
     };
+    // On another machine only the lead's `open` runs: unset, or `confined` or `none` asked for.
     if let Some(why) = unconfined_elsewhere(executor) {
-        return Err(refused_elsewhere(plan, agent_name, executor.name(), &why));
+        return Err(refused_elsewhere(
+            plan,
+            agent_name,
+            executor.name(),
+            mode,
+            &why,
+        ));
     }
     if let Err(why) = executor.network() {
         return cannot(why);
@@ -114,15 +121,24 @@ fn unconfined_elsewhere(executor: &dyn Executor) -> Option<String> {
 }
 
 /// The refusal of plan `plan`, whose agent `agent_name` runs by executor `executor` where its
-/// network is not confined (`why`) and nothing set `network = "open"`.
-fn refused_elsewhere(plan: &str, agent_name: &str, executor: &str, why: &str) -> CliError {
-    CliError::new(
-        exit::AGENT,
-        anyhow!(
+/// network is not confined (`why`), its `network` `mode` (unset: nothing set `open`).
+fn refused_elsewhere(
+    plan: &str,
+    agent_name: &str,
+    executor: &str,
+    mode: Option<NetworkMode>,
+    why: &str,
+) -> CliError {
+    let what = match mode {
+        None => format!(
             "plan `{plan}` runs its agent `{agent_name}` with `executor = \"{executor}\"`, where its network cannot be confined ({why}), and nothing set `network = \"open\"`"
         ),
-    )
-    .with_hint(format!(
+        Some(m) => format!(
+            "agent `{agent_name}` of plan `{plan}` must run with `network = \"{}\"`, which cannot be enforced with `executor = \"{executor}\"`: {why}",
+            m.as_str()
+        ),
+    };
+    CliError::new(exit::AGENT, anyhow!("{what}")).with_hint(format!(
         "set `network = \"open\"` in `[agents.{agent_name}]` (or in `[defaults]`) to run it there unconfined, or run the plan with `executor = \"local\"` or `\"container\"`"
     ))
 }
@@ -145,32 +161,10 @@ pub(crate) fn check_diagnostics(
             continue;
         }
         let executor = executor_of(entry);
-        let why = match mode {
-            None => unconfined_elsewhere(executor.as_ref()),
-            // Asked for explicitly: refused wherever the executor cannot confine.
-            Some(_) if !executor.attempts_here() => executor.network().err(),
-            Some(_) => None,
-        };
-        let Some(why) = why else {
+        let Some(why) = unconfined_elsewhere(executor.as_ref()) else {
             continue;
         };
-        let e = match mode {
-            None => refused_elsewhere(&entry.name, &entry.agent, executor.name(), &why),
-            Some(m) => CliError::new(
-                exit::AGENT,
-                anyhow!(
-                    "plan `{}` runs its agent `{}` with `executor = \"{}\"` and `network = \"{}\"`, which cannot be enforced there: {why}",
-                    entry.name,
-                    entry.agent,
-                    executor.name(),
-                    m.as_str()
-                ),
-            )
-            .with_hint(format!(
-                "set `network = \"open\"` in `[agents.{}]` to run it there unconfined, or run the plan with `executor = \"local\"` or `\"container\"`",
-                entry.agent
-            )),
-        };
+        let e = refused_elsewhere(&entry.name, &entry.agent, executor.name(), mode, &why);
         let mut d = Diagnostic::error(&manifest.path, entry.line, e.error.to_string());
         if let Some(hint) = e.hint {
             d = d.with_hint(hint);
