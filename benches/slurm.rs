@@ -77,9 +77,15 @@ fn setup(dir: &Path, executor: &str, poll: Option<&str>) {
     git(dir, &["init", "-q", "-b", "main"]);
     std::fs::create_dir_all(dir.join("plans")).expect("mkdir");
     let mut manifest = format!(
-        "[defaults]\nagent = \"writer\"\nmax_agents = {}\nexecutor = \"{executor}\"\n\n\
+        "[defaults]\nagent = \"writer\"\nmax_agents = {}\nexecutor = \"{executor}\"\n{network}\n\
          [agents.writer]\ncommand = [\"sh\", \"-c\", \"{AGENT}\"]\n",
-        size().slots
+        size().slots,
+        // A job's network is not confined: orch runs one only when the lead says so.
+        network = if executor == "slurm" {
+            "network = \"open\"\n"
+        } else {
+            ""
+        },
     );
     if let Some(poll) = poll {
         manifest.push_str(&format!("\n[slurm]\npoll = \"{poll}\"\n"));

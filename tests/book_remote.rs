@@ -50,8 +50,16 @@ fn the_remote_hosts_page_runs_as_written() {
         .expect("the page's [[host]] table");
     let executor = blocks
         .iter()
-        .find(|b| b.trim() == "executor = \"ssh\"")
+        .find(|b| b.starts_with("executor = \"ssh\"\n"))
         .expect("the page's executor line");
+    // The page's second line: the network of an agent on a host is the lead's to open.
+    assert!(
+        executor
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("network = \"open\"")),
+        "{executor}"
+    );
     assert!(host.contains("dir = \"/srv/orch\""), "{host}");
     let host = host.replace("/srv/orch", &lab.server("build1").dir.display().to_string());
 
@@ -78,6 +86,29 @@ fn the_remote_hosts_page_runs_as_written() {
         c.env("PATH", lab.path()).env_remove("ORCH_SANDBOX");
         repo.run_cmd(&mut c)
     };
+    // Without the page's `network` line, `orch check` and `orch up` refuse the plan, as the
+    // page says, and `orch up` makes nothing.
+    let without: String = manifest
+        .lines()
+        .filter(|l| !l.starts_with("network = \"open\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    repo.write("plans.toml", &without);
+    let (code, out, err) = run(&["check"]);
+    assert_eq!(code, 2, "orch check\n{out}\n{err}");
+    assert!(
+        err.contains("plan `example`") && err.contains("network = \"open\""),
+        "{err}"
+    );
+    let (code, out, err) = run(&["up"]);
+    assert_eq!(code, 6, "orch up\n{out}\n{err}");
+    assert!(
+        repo.git(&["branch", "--list", "plan/example"])
+            .trim()
+            .is_empty(),
+        "a branch was made"
+    );
+    repo.write("plans.toml", &manifest);
     let (code, out, err) = run(&["check"]);
     assert_eq!(code, 0, "orch check\n{out}\n{err}");
     let (code, out, err) = run(&["hosts"]);

@@ -278,7 +278,7 @@ fn bad_host_input_is_refused_with_file_and_line_and_nothing_is_written() {
     // An unknown host in a plan's `hosts`.
     let repo = repo_with(
         "[[host]]\nname = \"h1\"\nssh = \"h1\"\n",
-        "executor = \"ssh\"\n",
+        "executor = \"ssh\"\nnetwork = \"open\"\n",
     );
     let text = std::fs::read_to_string(repo.root().join("plans.toml")).expect("toml");
     std::fs::write(

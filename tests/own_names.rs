@@ -130,7 +130,7 @@ fn plans_and_hosts_named_like_orchs_own_keep_their_progress_on_a_host() {
     let repo = repo_with(
         &names,
         &lab.host_toml(2),
-        "executor = \"ssh\"\n",
+        "executor = \"ssh\"\nnetwork = \"open\"\n",
         &["sh", "-c", "echo \"$ORCH_TASK\" > \"task-$ORCH_TASK.txt\""],
     );
     up(&repo, Some(&lab.path()));

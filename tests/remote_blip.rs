@@ -54,7 +54,7 @@ fn repo(lab: &sshd::Lab, command: &str) -> Repo {
     repo.write(
         "plans.toml",
         &format!(
-            "{}[defaults]\nexecutor = \"ssh\"\nmax_agents = 8\nretries = 0\nagent = \"a\"\n\n\
+            "{}[defaults]\nexecutor = \"ssh\"\nnetwork = \"open\"\nmax_agents = 8\nretries = 0\nagent = \"a\"\n\n\
              [agents.a]\ncommand = [\"sh\", \"{command}\"]\nreport = \"exit\"\n\n\
              [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nparallel_tasks = {TASKS}\n",
             lab.host_toml(TASKS)

@@ -92,7 +92,7 @@ fn a_confined_remote_agent_gets_a_private_client_state_on_its_host_and_nothing_e
     ];
     let repo = Repo::builder().identity_in_config().build();
     let mut toml = format!(
-        "{}[defaults]\nexecutor = \"ssh\"\nmax_agents = 8\nretries = 0\nsandbox = \"on\"\n\n",
+        "{}[defaults]\nexecutor = \"ssh\"\nnetwork = \"open\"\nmax_agents = 8\nretries = 0\nsandbox = \"on\"\n\n",
         lab.host_toml(3)
     );
     for (plan, program, first) in plans {

@@ -72,7 +72,7 @@ fn lying_lab() -> sshd::Lab {
 fn repo_of(lab: &sshd::Lab, plans: &[(&str, usize, &str)]) -> Repo {
     let repo = Repo::builder().identity_in_config().build();
     let mut toml = format!(
-        "{}[defaults]\nexecutor = \"ssh\"\nmax_agents = 8\nretries = 0\nagent = \"a\"\nlog_max = \"1MiB\"\n\n\
+        "{}[defaults]\nexecutor = \"ssh\"\nnetwork = \"open\"\nmax_agents = 8\nretries = 0\nagent = \"a\"\nlog_max = \"1MiB\"\n\n\
          [agents.a]\ncommand = [\"sh\", \"-c\", \"exit 0\"]\nreport = \"orch\"\n",
         lab.host_toml(4)
     );

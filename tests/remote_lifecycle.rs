@@ -44,7 +44,7 @@ fn repo_with(hosts: &str, tasks: usize, agent: &str, extra: &str) -> Repo {
     repo.write(
         "plans.toml",
         &format!(
-            "{hosts}[defaults]\nexecutor = \"ssh\"\nmax_agents = 4\nretries = 0\nagent = \"a\"\n\n\
+            "{hosts}[defaults]\nexecutor = \"ssh\"\nnetwork = \"open\"\nmax_agents = 4\nretries = 0\nagent = \"a\"\n\n\
              [agents.a]\ncommand = [\"sh\", \"{agent}\"]\n{extra}\n\n[[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n"
         ),
     );

@@ -64,7 +64,7 @@ fn what_a_remote_agent_leaves_running_ends_with_its_attempt() {
         std::fs::write(&leaver, LEAVER).expect("leaver");
         let repo = Repo::builder().identity_in_config().build();
         let mut toml = format!(
-            "{}[defaults]\nexecutor = \"ssh\"\nmax_agents = 8\nretries = 0\ntimeout = \"60s\"\n\n",
+            "{}[defaults]\nexecutor = \"ssh\"\nnetwork = \"open\"\nmax_agents = 8\nretries = 0\ntimeout = \"60s\"\n\n",
             lab.host_toml(3)
         );
         for how in HOWS {

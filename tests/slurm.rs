@@ -89,7 +89,7 @@ fn commit_manifest(
     argv.extend_from_slice(args);
     let argv: Vec<&Path> = argv.iter().map(Path::new).collect();
     let mut text = format!(
-        "[defaults]\nagent = \"a\"\nexecutor = \"slurm\"\n{defaults}\n\n[slurm]\npoll = \"1s\"\n{slurm}\n\n\
+        "[defaults]\nagent = \"a\"\nexecutor = \"slurm\"\nnetwork = \"open\"\n{defaults}\n\n[slurm]\npoll = \"1s\"\n{slurm}\n\n\
          [agents.a]\ncommand = {}\n",
         agent_at("slurm_agent.sh", &argv)
     );
@@ -502,7 +502,7 @@ fn a_plan_mode_agent_runs_as_one_job_and_gets_one_commit_per_task() {
     );
     repo.manifest(
         &agent_at("plan_agent.sh", &[&journal_path]),
-        "mode = \"plan\"\nexecutor = \"slurm\"",
+        "mode = \"plan\"\nexecutor = \"slurm\"\nnetwork = \"open\"",
         "",
         &[("pl", "")],
     );
@@ -574,7 +574,7 @@ echo "$ORCH_TASK done in job ${SLURM_JOB_ID:-none}" >> work.txt
     repo.write(
         "plans.toml",
         &format!(
-            "[defaults]\nagent = \"a\"\nexecutor = \"slurm\"\nsandbox = \"on\"\nretries = 0\n\n[slurm]\npoll = \"1s\"\n\n\
+            "[defaults]\nagent = \"a\"\nexecutor = \"slurm\"\nnetwork = \"open\"\nsandbox = \"on\"\nretries = 0\n\n[slurm]\npoll = \"1s\"\n\n\
              [agents.a]\ncommand = {argv}\nreport = \"exit\"\n\n\
              [[plan]]\nname = \"one\"\nfile = \"docs/plans/one.md\"\n\n\
              [[plan]]\nname = \"other\"\nfile = \"docs/plans/other.md\"\nexecutor = \"local\"\nagent = \"b\"\n\n\
@@ -638,4 +638,139 @@ fn orch_landlock() -> bool {
         "ORCH_REQUIRE_LANDLOCK is set, but this kernel does not support Landlock"
     );
     ok
+}
+
+/// Issue 62's rule in a Slurm job: orch's proxy does not run on the node, so a Slurm plan runs
+/// only when its agent's network is `open`, the lead's word. Unset (in `[defaults]` or with the
+/// executor said on the plan), `confined` or `none` on the agent (over `[defaults]`' `open`
+/// too): `orch check` says so at the plan's line, and `orch up` refuses (exit 6, naming the
+/// plan, its executor and the fix) before anything is made: no branch, no worktree, nothing in
+/// `.git`, no job (no cluster needed for this part: the refusal comes first). With `open` the
+/// plan runs as jobs and lands.
+#[test]
+fn a_slurm_plan_runs_only_with_network_open_and_nothing_is_made_without() {
+    let open = "network = \"open\"\n";
+    let exec = "executor = \"slurm\"\n";
+    // What is done to the manifest `commit_manifest` writes (`executor` and `network = "open"`
+    // in `[defaults]`): (what it is, [(from, to)]).
+    let refused: [(&str, &[(&str, &str)]); 5] = [
+        ("unset", &[(open, "")]),
+        (
+            "unset, the executor said on the plan",
+            &[
+                (open, ""),
+                (exec, ""),
+                (
+                    "file = \"docs/plans/p.md\"\n",
+                    "file = \"docs/plans/p.md\"\nexecutor = \"slurm\"\n",
+                ),
+            ],
+        ),
+        (
+            "confined on the agent",
+            &[
+                (open, ""),
+                ("[agents.a]\n", "[agents.a]\nnetwork = \"confined\"\n"),
+            ],
+        ),
+        (
+            "none on the agent",
+            &[
+                (open, ""),
+                ("[agents.a]\n", "[agents.a]\nnetwork = \"none\"\n"),
+            ],
+        ),
+        (
+            "confined on the agent over [defaults]' open",
+            &[("[agents.a]\n", "[agents.a]\nnetwork = \"confined\"\n")],
+        ),
+    ];
+    for (what, edits) in refused {
+        let (repo, journal_path) = slurm_repo(240);
+        commit_manifest(
+            &repo,
+            &journal_path,
+            &["ok"],
+            "retries = 0",
+            "",
+            &[("p", ONE, "")],
+        );
+        let mut toml = String::from_utf8(repo.read("plans.toml")).expect("utf-8");
+        for (from, to) in edits {
+            assert_eq!(toml.matches(from).count(), 1, "{what}: {from:?} in\n{toml}");
+            toml = toml.replace(from, to);
+        }
+        repo.write("plans.toml", &toml);
+        repo.commit_all(what);
+        let line = toml
+            .lines()
+            .position(|l| l == "name = \"p\"")
+            .expect("the plan's line")
+            + 1;
+        let (code, out, err) = repo.run(&["check"]);
+        assert_eq!(code, 2, "{what}: orch check\n{out}\n{err}");
+        assert!(
+            err.contains(&format!("plans.toml:{line}: error")) && err.contains("plan `p`"),
+            "{what}: {err}"
+        );
+        let before = repo.git_dir_listing();
+        let (code, out, err) = repo.run(&["up", "--json"]);
+        assert_eq!(code, 6, "{what}\nstdout:\n{out}\nstderr:\n{err}");
+        for part in [
+            "plan `p`",
+            "agent `a`",
+            "`executor = \"slurm\"`",
+            "`network = \"open\"`",
+        ] {
+            assert!(err.contains(part), "{what}: {part} in\n{err}");
+        }
+        assert!(
+            repo.git(&["branch", "--list", "plan/p"]).trim().is_empty(),
+            "{what}: a branch was made"
+        );
+        assert_eq!(repo.git_dir_listing(), before, "{what}: .git changed");
+        assert!(!repo.root().join(".orch").exists(), "{what}: .orch made");
+        assert!(!journal_path.exists(), "{what}: the agent ran");
+        if cluster() {
+            assert!(
+                jobs_under(repo.root()).is_empty(),
+                "{what}: a job was submitted"
+            );
+        }
+    }
+    if !cluster() {
+        return;
+    }
+    // `network = "open"` on the agent (none in `[defaults]`): it runs, as a job.
+    let (repo, journal_path) = slurm_repo(240);
+    commit_manifest(
+        &repo,
+        &journal_path,
+        &["ok"],
+        "retries = 0",
+        "",
+        &[("p", ONE, "")],
+    );
+    let toml = String::from_utf8(repo.read("plans.toml"))
+        .expect("utf-8")
+        .replace(open, "")
+        .replace("[agents.a]\n", "[agents.a]\nnetwork = \"open\"\n");
+    repo.write("plans.toml", &toml);
+    repo.commit_all("open on the agent");
+    let (code, out, err) = repo.run(&["check"]);
+    assert_eq!(code, 0, "orch check\n{out}\n{err}");
+    let out = repo.up(&[]);
+    let ev = events(&out);
+    let started = named(&ev, "run_started");
+    assert_eq!(started.len(), 1, "{out}");
+    assert_eq!(started[0]["network"], "open", "{started:?}");
+    let doc = repo.status_file("p");
+    let tasks = doc["tasks"].as_array().expect("tasks");
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0]["status"], "completed", "{doc}");
+    assert_eq!(repo.subjects("plan/p"), ["p 1.1: Do the work"]);
+    assert!(
+        repo.git(&["show", "plan/p:p.txt"]).contains("in job "),
+        "the work was not done in a job"
+    );
 }

@@ -12,7 +12,13 @@ use crate::plan::TaskKind;
 use crate::workspace::{self, LoadedPlan, Selection, Workspace};
 
 pub(crate) fn run(sel: &Selection, json_out: bool) -> CliResult<u8> {
-    let ws = workspace::load_checked(sel)?;
+    let mut ws = workspace::load_checked(sel)?;
+    // What `orch up` refuses of a plan's network where it runs (exit 6), said here too.
+    if let Some(m) = &ws.manifest {
+        let refused =
+            crate::supervisor::network::check_diagnostics(m, &|e| crate::executor::of_plan(m, e));
+        ws.diagnostics.extend(refused);
+    }
     let errors = ws.diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = ws.diagnostics.len() - errors;
     let schedule = ws

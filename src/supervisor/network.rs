@@ -7,10 +7,11 @@ use std::path::Path;
 
 use anyhow::anyhow;
 
+use crate::diagnostic::Diagnostic;
 use crate::error::CliError;
 use crate::executor::{Executor, NetPlace};
 use crate::exit;
-use crate::manifest::{AgentSpec, NetworkMode};
+use crate::manifest::{AgentSpec, Manifest, NetworkMode, PlanEntry};
 use crate::sandbox::net::allow::AllowList;
 use crate::sandbox::net::{NetAttempt, NetProxy};
 
@@ -26,8 +27,8 @@ pub(crate) enum PlanNetwork {
     None,
     /// Everything (`network = "open"`).
     Open,
-    /// Not confined although nothing said `open`: why (a Slurm job, a machine that cannot make
-    /// network namespaces).
+    /// Not confined although nothing said `open`: why (a machine that cannot make network
+    /// namespaces nor limit TCP ports; a container's network when orch is not root).
     Unconfined(String),
 }
 
@@ -48,7 +49,10 @@ impl PlanNetwork {
 /// Decides plan `plan`'s network, its attempts run by `executor`; `probe`: whether this machine makes the namespace (asked once,
 /// only when needed; the error says why not); `landlock_tcp`: whether the kernel's Landlock has
 /// TCP rules (ABI 4), the fallback of the default without a namespace. An explicit `confined`
-/// or `none` that cannot be enforced is refused (exit 6) with the fix.
+/// or `none` that cannot be enforced is refused (exit 6) with the fix, and so is the default
+/// where the plan's attempts run on another machine whose network orch does not confine (an ssh
+/// host, a Slurm node: [`unconfined_elsewhere`]): only `network = "open"`, the lead's word, runs
+/// them there.
 pub(crate) fn decide(
     plan: &str,
     agent_name: &str,
@@ -76,6 +80,16 @@ pub(crate) fn decide(
             None => Ok(PlanNetwork::Unconfined(why)),
         }
     };
+    // On another machine only the lead's `open` runs: unset, or `confined` or `none` asked for.
+    if let Some(why) = unconfined_elsewhere(executor) {
+        return Err(refused_elsewhere(
+            plan,
+            agent_name,
+            executor.name(),
+            mode,
+            &why,
+        ));
+    }
     if let Err(why) = executor.network() {
         return cannot(why);
     }
@@ -95,6 +109,69 @@ pub(crate) fn decide(
             cannot(why)
         }
     }
+}
+
+/// Why the network of `executor`'s attempts cannot be confined, when they run on another
+/// machine (an ssh host, a Slurm node): there nothing but `network = "open"` runs them.
+fn unconfined_elsewhere(executor: &dyn Executor) -> Option<String> {
+    if executor.attempts_here() {
+        return None;
+    }
+    executor.network().err()
+}
+
+/// The refusal of plan `plan`, whose agent `agent_name` runs by executor `executor` where its
+/// network is not confined (`why`), its `network` `mode` (unset: nothing set `open`).
+fn refused_elsewhere(
+    plan: &str,
+    agent_name: &str,
+    executor: &str,
+    mode: Option<NetworkMode>,
+    why: &str,
+) -> CliError {
+    let what = match mode {
+        None => format!(
+            "plan `{plan}` runs its agent `{agent_name}` with `executor = \"{executor}\"`, where its network cannot be confined ({why}), and nothing set `network = \"open\"`"
+        ),
+        Some(m) => format!(
+            "agent `{agent_name}` of plan `{plan}` must run with `network = \"{}\"`, which cannot be enforced with `executor = \"{executor}\"`: {why}",
+            m.as_str()
+        ),
+    };
+    CliError::new(exit::AGENT, anyhow!("{what}")).with_hint(format!(
+        "set `network = \"open\"` in `[agents.{agent_name}]` (or in `[defaults]`) to run it there unconfined, or run the plan with `executor = \"local\"` or `\"container\"`"
+    ))
+}
+
+/// `orch check`'s errors of the plans of `manifest` that `orch up` refuses for their network
+/// (exit 6): an ssh or Slurm plan whose agent's `network` is not `"open"`, each at the line of
+/// the plan's `name`; `executor_of`: a plan's executor (`executor::of_plan`, made by the
+/// caller: the run makes it in one place).
+pub(crate) fn check_diagnostics(
+    manifest: &Manifest,
+    executor_of: &dyn Fn(&PlanEntry) -> std::sync::Arc<dyn Executor>,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for entry in &manifest.plans {
+        let Some(agent) = manifest.agent_of(entry) else {
+            continue;
+        };
+        let mode = agent.sandbox.network.mode;
+        if mode == Some(NetworkMode::Open) {
+            continue;
+        }
+        let executor = executor_of(entry);
+        let Some(why) = unconfined_elsewhere(executor.as_ref()) else {
+            continue;
+        };
+        let e = refused_elsewhere(&entry.name, &entry.agent, executor.name(), mode, &why);
+        let mut d = Diagnostic::error(&manifest.path, entry.line, e.error.to_string());
+        if let Some(hint) = e.hint {
+            d = d.with_hint(hint);
+        }
+        out.push(d);
+    }
+    out
 }
 
 /// Plan network `net` widened for the plan's fallback agents (`fallback`): a confined network
@@ -278,6 +355,7 @@ mod tests {
     use super::*;
     use crate::executor::local::LocalExecutor;
     use crate::executor::slurm::SlurmExecutor;
+    use crate::executor::ssh::SshExecutor;
     use crate::sandbox::net::allow::Endpoint;
 
     fn agent(command: &[&str], mode: Option<NetworkMode>, allow: &[&str]) -> AgentSpec {
@@ -355,11 +433,36 @@ mod tests {
         let open = agent(&["./a"], Some(NetworkMode::Open), &[]);
         let p = decide("a", "x", &open, &SlurmExecutor::default(), &no, &tcp).expect("open");
         assert_eq!(p, PlanNetwork::Open);
-        let p = decide("a", "x", &default, &SlurmExecutor::default(), &ok, &tcp).expect("slurm");
-        assert!(
-            matches!(p, PlanNetwork::Unconfined(ref w) if w.contains("slurm")),
-            "{p:?}"
-        );
+    }
+
+    #[test]
+    fn on_another_machine_the_default_is_refused_and_only_open_runs() {
+        let (ok, tcp) = (|| Ok(()), || true);
+        let no = || Err("no user namespaces".to_string());
+        let ssh = SshExecutor::new(vec!["h1".into()]);
+        let slurm = SlurmExecutor::default();
+        let default = agent(&["./a"], None, &[]);
+        let open = agent(&["./a"], Some(NetworkMode::Open), &[]);
+        for (executor, name) in [(&ssh as &dyn Executor, "ssh"), (&slurm, "slurm")] {
+            for probe in [&ok as &dyn Fn() -> Result<(), String>, &no] {
+                let e = decide("p1", "w", &default, executor, probe, &tcp).expect_err("refused");
+                assert_eq!(e.code, exit::AGENT, "{name}");
+                let text = e.error.to_string();
+                for part in ["plan `p1`", "agent `w`", &format!("executor = \"{name}\"")] {
+                    assert!(text.contains(part), "{part} in {text}");
+                }
+                let hint = e.hint.clone().unwrap_or_default();
+                assert!(
+                    hint.contains("`network = \"open\"` in `[agents.w]`"),
+                    "{hint}"
+                );
+                let p = decide("p1", "w", &open, executor, probe, &tcp).expect("open");
+                assert_eq!(p, PlanNetwork::Open, "{name}");
+            }
+        }
+        // Here, the default is as it was: confined, else ports, else said at start.
+        let p = decide("p1", "w", &default, &LocalExecutor, &no, &|| false).expect("local");
+        assert!(matches!(p, PlanNetwork::Unconfined(_)), "{p:?}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::support::{self, Repo, events, named, read_lines, wait_line, wait_with
 
 /// Kills `orch up` (by its pid) if the test ends before it was waited for: a failed wait
 /// leaves no run behind.
-struct KillOnDrop(Option<u32>);
+pub(super) struct KillOnDrop(pub(super) Option<u32>);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -26,7 +26,8 @@ impl Drop for KillOnDrop {
 }
 
 /// 1.1 then 1.2.
-const TWO: &str = "# P\n\n## Phase 1: Work\n- [ ] 1.1 one\n- [ ] 1.2 two (depends: 1.1)\n";
+pub(super) const TWO: &str =
+    "# P\n\n## Phase 1: Work\n- [ ] 1.1 one\n- [ ] 1.2 two (depends: 1.1)\n";
 
 fn manifest(r: &Path, variant: &str) -> String {
     let agent = support::agent_at("hostile_claim.sh", &[r, Path::new(variant)]);

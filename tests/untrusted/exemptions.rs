@@ -17,7 +17,7 @@ use crate::support::review::{Gh, finished, orch as orch_gh};
 use crate::support::{self, Repo, toml_array};
 
 /// The agent's edit: a `[[notify]]` hook appended to `plans.toml` that would touch `marker`.
-fn hook(marker: &Path) -> String {
+pub(super) fn hook(marker: &Path) -> String {
     format!(
         "echo '[[notify]]' >> plans.toml && echo 'command = [\"touch\", \"{}\"]' >> plans.toml",
         marker.display()
@@ -25,7 +25,7 @@ fn hook(marker: &Path) -> String {
 }
 
 /// The agent's edit that also gives its plan `p` an exemption of its own.
-fn self_allowed(marker: &Path) -> String {
+pub(super) fn self_allowed(marker: &Path) -> String {
     format!(
         "sed -i 's/^name = \"p\"$/name = \"p\"\\nallow_protected = [\"plans.toml\"]/' plans.toml && {}",
         hook(marker)
@@ -57,7 +57,7 @@ fn run(repo: &Repo, args: &[&str]) -> (i32, String, String) {
 }
 
 /// The task's recorded failure names `plans.toml` as a protected change.
-fn failed_naming_plans_toml(repo: &Repo, plan: &str, task: &str, what: &str) {
+pub(super) fn failed_naming_plans_toml(repo: &Repo, plan: &str, task: &str, what: &str) {
     let t = repo.task(plan, task);
     assert_eq!(t["status"], "failed", "{what}: {t}");
     let error = t["error"].as_str().unwrap_or_default();
@@ -68,7 +68,7 @@ fn failed_naming_plans_toml(repo: &Repo, plan: &str, task: &str, what: &str) {
 }
 
 /// `orch merge PLAN` without `--allow-protected` is refused (exit 4) and `main` stays `main_`.
-fn merge_refused(repo: &Repo, plan: &str, main_: &str, what: &str) -> String {
+pub(super) fn merge_refused(repo: &Repo, plan: &str, main_: &str, what: &str) -> String {
     let (code, out, err) = repo.run(&["merge", plan]);
     assert_eq!(code, 4, "{what}\n{out}\n{err}");
     assert_eq!(repo.rev("main"), main_, "{what}: main moved");
@@ -77,10 +77,10 @@ fn merge_refused(repo: &Repo, plan: &str, main_: &str, what: &str) -> String {
 
 /// One text variant of a task that changes `plans.toml`: (what, plan file, the agent's shell
 /// line given the edit).
-type Text = (&'static str, &'static str, fn(&str) -> String);
+pub(super) type Text = (&'static str, &'static str, fn(&str) -> String);
 
 /// The text variants of a task that changes `plans.toml`.
-fn texts() -> Vec<Text> {
+pub(super) fn texts() -> Vec<Text> {
     vec![
         (
             "its description names it",

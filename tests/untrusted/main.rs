@@ -29,6 +29,7 @@ mod implicit_code;
 mod links;
 mod modes;
 mod network;
+mod on_hosts;
 mod own_dirs;
 mod peers;
 mod processes;

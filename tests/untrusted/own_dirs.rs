@@ -17,7 +17,7 @@ use crate::support::{self, Repo, toml_array};
 
 /// Each way to plant files in orch's directories (shell lines run in plan `p`'s worktree), the
 /// path the refusal must name, and the `[defaults]` lines the manifest needs for it.
-const PLANTS: [(&str, &str, &str); 5] = [
+pub(super) const PLANTS: [(&str, &str, &str); 5] = [
     (
         "mkdir -p .orch/worktrees/q && echo pwned > .orch/worktrees/q/planted.txt \
          && printf '!.orch/\\n!.orch/**\\n' > .gitignore",
