@@ -214,3 +214,83 @@ fn a_resolvers_client_that_neither_the_image_nor_this_machine_has_is_refused_nam
     assert_eq!(repo.rev("main"), main);
     nothing_left(&repo, "gemini");
 }
+
+/// Another image (`.ci/podman images` builds it too). No container of it is started here: the
+/// resolution is refused before podman is asked.
+const OTHER: &str = "localhost/orch-test-postgres:latest";
+
+#[test]
+fn a_resolution_against_a_group_candidate_of_two_images_is_refused_and_nothing_moves() {
+    // Plans `a` and `b` of repository `api` land together; both write `shared.txt`, so `b`
+    // conflicts with `a` in the group's candidate and is resolved against it (its worktree
+    // would hold `a`'s work). Run in one image, then the manifest gives `b` another: the
+    // resolver would run one plan's code in the other's image, so it does not run at all.
+    if !available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let make = || {
+        Repo::builder()
+            .under(dir.path())
+            .canonical()
+            .identity_in_config()
+            .timeout(Duration::from_secs(300))
+            .build()
+    };
+    let (home, api) = (make(), make());
+    let (path, text) = secret(&home);
+    let api_rel = format!(
+        "../{}",
+        api.root().file_name().expect("name").to_string_lossy()
+    );
+    let writer = toml_array(&["sh", "-c", "echo \"$ORCH_PLAN 1.1\" > shared.txt"]);
+    let fixer = toml_array(&["sh", "-c", &resolver(&path)]);
+    let mut toml = format!(
+        "[defaults]\nagent = \"w\"\nretries = 0\nintegrate = \"off\"\nresolve = \"fixer\"\n\
+         executor = \"container\"\nimage = \"{IMAGE}\"\n\n\
+         [agents.w]\ncommand = {writer}\nreport = \"exit\"\nnetwork = \"none\"\n\n\
+         [agents.fixer]\ncommand = {fixer}\nnetwork = \"none\"\n\n\
+         [[repo]]\nname = \"api\"\npath = \"{api_rel}\"\n"
+    );
+    for (name, extra) in [("a", ""), ("b", "land_with = [\"a\"]\n")] {
+        home.write(
+            &format!("plans/{name}.md"),
+            &support::one_task("P", "Write shared.txt"),
+        );
+        toml.push_str(&format!(
+            "\n[[plan]]\nname = \"{name}\"\nfile = \"plans/{name}.md\"\nrepo = \"api\"\n{extra}"
+        ));
+    }
+    home.write("plans.toml", &toml);
+    home.commit_all("plans");
+    let (code, out, err) = home.run(&["up"]);
+    assert_eq!(code, 0, "orch up:\n{out}\n{err}");
+    home.write(
+        "plans.toml",
+        &toml.replace(
+            "repo = \"api\"\nland_with",
+            &format!("repo = \"api\"\nimage = \"{OTHER}\"\nland_with"),
+        ),
+    );
+    home.commit_all("b in another image");
+    let before = (home.refs(), api.refs());
+    for args in [&["resolve", "b"][..], &["merge"][..]] {
+        let (code, out, err) = home.run(args);
+        let all = format!("{out}\n{err}");
+        assert_ne!(code, 0, "{args:?}: {all}");
+        assert!(
+            all.contains("different images")
+                && all.contains(&format!("`a` in `{IMAGE}`"))
+                && all.contains(&format!("`b` in `{OTHER}`")),
+            "{args:?}: {all}"
+        );
+        // Nothing moved in either repository, and the resolver never ran.
+        assert_eq!((home.refs(), api.refs()), before, "{args:?}: a ref changed");
+        assert!(!all.contains("PROBE") && !all.contains(&text), "{all}");
+        assert!(
+            !api.root().join(".orch/logs/b/resolve.log").exists(),
+            "{args:?}: the resolver ran"
+        );
+        nothing_left(&api, &format!("{args:?}"));
+    }
+}
