@@ -6,7 +6,7 @@
 //! [`crate::agent_output`] for usage and the failure's cause. Blocking (it waits for the agent
 //! with the plan's `timeout`): `orch merge`, `orch resolve` and the merge train's blocking
 //! thread call it. The resolver of a plan that runs in a container ([`AgentJob::container`])
-//! runs in a one-shot container of its image ([`crate::executor::container::OneShot`]), its
+//! runs in a one-shot container of its image ([`crate::merge::resolve::Container`]), its
 //! directories mounted at the same paths, confined inside by the same rules, entered by `podman
 //! exec` under the same wrapper here; the container goes when it ends.
 
@@ -164,7 +164,7 @@ impl AgentRunner {
         // mounted, as for an attempt); here: on this machine's.
         let mut client = None;
         if let Some(place) = &job.container {
-            client = match crate::executor::container::client_for(
+            client = match crate::merge::resolve::container_client(
                 &job.plan,
                 &place.image,
                 &program,
@@ -191,7 +191,7 @@ impl AgentRunner {
         }
         // What a container of the plan's image mounts besides the resolution worktree and the
         // TMPDIR: the agent's own directories, its prompt, its client.
-        let mut mounts = crate::executor::container::Mounts {
+        let mut mounts = crate::merge::resolve::ContainerMounts {
             write: vec![job.notes_dir.clone()],
             read: vec![prompt_file.clone()],
             client: client.clone(),
@@ -253,7 +253,7 @@ impl AgentRunner {
         // a container of its own of the plan's image, removed when this returns (a killed
         // orch's: by the next one-shot container's sweep of dead runs).
         let container = match &job.container {
-            Some(place) => match crate::executor::container::OneShot::start_with(
+            Some(place) => match crate::merge::resolve::Container::start_with(
                 place,
                 &job.plan,
                 (&job.workdir, tmp_dir.as_deref()),

@@ -42,6 +42,13 @@ use crate::manifest::{AgentSpec, Manifest};
 
 pub(crate) use hand::{dry_run_prompt, request, resolve_by_hand, sync_resolving, verify_for};
 pub(crate) use request::Onto;
+
+/// Where the resolving agent of a plan that runs in a container runs ([`AgentJob::container`]):
+/// a one-shot container of the plan's image, what it mounts of the agent's own, and the client
+/// from this machine it may need (for the runner, which names no executor kind).
+pub(crate) use crate::executor::container::{
+    Mounts as ContainerMounts, OneShot as Container, client_for as container_client,
+};
 pub(crate) use run::resolve;
 pub(crate) use run::{Resolution, Why, failure, resolvers_usage};
 
