@@ -117,9 +117,16 @@ pub(crate) fn run(sel: &Selection, args: ResolveArgs) -> CliResult<u8> {
     )?;
     crate::merge::interrupt::install();
     let json_out = args.json;
+    // Whether a resolution's end was told: one that fails before its agent starts (its budget,
+    // a protected file, plans of different images) has no note, and its cause is printed below.
+    let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let told = Arc::clone(&ended);
     let resolver = crate::supervisor::resolver::resolver(
         Arc::new(manifest.clone()),
         Arc::new(move |note| {
+            if !matches!(note, ResolveNote::Started { .. }) {
+                told.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             if !json_out {
                 println_safe(&note_line(note));
             }
@@ -162,6 +169,13 @@ pub(crate) fn run(sel: &Selection, args: ResolveArgs) -> CliResult<u8> {
     };
     if args.json {
         print_json(&value);
+    } else if let Some(Resolution::Failed { cause, agent, .. }) = &result
+        && !ended.load(std::sync::atomic::Ordering::Relaxed)
+    {
+        println_safe(&format!(
+            "{}: resolution by agent `{agent}` failed: {cause}",
+            args.plan
+        ));
     }
     Ok(code)
 }

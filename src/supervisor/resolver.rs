@@ -5,7 +5,10 @@
 //! session-exec`, [`crate::process::wrapper`]), its output to `<log_dir>/<plan>/resolve.log`, read by
 //! [`crate::agent_output`] for usage and the failure's cause. Blocking (it waits for the agent
 //! with the plan's `timeout`): `orch merge`, `orch resolve` and the merge train's blocking
-//! thread call it.
+//! thread call it. The resolver of a plan that runs in a container ([`AgentJob::container`])
+//! runs in a one-shot container of its image ([`crate::merge::resolve::Container`]), its
+//! directories mounted at the same paths, confined inside by the same rules, entered by `podman
+//! exec` under the same wrapper here; the container goes when it ends.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -156,25 +159,54 @@ impl AgentRunner {
                 std::env::var_os(k).map(|v| v.to_string_lossy().into_owned())
             }));
         }
-        if let Some(first) = argv.first_mut()
-            && !first.contains('/')
-            && let Some(found) = process::resolve_program(first, &job.workdir)
-        {
-            *first = found.display().to_string();
-        }
         let program = argv.first().cloned().unwrap_or_default();
-        if let Err(e) = process::runnable(&program, &job.workdir) {
-            return failed(format!(
-                "cannot start agent `{}` (`{program}`): {e}",
-                job.agent_name
-            ));
+        // In a container: its program found on the container's PATH (or this machine's client
+        // mounted, as for an attempt); here: on this machine's.
+        let mut client = None;
+        if let Some(place) = &job.container {
+            client = match crate::merge::resolve::container_client(
+                &job.plan,
+                &place.image,
+                &program,
+                &job.workdir,
+            ) {
+                Ok(c) => c,
+                Err(e) => return failed(format!("cannot start the resolver: {e}")),
+            };
+            argv.insert(0, "/usr/bin/env".to_string());
+        } else {
+            if let Some(first) = argv.first_mut()
+                && !first.contains('/')
+                && let Some(found) = process::resolve_program(first, &job.workdir)
+            {
+                *first = found.display().to_string();
+            }
+            let program = argv.first().cloned().unwrap_or_default();
+            if let Err(e) = process::runnable(&program, &job.workdir) {
+                return failed(format!(
+                    "cannot start agent `{}` (`{program}`): {e}",
+                    job.agent_name
+                ));
+            }
         }
+        // What a container of the plan's image mounts besides the resolution worktree and the
+        // TMPDIR: the agent's own directories, its prompt, its client.
+        let mut mounts = crate::merge::resolve::ContainerMounts {
+            write: vec![job.notes_dir.clone()],
+            read: vec![prompt_file.clone()],
+            client: client.clone(),
+        };
+        if names_usage {
+            mounts.write.extend(usage_dir.iter().cloned());
+        }
+        let mut tmp_dir = None;
         if let Some(base) = confine.rules() {
             let tmp = sandbox::tmp_dir(&job.plan, "resolve", job.attempt);
             if let Err(e) = crate::links::fresh_dir(&tmp) {
                 return failed(format!("cannot make the TMPDIR `{}`: {e}", tmp.display()));
             }
             cleanup.push(tmp.clone());
+            tmp_dir = Some(tmp.clone());
             env.push(("TMPDIR".into(), tmp.display().to_string()));
             let mut rules = sandbox::attempt_rules(base, &job.workdir, &tmp);
             rules.write.push(job.notes_dir.clone());
@@ -191,6 +223,7 @@ impl AgentRunner {
                         for (var, d) in &p.vars {
                             env.push(((*var).to_string(), d.display().to_string()));
                         }
+                        mounts.write.push(p.dir.clone());
                         rules.write.push(p.dir);
                     }
                     Ok(None) => {}
@@ -216,10 +249,39 @@ impl AgentRunner {
             Ok(n) => n,
             Err(e) => return failed(e.error.to_string()),
         };
-        let mut net = match network.attempt((&job.plan, "resolve"), &job.log, &mut env) {
+        // The plan's code never runs here when the plan runs in a container: the agent runs in
+        // a container of its own of the plan's image, removed when this returns (a killed
+        // orch's: by the next one-shot container's sweep of dead runs).
+        let container = match &job.container {
+            Some(place) => match crate::merge::resolve::Container::start_with(
+                place,
+                &job.plan,
+                (&job.workdir, tmp_dir.as_deref()),
+                &self.orch_bin,
+                !network.confines(),
+                &mounts,
+            ) {
+                Ok(c) => Some(c),
+                Err(e) => return failed(format!("cannot start the resolver's container: {e}")),
+            },
+            None => None,
+        };
+        let unit = (job.plan.as_str(), "resolve");
+        let net = match &container {
+            Some(c) => network.attempt_in(unit, &job.log, &mut env, Some(c.netns())),
+            None => network.attempt(unit, &job.log, &mut env),
+        };
+        let mut net = match net {
             Ok(n) => n,
             Err(e) => return failed(format!("cannot confine the resolver's network: {e}")),
         };
+        if let Some(c) = &container {
+            if let Some(client) = &client {
+                argv = client.in_argv(argv);
+            }
+            // Passed by name: their values are those `podman exec` is started with.
+            argv = c.enter(&job.workdir, argv, &env);
+        }
         // Gated: the wrapper starts the agent only once orch has recorded it (below); the agent's
         // stdin is the prompt file (opened by the wrapper, never through a link) or /dev/null.
         let stdin_file = (job.agent.stdin == StdinMode::Prompt).then_some(prompt_file.as_path());
@@ -241,6 +303,15 @@ impl AgentRunner {
         );
         if let Some(line) = &confined_line {
             process::log_line(&job.log, line);
+        }
+        if let Some(place) = &job.container {
+            process::log_line(
+                &job.log,
+                &format!(
+                    "=== orch: the resolver runs in a container of the plan's image `{}` ===",
+                    crate::untrusted::text::escaped(&place.image)
+                ),
+            );
         }
         if let Some(note) = network.note("the resolving agent") {
             process::log_line(&job.log, &format!("=== orch: {note} ==="));
@@ -350,6 +421,8 @@ impl AgentRunner {
                 failure.as_deref().unwrap_or("exited 0")
             ),
         );
+        // Everything the agent left in its container goes with it.
+        drop(container);
         AgentRun {
             failure,
             usage: output.usage,

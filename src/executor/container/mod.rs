@@ -38,7 +38,7 @@ mod services;
 mod sweep;
 
 pub(crate) use images::{Images, images};
-pub(crate) use oneshot::{OneShot, PlanImage};
+pub(crate) use oneshot::{Mounts, OneShot, PlanImage, client_for};
 pub(crate) use ready::{connect as service_connect, service_wait};
 
 use std::collections::HashMap;

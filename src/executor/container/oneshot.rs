@@ -1,8 +1,9 @@
 //! A container of a plan's image for one command run on the plan's work after its attempts
-//! (`verify`, a resolver's check; the verify of a combination of plans, in the image and with
-//! the services [`super::Images::of`] chooses), made before it starts and removed when it has
-//! ended: its directory (a staging worktree, a group's candidates side by side) and its `TMPDIR`
-//! mounted read-write at the same paths, orch's
+//! (`verify`, a resolver's check, the resolving agent of a plan that runs in a container; the
+//! verify of a combination of plans, in the image and with the services [`super::Images::of`]
+//! chooses), made before it starts and removed when it has ended: its directory (a staging
+//! worktree, a resolution worktree, a group's candidates side by side) and its `TMPDIR` mounted
+//! read-write at the same paths (a resolving agent's own directories too: [`Mounts`]), orch's
 //! executable read-only, nothing else of this machine; a namespace of its own with only loopback
 //! (`--network none`) unless its network is open, where orch's wrapper here opens the proxy's
 //! sockets for a confined one, as for an attempt. The plan's services run beside it as beside
@@ -22,6 +23,49 @@ use crate::sandbox::net::Join;
 pub(crate) struct PlanImage {
     pub(crate) image: String,
     pub(crate) services: Vec<Service>,
+}
+
+/// What a one-shot container mounts besides its directory and `TMPDIR`, at the same paths as
+/// here: a resolving agent's notes directory, private client state and usage directory
+/// (`write`), its prompt file (`read`), and its client from this machine when the image has none
+/// (`client`, read-only where an attempt's is).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Mounts {
+    pub(crate) write: Vec<PathBuf>,
+    pub(crate) read: Vec<PathBuf>,
+    pub(crate) client: Option<Client>,
+}
+
+/// An agent's client from this machine, mounted into a one-shot container whose image has none
+/// ([`client_for`]).
+#[derive(Clone, Debug)]
+pub(crate) struct Client(super::client::Client);
+
+impl Client {
+    /// `argv` with the program found on the container's `PATH` (`/usr/bin/env NAME`) replaced
+    /// by the mounted client.
+    pub(crate) fn in_argv(&self, argv: Vec<String>) -> Vec<String> {
+        self.0.in_argv(argv)
+    }
+}
+
+/// The client `program` of plan `plan`'s agent in a one-shot container of `image`, found as an
+/// attempt's is: `None` when the image has it (or it is no client orch knows: the image must have
+/// it, as any other program), this machine's to mount when it is an executable of its own, else
+/// why not, naming the fix.
+pub(crate) fn client_for(
+    plan: &str,
+    image: &str,
+    program: &str,
+    cwd: &Path,
+) -> Result<Option<Client>, String> {
+    match super::client::find(plan, image, program, cwd) {
+        Ok(found) => Ok(found.and_then(super::client::Found::mounted).map(Client)),
+        Err(e) => Err(match e.hint {
+            Some(hint) => format!("{} ({hint})", e.error),
+            None => e.error.to_string(),
+        }),
+    }
 }
 
 /// The container of one command, removed when dropped (its services with it).
@@ -46,6 +90,19 @@ impl OneShot {
         orch_bin: &Path,
         open: bool,
     ) -> Result<Self, String> {
+        Self::start_with(place, plan, (dir, tmp), orch_bin, open, &Mounts::default())
+    }
+
+    /// [`OneShot::start`], with `more` mounted too (a resolving agent's: its notes, its private
+    /// client state, its prompt, its client from this machine).
+    pub(crate) fn start_with(
+        place: &PlanImage,
+        plan: &str,
+        (dir, tmp): (&Path, Option<&Path>),
+        orch_bin: &Path,
+        open: bool,
+        more: &Mounts,
+    ) -> Result<Self, String> {
         let image = place.image.as_str();
         if open && !place.services.is_empty() {
             return Err(format!(
@@ -64,6 +121,14 @@ impl OneShot {
         let name = format!("{}{run}-{safe}-cmd{n}", podman::NAME_PREFIX);
         let mut write: Vec<PathBuf> = vec![dir.to_path_buf()];
         write.extend(tmp.map(Path::to_path_buf));
+        write.extend(more.write.iter().cloned());
+        let mut read = vec![orch_bin.to_path_buf()];
+        read.extend(more.read.iter().cloned());
+        let files: Vec<(PathBuf, PathBuf)> = more
+            .client
+            .iter()
+            .map(|c| (c.0.host.clone(), c.0.inside()))
+            .collect();
         let argv = podman::run_argv(&podman::Spec {
             name: &name,
             run: &run,
@@ -72,8 +137,8 @@ impl OneShot {
             orch: orch_bin,
             network: (!open).then_some("none"),
             write: &write,
-            read: &[orch_bin.to_path_buf()],
-            files: &[],
+            read: &read,
+            files: &files,
         });
         // Its monitor, re-parented to `orch up` (the merge train's), is no orphan to sweep
         // until it is kept below.

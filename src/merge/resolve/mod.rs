@@ -13,6 +13,9 @@
 //!    the changed files within the conflicted files plus at most [`gates::MAX_EXTRA`] files the
 //!    explanation names that already exist on one side, none of them protected (orch's own
 //!    configuration, [`crate::manifest::Guarded`], and `protect`);
+//!    The agent runs on this machine, unless the plan (or a plan whose work the worktree holds)
+//!    runs in a container: then in a one-shot container of that image
+//!    ([`AgentJob::container`]), the plans of different images refused before anything is made;
 //! 4. orch builds the merge commit (parents: the plan branch's tip and the target's tip, the
 //!    tree from the conflicted tree with the changed files read as bytes), runs the plan's
 //!    `check` on it and `verify` on the merge that would land, both confined as they are run
@@ -39,6 +42,13 @@ use crate::manifest::{AgentSpec, Manifest};
 
 pub(crate) use hand::{dry_run_prompt, request, resolve_by_hand, sync_resolving, verify_for};
 pub(crate) use request::Onto;
+
+/// Where the resolving agent of a plan that runs in a container runs ([`AgentJob::container`]):
+/// a one-shot container of the plan's image, what it mounts of the agent's own, and the client
+/// from this machine it may need (for the runner, which names no executor kind).
+pub(crate) use crate::executor::container::{
+    Mounts as ContainerMounts, OneShot as Container, client_for as container_client,
+};
 pub(crate) use run::resolve;
 pub(crate) use run::{Resolution, Why, failure, resolvers_usage};
 
@@ -77,6 +87,11 @@ pub(crate) struct AgentJob {
     /// The run's state directory (the agent's private client state goes beneath it).
     pub(crate) state_dir: PathBuf,
     pub(crate) manifest_path: PathBuf,
+    /// Where the plan's code runs: the image (and services) of the plan, or of the container
+    /// plans among the plans whose work the resolution worktree holds (a group's candidate's),
+    /// when one of them runs in a container: the agent runs in a container of it
+    /// ([`crate::executor::container::OneShot`]), never on this machine. `None`: here.
+    pub(crate) container: Option<crate::executor::container::PlanImage>,
 }
 
 /// How the agent's run ended.

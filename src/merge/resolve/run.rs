@@ -207,6 +207,18 @@ pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution
         );
         return failed(&agent_name, &c.files, cause);
     }
+    // The plan's code (and that of the plans whose work it is resolved against) never runs
+    // on this machine when one of them runs in a container: the agent runs in a container of
+    // their image; plans of different images are refused before anything is made.
+    let mut plans = vec![plan.to_string()];
+    plans.extend(req.theirs_plans().iter().cloned());
+    let container = match crate::executor::container::images(manifest).of(&plans) {
+        Ok(c) => c,
+        Err(why) => {
+            let cause = format!("its resolver cannot run: {why}; its conflict is left to a person");
+            return failed(&agent_name, &c.files, cause);
+        }
+    };
     let write = |source| MergeError::WriteCommit {
         branch: req.step.branch.to_string(),
         source,
@@ -266,6 +278,7 @@ pub(crate) fn resolve(res: &Resolver, req: &ResolveRequest) -> Result<Resolution
         attempt,
         state_dir: base.join(&manifest.defaults.state_dir),
         manifest_path: manifest.path.clone(),
+        container,
     };
     let run = res.runner.run(&job);
     if let (Some(u), Some(lp)) = (&run.usage, req.loaded) {
