@@ -170,6 +170,29 @@ pub(crate) fn find_links<'a>(
     found
 }
 
+/// Makes orch's own directory `dir` its user's alone (mode 0700) when it is this user's and
+/// others may enter it: what agents leave below it (a set-user-ID program an agent made in its
+/// worktree, a report directory's files) is then out of every other user's reach. Never
+/// follows a link at `dir` (opened `O_NOFOLLOW | O_DIRECTORY`, changed through that handle);
+/// a directory of another user, or one that cannot be opened, is left as it is.
+pub(crate) fn own_only(dir: &Path) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Ok(file) = no_follow()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_DIRECTORY)
+        .open(dir)
+    else {
+        return;
+    };
+    let Ok(meta) = file.metadata() else {
+        return;
+    };
+    if meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o077 == 0 {
+        return;
+    }
+    let _ = file.set_permissions(std::fs::Permissions::from_mode(0o700));
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

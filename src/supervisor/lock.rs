@@ -84,6 +84,13 @@ impl SupervisorLock {
             source,
         };
         std::fs::create_dir_all(state_dir).map_err(open_err)?;
+        // orch's directories are the lead's alone: no other user of this machine reaches what
+        // agents leave there (a set-user-ID program an agent made in its worktree, as root
+        // with no capability, or as a container's root; its report and client directories).
+        crate::links::own_only(state_dir);
+        if let Some(orch_dir) = state_dir.parent().filter(|p| p.ends_with(".orch")) {
+            crate::links::own_only(orch_dir);
+        }
         let mut file = crate::links::open_lock(&path).map_err(open_err)?;
         // A FIFO or a device planted at the lock's name is never read (a read would wait).
         if let Ok(m) = file.metadata()

@@ -40,6 +40,7 @@ mod report_dirs;
 mod reports;
 mod resolve;
 mod resume;
+mod setuid;
 mod submodules;
 mod supervisor_lock;
 mod terminal;
