@@ -117,7 +117,13 @@ fn a_check_and_verify_that_need_the_service_pass_with_it_and_fail_without() {
 /// A loopback server that answers each of the first `n` connections with one byte once all
 /// `n` are open (or after `within`), and tells how many were open at once then.
 fn barrier(n: usize, within: Duration) -> (u16, std::sync::mpsc::Receiver<usize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    // Below the ports orch gives services without `port` (42000 on): an allowed endpoint there
+    // is refused at load, and the kernel's own choice (port 0) is often above.
+    let start = 30_000 + (std::process::id() % 10_000) as u16;
+    let listener = (start..42_000)
+        .chain(30_000..start)
+        .find_map(|p| TcpListener::bind(("127.0.0.1", p)).ok())
+        .expect("a free loopback port below 42000");
     let port = listener.local_addr().expect("addr").port();
     listener.set_nonblocking(true).expect("nonblocking");
     let (tx, rx) = std::sync::mpsc::channel();
