@@ -18,6 +18,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::trace::v1::Span;
 use support::clis::{RUN_TIMEOUT, client_env, clis_with, logs};
 use support::fake_api::{Behaviour, FakeApi};
 use support::otlp::{Receiver, attr, hex};
@@ -31,6 +32,30 @@ fn has_attrs(attrs: &[KeyValue], pairs: &[(&str, &str)]) -> bool {
     pairs
         .iter()
         .all(|(k, v)| attr(attrs, k).as_deref() == Some(*v))
+}
+
+/// The spans the receiver holds once a client's (those whose name `theirs` says) arrived, or
+/// after [`SETTLE`]: all of them, and the client's.
+fn client_spans(receiver: &Receiver, theirs: impl Fn(&str) -> bool) -> (Vec<Span>, Vec<Span>) {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let spans = receiver.spans();
+        let client: Vec<Span> = spans.iter().filter(|s| theirs(&s.name)).cloned().collect();
+        if !client.is_empty() || Instant::now() >= deadline {
+            return (spans, client);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// orch's one attempt span of task 1.1 among `spans`.
+fn attempt_span<'a>(spans: &'a [Span], context: &dyn Fn() -> String) -> &'a Span {
+    let attempt: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "attempt" && has_attrs(&s.attributes, &[("orch.task", "1.1")]))
+        .collect();
+    assert_eq!(attempt.len(), 1, "orch's attempt span: {}", context());
+    attempt[0]
 }
 
 #[test]
@@ -108,25 +133,8 @@ fn claude_code_confined_exports_its_own_spans_under_the_attempt_span() {
 
     // Claude Code's spans arrive (it flushed as it exited; wait a little for the receiver's
     // threads), in the run's trace.
-    let deadline = Instant::now() + SETTLE;
-    let claude_spans = || {
-        receiver
-            .spans()
-            .into_iter()
-            .filter(|s| s.name.starts_with("claude_code."))
-            .collect::<Vec<_>>()
-    };
-    while claude_spans().is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let spans = receiver.spans();
-    let attempt: Vec<_> = spans
-        .iter()
-        .filter(|s| s.name == "attempt" && has_attrs(&s.attributes, &[("orch.task", "1.1")]))
-        .collect();
-    assert_eq!(attempt.len(), 1, "orch's attempt span: {}", context());
-    let attempt = attempt[0];
-    let ours = claude_spans();
+    let (spans, ours) = client_spans(&receiver, |name| name.starts_with("claude_code."));
+    let attempt = attempt_span(&spans, &context);
     assert!(
         !ours.is_empty(),
         "Claude Code exported no span: {:?}\n{}",
@@ -276,25 +284,8 @@ fn codex_exports_its_own_spans_under_the_attempt_span() {
         "merge",
         "resolve",
     ];
-    let deadline = Instant::now() + SETTLE;
-    let theirs = || {
-        receiver
-            .spans()
-            .into_iter()
-            .filter(|s| !orchs.contains(&s.name.as_str()))
-            .collect::<Vec<_>>()
-    };
-    while theirs().is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let spans = receiver.spans();
-    let attempt: Vec<_> = spans
-        .iter()
-        .filter(|s| s.name == "attempt" && has_attrs(&s.attributes, &[("orch.task", "1.1")]))
-        .collect();
-    assert_eq!(attempt.len(), 1, "orch's attempt span: {}", context());
-    let attempt = attempt[0];
-    let theirs = theirs();
+    let (spans, theirs) = client_spans(&receiver, |name| !orchs.contains(&name));
+    let attempt = attempt_span(&spans, &context);
     assert!(
         !theirs.is_empty(),
         "Codex exported no span; resources: {:?}\n{}",
