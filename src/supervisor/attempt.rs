@@ -61,6 +61,8 @@ pub(crate) struct Monitor {
     /// Where an attempt that moves between machines records the one it runs on (an ssh
     /// attempt's driver, the host it takes): each is told to the core ([`Input::OnHost`]).
     pub(crate) host_record: Option<crate::executor::PlaceRecord>,
+    /// The host last told to the core from [`Self::host_record`].
+    pub(crate) told_host: Option<String>,
     /// Where the wrapper of an attempt with streaming input records the end of its agent's
     /// first turn: told to the core once ([`Input::TurnEnded`]).
     pub(crate) turn_ended: Option<PathBuf>,
@@ -77,6 +79,8 @@ pub(crate) async fn watch(mut m: Monitor) {
         Proc::Job { .. } => watch_job(&mut m).await,
         _ => watch_process(&mut m).await,
     };
+    // An attempt that ended between two looks still says where it ran, before its end.
+    tell_host(&mut m);
     // Whatever the leader did, nothing of its session (or group) may outlive it, nor what it
     // left behind re-parented to orch.
     match m.proc {
@@ -155,7 +159,6 @@ async fn watch_process(m: &mut Monitor) -> Ending {
     };
     // The attempt runs under its wrapper (`pid`), which stops it as a whole.
     let start_time = adopted.unwrap_or(0);
-    let mut host: Option<String> = None;
     loop {
         let asked = *m.stop_one.borrow_and_update();
         let mut child = match &mut m.proc {
@@ -194,14 +197,28 @@ async fn watch_process(m: &mut Monitor) -> Ending {
                     m.turn_ended = None;
                     let _ = m.tx.send(Msg { reload: None, input: Input::TurnEnded { run } });
                 }
-                if let Some(now) = m.host_record.as_ref().and_then(crate::executor::PlaceRecord::now)
-                    && host.as_ref() != Some(&now)
-                {
-                    host = Some(now.clone());
-                    let _ = m.tx.send(Msg { reload: None, input: Input::OnHost { run, host: now } });
-                }
+                tell_host(m);
             }
         }
+    }
+}
+
+/// Tells the core the host the attempt's record names, when it is new ([`Input::OnHost`]).
+fn tell_host(m: &mut Monitor) {
+    if let Some(now) = m
+        .host_record
+        .as_ref()
+        .and_then(crate::executor::PlaceRecord::now)
+        && m.told_host.as_ref() != Some(&now)
+    {
+        m.told_host = Some(now.clone());
+        let _ = m.tx.send(Msg {
+            reload: None,
+            input: Input::OnHost {
+                run: m.run,
+                host: now,
+            },
+        });
     }
 }
 

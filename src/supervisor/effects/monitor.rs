@@ -56,6 +56,7 @@ impl Effects<'_> {
                 id.as_deref().unwrap_or("plan"),
                 attempt,
             ),
+            told_host: None,
             turn_ended: self.turns.remove(&run),
             stop_one: stop_rx,
             stop_all: self.stop_all.subscribe(),

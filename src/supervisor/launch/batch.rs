@@ -113,6 +113,7 @@ impl Effects<'_> {
                 // A job's ending is the scheduler's to say.
                 ended: std::path::PathBuf::new(),
                 host_record: None,
+                told_host: None,
                 turn_ended: None,
                 stop_one: stop_rx,
                 stop_all,
