@@ -94,6 +94,11 @@ impl Gh {
 /// Plan `a` (with `manifest_extra` in `[defaults]`, agent `agent` as argv) finished by `orch
 /// up`, `origin` a bare repository; the fake gh's files beside it.
 pub fn finished(agent: &[&str], defaults_extra: &str) -> (Repo, Gh) {
+    finished_with(agent, defaults_extra, None)
+}
+
+/// [`finished`] with `PATH` set to `path` for its `orch up` (an ssh lab's `ssh` first).
+pub fn finished_with(agent: &[&str], defaults_extra: &str, path: Option<&str>) -> (Repo, Gh) {
     let repo = Repo::builder().identity_in_config().build();
     repo.write("docs/plans/a.md", A);
     repo.write(
@@ -104,7 +109,11 @@ pub fn finished(agent: &[&str], defaults_extra: &str) -> (Repo, Gh) {
         ),
     );
     repo.commit_all("plans");
-    let (code, out, err) = repo.run(&["up"]);
+    let mut up = repo.orch(&["up"]);
+    if let Some(path) = path {
+        up.env("PATH", path);
+    }
+    let (code, out, err) = repo.run_cmd(&mut up);
     assert_eq!(code, 0, "orch up failed\nstdout:\n{out}\nstderr:\n{err}");
     let gh = Gh::with_remote(&repo);
     (repo, gh)
@@ -122,13 +131,14 @@ pub fn orch(repo: &Repo, gh: &Gh, args: &[&str]) -> (i32, String, String) {
 
 /// `orch ARGS` with the fake gh first on PATH, to spawn.
 pub fn orch_cmd(repo: &Repo, gh: &Gh, args: &[&str]) -> std::process::Command {
+    orch_cmd_with(repo, gh, args, &std::env::var("PATH").unwrap_or_default())
+}
+
+/// [`orch_cmd`] with the fake gh first on `path`.
+pub fn orch_cmd_with(repo: &Repo, gh: &Gh, args: &[&str], path: &str) -> std::process::Command {
     let mut cmd = repo.orch(args);
     let gh_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gh");
-    let path = format!(
-        "{}:{}",
-        gh_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = format!("{}:{path}", gh_dir.display());
     cmd.env("PATH", path)
         .env("GH_LOG", &gh.log)
         .env("GH_STATE", &gh.state)

@@ -293,7 +293,7 @@ fn exempt_a_plan_file_an_earlier_plan_landed_unlocks_nothing() {
 
 /// The fake gh's review threads of pull request 1: one thread of `ann` on `a.txt` line 1 with
 /// comment `body`, its diff hunk `hunk`.
-fn thread(gh: &Gh, body: &str, hunk: &str) {
+pub(super) fn thread(gh: &Gh, body: &str, hunk: &str) {
     let page = json!({"data": {"repository": {"pullRequest": {"reviewThreads": {"nodes": [{
         "id": "T1", "isResolved": false, "path": "a.txt", "line": 1,
         "comments": {"nodes": [{
@@ -304,6 +304,28 @@ fn thread(gh: &Gh, body: &str, hunk: &str) {
     gh.write("perm-ann", "write");
 }
 
+/// A reviewer's comment and the diff hunk it is on: the agent's own line naming `plans.toml`, or
+/// the reviewer's words naming it.
+pub(super) const QUOTES: [(&str, &str); 2] = [
+    (
+        "Say why here.",
+        "@@ -0,0 +1 @@\n+see plans.toml: the [[notify]] hook goes there",
+    ),
+    (
+        "Put the hook into plans.toml, as the line says.",
+        "@@ -0,0 +1 @@\n+see the configuration",
+    ),
+];
+
+/// The agent of a review test: task 1.1 writes a line naming `plans.toml`; the round's task adds
+/// the hook writing `marker`.
+pub(super) fn round_agent(marker: &Path) -> String {
+    format!(
+        "if [ \"$ORCH_TASK\" = 1.1 ]; then echo 'see plans.toml' > a.txt; else {}; echo fixed >> a.txt; fi",
+        hook(marker)
+    )
+}
+
 /// A review round's task quotes the agent's own diff line naming `plans.toml` (or the
 /// reviewer's words naming it), and the agent adds the hook in that task: the round's task fails
 /// naming the file, `plan/a` and the remote branch do not move, `orch merge a` is refused;
@@ -312,25 +334,12 @@ fn thread(gh: &Gh, body: &str, hunk: &str) {
 /// by `orch merge` without `--allow-protected`.
 #[test]
 fn exempt_a_review_round_quoting_the_agents_diff_unlocks_nothing() {
-    let quotes = [
-        (
-            "Say why here.",
-            "@@ -0,0 +1 @@\n+see plans.toml: the [[notify]] hook goes there",
-        ),
-        (
-            "Put the hook into plans.toml, as the line says.",
-            "@@ -0,0 +1 @@\n+see the configuration",
-        ),
-    ];
     for sandbox in support::sandboxes() {
-        for (body, hunk) in quotes {
+        for (body, hunk) in QUOTES {
             for allowed in [false, true] {
                 let marker_dir = tempfile::tempdir().expect("tmp");
                 let marker = marker_dir.path().join("pwned");
-                let script = format!(
-                    "if [ \"$ORCH_TASK\" = 1.1 ]; then echo 'see plans.toml' > a.txt; else {}; echo fixed >> a.txt; fi",
-                    hook(&marker)
-                );
+                let script = round_agent(&marker);
                 let what = format!("sandbox {sandbox}, allowed: {allowed}: {body} / {hunk}");
                 let extra = format!(
                     "sandbox = \"{sandbox}\"\n{}",

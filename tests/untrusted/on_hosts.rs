@@ -11,10 +11,12 @@ use std::process::Command;
 use serde_json::Value;
 
 use super::claims::{KillOnDrop, TWO};
-use super::exemptions::{failed_naming_plans_toml, hook, merge_refused, self_allowed, texts};
+use super::exemptions::{
+    QUOTES, failed_naming_plans_toml, hook, merge_refused, round_agent, self_allowed, texts, thread,
+};
 use super::own_dirs::PLANTS;
 use crate::support::{
-    self, Repo, events, named, read_lines, sshd, toml_array, wait_line, wait_within,
+    self, Repo, events, named, read_lines, review, sshd, toml_array, wait_line, wait_within,
 };
 
 /// `orch ARGS` with the lab's `ssh` first on `PATH` and the manifest's `sandbox`.
@@ -92,6 +94,99 @@ fn on_hosts_a_tasks_text_never_unlocks_plans_toml() {
             );
             assert!(!marker.exists(), "{what}: the hook ran");
         }
+    }
+}
+
+/// A review round's task run on a host quotes the agent's own diff line naming `plans.toml` (or
+/// the reviewer's words naming it), and the agent there adds a `[[notify]]` hook in that task:
+/// the round's task fails naming the file, `plan/a` and the pull request's branch do not move,
+/// nothing is pushed, `orch merge a` is refused and the hook never runs; sandbox on and off. With
+/// the lead's `allow_protected` the round's commit from the host is pushed and lands.
+#[test]
+fn on_hosts_a_review_round_quoting_the_agents_diff_unlocks_nothing() {
+    if !sshd::available() {
+        return;
+    }
+    let lab = sshd::Lab::start(&["h1"]);
+    let cases = support::sandboxes()
+        .into_iter()
+        .flat_map(|sandbox| QUOTES.into_iter().map(move |q| (sandbox, q, false)))
+        .chain([("on", QUOTES[0], true)]);
+    for (sandbox, (body, hunk), allowed) in cases {
+        let marker_dir = tempfile::tempdir().expect("tmp");
+        let marker = marker_dir.path().join("pwned");
+        let what = format!("on a host, sandbox {sandbox}, allowed: {allowed}: {body} / {hunk}");
+        let extra = format!(
+            "sandbox = \"{sandbox}\"\nexecutor = \"ssh\"\nnetwork = \"open\"\n{}\n{}",
+            if allowed {
+                "allow_protected = [\"plans.toml\"]\n"
+            } else {
+                ""
+            },
+            lab.host_toml(2)
+        );
+        let (repo, gh) = review::finished_with(
+            &["sh", "-c", &round_agent(&marker)],
+            &extra,
+            Some(&lab.path()),
+        );
+        thread(&gh, body, hunk);
+        let tip = repo.rev("plan/a");
+        let mut cmd = review::orch_cmd_with(
+            &repo,
+            &gh,
+            &["pr", "--watch", "--once", "--json"],
+            &lab.path(),
+        );
+        cmd.env_remove("ORCH_SANDBOX");
+        let (code, out, err) = repo.run_cmd(&mut cmd);
+        let ev = review::events(&out);
+        // The round's own `orch up` journals its events (its console is `orch pr`'s).
+        let journal = std::fs::read_to_string(repo.root().join(".orch/state/.events.jsonl"))
+            .expect("the events journal");
+        assert!(
+            review::named(&review::events(&journal), "task_on_host")
+                .iter()
+                .any(|e| e["plan"] == "a" && e["task"] == "2.1"),
+            "{what}: the round's task did not run on the host\n{out}\n{err}\n{journal}"
+        );
+        let main_ = repo.rev("main");
+        let task = repo.task("a", "2.1");
+        if allowed {
+            assert_eq!(code, 0, "{what}\n{out}\n{err}");
+            assert_eq!(task["status"], "completed", "{what}: {task}");
+            let pushed = repo.git_at(&gh.remote, &["show", "refs/heads/plan/a:plans.toml"]);
+            assert!(pushed.contains("[[notify]]"), "{what}");
+            let (code, out, err) = repo.run(&["merge", "a"]);
+            assert_eq!(code, 0, "{what}\n{out}\n{err}");
+            assert!(
+                repo.git(&["show", "main:plans.toml"])
+                    .contains("[[notify]]"),
+                "{what}"
+            );
+        } else {
+            assert_ne!(code, 0, "{what}\n{out}\n{err}");
+            failed_naming_plans_toml(&repo, "a", "2.1", &what);
+            assert_eq!(repo.rev("plan/a"), tip, "{what}: committed on plan/a");
+            let remote = repo.git_at(
+                &gh.remote,
+                &[
+                    "for-each-ref",
+                    "--format=%(objectname)",
+                    "refs/heads/plan/a",
+                ],
+            );
+            assert!(
+                remote.is_empty() || remote == tip,
+                "{what}: pushed {remote}"
+            );
+            assert!(
+                review::named(&ev, "review_pushed").is_empty(),
+                "{what}: pushed\n{out}"
+            );
+            merge_refused(&repo, "a", &main_, &what);
+        }
+        assert!(!marker.exists(), "{what}: the hook ran");
     }
 }
 
