@@ -68,6 +68,17 @@ pub(super) fn failed_naming_plans_toml(repo: &Repo, plan: &str, task: &str, what
 }
 
 /// `orch merge PLAN` without `--allow-protected` is refused (exit 4) and `main` stays `main_`.
+/// `orch merge PLAN` lands the plan's `[[notify]]` hook into `main`'s `plans.toml`.
+pub(super) fn merge_lands(repo: &Repo, plan: &str, what: &str) {
+    let (code, out, err) = repo.run(&["merge", plan]);
+    assert_eq!(code, 0, "{what}\n{out}\n{err}");
+    assert!(
+        repo.git(&["show", "main:plans.toml"])
+            .contains("[[notify]]"),
+        "{what}"
+    );
+}
+
 pub(super) fn merge_refused(repo: &Repo, plan: &str, main_: &str, what: &str) -> String {
     let (code, out, err) = repo.run(&["merge", plan]);
     assert_eq!(code, 4, "{what}\n{out}\n{err}");
@@ -153,13 +164,7 @@ fn exempt_allow_protected_of_the_plan_lets_the_same_change_land() {
                     .contains("[[notify]]"),
                 "{what}"
             );
-            let (code, out, err) = repo.run(&["merge", "p"]);
-            assert_eq!(code, 0, "{what}\n{out}\n{err}");
-            assert!(
-                repo.git(&["show", "main:plans.toml"])
-                    .contains("[[notify]]"),
-                "{what}"
-            );
+            merge_lands(&repo, "p", &what);
         }
     }
 }
@@ -273,13 +278,7 @@ fn exempt_a_plan_file_an_earlier_plan_landed_unlocks_nothing() {
             let (code, out, err) = run(&repo, &["up", "--json", "b"]);
             if allowed {
                 assert_eq!(code, 0, "{what}\n{out}\n{err}");
-                let (code, out, err) = repo.run(&["merge", "b"]);
-                assert_eq!(code, 0, "{what}\n{out}\n{err}");
-                assert!(
-                    repo.git(&["show", "main:plans.toml"])
-                        .contains("[[notify]]"),
-                    "{what}"
-                );
+                merge_lands(&repo, "b", &what);
             } else {
                 assert_eq!(code, 5, "{what}\n{out}\n{err}");
                 failed_naming_plans_toml(&repo, "b", "1.1", &what);
@@ -326,6 +325,59 @@ pub(super) fn round_agent(marker: &Path) -> String {
     )
 }
 
+/// What a review round of `round_agent` left, after `orch pr --watch --once --json` ended with
+/// `ran` (its exit code, stdout, stderr) and `plan/a` was at `tip` before it: with the lead's
+/// exemption (`allowed`) the round's commit is pushed and `orch merge a` lands the hook; without
+/// it the round's task failed naming `plans.toml`, nothing is committed on `plan/a`, nothing
+/// reached the pull request's branch, and `orch merge a` is refused.
+pub(super) fn round_checked(
+    repo: &Repo,
+    gh: &Gh,
+    ran: (i32, &str, &str),
+    tip: &str,
+    allowed: bool,
+    what: &str,
+) {
+    let (code, out, err) = ran;
+    // (The round's phase is committed on `main`, the main work tree's branch.)
+    let main_ = repo.rev("main");
+    let task = repo.task("a", "2.1");
+    let text = String::from_utf8_lossy(&repo.read("docs/plans/a.md")).to_string();
+    assert!(
+        text.contains("plans.toml"),
+        "{what}: the round quotes it\n{text}"
+    );
+    if allowed {
+        assert_eq!(code, 0, "{what}\n{out}\n{err}");
+        assert_eq!(task["status"], "completed", "{what}: {task}");
+        let pushed = repo.git_at(&gh.remote, &["show", "refs/heads/plan/a:plans.toml"]);
+        assert!(pushed.contains("[[notify]]"), "{what}");
+        merge_lands(repo, "a", what);
+    } else {
+        assert_ne!(code, 0, "{what}\n{out}\n{err}");
+        failed_naming_plans_toml(repo, "a", "2.1", what);
+        assert_eq!(repo.rev("plan/a"), tip, "{what}: committed on plan/a");
+        let remote = repo.git_at(
+            &gh.remote,
+            &[
+                "for-each-ref",
+                "--format=%(objectname)",
+                "refs/heads/plan/a",
+            ],
+        );
+        assert!(
+            remote.is_empty() || remote == tip,
+            "{what}: pushed {remote}"
+        );
+        let events: Vec<Value> = support::review::events(out);
+        assert!(
+            support::review::named(&events, "review_pushed").is_empty(),
+            "{what}: pushed\n{out}"
+        );
+        merge_refused(repo, "a", &main_, what);
+    }
+}
+
 /// A review round's task quotes the agent's own diff line naming `plans.toml` (or the
 /// reviewer's words naming it), and the agent adds the hook in that task: the round's task fails
 /// naming the file, `plan/a` and the remote branch do not move, `orch merge a` is refused;
@@ -353,51 +405,8 @@ fn exempt_a_review_round_quoting_the_agents_diff_unlocks_nothing() {
                 thread(&gh, body, hunk);
                 let tip = repo.rev("plan/a");
                 let (code, out, err) = orch_gh(&repo, &gh, &["pr", "--watch", "--once", "--json"]);
-                // (The round's phase is committed on `main`, the main work tree's branch.)
-                let main_ = repo.rev("main");
-                let task = repo.task("a", "2.1");
-                let text = String::from_utf8_lossy(&repo.read("docs/plans/a.md")).to_string();
-                assert!(
-                    text.contains("plans.toml"),
-                    "{what}: the round quotes it\n{text}"
-                );
-                if allowed {
-                    assert_eq!(code, 0, "{what}\n{out}\n{err}");
-                    assert_eq!(task["status"], "completed", "{what}: {task}");
-                    let pushed = repo.git_at(&gh.remote, &["show", "refs/heads/plan/a:plans.toml"]);
-                    assert!(pushed.contains("[[notify]]"), "{what}");
-                    let (code, out, err) = repo.run(&["merge", "a"]);
-                    assert_eq!(code, 0, "{what}\n{out}\n{err}");
-                    assert!(
-                        repo.git(&["show", "main:plans.toml"])
-                            .contains("[[notify]]"),
-                        "{what}"
-                    );
-                } else {
-                    assert_ne!(code, 0, "{what}\n{out}\n{err}");
-                    failed_naming_plans_toml(&repo, "a", "2.1", &what);
-                    assert_eq!(repo.rev("plan/a"), tip, "{what}: committed on plan/a");
-                    // Nothing of the round reached the pull request's branch.
-                    let remote = repo.git_at(
-                        &gh.remote,
-                        &[
-                            "for-each-ref",
-                            "--format=%(objectname)",
-                            "refs/heads/plan/a",
-                        ],
-                    );
-                    assert!(
-                        remote.is_empty() || remote == tip,
-                        "{what}: pushed {remote}"
-                    );
-                    let events: Vec<Value> = support::review::events(&out);
-                    assert!(
-                        support::review::named(&events, "review_pushed").is_empty(),
-                        "{what}: pushed\n{out}"
-                    );
-                    merge_refused(&repo, "a", &main_, &what);
-                    assert!(!marker.exists(), "{what}: the hook ran");
-                }
+                round_checked(&repo, &gh, (code, &out, &err), &tip, allowed, &what);
+                assert!(!marker.exists(), "{what}: the hook ran");
             }
         }
     }

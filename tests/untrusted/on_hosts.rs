@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use super::claims::{KillOnDrop, TWO};
 use super::exemptions::{
-    QUOTES, failed_naming_plans_toml, hook, merge_refused, round_agent, self_allowed, texts, thread,
+    QUOTES, failed_naming_plans_toml, hook, merge_lands, merge_refused, round_agent, round_checked,
+    self_allowed, texts, thread,
 };
 use super::own_dirs::PLANTS;
 use crate::support::{
@@ -85,13 +86,7 @@ fn on_hosts_a_tasks_text_never_unlocks_plans_toml() {
             let (code, out, err) = run_with(&lab, &repo, &["up", "--json"]);
             assert_eq!(code, 0, "{what}\n{out}\n{err}");
             assert_eq!(repo.task("p", "1.1")["status"], "completed", "{what}");
-            let (code, out, err) = repo.run(&["merge", "p"]);
-            assert_eq!(code, 0, "{what}\n{out}\n{err}");
-            assert!(
-                repo.git(&["show", "main:plans.toml"])
-                    .contains("[[notify]]"),
-                "{what}"
-            );
+            merge_lands(&repo, "p", &what);
             assert!(!marker.exists(), "{what}: the hook ran");
         }
     }
@@ -140,7 +135,6 @@ fn on_hosts_a_review_round_quoting_the_agents_diff_unlocks_nothing() {
         );
         cmd.env_remove("ORCH_SANDBOX");
         let (code, out, err) = repo.run_cmd(&mut cmd);
-        let ev = review::events(&out);
         // The round's own `orch up` journals its events (its console is `orch pr`'s).
         let journal = std::fs::read_to_string(repo.root().join(".orch/state/.events.jsonl"))
             .expect("the events journal");
@@ -150,42 +144,7 @@ fn on_hosts_a_review_round_quoting_the_agents_diff_unlocks_nothing() {
                 .any(|e| e["plan"] == "a" && e["task"] == "2.1"),
             "{what}: the round's task did not run on the host\n{out}\n{err}\n{journal}"
         );
-        let main_ = repo.rev("main");
-        let task = repo.task("a", "2.1");
-        if allowed {
-            assert_eq!(code, 0, "{what}\n{out}\n{err}");
-            assert_eq!(task["status"], "completed", "{what}: {task}");
-            let pushed = repo.git_at(&gh.remote, &["show", "refs/heads/plan/a:plans.toml"]);
-            assert!(pushed.contains("[[notify]]"), "{what}");
-            let (code, out, err) = repo.run(&["merge", "a"]);
-            assert_eq!(code, 0, "{what}\n{out}\n{err}");
-            assert!(
-                repo.git(&["show", "main:plans.toml"])
-                    .contains("[[notify]]"),
-                "{what}"
-            );
-        } else {
-            assert_ne!(code, 0, "{what}\n{out}\n{err}");
-            failed_naming_plans_toml(&repo, "a", "2.1", &what);
-            assert_eq!(repo.rev("plan/a"), tip, "{what}: committed on plan/a");
-            let remote = repo.git_at(
-                &gh.remote,
-                &[
-                    "for-each-ref",
-                    "--format=%(objectname)",
-                    "refs/heads/plan/a",
-                ],
-            );
-            assert!(
-                remote.is_empty() || remote == tip,
-                "{what}: pushed {remote}"
-            );
-            assert!(
-                review::named(&ev, "review_pushed").is_empty(),
-                "{what}: pushed\n{out}"
-            );
-            merge_refused(&repo, "a", &main_, &what);
-        }
+        round_checked(&repo, &gh, (code, &out, &err), &tip, allowed, &what);
         assert!(!marker.exists(), "{what}: the hook ran");
     }
 }
