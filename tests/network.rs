@@ -363,3 +363,73 @@ fn a_user_who_is_not_root_is_confined_the_same_way() {
     assert_eq!(s.other.hits(), Vec::<String>::new());
     assert_eq!(s.other_address.hits(), Vec::<String>::new());
 }
+
+/// Each agent of a plan reaches what its own settings say, never its plan agent's: plan `a`'s
+/// agent `lim` has `network = "open"` and hits a usage limit at once; its fallback (`shut`, with
+/// `network = "none"`, or `conf`, the default with the allowed port in its `network_allow`) takes
+/// the task and probes the network: `shut`'s attempt reaches nothing, `conf`'s only its allowed
+/// endpoint. (Best of N refuses agents whose sandbox differs from the plan agent's.) Before:
+/// a fallback's attempt had the plan agent's network, so both got out.
+#[test]
+fn a_fallback_agent_gets_its_own_network_never_the_plan_agents() {
+    for (fallback, extra) in [("shut", "network = \"none\""), ("conf", "")] {
+        let s = servers();
+        let out = tempfile::tempdir().expect("tmp");
+        let results = out.path().join("results.txt");
+        let repo = Repo::bare_minimum();
+        repo.write("docs/plans/a.md", &one_task("A", "Probe the network"));
+        let mut probe = probe_argv(&s, &[&results.display().to_string()]);
+        // The probe, then a change of the task's own.
+        probe.splice(
+            0..0,
+            [
+                "sh".to_string(),
+                "-c".to_string(),
+                format!("\"$0\" \"$@\" && echo {fallback} > who.txt"),
+            ],
+        );
+        let limited = support::agent_at(
+            "limited_agent.sh",
+            &[
+                out.path(),
+                std::path::Path::new("A"),
+                std::path::Path::new("first"),
+            ],
+        );
+        repo.write(
+            "plans.toml",
+            &format!(
+                "[defaults]\nagent = \"lim\"\nretries = 0\nsandbox = \"off\"\n\
+                 network_allow = [\"127.0.0.1:{}\"]\n\n\
+                 [agents.lim]\ncommand = {limited}\nnetwork = \"open\"\nfallback = [\"{fallback}\"]\n\n\
+                 [agents.{fallback}]\ncommand = {}\nreport = \"exit\"\n{extra}\n\n\
+                 [[plan]]\nname = \"a\"\nfile = \"docs/plans/a.md\"\n",
+                s.allowed.addr.port(),
+                toml_array(&probe),
+            ),
+        );
+        repo.commit_all("plans");
+        let mut cmd = repo.orch(&["up", "--json", "a"]);
+        cmd.env("ORCH_LIMIT_BACKOFF_MS", "600000");
+        let (code, stdout, err) = repo.run_cmd(&mut cmd);
+        assert_eq!(code, 0, "{fallback}: orch up failed\n{stdout}\n{err}");
+        let task = repo.task("a", "1.1");
+        assert_eq!(task["status"], "completed", "{fallback}: {task}");
+        assert_eq!(task["orchAgent"], fallback, "{fallback}: {task}");
+        let text = std::fs::read_to_string(&results)
+            .unwrap_or_else(|e| panic!("{fallback} wrote no results: {e}\n{stdout}\n{err}"));
+        let got = parse_results(&text);
+        assert!(got.len() >= 10, "{fallback}: {got:?}");
+        if fallback == "conf" {
+            assert!(got["direct_allowed"].0, "{fallback}: {got:?}");
+        } else {
+            assert!(!got["direct_allowed"].0, "{fallback} (none): {got:?}");
+        }
+        for name in DENIED {
+            let (ok, _, detail) = got
+                .get(name)
+                .unwrap_or_else(|| panic!("{name} missing: {got:?}"));
+            assert!(!ok, "{fallback}: {name} got through ({detail})");
+        }
+    }
+}

@@ -43,15 +43,29 @@ fn a_plan_on_a_host_runs_only_with_network_open_and_nothing_is_made_without() {
     }
     let lab = sshd::Lab::start(&["h1"]);
     let open = "network = \"open\"\n";
+    // A fallback agent runs its attempts there with its own network: it needs its own `open`.
+    let fallback = |b: &str| {
+        format!(
+            "network = \"open\"\nfallback = [\"b\"]\n\n[agents.b]\ncommand = [\"true\"]\nreport = \"exit\"\n{b}"
+        )
+    };
     let refused = [
-        ("defaults", "", ""),
-        ("agent", "", ""),
-        ("plan", "", ""),
-        ("defaults", "", "network = \"confined\"\n"),
-        ("plan", "", "network = \"none\"\n"),
-        ("defaults", open, "network = \"confined\"\n"),
+        ("defaults", "", "".to_string(), "a"),
+        ("agent", "", "".to_string(), "a"),
+        ("plan", "", "".to_string(), "a"),
+        ("defaults", "", "network = \"confined\"\n".to_string(), "a"),
+        ("plan", "", "network = \"none\"\n".to_string(), "a"),
+        (
+            "defaults",
+            open,
+            "network = \"confined\"\n".to_string(),
+            "a",
+        ),
+        ("plan", "", fallback(""), "b"),
+        ("defaults", "", fallback("network = \"none\"\n"), "b"),
     ];
-    for (at, defaults, agent) in refused {
+    for (at, defaults, agent, named) in refused {
+        let agent = agent.as_str();
         let what = format!("executor in {at}, [defaults] {defaults:?}, agent {agent:?}");
         let repo = Repo::builder().identity_in_config().build();
         repo.write("docs/plans/p.md", &plan(1));
@@ -68,7 +82,9 @@ fn a_plan_on_a_host_runs_only_with_network_open_and_nothing_is_made_without() {
         let (code, out, err) = repo.run_cmd(&mut check);
         assert_eq!(code, 2, "{what}: orch check\n{out}\n{err}");
         assert!(
-            err.contains(&format!("plans.toml:{line}: error")) && err.contains("plan `p`"),
+            err.contains(&format!("plans.toml:{line}: error"))
+                && err.contains("plan `p`")
+                && err.contains(&format!("agent `{named}`")),
             "{what}: {err}"
         );
         let before = repo.git_dir_listing();
@@ -76,7 +92,7 @@ fn a_plan_on_a_host_runs_only_with_network_open_and_nothing_is_made_without() {
         assert_eq!(code, 6, "{what}\nstdout:\n{out}\nstderr:\n{err}");
         for part in [
             "plan `p`",
-            "agent `a`",
+            &format!("agent `{named}`"),
             "`executor = \"ssh\"`",
             "`network = \"open\"`",
         ] {

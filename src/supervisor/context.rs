@@ -241,6 +241,8 @@ pub(crate) struct PlanCtx {
     pub(crate) sandbox: super::sandbox::PlanSandbox,
     /// What its agents, checks and setup reach on the network.
     pub(crate) network: super::network::PlanNetwork,
+    /// What each of its other agents (fallbacks, best-of-N agents) reaches, by its own settings.
+    pub(crate) agent_networks: Vec<(String, super::network::PlanNetwork)>,
     /// What a later run trusts, protected whatever `protect` says (`plans.toml`, the plan
     /// files, the prompt templates, `.gitmodules`, the clients' settings, the program and script
     /// of every command line, the plan's tasks' own checks included).

@@ -441,7 +441,10 @@ impl Effects<'_> {
         // keeps this machine's.
         let net = super::network::attempt(
             self.ctx.net.as_ref(),
-            &network_reaching(&pc.network, &reach),
+            &network_reaching(
+                super::network::of_agent(&pc.network, &pc.agent_networks, &agent_name),
+                &reach,
+            ),
             pc.executor.network_place()?,
             (pc.name(), unit_name),
             log,

@@ -153,23 +153,29 @@ pub(crate) fn check_diagnostics(
 ) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for entry in &manifest.plans {
-        let Some(agent) = manifest.agent_of(entry) else {
-            continue;
-        };
-        let mode = agent.sandbox.network.mode;
-        if mode == Some(NetworkMode::Open) {
+        if manifest.agent_of(entry).is_none() {
             continue;
         }
         let executor = executor_of(entry);
         let Some(why) = unconfined_elsewhere(executor.as_ref()) else {
             continue;
         };
-        let e = refused_elsewhere(&entry.name, &entry.agent, executor.name(), mode, &why);
-        let mut d = Diagnostic::error(&manifest.path, entry.line, e.error.to_string());
-        if let Some(hint) = e.hint {
-            d = d.with_hint(hint);
+        // The plan's agent and each other agent its attempts may run (fallbacks, best of N).
+        for name in std::iter::once(&entry.agent).chain(other_agents(entry)) {
+            let Some(agent) = manifest.agents.get(name) else {
+                continue;
+            };
+            let mode = agent.sandbox.network.mode;
+            if mode == Some(NetworkMode::Open) {
+                continue;
+            }
+            let e = refused_elsewhere(&entry.name, name, executor.name(), mode, &why);
+            let mut d = Diagnostic::error(&manifest.path, entry.line, e.error.to_string());
+            if let Some(hint) = e.hint {
+                d = d.with_hint(hint);
+            }
+            out.push(d);
         }
-        out.push(d);
     }
     out
 }
@@ -192,6 +198,31 @@ pub(crate) fn with_fallbacks<'a>(
         PlanNetwork::Ports(allow, why) => PlanNetwork::Ports(widen(allow), why),
         other => other,
     }
+}
+
+/// The agents other than its own that plan `entry`'s attempts may run (its fallbacks, its
+/// best-of-N agents), each once.
+pub(crate) fn other_agents(entry: &PlanEntry) -> Vec<&String> {
+    let mut out: Vec<&String> = Vec::new();
+    for name in entry.fallback.iter().chain(&entry.best_of.agents) {
+        if *name != entry.agent && !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// The network of an attempt of agent `agent` of a plan whose own agent's network is `plan`
+/// and whose other agents' are `others`: that agent's own, never the plan agent's.
+pub(crate) fn of_agent<'a>(
+    plan: &'a PlanNetwork,
+    others: &'a [(String, PlanNetwork)],
+    agent: &str,
+) -> &'a PlanNetwork {
+    others
+        .iter()
+        .find(|(n, _)| n == agent)
+        .map_or(plan, |(_, net)| net)
 }
 
 /// The run's network in one word: `unavailable` when some plan that would be confined cannot

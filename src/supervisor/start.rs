@@ -67,6 +67,9 @@ struct Chosen<'w> {
     sandbox: super::sandbox::PlanSandbox,
     /// What its agents reach on the network.
     network: super::network::PlanNetwork,
+    /// The network of each other agent its attempts may run (its fallbacks, its best-of-N
+    /// agents), decided by that agent's own settings.
+    agent_networks: Vec<(String, super::network::PlanNetwork)>,
 }
 
 /// A run ready for the effect runner ([`super::run`]). Holds the supervisor lock until dropped.
@@ -195,11 +198,28 @@ impl<'w> Checked<'w> {
                         &probe,
                         &tcp,
                     )?;
+                    // Each other agent of the plan (a fallback, a best-of-N agent) by its own
+                    // settings: refused here, naming it, where they cannot be enforced.
+                    let mut others = Vec::new();
+                    for name in super::network::other_agents(entry) {
+                        if let Some(other) = manifest.agents.get(name) {
+                            let n = super::network::decide(
+                                &lp.name,
+                                name,
+                                other,
+                                executor.as_ref(),
+                                &probe,
+                                &tcp,
+                            )?;
+                            others.push((name.clone(), n));
+                        }
+                    }
                     let fallbacks = entry.fallback.iter().filter_map(|n| manifest.agents.get(n));
-                    super::network::with_fallbacks(net, fallbacks)
+                    (super::network::with_fallbacks(net, fallbacks), others)
                 }
-                None => super::network::PlanNetwork::Open,
+                None => (super::network::PlanNetwork::Open, Vec::new()),
             };
+            let (network, agent_networks) = network;
             plans.push(Chosen {
                 index,
                 lp,
@@ -208,6 +228,7 @@ impl<'w> Checked<'w> {
                 executor,
                 sandbox,
                 network,
+                agent_networks,
             });
         }
         // The fallbacks: one whose pre-flight fails is passed over at failover, and said now. A
@@ -643,6 +664,7 @@ impl<'w> Checked<'w> {
             executor: c.executor.clone(),
             sandbox,
             network: c.network.clone(),
+            agent_networks: c.agent_networks.clone(),
             guarded: std::iter::once(lp)
                 .chain(self.all_plans)
                 .fold(manifest.guarded(&self.repo_root, Some(entry)), |g, p| {
