@@ -353,7 +353,11 @@ fn up_completes(
 ) -> (Vec<serde_json::Value>, String) {
     let mut cmd = repo.orch(&["up", "--json"]);
     client_env(&mut cmd, clis, api, repo.home());
-    cmd.env_remove("ORCH_SANDBOX");
+    // Qwen Code's usage statistics off (their own endpoint, not OTLP, which the confined
+    // network refuses), as a user who does not want them sets it (Gemini CLI's are off in
+    // `client_env`).
+    cmd.env_remove("ORCH_SANDBOX")
+        .env("QWEN_USAGE_STATISTICS_ENABLED", "false");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -580,7 +584,15 @@ fn gemini_confined_exports_its_own_telemetry_tied_to_the_attempt_by_its_resource
 
 #[test]
 fn qwen_confined_exports_its_own_telemetry_tied_to_the_attempt_by_its_resource() {
-    fork_exports_tied_by_its_resource("qwen", "qwen-code", &[]);
+    fork_exports_tied_by_its_resource(
+        "qwen",
+        "qwen-code",
+        &[
+            "qwen-code.interaction",
+            "qwen-code.llm_request",
+            "qwen-code.tool",
+        ],
+    );
 }
 
 #[test]
