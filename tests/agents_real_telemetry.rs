@@ -7,7 +7,10 @@
 //! the run's trace, its interaction span a child of orch's `attempt` span; its metrics and
 //! logs carry the attempt's `orch.plan`, `orch.task` and `orch.attempt` from
 //! `OTEL_RESOURCE_ATTRIBUTES`. The same for the real Codex CLI (its `[otel]` table given by
-//! orch as `-c` overrides): its spans of the run are under the attempt's.
+//! orch as `-c` overrides): its spans of the run are under the attempt's. The real Gemini CLI
+//! and Qwen Code, confined, export their own spans, metrics and logs (OTLP/HTTP in JSON) with
+//! the attempt's resource attributes, in traces of their own (neither reads `TRACEPARENT`);
+//! with the run not exporting, or the user's own switch off, they send nothing.
 //!
 //! `ORCH_TEST_CLIS=DIR` names the installation (tests/agents_real.rs); without it this skips,
 //! unless `ORCH_REQUIRE_AGENT_CLIS=1`.

@@ -1,6 +1,7 @@
 //! The agents' own telemetry (docs/src/telemetry.md, "The agents' own spans"): when the run
 //! exports, the presets whose client can export OTLP have it export to the collector orch was
-//! given, and nowhere else; their spans continue the attempt's `TRACEPARENT`.
+//! given, and nowhere else; Claude Code's and Codex's spans continue the attempt's
+//! `TRACEPARENT`, Gemini CLI's and Qwen Code's carry its `OTEL_RESOURCE_ATTRIBUTES` only.
 //!
 //! What the pinned clients read (their own code, the versions of `.ci/agent-clis`):
 //!
@@ -26,6 +27,7 @@
 //!   (`…_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT`) over http, so it gets exactly orch's; over grpc
 //!   one base, as Gemini CLI. Its trace ids are derived from its session id (no `TRACEPARENT`);
 //!   it reads `OTEL_RESOURCE_ATTRIBUTES` itself into its resource.
+//! - Both send OTLP/HTTP as JSON, through Node's `http` module (no proxy variable followed).
 //! - The others are not turned on (see the book for why).
 //!
 //! No client gets the run's `OTEL_EXPORTER_OTLP_HEADERS`: they may hold a collector's key,
