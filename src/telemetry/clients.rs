@@ -1,6 +1,7 @@
 //! The agents' own telemetry (docs/src/telemetry.md, "The agents' own spans"): when the run
 //! exports, the presets whose client can export OTLP have it export to the collector orch was
-//! given, and nowhere else; their spans continue the attempt's `TRACEPARENT`.
+//! given, and nowhere else; Claude Code's and Codex's spans continue the attempt's
+//! `TRACEPARENT`, Gemini CLI's and Qwen Code's carry its `OTEL_RESOURCE_ATTRIBUTES` only.
 //!
 //! What the pinned clients read (their own code, the versions of `.ci/agent-clis`):
 //!
@@ -13,6 +14,20 @@
 //!   `metrics_exporter`, each `{ otlp-http = { endpoint, protocol = "binary" } }` or
 //!   `{ otlp-grpc = { endpoint } }`), given as `-c` overrides after `exec` (so the user's own
 //!   `config.toml` is neither read for it nor changed); it continues `TRACEPARENT`.
+//! - Gemini CLI (`packages/core/src/telemetry/config.ts`, `sdk.ts` of its bundle): its
+//!   `GEMINI_TELEMETRY_*` variables win over its settings. `…_ENABLED=true`,
+//!   `…_TARGET=local` (not Google Cloud), `…_OTLP_PROTOCOL` (`http` or `grpc`) and
+//!   `…_OTLP_ENDPOINT`, one base address for its traces, metrics and logs (http: it adds
+//!   `v1/traces`, `v1/metrics`, `v1/logs`; grpc: it keeps the origin). So it is turned on only
+//!   when orch's three addresses are one base's (`OTEL_EXPORTER_OTLP_ENDPOINT` or
+//!   `[telemetry]`'s `endpoint`): with per-signal addresses it would send the others where orch
+//!   was not told to. It does not read `TRACEPARENT`: its spans are traces of their own, tied to
+//!   the attempt by `OTEL_RESOURCE_ATTRIBUTES` (its SDK's environment detector adds them).
+//! - Qwen Code (a fork of it): the same with `QWEN_TELEMETRY_*`, and per-signal addresses
+//!   (`…_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT`) over http, so it gets exactly orch's; over grpc
+//!   one base, as Gemini CLI. Its trace ids are derived from its session id (no `TRACEPARENT`);
+//!   it reads `OTEL_RESOURCE_ATTRIBUTES` itself into its resource.
+//! - Both send OTLP/HTTP as JSON, through Node's `http` module (no proxy variable followed).
 //! - The others are not turned on (see the book for why).
 //!
 //! No client gets the run's `OTEL_EXPORTER_OTLP_HEADERS`: they may hold a collector's key,
@@ -27,6 +42,12 @@ use super::Config;
 pub(crate) const CLAUDE_ENABLE: &str = "CLAUDE_CODE_ENABLE_TELEMETRY";
 /// `CLAUDE_CODE_ENHANCED_TELEMETRY_BETA`: Claude Code exports traces only with it.
 pub(crate) const CLAUDE_TRACES: &str = "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA";
+
+/// `GEMINI_TELEMETRY_ENABLED`: Gemini CLI's switch of its own telemetry. Set in `orch up`'s
+/// environment (to anything), it is the user's: orch then turns nothing on.
+pub(crate) const GEMINI_ENABLE: &str = "GEMINI_TELEMETRY_ENABLED";
+/// `QWEN_TELEMETRY_ENABLED`: Qwen Code's, the same.
+pub(crate) const QWEN_ENABLE: &str = "QWEN_TELEMETRY_ENABLED";
 
 /// What an attempt of a client gets for its own export.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -125,8 +146,88 @@ pub(crate) fn export_of(
                 reach,
             })
         }
+        KnownCli::Gemini => {
+            if user(GEMINI_ENABLE).is_some() {
+                return None;
+            }
+            let base = one_base(config)?;
+            Some(ClientExport {
+                env: fork_env("GEMINI", config.protocol, &[("OTLP_ENDPOINT", base)]),
+                args: Vec::new(),
+                reach,
+            })
+        }
+        KnownCli::Qwen => {
+            if user(QWEN_ENABLE).is_some() {
+                return None;
+            }
+            let addresses: Vec<(&str, String)> = match config.protocol {
+                // Exactly orch's addresses, signal by signal.
+                OtlpProtocol::HttpProtobuf => signals
+                    .iter()
+                    .filter_map(|(signal, url)| url.map(|u| (signal_var(signal), u.to_string())))
+                    .collect(),
+                // Its grpc export takes one base address only.
+                OtlpProtocol::Grpc => vec![("OTLP_ENDPOINT", one_base(config)?)],
+            };
+            Some(ClientExport {
+                env: fork_env("QWEN", config.protocol, &addresses),
+                args: Vec::new(),
+                reach,
+            })
+        }
         _ => None,
     }
+}
+
+/// Qwen Code's variable (after `QWEN_TELEMETRY_`) of a signal's address.
+fn signal_var(signal: &str) -> &'static str {
+    match signal {
+        "TRACES" => "OTLP_TRACES_ENDPOINT",
+        "METRICS" => "OTLP_METRICS_ENDPOINT",
+        _ => "OTLP_LOGS_ENDPOINT",
+    }
+}
+
+/// The one base address of `config`'s three signals, as Gemini CLI (and Qwen Code over grpc)
+/// takes it; `None` when they are not one base's (per-signal addresses, or not all three).
+fn one_base(config: &Config) -> Option<String> {
+    let logs = config.logs.as_deref()?;
+    let (traces, metrics) = (config.traces.as_deref()?, config.metrics.as_deref()?);
+    match config.protocol {
+        OtlpProtocol::HttpProtobuf => {
+            let base = logs.strip_suffix("/v1/logs")?;
+            (traces == format!("{base}/v1/traces") && metrics == format!("{base}/v1/metrics"))
+                .then(|| base.to_string())
+        }
+        OtlpProtocol::Grpc => (traces == logs && metrics == logs).then(|| logs.to_string()),
+    }
+}
+
+/// The variables of Gemini CLI or of Qwen Code (`prefix`): its telemetry on, to a local
+/// collector (not Google Cloud's), over `protocol`, at `addresses` (`(name after
+/// `PREFIX_TELEMETRY_`, address)`).
+fn fork_env(
+    prefix: &str,
+    protocol: OtlpProtocol,
+    addresses: &[(&str, String)],
+) -> Vec<(String, String)> {
+    let protocol = match protocol {
+        OtlpProtocol::HttpProtobuf => "http",
+        OtlpProtocol::Grpc => "grpc",
+    };
+    let mut env = vec![
+        (format!("{prefix}_TELEMETRY_ENABLED"), "true".to_string()),
+        (format!("{prefix}_TELEMETRY_TARGET"), "local".to_string()),
+        (
+            format!("{prefix}_TELEMETRY_OTLP_PROTOCOL"),
+            protocol.to_string(),
+        ),
+    ];
+    for (name, url) in addresses {
+        env.push((format!("{prefix}_TELEMETRY_{name}"), url.clone()));
+    }
+    env
 }
 
 /// `s` as a TOML basic string.
@@ -267,15 +368,169 @@ mod tests {
             export_of(&c, KnownCli::Codex, &argv(&["codex"]), |_| None),
             None
         );
-        for cli in [
-            KnownCli::Gemini,
-            KnownCli::Aider,
-            KnownCli::Opencode,
-            KnownCli::Qwen,
-            KnownCli::Copilot,
-        ] {
+        for cli in [KnownCli::Aider, KnownCli::Opencode, KnownCli::Copilot] {
             assert_eq!(export_of(&c, cli, &argv(&[cli.name()]), |_| None), None);
         }
+    }
+
+    #[test]
+    fn gemini_gets_the_one_base_address_and_reaches_only_it() {
+        let c = config(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=secret"),
+        ]);
+        let e = export_of(&c, KnownCli::Gemini, &argv(&["gemini", "-p"]), |_| None).expect("on");
+        assert_eq!(
+            e.env,
+            vec![
+                (GEMINI_ENABLE.to_string(), "true".to_string()),
+                ("GEMINI_TELEMETRY_TARGET".to_string(), "local".to_string()),
+                (
+                    "GEMINI_TELEMETRY_OTLP_PROTOCOL".to_string(),
+                    "http".to_string()
+                ),
+                (
+                    "GEMINI_TELEMETRY_OTLP_ENDPOINT".to_string(),
+                    "http://127.0.0.1:4318".to_string()
+                ),
+            ]
+        );
+        assert!(e.args.is_empty());
+        assert_eq!(e.reach, vec!["127.0.0.1:4318".to_string()]);
+        // A base with a path of its own, and grpc.
+        let c = config(&[(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "https://otel.example.com/otlp",
+        )]);
+        let e = export_of(&c, KnownCli::Gemini, &argv(&["gemini"]), |_| None).expect("on");
+        assert_eq!(
+            var(&e, "GEMINI_TELEMETRY_OTLP_ENDPOINT"),
+            Some("https://otel.example.com/otlp")
+        );
+        assert_eq!(e.reach, vec!["otel.example.com:443".to_string()]);
+        let c = config(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://alloy:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ]);
+        let e = export_of(&c, KnownCli::Gemini, &argv(&["gemini"]), |_| None).expect("on");
+        assert_eq!(var(&e, "GEMINI_TELEMETRY_OTLP_PROTOCOL"), Some("grpc"));
+        assert_eq!(
+            var(&e, "GEMINI_TELEMETRY_OTLP_ENDPOINT"),
+            Some("http://alloy:4317")
+        );
+        assert!(
+            e.env
+                .iter()
+                .all(|(k, v)| !k.contains("HEADERS") && !v.contains("secret")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn gemini_is_not_turned_on_with_per_signal_addresses_nor_against_the_users_switch() {
+        // It would send all three signals to one base: not where orch was told.
+        for vars in [
+            vec![(
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "http://127.0.0.1:4318/v1/traces",
+            )],
+            vec![
+                (
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    "http://127.0.0.1:4318/v1/traces",
+                ),
+                (
+                    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                    "http://127.0.0.1:4318/v1/metrics",
+                ),
+            ],
+            vec![
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+                (
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    "http://127.0.0.1:9999/v1/traces",
+                ),
+            ],
+            vec![
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+                ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://127.0.0.1:9"),
+            ],
+        ] {
+            let c = config(&vars);
+            assert_eq!(
+                export_of(&c, KnownCli::Gemini, &argv(&["gemini"]), |_| None),
+                None,
+                "{vars:?}"
+            );
+        }
+        let c = config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")]);
+        for (cli, switch) in [
+            (KnownCli::Gemini, GEMINI_ENABLE),
+            (KnownCli::Qwen, QWEN_ENABLE),
+        ] {
+            for v in ["false", "true", ""] {
+                let user = |k: &str| (k == switch).then(|| v.to_string());
+                assert_eq!(export_of(&c, cli, &argv(&[cli.name()]), user), None);
+            }
+        }
+    }
+
+    #[test]
+    fn qwen_gets_exactly_orchs_addresses_signal_by_signal() {
+        let c = config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")]);
+        let e = export_of(&c, KnownCli::Qwen, &argv(&["qwen", "x"]), |_| None).expect("on");
+        assert_eq!(var(&e, QWEN_ENABLE), Some("true"));
+        assert_eq!(var(&e, "QWEN_TELEMETRY_TARGET"), Some("local"));
+        assert_eq!(var(&e, "QWEN_TELEMETRY_OTLP_PROTOCOL"), Some("http"));
+        for (signal, path) in [
+            ("TRACES", "traces"),
+            ("METRICS", "metrics"),
+            ("LOGS", "logs"),
+        ] {
+            assert_eq!(
+                var(&e, &format!("QWEN_TELEMETRY_OTLP_{signal}_ENDPOINT")),
+                Some(format!("http://127.0.0.1:4318/v1/{path}").as_str())
+            );
+        }
+        assert_eq!(var(&e, "QWEN_TELEMETRY_OTLP_ENDPOINT"), None);
+        assert_eq!(e.reach, vec!["127.0.0.1:4318".to_string()]);
+        // Only traces: only its address.
+        let c = config(&[(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "https://traces.example.com/v1/traces",
+        )]);
+        let e = export_of(&c, KnownCli::Qwen, &argv(&["qwen"]), |_| None).expect("on");
+        let names: Vec<&str> = e.env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                QWEN_ENABLE,
+                "QWEN_TELEMETRY_TARGET",
+                "QWEN_TELEMETRY_OTLP_PROTOCOL",
+                "QWEN_TELEMETRY_OTLP_TRACES_ENDPOINT"
+            ]
+        );
+        assert_eq!(e.reach, vec!["traces.example.com:443".to_string()]);
+        // grpc: one base, or nothing.
+        let c = config(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://alloy:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ]);
+        let e = export_of(&c, KnownCli::Qwen, &argv(&["qwen"]), |_| None).expect("on");
+        assert_eq!(var(&e, "QWEN_TELEMETRY_OTLP_PROTOCOL"), Some("grpc"));
+        assert_eq!(
+            var(&e, "QWEN_TELEMETRY_OTLP_ENDPOINT"),
+            Some("http://alloy:4317")
+        );
+        let c = config(&[
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://alloy:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ]);
+        assert_eq!(
+            export_of(&c, KnownCli::Qwen, &argv(&["qwen"]), |_| None),
+            None
+        );
     }
 
     #[test]

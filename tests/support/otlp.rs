@@ -44,6 +44,9 @@ pub struct Got {
     pub resources: Vec<(String, Vec<KeyValue>)>,
     /// The log records received over HTTP.
     pub logs: Vec<LogRecord>,
+    /// The spans received over HTTP with their batch's resource attributes, for the agents'
+    /// own exports (whose spans orch's resource does not name).
+    pub resource_spans: Vec<(Vec<KeyValue>, Span)>,
 }
 
 /// A receiver; stops when dropped.
@@ -84,6 +87,11 @@ impl Receiver {
     /// The log records received over HTTP.
     pub fn logs(&self) -> Vec<LogRecord> {
         self.got.lock().expect("got").logs.clone()
+    }
+
+    /// The spans received over HTTP, each with its resource's attributes.
+    pub fn resource_spans(&self) -> Vec<(Vec<KeyValue>, Span)> {
+        self.got.lock().expect("got").resource_spans.clone()
     }
 
     pub fn bad(&self) -> Vec<String> {
@@ -250,6 +258,7 @@ fn serve_http(conn: TcpStream, got: &Mutex<Got>) {
         }
         let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
         let mut len = 0usize;
+        let mut chunked = false;
         let mut headers = Vec::new();
         loop {
             let mut h = String::new();
@@ -265,61 +274,209 @@ fn serve_http(conn: TcpStream, got: &Mutex<Got>) {
                 if k == "content-length" {
                     len = v.parse().unwrap_or(0);
                 }
+                // Node's OTLP exporters (Gemini CLI's, Qwen Code's) send their body in chunks.
+                if k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked") {
+                    chunked = true;
+                }
                 headers.push((k, v));
             }
         }
-        let mut body = vec![0; len];
-        if r.read_exact(&mut body).is_err() {
-            return;
-        }
+        let body = if chunked {
+            match read_chunked(&mut r) {
+                Some(b) => b,
+                None => return,
+            }
+        } else {
+            let mut body = vec![0; len];
+            if r.read_exact(&mut body).is_err() {
+                return;
+            }
+            body
+        };
         {
             let mut g = got.lock().expect("got");
+            let json = headers
+                .iter()
+                .any(|(k, v)| k == "content-type" && v.starts_with("application/json"));
             g.headers.push(headers);
-            match path.as_str() {
-                "/v1/traces" => match ExportTraceServiceRequest::decode(&body[..]) {
-                    Ok(req) => {
-                        for rs in req.resource_spans {
-                            let attrs = rs.resource.map(|r| r.attributes).unwrap_or_default();
-                            g.resources.push(("traces".into(), attrs));
-                            for ss in rs.scope_spans {
-                                g.spans.extend(ss.spans);
+            if json {
+                // OTLP/HTTP in JSON (Gemini CLI's and Qwen Code's `-otlp-http` exporters).
+                record_json(&mut g, &path, &body);
+            } else {
+                match path.as_str() {
+                    "/v1/traces" => match ExportTraceServiceRequest::decode(&body[..]) {
+                        Ok(req) => {
+                            for rs in req.resource_spans {
+                                let attrs = rs.resource.map(|r| r.attributes).unwrap_or_default();
+                                g.resources.push(("traces".into(), attrs.clone()));
+                                for ss in rs.scope_spans {
+                                    for s in &ss.spans {
+                                        g.resource_spans.push((attrs.clone(), s.clone()));
+                                    }
+                                    g.spans.extend(ss.spans);
+                                }
                             }
                         }
-                    }
-                    Err(e) => g.bad.push(format!("{path}: {e}")),
-                },
-                "/v1/metrics" => match ExportMetricsServiceRequest::decode(&body[..]) {
-                    Ok(req) => {
-                        let mut all = Vec::new();
-                        for rm in req.resource_metrics {
-                            let attrs = rm.resource.map(|r| r.attributes).unwrap_or_default();
-                            g.resources.push(("metrics".into(), attrs));
-                            for sm in rm.scope_metrics {
-                                all.extend(sm.metrics);
+                        Err(e) => g.bad.push(format!("{path}: {e}")),
+                    },
+                    "/v1/metrics" => match ExportMetricsServiceRequest::decode(&body[..]) {
+                        Ok(req) => {
+                            let mut all = Vec::new();
+                            for rm in req.resource_metrics {
+                                let attrs = rm.resource.map(|r| r.attributes).unwrap_or_default();
+                                g.resources.push(("metrics".into(), attrs));
+                                for sm in rm.scope_metrics {
+                                    all.extend(sm.metrics);
+                                }
+                            }
+                            g.metrics.push(all);
+                        }
+                        Err(e) => g.bad.push(format!("{path}: {e}")),
+                    },
+                    "/v1/logs" => match ExportLogsServiceRequest::decode(&body[..]) {
+                        Ok(req) => {
+                            for rl in req.resource_logs {
+                                let attrs = rl.resource.map(|r| r.attributes).unwrap_or_default();
+                                g.resources.push(("logs".into(), attrs));
+                                for sl in rl.scope_logs {
+                                    g.logs.extend(sl.log_records);
+                                }
                             }
                         }
-                        g.metrics.push(all);
-                    }
-                    Err(e) => g.bad.push(format!("{path}: {e}")),
-                },
-                "/v1/logs" => match ExportLogsServiceRequest::decode(&body[..]) {
-                    Ok(req) => {
-                        for rl in req.resource_logs {
-                            let attrs = rl.resource.map(|r| r.attributes).unwrap_or_default();
-                            g.resources.push(("logs".into(), attrs));
-                            for sl in rl.scope_logs {
-                                g.logs.extend(sl.log_records);
-                            }
-                        }
-                    }
-                    Err(e) => g.bad.push(format!("{path}: {e}")),
-                },
-                other => g.bad.push(format!("a POST to {other}")),
+                        Err(e) => g.bad.push(format!("{path}: {e}")),
+                    },
+                    other => g.bad.push(format!("a POST to {other}")),
+                }
             }
         }
         let _ = w.write_all(
             b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n",
         );
+    }
+}
+
+/// Records an OTLP/JSON request (the protobuf types' JSON mapping: ids in hex, attribute
+/// values as `{"stringValue": …}` and the like): its resources, spans (name, ids, attributes),
+/// log records and metrics (names), as the protobuf path does.
+fn record_json(g: &mut Got, path: &str, body: &[u8]) {
+    use serde_json::Value;
+    let v: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            g.bad.push(format!("{path} (JSON): {e}"));
+            return;
+        }
+    };
+    let list = |v: &Value, k: &str| v[k].as_array().cloned().unwrap_or_default();
+    let kvs = |v: &Value| -> Vec<KeyValue> {
+        list(v, "attributes")
+            .iter()
+            .map(|a| KeyValue {
+                key: a["key"].as_str().unwrap_or("").to_string(),
+                value: json_value(&a["value"]),
+                ..Default::default()
+            })
+            .collect()
+    };
+    let id = |s: &Value| -> Vec<u8> {
+        let s = s.as_str().unwrap_or("");
+        (0..s.len() / 2)
+            .filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
+            .collect()
+    };
+    let (signal, groups, scopes, items) = match path {
+        "/v1/traces" => ("traces", "resourceSpans", "scopeSpans", "spans"),
+        "/v1/metrics" => ("metrics", "resourceMetrics", "scopeMetrics", "metrics"),
+        "/v1/logs" => ("logs", "resourceLogs", "scopeLogs", "logRecords"),
+        other => {
+            g.bad.push(format!("a POST to {other} (JSON)"));
+            return;
+        }
+    };
+    let mut metrics = Vec::new();
+    for group in list(&v, groups) {
+        let attrs = kvs(&group["resource"]);
+        g.resources.push((signal.into(), attrs.clone()));
+        for scope in list(&group, scopes) {
+            for item in list(&scope, items) {
+                match signal {
+                    "traces" => {
+                        let span = Span {
+                            name: item["name"].as_str().unwrap_or("").to_string(),
+                            trace_id: id(&item["traceId"]),
+                            span_id: id(&item["spanId"]),
+                            parent_span_id: id(&item["parentSpanId"]),
+                            attributes: kvs(&item),
+                            ..Default::default()
+                        };
+                        g.resource_spans.push((attrs.clone(), span.clone()));
+                        g.spans.push(span);
+                    }
+                    "metrics" => metrics.push(Metric {
+                        name: item["name"].as_str().unwrap_or("").to_string(),
+                        ..Default::default()
+                    }),
+                    _ => g.logs.push(LogRecord {
+                        attributes: kvs(&item),
+                        ..Default::default()
+                    }),
+                }
+            }
+        }
+    }
+    if signal == "metrics" {
+        g.metrics.push(metrics);
+    }
+}
+
+/// An OTLP/JSON attribute value (`{"stringValue": "…"}`, `intValue` as a string or a number,
+/// `doubleValue`, `boolValue`); another kind is left out.
+fn json_value(v: &serde_json::Value) -> Option<opentelemetry_proto::tonic::common::v1::AnyValue> {
+    let value = if let Some(s) = v["stringValue"].as_str() {
+        any_value::Value::StringValue(s.to_string())
+    } else if let Some(i) = v["intValue"]
+        .as_i64()
+        .or_else(|| v["intValue"].as_str().and_then(|s| s.parse().ok()))
+    {
+        any_value::Value::IntValue(i)
+    } else if let Some(d) = v["doubleValue"].as_f64() {
+        any_value::Value::DoubleValue(d)
+    } else if let Some(b) = v["boolValue"].as_bool() {
+        any_value::Value::BoolValue(b)
+    } else {
+        return None;
+    };
+    Some(opentelemetry_proto::tonic::common::v1::AnyValue { value: Some(value) })
+}
+
+/// A body in chunked transfer encoding (RFC 9112, 7.1), its trailers skipped; `None` when the
+/// connection ends or a chunk's size does not parse (bounded: 64 MiB at most).
+fn read_chunked(r: &mut impl std::io::BufRead) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let size = line.trim_end().split(';').next()?.trim();
+        let size = usize::from_str_radix(size, 16).ok()?;
+        if size == 0 {
+            // Trailers, up to the empty line.
+            loop {
+                let mut t = String::new();
+                if r.read_line(&mut t).ok()? == 0 || t.trim_end().is_empty() {
+                    return Some(body);
+                }
+            }
+        }
+        if body.len() + size > 64 << 20 {
+            return None;
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        r.read_exact(&mut body[start..]).ok()?;
+        let mut crlf = String::new();
+        r.read_line(&mut crlf).ok()?;
     }
 }
 
