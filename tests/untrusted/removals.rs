@@ -56,7 +56,8 @@ fn plant(d: &Path, outside: &Path) {
     }
     std::fs::create_dir_all(d.join("closed/in")).expect("closed");
     std::fs::write(d.join("closed/in/f"), "x").expect("f");
-    std::fs::set_permissions(d.join("closed"), std::fs::Permissions::from_mode(0)).expect("0000");
+    std::fs::set_permissions(d.join("closed"), std::fs::Permissions::from_mode(0o000))
+        .expect("0000");
     std::os::unix::fs::symlink(outside, d.join("link")).expect("link");
     nix::unistd::mkfifo(&d.join("fifo"), nix::sys::stat::Mode::S_IRWXU).expect("fifo");
 }
@@ -212,8 +213,11 @@ fn removals_a_plan_without_client_state_has_no_clients_mount_and_clean_removes_t
         std::fs::create_dir_all(&deep).expect("deep");
         std::os::unix::fs::symlink(&outside, deep.join("out")).expect("link");
         std::fs::create_dir_all(clients.join("p/1.1-2/c")).expect("closed");
-        std::fs::set_permissions(clients.join("p/1.1-2"), std::fs::Permissions::from_mode(0))
-            .expect("0000");
+        std::fs::set_permissions(
+            clients.join("p/1.1-2"),
+            std::fs::Permissions::from_mode(0o000),
+        )
+        .expect("0000");
         std::fs::create_dir_all(clients.join(".kept/p/1.1.session")).expect("kept");
         std::fs::write(clients.join(".kept/p/1.1.session/session.json"), "{}").expect("kept");
         let (code, out, err) = repo.run(&["clean", "--force", "p"]);
