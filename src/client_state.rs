@@ -26,6 +26,9 @@ use crate::manifest::{KnownCli, StateHome};
 /// The directory under the state directory that holds the private copies (a name no plan can
 /// have: plan names begin with a letter or a digit, so no plan's status directory is this one).
 pub(crate) const DIR: &str = crate::state_layout::CLIENTS.name;
+/// The directory in [`DIR`] of the sessions kept between a task's attempts
+/// (`crate::supervisor::resume::kept_dir`): not a plan's (no plan's name begins with a `.`).
+pub(crate) const KEPT: &str = ".kept";
 
 /// Where attempt `attempt` of `unit` (a task id, or `plan`) of plan `plan` keeps its client's
 /// state; `state_dir` is the run's state directory.
@@ -81,17 +84,10 @@ pub(crate) fn prepare(
     }))
 }
 
-/// Removes an attempt's private copy (its agent's files: nothing in it is followed).
+/// Removes an attempt's private copy (its agent's files: nothing in it is followed, however
+/// deep; bounded in time, what is left removed by `orch up`'s next start or `orch clean`).
 pub(crate) fn remove(dir: &Path) {
-    match fs::symlink_metadata(dir) {
-        Ok(m) if m.is_dir() => {
-            let _ = fs::remove_dir_all(dir);
-        }
-        Ok(_) => {
-            let _ = fs::remove_file(dir);
-        }
-        Err(_) => {}
-    }
+    let _ = crate::untrusted::remove::remove_path(dir);
 }
 
 /// The user's files of one state variable to copy, with where each goes relative to the

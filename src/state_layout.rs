@@ -116,13 +116,17 @@ pub(crate) const SSH_OWN: [&str; 3] = [SSH_USABLE, SSH_SLOTS, SSH_DOWN];
 pub(crate) const RESOLVE: Own = Own::fresh(".resolve");
 /// The private copies of the clients' state, `<CLIENTS>/<plan>/…`.
 pub(crate) const CLIENTS: Own = Own::fresh(".clients");
+/// orch's trash: a tree an agent could have filled is renamed here before it is removed, and
+/// what one removal leaves is removed by the next `orch clean` or `orch up`
+/// (`crate::untrusted::remove::Trash`).
+pub(crate) const TRASH: Own = Own::fresh(".trash");
 
 /// What the last `orch up` started by `orch mcp`'s `up` tool printed (its stdout and stderr).
 pub(crate) const MCP_UP_LOG: Own = Own::fresh(".mcp-up.log");
 
 /// Every entry orch keeps in a state directory under a name of its own.
 #[cfg(test)]
-pub(crate) const ALL: [Own; 18] = [
+pub(crate) const ALL: [Own; 19] = [
     EVENTS,
     EVENTS_ROTATED,
     HISTORY,
@@ -140,6 +144,7 @@ pub(crate) const ALL: [Own; 18] = [
     REMOTE,
     RESOLVE,
     CLIENTS,
+    TRASH,
     MCP_UP_LOG,
 ];
 

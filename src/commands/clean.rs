@@ -12,7 +12,7 @@ use std::path::Path;
 use chrono::Utc;
 use serde_json::json;
 
-use super::output::{print_json, println_safe};
+use super::output::{eprintln_safe, print_json, println_safe};
 use crate::error::{CliError, CliResult, Coded, exit};
 use crate::git::{self, MergeState, PlanBranch, TreeState};
 use crate::status;
@@ -72,6 +72,15 @@ pub(crate) fn run(sel: &Selection, args: CleanArgs) -> CliResult<u8> {
         Some(super::supervisor_lock(&manifest, HELD)?)
     };
 
+    // What earlier removals left in orch's trash goes first (bounded in time: what is still
+    // left is said, and removed by the next `orch clean` or `orch up`).
+    let trash_left = if args.dry_run {
+        None
+    } else {
+        crate::status::report::dir::empty_trash(&state_dir)
+            .err()
+            .map(|e| e.to_string())
+    };
     let stamp = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
     let worktree_root = manifest.root.join(&manifest.defaults.worktree_root);
     let reports: Vec<Report> = selected
@@ -132,20 +141,41 @@ pub(crate) fn run(sel: &Selection, args: CleanArgs) -> CliResult<u8> {
                         crate::status::report::plan_reports_dir(&state_dir, &lp.name).display()
                     ));
                 }
+                // Its attempts' private client states (mounted read-write in its container)
+                // and the sessions kept between its tasks' attempts, by the same rule.
+                let clients = crate::state_layout::CLIENTS.name;
+                for parents in [&[clients][..], &[clients, crate::client_state::KEPT][..]] {
+                    if let Err(e) =
+                        crate::status::report::dir::remove_whole(&state_dir, parents, &lp.name)
+                    {
+                        report.reasons.push(e.to_string());
+                    }
+                }
             }
             report
         })
         .collect();
 
+    // And what this run's removals left there.
+    let trash_left = trash_left.or_else(|| {
+        (!args.dry_run)
+            .then(|| crate::status::report::dir::empty_trash(&state_dir).err())
+            .flatten()
+            .map(|e| e.to_string())
+    });
     if args.json {
         print_json(&json!({
             "target": manifest.defaults.target,
             "dry_run": args.dry_run,
             "force": args.force,
             "plans": reports,
+            "trash_left": trash_left,
         }));
     } else {
         println_safe(&render(&reports, &args, &manifest.defaults.target));
+        if let Some(left) = &trash_left {
+            eprintln_safe(&format!("orch clean: {left}"));
+        }
     }
     Ok(if reports.iter().any(|r| r.outcome == "error") {
         exit::FAILURE

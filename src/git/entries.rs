@@ -231,11 +231,11 @@ pub(super) fn discard_dir(path: &Path) -> Result<(), GitError> {
         source,
     };
     let Some(aside) = discard_path(path) else {
-        return fs::remove_dir_all(path).map_err(prune_error);
+        return crate::untrusted::remove::remove_path(path).map_err(prune_error);
     };
     sweep_discarded(path)?;
     fs::rename(path, &aside).map_err(prune_error)?;
-    fs::remove_dir_all(&aside).map_err(prune_error)
+    crate::untrusted::remove::remove_path(&aside).map_err(prune_error)
 }
 
 /// Removes what a [`discard_dir`] of `path` cut short by a kill left beside it.
@@ -244,10 +244,12 @@ pub(super) fn sweep_discarded(path: &Path) -> Result<(), GitError> {
         return Ok(());
     };
     match fs::symlink_metadata(&aside) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(&aside).map_err(|source| GitError::Prune {
-            path: aside.clone(),
-            source,
-        }),
+        Ok(m) if m.is_dir() => {
+            crate::untrusted::remove::remove_path(&aside).map_err(|source| GitError::Prune {
+                path: aside.clone(),
+                source,
+            })
+        }
         _ => Ok(()),
     }
 }

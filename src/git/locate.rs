@@ -176,7 +176,7 @@ fn put(path: &Path, text: &str) -> Result<(), GitError> {
                 return Ok(());
             }
         }
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path).map_err(error)?,
+        Ok(m) if m.is_dir() => crate::untrusted::remove::remove_path(path).map_err(error)?,
         Ok(_) => std::fs::remove_file(path).map_err(error)?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(error(e)),
@@ -205,7 +205,7 @@ fn tidy_worktree_config(path: &Path) -> Result<(), GitError> {
     };
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_file() => {}
-        Ok(m) if m.is_dir() => return std::fs::remove_dir_all(path).map_err(error),
+        Ok(m) if m.is_dir() => return crate::untrusted::remove::remove_path(path).map_err(error),
         Ok(_) => return std::fs::remove_file(path).map_err(error),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(error(e)),

@@ -75,7 +75,7 @@ pub(crate) fn remove_tmp(path: &std::path::Path) -> bool {
         (of.is_some(), of.is_some_and(|m| !intact(m)))
     };
     if !swapped {
-        let _ = std::fs::remove_dir_all(path);
+        let _ = crate::untrusted::remove::remove_path(path);
     }
     ours
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use super::context::PlanCtx;
 use crate::manifest::KnownCli;
 
-pub(crate) use crate::client_state::{DIR, dir, prepare, remove};
+pub(crate) use crate::client_state::{DIR, KEPT, dir, prepare, remove};
 
 /// The client and the private state directory of attempt `attempt` of `unit` of plan `pc`, run
 /// with `command` (best of N's `agents`: another agent's), when it runs confined and its client

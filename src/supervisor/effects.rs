@@ -211,7 +211,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ws: Workspace, emit: &mut dyn FnMut(&Even
         }
         fx.watch(run, f.unit, f.attempt, f.pid, f.proc);
     }
-    sweep_report_dirs(&fx, ws.plans.len());
+    sweep_report_dirs(&mut fx, ws.plans.len());
     // Every new plan worktree is made now, as many at once as the machine has cores, in the
     // order of the plans' priorities; a plan's preparation waits for its own only.
     let mut new_trees: Vec<usize> = (0..ws.plans.len())
@@ -660,13 +660,22 @@ fn far_future() -> tokio::time::Instant {
 /// report directories (`.reports/<plan>/`, which an unconfined agent may fill: it is mounted
 /// read-write in the plan's container) everything that is no adopted attempt's goes, never
 /// followed (a link as itself; `.reports/<plan>` itself a link is removed when no adopted
-/// attempt's directory is there). Bounded work: each removal at most so many entries.
-fn sweep_report_dirs(fx: &Effects<'_>, plans: usize) {
+/// attempt's directory is there); so does a plan's directory of private client states
+/// (`.clients/<plan>/`, mounted read-write in its container too) when no adopted attempt of
+/// the plan holds one; and what earlier removals left in orch's trash. Each removal bounded in
+/// time, never by giving up ([`crate::untrusted::remove`]): what is left is said, and removed
+/// by the next start or `orch clean`.
+fn sweep_report_dirs(fx: &mut Effects<'_>, plans: usize) {
     use crate::status::report::REPORTS_DIR;
-    use crate::status::report::dir::{ReportDir, remove_whole};
+    use crate::status::report::dir::{ReportDir, empty_trash, remove_whole};
+    let mut notes: Vec<(Option<String>, String)> = Vec::new();
+    let mut trashes: Vec<std::path::PathBuf> = Vec::new();
     for p in 0..plans {
         let Some(pc) = fx.plan(p) else { continue };
         let state = super::reports::reports_state_dir(&pc);
+        if !trashes.iter().any(|t| t == state) {
+            trashes.push(state.to_path_buf());
+        }
         let dir = crate::status::report::plan_reports_dir(state, pc.name());
         let held: Vec<String> = fx
             .reporters
@@ -674,8 +683,14 @@ fn sweep_report_dirs(fx: &Effects<'_>, plans: usize) {
             .filter(|k| k.parent() == Some(dir.as_path()))
             .filter_map(|k| k.file_name()?.to_str().map(str::to_string))
             .collect();
+        let mut said = |r: std::io::Result<()>| {
+            if let Err(e) = r {
+                notes.push((Some(pc.name().to_string()), e.to_string()));
+            }
+        };
         if held.is_empty() {
-            let _ = remove_whole(state, &[REPORTS_DIR], pc.name());
+            said(remove_whole(state, &[REPORTS_DIR], pc.name()));
+            said(remove_whole(state, &[super::client_state::DIR], pc.name()));
             continue;
         }
         let Ok(found) = ReportDir::open(state, &[REPORTS_DIR], pc.name()) else {
@@ -683,8 +698,16 @@ fn sweep_report_dirs(fx: &Effects<'_>, plans: usize) {
         };
         for name in found.names().unwrap_or_default() {
             if !held.contains(&name) {
-                let _ = remove_whole(state, &[REPORTS_DIR, pc.name()], &name);
+                said(remove_whole(state, &[REPORTS_DIR, pc.name()], &name));
             }
         }
+    }
+    for state in trashes {
+        if let Err(e) = empty_trash(&state) {
+            notes.push((None, e.to_string()));
+        }
+    }
+    for (plan, n) in notes {
+        fx.note(plan, n);
     }
 }

@@ -589,11 +589,7 @@ fn fresh_usage_dir(log: &Path, argv_names_it: bool) -> Result<Option<PathBuf>, S
     let made = if argv_names_it {
         crate::links::fresh_dir(dir)
     } else {
-        match std::fs::symlink_metadata(dir) {
-            Ok(m) if m.is_dir() => std::fs::remove_dir_all(dir),
-            Ok(_) => std::fs::remove_file(dir),
-            Err(_) => Ok(()),
-        }
+        crate::untrusted::remove::remove_path(dir)
     };
     made.map_err(|e| format!("cannot make `{}` afresh: {e}", dir.display()))?;
     Ok(argv_names_it.then(|| dir.to_path_buf()))

@@ -14,7 +14,7 @@
 //!   any tool runs; it must be a UUID (so never a path), else nothing is kept.
 //! - When the attempt ends, orch moves that session's transcript (a regular file, bounded,
 //!   found by the id in the client's own layout; never through a link) out of the private
-//!   state, which is then removed, into `<state_dir>/.clients/<plan>/<task>.session/`, a
+//!   state, which is then removed, into `<state_dir>/.clients/.kept/<plan>/<task>.session/`, a
 //!   directory of its own that no agent may write, with a record of what it kept (or why it
 //!   kept nothing).
 //! - The task's next launch takes that directory (whatever it does, it is gone afterwards):
@@ -71,11 +71,14 @@ pub(crate) fn resumable(command: &[String]) -> Option<KnownCli> {
 }
 
 /// Where the session of task `task` of plan `plan` is kept between its attempts, under the
-/// run's state directory `state_dir` (beside the attempts' private states, named so that no
-/// attempt's is this one).
+/// run's state directory `state_dir`: `.clients/.kept/<plan>/<task>.session`, beside the
+/// plans' directories of private states (no plan's name begins with a `.`), never in one:
+/// `.clients/<plan>/` is mounted read-write in the plan's container, and what is kept here is
+/// no agent's to write.
 pub(crate) fn kept_dir(state_dir: &Path, plan: &str, task: &str) -> PathBuf {
     state_dir
         .join(super::client_state::DIR)
+        .join(super::client_state::KEPT)
         .join(plan)
         .join(format!("{task}.session"))
 }

@@ -35,6 +35,7 @@ mod peers;
 mod processes;
 mod reads;
 mod recovery;
+mod removals;
 mod replan;
 mod report_dirs;
 mod reports;

@@ -69,6 +69,10 @@ pub(crate) struct ContainerExecutor {
     services: Vec<Service>,
     /// `defaults.ports`: the size of the plan's block of ports (`ORCH_PORT` on).
     ports: u16,
+    /// Whether an attempt of the plan may keep a private copy of its client's state in
+    /// `<state_dir>/.clients/<plan>/` (an agent of a client that has one, not `sandbox =
+    /// "off"`): only then is that directory mounted in the container.
+    client_states: bool,
 }
 
 /// The container of one plan in this run; removed when the last executor of the plan goes.
@@ -126,8 +130,8 @@ impl Drop for PlanBox {
         if let Some(pid) = *self.monitor.lock().unwrap_or_else(PoisonError::into_inner) {
             crate::process::forget(pid);
         }
-        let _ = std::fs::remove_dir_all(&self.tmp_root);
-        let _ = std::fs::remove_dir_all(&self.marks);
+        let _ = crate::untrusted::remove::remove_path(&self.tmp_root);
+        let _ = crate::untrusted::remove::remove_path(&self.marks);
     }
 }
 
@@ -237,6 +241,14 @@ impl ContainerExecutor {
             box_,
             services: manifest.services_of(entry).into_iter().cloned().collect(),
             ports: manifest.defaults.ports,
+            client_states: std::iter::once(&entry.agent)
+                .chain(&entry.best_of.agents)
+                .filter_map(|a| manifest.agents.get(a))
+                .any(|a| {
+                    a.sandbox.mode != SandboxMode::Off
+                        && crate::manifest::KnownCli::of(&a.command)
+                            .is_some_and(|c| c.private_state().is_some())
+                }),
         }
     }
 
@@ -291,9 +303,13 @@ impl ContainerExecutor {
         // Made before the plan's first attempt when its setup starts the container.
         std::fs::create_dir_all(&reports)
             .map_err(|e| format!("cannot make `{}`: {e}", reports.display()))?;
-        // The plan's attempts' private client state (a confined attempt's, made here).
+        // The plan's attempts' private client state (a confined attempt's, made here), only
+        // when one of its agents keeps one: nothing else of orch's state directory is the
+        // agent's to write (what orch reads back of it, a session's transcript, is read
+        // bounded, never through a link, never as orch's configuration).
         let clients = crate::client_state::dir(at.state_dir, &self.plan, "x", 0)
             .parent()
+            .filter(|_| self.client_states)
             .map(Path::to_path_buf);
         let mut write = vec![
             at.workdir.to_path_buf(),
@@ -703,7 +719,7 @@ impl Executor for ContainerExecutor {
         let _ = std::fs::remove_file(self.record_of(unit, attempt));
         // Its TMPDIR (named as orch names the attempt's here: `orch-<pid>-<plan>-<unit>-<n>`).
         let leaf = format!("orch-{}-{}-{unit}-{attempt}", std::process::id(), self.plan);
-        let _ = std::fs::remove_dir_all(self.box_.tmp_root.join(leaf));
+        let _ = crate::untrusted::remove::remove_path(&self.box_.tmp_root.join(leaf));
         None
     }
 

@@ -51,7 +51,7 @@ pub(super) fn remove_dead_dirs(tmp: &Path) -> Vec<String> {
         if !meta.file_type().is_dir() || meta.uid() != me {
             continue;
         }
-        match std::fs::remove_dir_all(&path) {
+        match crate::untrusted::remove::remove_path(&path) {
             Ok(()) => notes.push(format!(
                 "removed `{}`, left by an earlier run of orch",
                 path.display()

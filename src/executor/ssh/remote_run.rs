@@ -406,7 +406,7 @@ impl Leftover<'_> {
             &["update-ref", "-d", &snapshot_ref(&self.job.key)],
             &[],
         );
-        let _ = std::fs::remove_dir_all(&p.attempt);
+        let _ = crate::untrusted::remove::remove_path(&p.attempt);
     }
 }
 

@@ -120,8 +120,8 @@ impl Staging {
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
-        let _ = fs::remove_dir_all(&self.admin);
+        let _ = crate::untrusted::remove::remove_path(&self.path);
+        let _ = crate::untrusted::remove::remove_path(&self.admin);
     }
 }
 
@@ -154,7 +154,7 @@ fn remove_leftover(path: &Path, admin: &Path) -> Result<(), String> {
                     path.display()
                 ));
             }
-            fs::remove_dir_all(path)
+            crate::untrusted::remove::remove_path(path)
                 .map_err(|e| format!("cannot remove the leftover `{}`: {e}", path.display()))?;
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -16,11 +16,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use serde::Serialize;
 
 use crate::untrusted::read::{self, Limit, ReadError};
-
-/// How deep [`remove_beneath`] goes into a directory an agent filled: a deeper one is left.
-const MAX_DEPTH: usize = 64;
-/// At most this many entries are removed by one removal of a directory.
-const MAX_REMOVED: usize = 100_000;
+use crate::untrusted::remove;
 
 /// Which directory a handle is (its device and inode).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,7 +134,12 @@ impl ReportDir {
     pub(crate) fn make(state_dir: &Path, parents: &[&str], name: &str) -> io::Result<Self> {
         let (parent, dir) = parent_of(state_dir, parents, true)?;
         let path = dir.join(name);
-        remove_entry(parent.as_fd(), name, None, true).map_err(|e| at(&path, e))?;
+        // Its place is free even when the removal left some of it in the trash (said then).
+        if let Err(e) = remove_entry(state_dir, parent.as_fd(), &path, name, None, true)
+            && rustix::fs::statat(&parent, component(name)?, AtFlags::SYMLINK_NOFOLLOW).is_ok()
+        {
+            return Err(e);
+        }
         rustix::fs::mkdirat(&parent, component(name)?, Mode::from_raw_mode(0o777))
             .map_err(|e| at(&path, errno(e)))?;
         let fd = open_dir_at(parent.as_fd(), name).map_err(|e| at(&path, e))?;
@@ -253,37 +254,70 @@ impl ReportDir {
 
 /// Removes `<state_dir>/<parents…>/<name>` without following a link below `state_dir`: a link
 /// or a file there is removed itself; a directory only when it is `expected` (the one orch
-/// made), with everything in it (no link in it followed; at most [`MAX_DEPTH`] deep). A
-/// directory that is not the one expected is left where it is (it is not orch's). Nothing
-/// there, or a parent that is not a directory of its own (a link), is no error: nothing is
-/// removed.
+/// made), with everything in it ([`remove_entry`]). A directory that is not the one expected is
+/// left where it is (it is not orch's). Nothing there, or a parent that is not a directory of
+/// its own (a link), is no error: nothing is removed.
 pub(crate) fn remove_beneath(
     state_dir: &Path,
     parents: &[&str],
     name: &str,
     expected: Option<DirId>,
 ) -> io::Result<()> {
-    let Ok((parent, _)) = parent_of(state_dir, parents, false) else {
+    let Ok((parent, dir)) = parent_of(state_dir, parents, false) else {
         return Ok(());
     };
-    remove_entry(parent.as_fd(), name, expected, false)
+    remove_entry(
+        state_dir,
+        parent.as_fd(),
+        &dir.join(name),
+        name,
+        expected,
+        false,
+    )
 }
 
 /// Removes `<state_dir>/<parents…>/<name>` whatever it is, without following a link: a link
-/// or a file itself, a directory with everything in it (no link in it followed, at most
-/// [`MAX_DEPTH`] deep and [`MAX_REMOVED`] entries). A parent that is not a directory of its own
-/// (a link), or nothing there, is no error: nothing is removed.
+/// or a file itself, a directory with everything in it ([`remove_entry`]). A parent that is not
+/// a directory of its own (a link), or nothing there, is no error: nothing is removed. An error
+/// says what is left (in orch's trash, removed by the next `orch clean` or `orch up`): the
+/// place itself is free.
 pub(crate) fn remove_whole(state_dir: &Path, parents: &[&str], name: &str) -> io::Result<()> {
-    let Ok((parent, _)) = parent_of(state_dir, parents, false) else {
+    let Ok((parent, dir)) = parent_of(state_dir, parents, false) else {
         return Ok(());
     };
-    remove_entry(parent.as_fd(), name, None, true)
+    remove_entry(state_dir, parent.as_fd(), &dir.join(name), name, None, true)
 }
 
-/// Removes `name` of `parent`, never following a link: a link or a file itself; a directory
-/// when `any_dir` or it is `expected`, emptied first. Nothing there is no error.
+/// orch's trash in `state_dir` ([`remove::Trash`], `<state_dir>/.trash`).
+fn trash(state_dir: &Path) -> io::Result<remove::Trash> {
+    let fd = rustix::fs::open(
+        state_dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| at(state_dir, errno(e)))?;
+    remove::Trash::open(fd.as_fd(), state_dir, crate::state_layout::TRASH.name)
+        .map_err(|e| at(&crate::state_layout::TRASH.path(state_dir), e))
+}
+
+/// Removes what earlier removals left in `state_dir`'s trash, within [`remove::BUDGET`]: an
+/// error says what is still left. No trash (nor state directory) is no error.
+pub(crate) fn empty_trash(state_dir: &Path) -> io::Result<()> {
+    let path = crate::state_layout::TRASH.path(state_dir);
+    if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    trash(state_dir)?.empty(&remove::Work::new())
+}
+
+/// Removes `name` of `parent` (`shown` is its path), never following a link: a link or a file
+/// itself; a directory when `any_dir` or it is `expected`, renamed into orch's trash in
+/// `state_dir` at once and emptied there ([`remove::Trash::remove`]: no depth limit, bounded in
+/// time, what is left said and removed by the next removal). Nothing there is no error.
 fn remove_entry(
+    state_dir: &Path,
     parent: BorrowedFd<'_>,
+    shown: &Path,
     name: &str,
     expected: Option<DirId>,
     any_dir: bool,
@@ -297,63 +331,18 @@ fn remove_entry(
     if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
         return rustix::fs::unlinkat(parent, name, AtFlags::empty()).map_err(errno);
     }
-    let fd = open_dir_at(parent, name)?;
-    let s = rustix::fs::fstat(&fd).map_err(errno)?;
-    let id = DirId {
-        dev: s.st_dev,
-        ino: s.st_ino,
-    };
-    if !any_dir && expected != Some(id) {
-        return Ok(());
-    }
-    let mut budget = MAX_REMOVED;
-    empty(fd.as_fd(), 0, &mut budget)?;
-    rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR).map_err(errno)
-}
-
-/// Removes everything in the directory `dir`, no link followed; at most `budget` entries in
-/// all (bounded work: past it, the rest is left and said).
-fn empty(dir: BorrowedFd<'_>, depth: usize, budget: &mut usize) -> io::Result<()> {
-    if depth > MAX_DEPTH {
-        return Err(io::Error::other(format!(
-            "more than {MAX_DEPTH} directories deep: left"
-        )));
-    }
-    let mut names = Vec::new();
-    for e in rustix::fs::Dir::read_from(dir).map_err(errno)? {
-        let e = e.map_err(errno)?;
-        if *budget == 0 {
-            return Err(io::Error::other(format!(
-                "more than {MAX_REMOVED} entries: the rest left"
-            )));
-        }
-        *budget -= 1;
-        let n = e.file_name();
-        if n.to_bytes() != b"." && n.to_bytes() != b".." {
-            names.push(n.to_owned());
-        }
-    }
-    for n in names {
-        let stat = match rustix::fs::statat(dir, n.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(s) => s,
-            Err(rustix::io::Errno::NOENT) => continue,
-            Err(e) => return Err(errno(e)),
+    if !any_dir {
+        let fd = open_dir_at(parent, name)?;
+        let s = rustix::fs::fstat(&fd).map_err(errno)?;
+        let id = DirId {
+            dev: s.st_dev,
+            ino: s.st_ino,
         };
-        if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
-            let sub = rustix::fs::openat(
-                dir,
-                n.as_c_str(),
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(errno)?;
-            empty(sub.as_fd(), depth + 1, budget)?;
-            rustix::fs::unlinkat(dir, n.as_c_str(), AtFlags::REMOVEDIR).map_err(errno)?;
-        } else {
-            rustix::fs::unlinkat(dir, n.as_c_str(), AtFlags::empty()).map_err(errno)?;
+        if expected != Some(id) {
+            return Ok(());
         }
     }
-    Ok(())
+    trash(state_dir)?.remove(parent, name, shown, &remove::Work::new())
 }
 
 #[cfg(test)]
