@@ -22,7 +22,7 @@ use std::process::Command;
 use support::clis::{RUN_TIMEOUT, client_env, clis_with, logs};
 use support::fake_api::{Behaviour, FakeApi};
 use support::three::{Three, repo_table};
-use support::{Repo, code_out_err, sshd, wait_within};
+use support::{Repo, code_out_err, sshd, toml_array, wait_within};
 
 const PLAN: &str = "# One file\n\n## Phase 1: Files\n- [ ] 1.1 Create `alpha.txt`\n";
 
@@ -297,4 +297,65 @@ fn a_client_the_image_lacks_and_this_machine_has_as_a_script_is_refused_at_start
 #[test]
 fn opencode_preset_runs_a_plan_in_a_container() {
     in_a_container("opencode");
+}
+
+/// The real Claude Code in a container plan with a `[[service]]` (the tests' PostgreSQL, in
+/// the plan's network) whose check needs the service: the task's check asks the database on
+/// the address orch gives it and passes; the work lands.
+#[test]
+fn claude_preset_runs_a_container_plan_whose_check_needs_its_service() {
+    if !support::podman::postgres_available() || !support::landlock() {
+        return;
+    }
+    let Some(clis) = clis_with("claude") else {
+        return;
+    };
+    let api_server = FakeApi::start(Behaviour::Normal);
+    let repo = Repo::builder().timeout(RUN_TIMEOUT).build();
+    repo.write("plans/p.md", PLAN);
+    let check = toml_array(&[
+        "sh",
+        "-c",
+        "psql -X -v ON_ERROR_STOP=1 -h \"$ORCH_SERVICE_DB_HOST\" -p \"$ORCH_SERVICE_DB_PORT\" -U postgres -tAc 'select 41 + 1' | grep -qx 42",
+    ]);
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"claude\"\nexecutor = \"container\"\nimage = \"{}\"\ncheck = {check}\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"plans/p.md\"\nservices = [\"db\"]\n\n\
+             [[service]]\nname = \"db\"\nimage = \"{}\"\nenv = {{ PGPORT = \"${{ORCH_SERVICE_PORT}}\" }}\n\
+             ready = [\"pg_isready\", \"-h\", \"127.0.0.1\", \"-U\", \"postgres\", \"-q\"]\nready_timeout = \"60s\"\n",
+            support::podman::POSTGRES,
+            support::podman::POSTGRES
+        ),
+    );
+    repo.commit_all("plans");
+    let mut cmd = repo.orch(&["up", "--json"]);
+    client_env(&mut cmd, &clis, &api_server, repo.home());
+    cmd.env_remove("ORCH_SANDBOX");
+    let (code, out, err) = code_out_err(&wait_within(
+        cmd.spawn().expect("spawn orch up"),
+        RUN_TIMEOUT,
+        "orch up",
+    ));
+    let context = || {
+        format!(
+            "exit {code}\nstdout:\n{out}\nstderr:\n{err}\nlogs:\n{}\nfake API requests: {:?}",
+            logs(&repo),
+            api_server.requests()
+        )
+    };
+    assert_eq!(code, 0, "{}", context());
+    // The check ran (and passed: a failing one fails the task, which `landed` refuses).
+    let events = support::events(&out);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "task_checking" && e["task"] == "1.1"),
+        "the check did not run: {}",
+        context()
+    );
+    landed(&repo, &repo, "claude", &context);
+    assert!(!api_server.requests().is_empty(), "{}", context());
+    assert_eq!(support::podman::mounting(repo.root()), Vec::<String>::new());
 }

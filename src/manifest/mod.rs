@@ -11,6 +11,7 @@ mod executor;
 mod fallback;
 mod hosts;
 mod implicit_code;
+mod limits;
 mod load;
 mod model;
 mod names;
@@ -64,6 +65,7 @@ pub(crate) use implicit_code::{
     Kind, Loaded, MAX_NAMES, MAX_READ, View, anywhere_patterns, is_pattern, loaded as loaded_by,
     pattern_at_or_above, pattern_covers,
 };
+pub(crate) use limits::{Limits, shown as shown_size};
 pub use load::parse_str;
 pub(crate) use load::{MANIFEST_NAME, ManifestError, find_manifest, load};
 pub(crate) use model::Host;

@@ -295,6 +295,9 @@ pub(crate) struct PlanEntry {
     /// Resolved: the `[[service]]` names the plan gets (its `services`, else `[defaults]`'), in
     /// the order written; empty unless `executor` is container.
     pub(crate) services: Vec<String>,
+    /// Resolved: its container's bounds (`memory`, `pids`: the plan's, else its agent's, else
+    /// `[defaults]`'); used when `executor` is container.
+    pub(crate) limits: super::limits::Limits,
 }
 
 /// The grammar of a plan file (`format` of a `[[plan]]`).

@@ -58,6 +58,9 @@ pub(crate) struct RawDefaults {
     pub(crate) executor: Option<At<String>>,
     /// The container image of `executor = "container"` (`super::values::image`).
     pub(crate) image: Option<At<String>>,
+    /// A container plan's bounds: its container's memory and processes (`super::limits`).
+    pub(crate) memory: Option<At<String>>,
+    pub(crate) pids: Option<At<i64>>,
     pub(crate) check: Option<At<Argv>>,
     pub(crate) budget: Option<At<String>>,
     pub(crate) remote: Option<At<String>>,
@@ -126,6 +129,9 @@ pub(crate) struct RawAgent {
     pub(crate) executor: Option<At<String>>,
     /// The container image of its plans run with `executor = "container"`.
     pub(crate) image: Option<At<String>>,
+    /// Its container plans' bounds (`super::limits`).
+    pub(crate) memory: Option<At<String>>,
+    pub(crate) pids: Option<At<i64>>,
     pub(crate) report: Option<At<String>>,
     // The sandbox (`super::sandbox`).
     pub(crate) sandbox: Option<At<String>>,
@@ -163,6 +169,9 @@ pub(crate) struct RawPlan {
     pub(crate) executor: Option<At<String>>,
     /// The container image of `executor = "container"`.
     pub(crate) image: Option<At<String>>,
+    /// Its container's bounds (`super::limits`).
+    pub(crate) memory: Option<At<String>>,
+    pub(crate) pids: Option<At<i64>>,
     pub(crate) slurm: Option<RawSlurm>,
     pub(crate) check: Option<At<Argv>>,
     pub(crate) budget: Option<At<String>>,

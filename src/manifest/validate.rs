@@ -66,6 +66,7 @@ pub(crate) fn validate(raw: RawManifest, root: &Path, r: &mut Reporter<'_>) -> M
     let services = super::services::services(&raw.service, r);
     let telemetry = super::telemetry::table(&raw.telemetry, r);
     super::services::plans(&raw, &services, defaults.ports, &agents, &mut plans, r);
+    super::limits::plans(&raw, &mut plans, r);
     let mut manifest = Manifest {
         path: r.path.to_path_buf(),
         root: root.to_path_buf(),
@@ -671,6 +672,7 @@ fn plans(
             fallback: Vec::new(),
             format,
             services: Vec::new(),
+            limits: Default::default(),
         });
     }
 

@@ -32,10 +32,13 @@ pub(crate) mod devcontainer;
 mod images;
 pub(crate) mod init;
 mod oneshot;
+mod oom;
+mod plan_box;
 mod podman;
 mod ready;
 mod services;
 mod sweep;
+mod tools;
 
 pub(crate) use images::{Images, images};
 pub(crate) use oneshot::{Mounts, OneShot, PlanImage, client_for};
@@ -52,7 +55,7 @@ use crate::error::CliError;
 use crate::exit;
 use crate::manifest::{Host, Manifest, NetworkMode, PlanEntry, SandboxMode, Service};
 use crate::sandbox::Rules;
-use crate::sandbox::net::Join;
+use plan_box::PlanBox;
 
 /// A podman container per plan.
 #[derive(Debug)]
@@ -73,66 +76,8 @@ pub(crate) struct ContainerExecutor {
     /// `<state_dir>/.clients/<plan>/` (an agent of a client that has one, not `sandbox =
     /// "off"`): only then is that directory mounted in the container.
     client_states: bool,
-}
-
-/// The container of one plan in this run; removed when the last executor of the plan goes.
-#[derive(Debug)]
-struct PlanBox {
-    name: String,
-    /// The plan's directory of attempts' `TMPDIR`s.
-    tmp_root: PathBuf,
-    /// Whether the container was made (and not found stopped since), and the worktree it
-    /// mounts.
-    made: Mutex<Option<PathBuf>>,
-    /// Its monitor, kept by orch (re-parented to `orch up`, it is not an orphan to sweep).
-    monitor: Mutex<Option<u32>>,
-    /// Its network namespace (its first process and the namespace's inode, read when it was
-    /// made), where a confined attempt's proxy sockets are opened.
-    netns: Mutex<Option<Join>>,
-    /// Where its processes are ([`podman::Inside`]), read when it was made.
-    inside: Mutex<Option<podman::Inside>>,
-    /// The agent's client CLI from this machine, mounted read-only (the image has none), as
-    /// the start of the run found it ([`client::Client`]).
-    client: Mutex<Option<client::Client>>,
-    /// The image it was made of (a `command` service runs in a container of it).
-    image: Mutex<Option<String>>,
-    /// Its services as they run (their names and ports, once its port block is known), and
-    /// their monitors kept by orch.
-    services: Mutex<(Vec<services::Instance>, HashMap<String, u32>)>,
-    /// orch's own directory of the plan's services, which no container mounts: where
-    /// `orch service-wait` marks a service ready and records one that did not get ready.
-    marks: PathBuf,
-    /// Why the last attempt found lost was (for the console), until told.
-    lost_why: Mutex<Option<String>>,
-    /// What the console should say of the plan's services (one that stopped under an
-    /// attempt), until told.
-    news: Mutex<Vec<String>>,
-}
-
-impl Drop for PlanBox {
-    fn drop(&mut self) {
-        let made = self
-            .made
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some();
-        let (services, monitors) =
-            std::mem::take(&mut *self.services.lock().unwrap_or_else(PoisonError::into_inner));
-        // Its services with it (`--depend`), else one by one.
-        if !(made && podman::remove(&self.name).is_ok()) {
-            for s in &services {
-                let _ = podman::remove(&s.container);
-            }
-        }
-        for pid in monitors.into_values() {
-            crate::process::forget(pid);
-        }
-        if let Some(pid) = *self.monitor.lock().unwrap_or_else(PoisonError::into_inner) {
-            crate::process::forget(pid);
-        }
-        let _ = crate::untrusted::remove::remove_path(&self.tmp_root);
-        let _ = crate::untrusted::remove::remove_path(&self.marks);
-    }
+    /// Its container's (and its services') memory and processes (`memory`, `pids`).
+    limits: crate::manifest::Limits,
 }
 
 /// The start of the name of a record of a service that did not get ready.
@@ -229,6 +174,7 @@ impl ContainerExecutor {
                     marks: std::env::temp_dir().join(format!("orch-{run}-{safe}-services")),
                     lost_why: Mutex::new(None),
                     news: Mutex::new(Vec::new()),
+                    oom: Mutex::new(None),
                 });
                 all.insert(entry.name.clone(), Arc::downgrade(&b));
                 b
@@ -249,6 +195,7 @@ impl ContainerExecutor {
                         && crate::manifest::KnownCli::of(&a.command)
                             .is_some_and(|c| c.private_state().is_some())
                 }),
+            limits: entry.limits,
         }
     }
 
@@ -265,141 +212,6 @@ impl ContainerExecutor {
         format!("{}/{unit}/{attempt}", self.plan)
     }
 
-    /// Makes the plan's container unless it runs.
-    fn ensure(&self, at: &Attempt<'_>) -> Result<(), String> {
-        let mut made = self
-            .box_
-            .made
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(tree) = made.as_deref() {
-            if !at.workdir.starts_with(tree) {
-                return Err(format!(
-                    "the container of plan `{}` mounts the worktree `{}`, not `{}`: a task's own worktree cannot run in it yet",
-                    self.plan,
-                    tree.display(),
-                    at.workdir.display()
-                ));
-            }
-            if podman::running(&self.box_.name) {
-                return Ok(());
-            }
-            // Stopped under an earlier attempt: made again.
-            let _ = podman::remove(&self.box_.name);
-            *made = None;
-        }
-        let image = match &self.image {
-            Some(i) => i.clone(),
-            None => devcontainer::image(at.repo_root)?,
-        };
-        // This user's alone: what the plan's agents write there is theirs.
-        sweep::private_dir(&self.box_.tmp_root)
-            .map_err(|e| format!("cannot make `{}`: {e}", self.box_.tmp_root.display()))?;
-        let reports = at
-            .report_dir
-            .parent()
-            .unwrap_or(at.report_dir)
-            .to_path_buf();
-        // Made before the plan's first attempt when its setup starts the container.
-        std::fs::create_dir_all(&reports)
-            .map_err(|e| format!("cannot make `{}`: {e}", reports.display()))?;
-        // The plan's attempts' private client state (a confined attempt's, made here), only
-        // when one of its agents keeps one: nothing else of orch's state directory is the
-        // agent's to write (what orch reads back of it, a session's transcript, is read
-        // bounded, never through a link, never as orch's configuration).
-        let clients = crate::client_state::dir(at.state_dir, &self.plan, "x", 0)
-            .parent()
-            .filter(|_| self.client_states)
-            .map(Path::to_path_buf);
-        let mut write = vec![
-            at.workdir.to_path_buf(),
-            reports,
-            self.box_.tmp_root.clone(),
-        ];
-        if let Some(c) = clients {
-            std::fs::create_dir_all(&c)
-                .map_err(|e| format!("cannot make `{}`: {e}", c.display()))?;
-            write.push(c);
-        }
-        let mut read = vec![at.orch_bin.to_path_buf()];
-        // The run's liveness file, read-only (never the supervisor lock, which no agent may
-        // hold): how `orch task` in the container knows that `orch up` runs and takes its
-        // report (`<state_dir>/.reports/<plan>/<attempt>`, as `orch task` finds it from the
-        // report directory).
-        if let Some(lock) = at
-            .report_dir
-            .ancestors()
-            .nth(3)
-            .map(|d| d.join(crate::state_layout::SUPERVISOR_LIVE))
-            .filter(|l| l.is_file())
-        {
-            read.push(lock);
-        }
-        let client = self.client();
-        let files: Vec<(PathBuf, PathBuf)> = client
-            .iter()
-            .map(|c| (c.host.clone(), c.inside()))
-            .collect();
-        let run = run_id();
-        let argv = podman::run_argv(&podman::Spec {
-            name: &self.box_.name,
-            run: &run,
-            plan: &self.plan,
-            image: &image,
-            orch: at.orch_bin,
-            network: match self.network {
-                Some(NetworkMode::Open) => None,
-                _ => Some("none"),
-            },
-            write: &write,
-            read: &read,
-            files: &files,
-        });
-        // Its monitor, re-parented to `orch up`, is no orphan to sweep until it is kept below.
-        let _adopting = crate::process::adopting();
-        podman::output(&argv).map_err(|e| {
-            format!(
-                "cannot start the container of plan `{}` (image `{image}`): {e}",
-                self.plan
-            )
-        })?;
-        *made = Some(at.workdir.to_path_buf());
-        *self
-            .box_
-            .image
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(image);
-        // Kept from here on. (A sweep of another attempt's orphans in the moment before would
-        // stop it: this attempt then finds it stopped and is lost, and the next one makes it.)
-        let pids = podman::pids(&self.box_.name);
-        if let Some((_, monitor)) = pids {
-            crate::process::keep_adopted(monitor);
-            *self
-                .box_
-                .monitor
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(monitor);
-        }
-        // Its namespace, as it is now: a pid reused later names another one.
-        let netns = pids.and_then(|(pid, _)| {
-            use std::os::unix::fs::MetadataExt as _;
-            let inode = std::fs::metadata(format!("/proc/{pid}/ns/net")).ok()?.ino();
-            Some(Join { pid, inode })
-        });
-        *self
-            .box_
-            .netns
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = netns;
-        *self
-            .box_
-            .inside
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) =
-            pids.and_then(|(pid, _)| podman::Inside::read(pid));
-        Ok(())
-    }
-
     /// The client from this machine mounted in the plan's container, if any.
     fn client(&self) -> Option<client::Client> {
         self.box_
@@ -407,6 +219,31 @@ impl ContainerExecutor {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// When the kernel killed processes of the plan's container for memory since last asked
+    /// (its `memory` bound reached), a note for the console: the attempt that ended counts.
+    fn said_out_of_memory(&self) {
+        let kills = self
+            .box_
+            .oom
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+            .map_or(0, oom::OomCount::new_kills);
+        if kills == 0 {
+            return;
+        }
+        self.box_
+            .news
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(format!(
+                "out of memory: the kernel killed {kills} process{} in the container of plan `{}`, which reached its bound of {} (`memory`); the attempt counts",
+                if kills == 1 { "" } else { "es" },
+                self.plan,
+                crate::manifest::shown_size(self.limits.memory())
+            ));
     }
 
     /// Kills what attempt `attempt` of `unit` left running in the plan's container.
@@ -635,8 +472,13 @@ impl Executor for ContainerExecutor {
         // stopped by a signal from outside (exit 0, [`init`]), or podman not answering. A
         // keeper killed otherwise was killed from inside (what ran there: the agent, its
         // memory use with the keeper's kill score raised): the attempt counts, said why.
+        // (`podman kill`'s SIGKILL from outside ends it with the same 137 as the kernel's
+        // out-of-memory killer, and podman does not tell them apart: it counts too.)
         let why = match podman::ended(&self.box_.name) {
-            Some(podman::Ended::Running) => return None,
+            Some(podman::Ended::Running) => {
+                self.said_out_of_memory();
+                return None;
+            }
             Some(podman::Ended::Stopped { code, oom }) if code != 0 => {
                 self.box_
                     .news
@@ -790,6 +632,13 @@ impl Executor for ContainerExecutor {
                 }
                 None => None,
             };
+            if let Some(image) = &image {
+                // A client orch knows is looked for below (and mounted from here).
+                let own = p.program.as_deref().filter(|program| {
+                    crate::manifest::KnownCli::of(&[program.to_string()]).is_none()
+                });
+                tools::check(p.name, image, own)?;
+            }
             if let (Some(image), Some(program)) = (image, &p.program) {
                 let found = client::find(p.name, &image, program, &run.manifest.root)?;
                 if let Some(found) = found {

@@ -139,6 +139,8 @@ impl OneShot {
             write: &write,
             read: &read,
             files: &files,
+            // The default bounds (a plan's own are its attempts').
+            limits: Default::default(),
         });
         // Its monitor, re-parented to `orch up` (the merge train's), is no orphan to sweep
         // until it is kept below.
@@ -186,9 +188,13 @@ impl OneShot {
         self.services = services::instances(&place.services, &self.name, base);
         let all: Vec<&services::Instance> = self.services.iter().collect();
         let mut failed = None;
-        for (_, started) in
-            services::Instance::start_all(&all, (run, plan), &self.name, &place.image)
-        {
+        for (_, started) in services::Instance::start_all(
+            &all,
+            (run, plan),
+            &self.name,
+            &place.image,
+            Default::default(),
+        ) {
             match started {
                 Ok(m) => self.monitors.extend(m),
                 Err(e) => {

@@ -52,6 +52,20 @@ pub(super) fn ulimits() -> Vec<String> {
     out
 }
 
+/// The bounds of a container of a plan (`memory`, `pids`): its memory, swap included (no swap
+/// beyond it), and its processes and threads, enforced by the kernel's control groups.
+pub(crate) fn bounds(limits: crate::manifest::Limits) -> Vec<String> {
+    let memory = limits.memory().to_string();
+    vec![
+        "--memory".into(),
+        memory.clone(),
+        "--memory-swap".into(),
+        memory,
+        "--pids-limit".into(),
+        limits.pids().to_string(),
+    ]
+}
+
 /// What the plan's container is made with.
 pub(crate) struct Spec<'a> {
     pub(crate) name: &'a str,
@@ -68,6 +82,8 @@ pub(crate) struct Spec<'a> {
     pub(crate) read: &'a [PathBuf],
     /// Host files mounted read-only at another path (this machine's, the container's).
     pub(crate) files: &'a [(PathBuf, PathBuf)],
+    /// Its memory and processes ([`bounds`]).
+    pub(crate) limits: crate::manifest::Limits,
 }
 
 /// The argv of `podman run -d` that makes the container of `spec`: its first process orch's
@@ -82,6 +98,7 @@ pub(crate) fn run_argv(spec: &Spec<'_>) -> Vec<String> {
         a.extend(["--network".into(), n.to_string()]);
     }
     a.extend(ulimits());
+    a.extend(bounds(spec.limits));
     for p in spec.write {
         a.extend([
             "--volume".into(),

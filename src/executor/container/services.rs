@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::PoisonError;
 
 use super::{Attempt, NOT_READY_PREFIX, podman, run_id};
+use crate::manifest::Limits;
 use crate::manifest::{PORT_PLACEHOLDER, Service, ServiceRun};
 
 /// A plan's services as they run, and how many were started for an attempt and how long that
@@ -112,6 +113,7 @@ impl Instance {
         plan: &str,
         owner: &str,
         plan_image: &str,
+        limits: Limits,
     ) -> Vec<String> {
         let mut a: Vec<String> = vec![podman::program(), "run".into(), "-d".into()];
         a.extend(["--name".into(), self.container.clone()]);
@@ -123,6 +125,7 @@ impl Instance {
         ]);
         a.extend(["--network".into(), format!("container:{owner}")]);
         a.extend(podman::ulimits());
+        a.extend(podman::bounds(limits));
         for (k, v) in self.env() {
             a.extend(["--env".into(), format!("{k}={v}")]);
         }
@@ -175,11 +178,12 @@ impl Instance {
         (run, plan): (&str, &str),
         owner: &str,
         plan_image: &str,
+        limits: Limits,
     ) -> Result<Option<u32>, String> {
         let _ = podman::remove(&self.container);
         // Its monitor, re-parented to `orch up`, is no orphan to sweep until it is kept below.
         let _adopting = crate::process::adopting();
-        podman::output(&self.run_argv(run, plan, owner, plan_image)).map_err(|e| {
+        podman::output(&self.run_argv(run, plan, owner, plan_image, limits)).map_err(|e| {
             format!(
                 "cannot start service `{}` of plan `{plan}`: {e}",
                 self.recipe.name
@@ -200,6 +204,7 @@ impl Instance {
         (run, plan): (&str, &str),
         owner: &str,
         plan_image: &str,
+        limits: Limits,
     ) -> Vec<(String, Result<Option<u32>, String>)> {
         std::thread::scope(|s| {
             let started: Vec<_> = list
@@ -208,7 +213,7 @@ impl Instance {
                     let name = i.container.clone();
                     (
                         name,
-                        s.spawn(move || i.start((run, plan), owner, plan_image)),
+                        s.spawn(move || i.start((run, plan), owner, plan_image, limits)),
                     )
                 })
                 .collect();
@@ -299,9 +304,13 @@ impl super::ContainerExecutor {
         // started are kept, removed with the plan's container).
         let mut failed = None;
         let began = std::time::Instant::now();
-        for (name, started) in
-            Instance::start_all(&down, (&run, &self.plan), &self.box_.name, &image)
-        {
+        for (name, started) in Instance::start_all(
+            &down,
+            (&run, &self.plan),
+            &self.box_.name,
+            &image,
+            self.limits,
+        ) {
             match started {
                 Ok(Some(m)) => {
                     // The monitor of the container it replaces is gone with it.
@@ -445,7 +454,7 @@ mod tests {
         assert!(vars(&[]).is_empty());
         assert!(i[0].env().contains(&("PGPORT".into(), "42011".into())));
         assert!(i[0].env().contains(&("PORT".into(), "42011".into())));
-        let argv = i[2].run_argv("1-2", "p", "orch-1-2-p", "localhost/dev");
+        let argv = i[2].run_argv("1-2", "p", "orch-1-2-p", "localhost/dev", Limits::default());
         let tail: Vec<&str> = argv
             .iter()
             .rev()

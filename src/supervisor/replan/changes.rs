@@ -147,6 +147,16 @@ impl Shown for crate::manifest::BestOf {
     }
 }
 
+impl Shown for crate::manifest::Limits {
+    fn shown(&self) -> String {
+        format!(
+            "memory {}, pids {}",
+            crate::manifest::shown_size(self.memory()),
+            self.pids()
+        )
+    }
+}
+
 impl Shown for crate::manifest::ResolveWith {
     fn shown(&self) -> String {
         match self {
@@ -258,7 +268,7 @@ fn entry_changes(old: &PlanEntry, new: &PlanEntry, prefix: &str, out: &mut Vec<S
             file, priority, agent, branch, depends_on, parallel, parallel_tasks, timeout,
             retries, setup, copy, warm, submodules, executor, image, slurm, check, budget, paths,
             protect, allow_protected, best_of, resolve, resolve_verify, hosts, repo, land_with,
-            fallback, services,
+            fallback, services, limits,
         ],
         skip [name, abs_file, line, paths_at, review, format]
     );
