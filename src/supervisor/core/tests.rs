@@ -75,6 +75,7 @@ fn entry(name: &str) -> crate::manifest::PlanEntry {
         fallback: Vec::new(),
         format: None,
         services: Vec::new(),
+        size_limits: Default::default(),
     }
 }
 
