@@ -96,6 +96,20 @@ pub(crate) fn too_large_in_worktree(
     Ok(refusal(large, total, limits))
 }
 
+impl TooLarge {
+    /// The refusal of `large` (paths and sizes over `limit`), if any.
+    pub(crate) fn of_files(large: Vec<(String, u64)>, limit: u64) -> Option<Self> {
+        refusal(
+            large,
+            0,
+            SizeLimits {
+                file: limit,
+                change: u64::MAX,
+            },
+        )
+    }
+}
+
 fn refusal(mut large: Vec<(String, u64)>, total: u64, limits: SizeLimits) -> Option<TooLarge> {
     if !large.is_empty() {
         large.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));

@@ -515,8 +515,12 @@ fn stage_with_cli(worktree: &Path, own: &[String]) -> Result<(), git2::Error> {
     let mut pause = STAGE_PAUSE;
     let mut last = String::new();
     for _ in 0..STAGE_ATTEMPTS {
-        match super::cli::run(worktree, &args) {
-            Ok(_) => return Ok(()),
+        match super::cli::run_stoppable(worktree, &args) {
+            Ok(()) => return Ok(()),
+            // The run stops: not tried again.
+            Err(e @ super::error::CliFailure::Stopped { .. }) => {
+                return Err(git2::Error::from_str(&e.to_string()));
+            }
             Err(e) => last = e.to_string(),
         }
         std::thread::sleep(pause);

@@ -55,6 +55,7 @@ pub use cli::confine_runs;
 pub(crate) use cli::{
     GitTarget, command as git_command, transport_command as git_transport_command,
 };
+pub(crate) use cli::{stop_long_runs, stopping as long_runs_stopped};
 #[cfg(test)]
 use commit::CommitInfo;
 #[cfg(test)]

@@ -217,3 +217,129 @@ fn big_files_a_bad_max_file_size_is_refused_at_load() {
         );
     }
 }
+
+/// Pids of the live `git add -A` runs in the work tree `tree` (a commit's staging).
+fn staging_git(tree: &Path) -> Vec<u32> {
+    let work_tree = format!("--work-tree={}", tree.display());
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let args: Vec<&[u8]> = c.split(|&b| b == 0).collect();
+                args.contains(&work_tree.as_bytes())
+                    && args.windows(2).any(|w| w == [&b"add"[..], &b"-A"[..]])
+            }) && support::process::process_alive(*pid)
+        })
+        .collect()
+}
+
+/// Files each under the limit that take git long to hash (8 × 1000 MiB, sparse): a SIGTERM to
+/// `orch up` while its commit stages them kills that git and ends the run (exit 130, within
+/// the test's deadline), the task not completed and `plan/p` unmoved. Seen failing on the code
+/// before: the run waited for `git add` to hash all of it, then recorded the task `completed`.
+#[test]
+fn big_files_a_stop_during_a_long_staging_ends_the_run_and_its_git() {
+    for sandbox in support::sandboxes() {
+        let repo = plan_p(
+            "for i in 1 2 3 4 5 6 7 8; do truncate -s 1000M f$i.bin; done",
+            &format!("max_file_size = \"1G\"\nmax_change_size = \"20G\"\nsandbox = \"{sandbox}\""),
+            "",
+        );
+        let main = repo.rev("main");
+        let child = repo
+            .orch(&["up", "--json"])
+            .env_remove("ORCH_SANDBOX")
+            .spawn()
+            .expect("orch up");
+        let tree = repo.worktree("p");
+        let mut git = Vec::new();
+        support::process::wait_for("the commit's `git add -A`", || {
+            git = staging_git(&tree);
+            !git.is_empty()
+        });
+        assert!(support::process::kill("TERM", child.id()), "{sandbox}");
+        let (code, out, err) = support::process::code_out_err(&support::process::wait_within(
+            child,
+            repo.timeout(),
+            "orch up after SIGTERM",
+        ));
+        assert_eq!(code, 130, "{sandbox}\n{out}\n{err}");
+        for pid in git {
+            assert!(
+                !support::process::process_alive(pid),
+                "{sandbox}: git {pid} still runs"
+            );
+        }
+        let task = repo.task("p", "1.1");
+        assert_ne!(task["status"], "completed", "{sandbox}: {task}");
+        assert_eq!(repo.rev("plan/p"), main, "{sandbox}: plan/p moved");
+    }
+}
+
+/// On a `[[host]]` (`executor = "ssh"`, the lab's sshd on loopback): the agent's file comes back
+/// in the attempt's snapshot bundle (a sparse 20 GiB file is a few MiB there); the snapshot is
+/// refused before it is checked out here or taken as the task's work: the task fails naming the
+/// file, `plan/p` unmoved, no such file written in the local worktree. Sandbox on and off.
+/// Seen failing on the code before: the 20 GiB file was written whole into the local worktree,
+/// then hashed by the commit.
+#[test]
+fn big_files_on_a_host_the_snapshot_with_a_huge_file_is_refused() {
+    use support::sshd;
+    if !sshd::available() {
+        return;
+    }
+    let lab = sshd::Lab::start(&["h1"]);
+    for sandbox in support::sandboxes() {
+        for (script, p_keys, named) in [
+            ("truncate -s 20G big.bin", "", "`big.bin`"),
+            (
+                "mkdir -p 'new dir' && head -c 2097152 /dev/zero > 'new dir/dense.bin'",
+                "max_file_size = \"1M\"",
+                "`new dir/dense.bin`",
+            ),
+        ] {
+            let what = format!("on a host, {script}, sandbox {sandbox}");
+            let repo = Repo::builder().identity_in_config().build();
+            repo.write("docs/plans/p.md", &support::one_task("P", "Make a file"));
+            repo.write(
+                "plans.toml",
+                &format!(
+                    "{}[defaults]\nagent = \"a\"\nretries = 0\nsandbox = \"{sandbox}\"\n\
+                     executor = \"ssh\"\nnetwork = \"open\"\n\n\
+                     [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n{p_keys}\n\n\
+                     [agents.a]\ncommand = {}\n",
+                    lab.host_toml(2),
+                    toml_array(&["sh", "-c", &format!("{script}\necho done > work.txt")])
+                ),
+            );
+            repo.commit_all("plans");
+            let main = repo.rev("main");
+            let mut cmd = repo.orch(&["up", "--json"]);
+            cmd.env("PATH", lab.path()).env_remove("ORCH_SANDBOX");
+            let (code, out, err) = repo.run_cmd(&mut cmd);
+            assert_eq!(code, 5, "{what}\n{out}\n{err}");
+            assert!(
+                !support::named(&support::events(&out), "task_on_host").is_empty(),
+                "{what}: it did not run on the host\n{out}"
+            );
+            let task = repo.task("p", "1.1");
+            assert_eq!(task["status"], "failed", "{what}: {task}");
+            let error = task["error"].as_str().unwrap_or_default();
+            assert!(
+                error.contains(named) && error.contains("max_file_size"),
+                "{what}: {error}"
+            );
+            assert_eq!(repo.rev("plan/p"), main, "{what}: plan/p moved");
+            let local = repo.worktree("p");
+            let large = std::fs::read_dir(&local)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .any(|m| m.len() > 1 << 20);
+            assert!(!large, "{what}: a large file in the local worktree");
+        }
+    }
+}
