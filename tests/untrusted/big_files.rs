@@ -343,3 +343,35 @@ fn big_files_on_a_host_the_snapshot_with_a_huge_file_is_refused() {
         }
     }
 }
+
+/// The merge train (`auto_merge`): plan `p` finished, then a person committed a large blob on
+/// its branch; the next run's train refuses to land it naming the file, `main` unmoved.
+#[test]
+fn big_files_the_merge_train_refuses_a_branch_that_holds_a_large_blob() {
+    let repo = plan_p("true", "", "max_file_size = \"1M\"");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    support::shell_in(
+        &repo.worktree("p"),
+        "head -c 2097152 /dev/zero > 'by hand.bin' && git add -A && git commit -qm 'by hand'",
+    );
+    let manifest = String::from_utf8_lossy(&repo.read("plans.toml"))
+        .replace("[defaults]\n", "[defaults]\nauto_merge = true\n");
+    repo.write("plans.toml", &manifest);
+    repo.commit_all("the train");
+    let main = repo.rev("main");
+    let (_, out, err) = repo.run(&["up", "--json"]);
+    let ev = support::events(&out);
+    let refused: Vec<_> = support::named(&ev, "plan_merge_failed")
+        .into_iter()
+        .filter(|e| e["plan"] == "p")
+        .collect();
+    assert_eq!(refused.len(), 1, "{out}\n{err}");
+    assert_eq!(refused[0]["result"], "refused", "{refused:?}");
+    let reason = refused[0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("`by hand.bin`") && reason.contains("max_file_size"),
+        "{reason}"
+    );
+    assert_eq!(repo.rev("main"), main, "main moved");
+}
