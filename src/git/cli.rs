@@ -15,6 +15,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use super::error::CliFailure;
 
@@ -201,6 +203,92 @@ pub(super) fn run_on(target: GitTarget<'_>, args: &[&str]) -> Result<Vec<u8>, Cl
             args: shown,
             status: out.status,
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// Set once the run stops at once ([`stop_long_runs`]): the runs of [`run_stoppable`] end.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// Ends the git runs that may take long (a commit's staging, [`run_stoppable`]) now and from
+/// now on: `orch up` stopping at once (SIGTERM, a second Ctrl-C) does not wait for a `git add`
+/// hashing an agent's files.
+pub(crate) fn stop_long_runs() {
+    STOPPING.store(true, Ordering::SeqCst);
+}
+
+/// Whether [`stop_long_runs`] was called.
+pub(crate) fn stopping() -> bool {
+    STOPPING.load(Ordering::SeqCst)
+}
+
+/// The most of a stoppable run's error output kept.
+const STDERR_MAX: u64 = 64 * 1024;
+
+/// [`run`] (its output dropped) that can be stopped: git runs in a process group of its own,
+/// watched until it ends; once [`stop_long_runs`] is called, the group is killed and the run
+/// fails with [`CliFailure::Stopped`]. Its error output is read as it comes (at most
+/// [`STDERR_MAX`] kept), so git never blocks on a full pipe.
+pub(super) fn run_stoppable(dir: &Path, args: &[&str]) -> Result<(), CliFailure> {
+    use std::io::Read as _;
+    use std::os::unix::process::CommandExt as _;
+    let shown = args.join(" ");
+    if stopping() {
+        return Err(CliFailure::Stopped { args: shown });
+    }
+    let mut cmd = command(GitTarget::WorkTree(dir)).map_err(CliFailure::Locate)?;
+    cmd.args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = cmd.spawn().map_err(|source| CliFailure::Spawn {
+        args: shown.clone(),
+        source,
+    })?;
+    let stderr = child.stderr.take();
+    let reader = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        if let Some(mut s) = stderr {
+            let _ = (&mut s).take(STDERR_MAX).read_to_end(&mut kept);
+            let _ = std::io::copy(&mut s, &mut std::io::sink());
+        }
+        kept
+    });
+    let mut pause = Duration::from_millis(1);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) if stopping() => {
+                crate::process::signal_group(child.id(), nix::sys::signal::Signal::SIGKILL);
+                let _ = child.kill();
+                let _ = child.wait();
+                break Err(CliFailure::Stopped {
+                    args: shown.clone(),
+                });
+            }
+            Ok(None) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            Err(source) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break Err(CliFailure::Spawn {
+                    args: shown.clone(),
+                    source,
+                });
+            }
+        }
+    };
+    let stderr = reader.join().unwrap_or_default();
+    let status = status?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(CliFailure::Failed {
+            args: shown,
+            status,
+            stderr: String::from_utf8_lossy(&stderr).trim().to_string(),
         })
     }
 }

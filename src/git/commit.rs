@@ -372,6 +372,23 @@ pub(crate) fn save_and_reset(
     refname: &str,
     message: &str,
 ) -> Result<Option<String>, GitError> {
+    save_and_reset_within(
+        worktree,
+        refname,
+        message,
+        crate::manifest::SizeLimits::default().file,
+    )
+}
+
+/// [`save_and_reset`] that leaves out of what it saves every file over `max_file` bytes (its
+/// apparent size, read by `lstat` before staging: never hashed; a tracked one keeps HEAD's
+/// version in the saved commit): the reset then removes it, or puts HEAD's back.
+pub(crate) fn save_and_reset_within(
+    worktree: &Path,
+    refname: &str,
+    message: &str,
+    max_file: u64,
+) -> Result<Option<String>, GitError> {
     let repo = open(worktree)?;
     // A nested repository is never saved as a gitlink, nor left for the next attempt.
     super::nested::remove_nested(worktree);
@@ -389,7 +406,7 @@ pub(crate) fn save_and_reset(
     let mut index = repo.index().map_err(stage_error)?;
     let skipped = super::sparse::skipped_entries(&repo, &index);
     while_files_change(&mut index, |index| {
-        stage_everything(index)?;
+        stage_everything(index, worktree, max_file)?;
         super::sparse::keep_skipped(index, &skipped)
     })
     .map_err(stage_error)?;
@@ -433,9 +450,19 @@ const STAGE_PAUSE_MAX: Duration = Duration::from_millis(200);
 /// `git add -A` on an in-memory index: new and modified files (not ignored ones), deletions.
 /// One walk of the work tree: libgit2's `add_all` applies its diff of the index against the work
 /// tree, which lists deleted files too, and removes those from the index (`update_all` would walk
-/// the tree again for nothing).
-fn stage_everything(index: &mut git2::Index) -> Result<(), git2::Error> {
-    index.add_all(["*"], IndexAddOption::DEFAULT, None)
+/// the tree again for nothing). A file over `max_file` bytes (`lstat`, before it is read) is
+/// skipped: its index entry stays as it was.
+fn stage_everything(
+    index: &mut git2::Index,
+    worktree: &Path,
+    max_file: u64,
+) -> Result<(), git2::Error> {
+    let mut skip_large = |path: &Path, _: &[u8]| -> i32 {
+        let large = std::fs::symlink_metadata(worktree.join(path))
+            .is_ok_and(|m| !m.is_dir() && m.len() > max_file);
+        i32::from(large)
+    };
+    index.add_all(["*"], IndexAddOption::DEFAULT, Some(&mut skip_large))
 }
 
 /// `git add -A` in `worktree` through the git CLI, tried again (as [`while_files_change`] does)
@@ -488,8 +515,12 @@ fn stage_with_cli(worktree: &Path, own: &[String]) -> Result<(), git2::Error> {
     let mut pause = STAGE_PAUSE;
     let mut last = String::new();
     for _ in 0..STAGE_ATTEMPTS {
-        match super::cli::run(worktree, &args) {
-            Ok(_) => return Ok(()),
+        match super::cli::run_stoppable(worktree, &args) {
+            Ok(()) => return Ok(()),
+            // The run stops: not tried again.
+            Err(e @ super::error::CliFailure::Stopped { .. }) => {
+                return Err(git2::Error::from_str(&e.to_string()));
+            }
             Err(e) => last = e.to_string(),
         }
         std::thread::sleep(pause);

@@ -333,6 +333,9 @@ pub enum CliFailure {
         args: String,
         source: std::io::Error,
     },
+    /// git was killed because the run is stopping ([`super::cli::stop_long_runs`]).
+    #[error("`git {args}` was stopped: orch is stopping")]
+    Stopped { args: String },
     /// git ran and failed.
     #[error("`git {args}` failed ({status}): {stderr}")]
     Failed {

@@ -8,6 +8,7 @@
 //! libgit2 runs no git hooks and its merge is not git's `ort`: merges are git's own, `git
 //! merge-tree --write-tree` (see [`merge_tree`]).
 
+mod big;
 mod cleanup;
 mod cli;
 mod commit;
@@ -43,6 +44,9 @@ mod worktree;
 mod tests;
 mod upstream;
 
+pub(crate) use big::{
+    TooLarge, large_blobs_between, large_blobs_since_fork, too_large_in_worktree,
+};
 pub(crate) use cleanup::{
     PlanBranch, TreeState, backup_ref, delete_plan_branch, inspect_plan_branch,
     prune_stale_entries, remove_plan_worktree,
@@ -51,13 +55,14 @@ pub use cli::confine_runs;
 pub(crate) use cli::{
     GitTarget, command as git_command, transport_command as git_transport_command,
 };
+pub(crate) use cli::{stop_long_runs, stopping as long_runs_stopped};
 #[cfg(test)]
 use commit::CommitInfo;
 #[cfg(test)]
 pub(crate) use commit::commit_all;
 pub(crate) use commit::{
     CommitRepo, RecentCommit, commit_all_except, commit_all_on, dirty_paths, dirty_paths_among,
-    head_of, is_dirty, recent_commits, save_and_reset, undo_attempt_commits,
+    head_of, is_dirty, recent_commits, save_and_reset, save_and_reset_within, undo_attempt_commits,
 };
 #[cfg(test)]
 use copy::WORKTREE_INCLUDE;

@@ -72,7 +72,7 @@ pub(crate) use model::Host;
 pub(crate) use model::ResolveWith;
 pub(crate) use model::{
     Defaults, DepTarget, Dependency, LOG_MAX_DEFAULT, Manifest, MergeStrategy, PlanEntry,
-    PlanFormat, Warm,
+    PlanFormat, SizeLimits, Warm,
 };
 #[cfg(test)]
 pub(crate) use names::is_valid_ref_name;

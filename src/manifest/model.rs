@@ -11,6 +11,27 @@ use super::executor::{ExecutorKind, SlurmOptions};
 /// The default of `log_max`: the most of one attempt's output its log keeps.
 pub(crate) const LOG_MAX_DEFAULT: u64 = 32 * 1024 * 1024;
 
+/// The size limits of one attempt's change (`max_file_size`, `max_change_size`), in bytes: a
+/// change over them is refused before anything of it is hashed (`crate::git::too_large_in_worktree`),
+/// and no landing takes a blob over `file` (`crate::merge::trusted`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SizeLimits {
+    /// The most one file may hold (its apparent size: a sparse file counts whole).
+    pub(crate) file: u64,
+    /// The most all the changed files together may hold.
+    pub(crate) change: u64,
+}
+
+impl Default for SizeLimits {
+    /// 100 MiB a file (GitHub's own limit), 4 GiB a change.
+    fn default() -> Self {
+        Self {
+            file: 100 << 20,
+            change: 4 << 30,
+        }
+    }
+}
+
 /// The `[defaults]` table, every value filled in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Defaults {
@@ -97,6 +118,8 @@ pub(crate) struct Defaults {
     pub(crate) verify_all: Option<Vec<String>>,
     /// The review loop of `orch pr --watch`.
     pub(crate) review: super::review::Review,
+    /// `max_file_size`, `max_change_size`.
+    pub(crate) size_limits: SizeLimits,
 }
 
 impl Default for Defaults {
@@ -141,6 +164,7 @@ impl Default for Defaults {
             resolve_verify: false,
             verify_all: None,
             review: Default::default(),
+            size_limits: SizeLimits::default(),
         }
     }
 }
@@ -298,6 +322,8 @@ pub(crate) struct PlanEntry {
     /// Resolved: its container's bounds (`memory`, `pids`: the plan's, else its agent's, else
     /// `[defaults]`'); used when `executor` is container.
     pub(crate) limits: super::limits::Limits,
+    /// Resolved: the plan's `max_file_size` and `max_change_size`, else `[defaults]`'.
+    pub(crate) size_limits: SizeLimits,
 }
 
 /// The grammar of a plan file (`format` of a `[[plan]]`).

@@ -101,6 +101,10 @@ pub(crate) struct RawDefaults {
     pub(crate) review_label: Option<At<String>>,
     /// The `[[service]]` names every plan gets that names none (`super::services`).
     pub(crate) services: Strings,
+    /// The most one file of an attempt's change may hold (`"100MiB"`, `super::values::size_limits`).
+    pub(crate) max_file_size: Option<At<String>>,
+    /// The most all the files of an attempt's change may hold together (`"4GiB"`).
+    pub(crate) max_change_size: Option<At<String>>,
 }
 
 /// `[slurm]`, or a plan's `slurm = { … }` (where `poll`, the run's, is an unknown key).
@@ -208,6 +212,10 @@ pub(crate) struct RawPlan {
     pub(crate) format: Option<At<String>>,
     /// The `[[service]]` names it gets (`super::services`); `[]`: none of `[defaults]`'.
     pub(crate) services: Strings,
+    /// Its own `max_file_size` (else `[defaults]`').
+    pub(crate) max_file_size: Option<At<String>>,
+    /// Its own `max_change_size` (else `[defaults]`').
+    pub(crate) max_change_size: Option<At<String>>,
 }
 
 /// One `[[notify]]`.

@@ -13,7 +13,7 @@ use super::raw::{RawManifest, RawPlan};
 use super::spans::{At, Bad, Reporter, Spelled};
 use super::values::{
     LOG_MAX_MIN, PARALLEL_HINT, argv, at_least_one, both_parallel, budget, duration, executor,
-    image, non_negative, size, slurm_options, unknown_agent,
+    image, non_negative, size, size_limits, slurm_options, unknown_agent,
 };
 
 /// Builds the manifest from its raw form; problems go to `r`. The result is only meaningful when
@@ -193,6 +193,12 @@ fn defaults(
         &mut out.log_max,
         d.log_max.as_ref(),
         size("defaults.log_max", LOG_MAX_MIN),
+    );
+    out.size_limits = size_limits(
+        r,
+        "defaults",
+        (&d.max_file_size, &d.max_change_size),
+        out.size_limits,
     );
     out.setup = argv(r, "defaults.setup", d.setup.as_ref());
     out.copy = rel_paths(r, root, "defaults.copy", d.copy.as_ref()).unwrap_or_default();
@@ -673,6 +679,12 @@ fn plans(
             format,
             services: Vec::new(),
             limits: Default::default(),
+            size_limits: size_limits(
+                r,
+                "plan",
+                (&plan.max_file_size, &plan.max_change_size),
+                defaults.size_limits,
+            ),
         });
     }
 

@@ -90,6 +90,39 @@ pub(super) fn size(ctx: &str, min: u64) -> impl Fn(&String) -> Result<u64, Bad> 
     }
 }
 
+/// `max_file_size` and `max_change_size` of `ctx` (`defaults`, `plan`) over `base`; a bad value
+/// is reported at its line.
+pub(super) fn size_limits(
+    r: &mut super::spans::Reporter<'_>,
+    ctx: &str,
+    (file, change): (&Option<At<String>>, &Option<At<String>>),
+    base: super::SizeLimits,
+) -> super::SizeLimits {
+    super::SizeLimits {
+        file: r
+            .check(file.as_ref(), size_limit(&format!("{ctx}.max_file_size")))
+            .unwrap_or(base.file),
+        change: r
+            .check(
+                change.as_ref(),
+                size_limit(&format!("{ctx}.max_change_size")),
+            )
+            .unwrap_or(base.change),
+    }
+}
+
+/// A size limit (`max_file_size`, `max_change_size`): a size of at least one byte.
+fn size_limit(ctx: &str) -> impl Fn(&String) -> Result<u64, Bad> {
+    move |v| match parse_size(v) {
+        Some(n) if n > 0 => Ok(n),
+        Some(_) => Err(Bad::new(format!(
+            "`{ctx}` must be more than zero, found \"{v}\""
+        ))),
+        None => Err(Bad::new(format!("`{ctx}` \"{v}\" is not a size"))
+            .hint("write a number of bytes with a unit: \"100MiB\", \"500M\", \"4GiB\"")),
+    }
+}
+
 /// `"32MiB"` as bytes: a whole number followed by `B`, `KiB`, `MiB`, `GiB` (or `K`, `M`, `G`,
 /// the same), or by nothing (bytes). `None` when it is not one, or too large.
 pub(crate) fn parse_size(v: &str) -> Option<u64> {

@@ -160,6 +160,7 @@ pub(crate) fn refusal_of(
     manifest: &Manifest,
     allow_protected: bool,
 ) -> CliResult<()> {
+    large_files_refused(landings)?;
     let found = unallowed_in(landings, ws, manifest)
         .map_err(|why| CliError::new(crate::exit::REFUSED, anyhow::anyhow!("{why}")))?;
     let file = manifest
@@ -167,6 +168,41 @@ pub(crate) fn refusal_of(
         .file_name()
         .map_or_else(|| "plans.toml".into(), |f| f.to_string_lossy());
     refuse(&found, allow_protected, &file)
+}
+
+/// Refuses (exit 4, before anything moves) landings where a plan's branch brings a blob larger
+/// than its `max_file_size` (in any of its commits since it left the target: a merge lands their
+/// history too), whoever made it: an agent, a plan-mode agent's commits, a person. The sizes
+/// are read from the object headers, never the contents; `Err` when they cannot be read.
+fn large_files_refused(landings: &[Landing<'_>]) -> CliResult<()> {
+    let refused = |msg: String| CliError::new(crate::exit::REFUSED, anyhow::anyhow!("{msg}"));
+    let mut found = Vec::new();
+    for l in landings {
+        let who = match l.repo {
+            Some(r) => format!("plan `{}` of repository `{r}`", l.entry.name),
+            None => format!("plan `{}`", l.entry.name),
+        };
+        let large = crate::git::large_blobs_since_fork(
+            l.root,
+            l.target,
+            &l.entry.branch,
+            l.entry.size_limits.file,
+        )
+        .map_err(|why| refused(format!("cannot read the sizes of what {who} lands: {why}")))?;
+        if let Some(large) = large {
+            found.push(format!("{who} (branch `{}`): {large}", l.entry.branch));
+        }
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(refused(format!(
+        "{}; nothing was merged",
+        found.join("; ")
+    ))
+    .with_hint(
+        "take the file off the plan branch's history (or raise the plan's `max_file_size` in plans.toml if it belongs there), then merge again",
+    ))
 }
 
 /// The refusal of `found` (`file`: the manifest's name, where `allow_protected` is written).

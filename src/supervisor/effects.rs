@@ -494,6 +494,10 @@ impl Effects<'_> {
                 }
             }
             Action::StopAll(s) => {
+                // A commit's staging under way (a long `git add`) ends with the run.
+                if s == Stop::Now {
+                    crate::git::stop_long_runs();
+                }
                 let _ = self.stop_all.send(s);
             }
             Action::Settle {

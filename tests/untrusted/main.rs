@@ -11,6 +11,7 @@ pub use support::landlock;
 
 mod ask;
 mod best_of;
+mod big_files;
 mod case_names;
 mod channels;
 mod checks;

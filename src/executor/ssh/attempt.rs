@@ -63,6 +63,14 @@ pub(crate) struct Spec {
     /// connects on its own.
     #[serde(default)]
     pub(crate) control: Option<PathBuf>,
+    /// The plan's `max_file_size`: a snapshot that brings a larger blob is refused before it
+    /// is checked out in the local worktree.
+    #[serde(default = "default_max_file_size")]
+    pub(crate) max_file_size: u64,
+}
+
+fn default_max_file_size() -> u64 {
+    crate::manifest::SizeLimits::default().file
 }
 
 /// The exit status of `orch remote-attempt` when no host of the plan can run agents (each was
@@ -317,6 +325,7 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
             (spec.orch_bin.display().to_string(), Place::Orch),
             (spec.status_file.display().to_string(), Place::StatusFile),
         ],
+        max_file_size: spec.max_file_size,
     };
     let job_bytes = serde_json::to_vec(&job).map_err(|e| e.to_string())?;
     let mut child = conn
@@ -551,7 +560,9 @@ fn take_snapshot(spec: &Spec, key: &str, bytes: &[u8], applied: &str) -> Result<
     let incoming = format!("refs/orch/incoming/{key}");
     let fetched = fetch_bundle(&spec.repo_root, &file, &snapshot_ref(key), &incoming);
     let _ = std::fs::remove_file(&file);
-    let checked = fetched.and_then(|_| check_snapshot(spec, &incoming, id));
+    let checked = fetched
+        .and_then(|_| check_snapshot(spec, &incoming, id))
+        .and_then(|()| no_large_blob(spec, id));
     let _ = git(root, &["update-ref", "-d", &incoming]);
     checked.map_err(refuse)?;
     let wt = GitTarget::WorkTree(&spec.worktree);
@@ -594,6 +605,21 @@ fn take_snapshot(spec: &Spec, key: &str, bytes: &[u8], applied: &str) -> Result<
         ],
     )?;
     Ok(id.to_string())
+}
+
+/// Refuses the snapshot `id` when it brings a blob over the plan's `max_file_size` (the sizes
+/// read from the object headers): it is never checked out in the local worktree (a sparse
+/// 20 GiB file on the host would be written whole here), nor taken as the task's work.
+fn no_large_blob(spec: &Spec, id: &str) -> Result<(), String> {
+    match crate::git::large_blobs_between(
+        &spec.repo_root,
+        Some(&spec.base),
+        id,
+        spec.max_file_size,
+    )? {
+        Some(large) => Err(format!("{large}; nothing of it was taken")),
+        None => Ok(()),
+    }
 }
 
 /// Whether the snapshot fetched under `incoming` is the commit `id` the frame names, with the

@@ -26,6 +26,14 @@ pub(crate) struct Job {
     pub(crate) pass_env: Vec<String>,
     /// The lead's paths in `argv` and `env`, each replaced by its place on the host.
     pub(crate) replace: Vec<(String, Place)>,
+    /// The plan's `max_file_size`: a snapshot is not taken of a worktree holding a larger file
+    /// than its base held there (the host would hash it, the lead refuse it).
+    #[serde(default = "default_max_file_size")]
+    pub(crate) max_file_size: u64,
+}
+
+fn default_max_file_size() -> u64 {
+    crate::manifest::SizeLimits::default().file
 }
 
 /// A place on the host that stands for one of the lead's paths.

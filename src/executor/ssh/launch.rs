@@ -7,10 +7,11 @@ use super::attempt::Spec;
 use crate::executor::Attempt;
 
 /// Writes the spec of attempt `a` (to run on the plan's hosts `names`, found among the run's
-/// `[[host]]` machines) and returns the argv of its driver.
+/// `[[host]]` machines; a snapshot bringing a blob over `max_file_size` refused) and returns the
+/// argv of its driver.
 pub(super) fn driver_argv(
     a: &Attempt<'_>,
-    names: &[String],
+    (names, max_file_size): (&[String], u64),
     argv: Vec<String>,
     env: &[(String, String)],
 ) -> Result<Vec<String>, String> {
@@ -45,6 +46,7 @@ pub(super) fn driver_argv(
         confine: a.sandbox != crate::manifest::SandboxMode::Off,
         pass_env: a.pass_env.to_vec(),
         control: super::conn::Conn::own_via(),
+        max_file_size,
     };
     let file = crate::state_layout::remote_of(a.state_dir, a.plan)
         .join(format!("{}-{}.json", a.unit, a.attempt));

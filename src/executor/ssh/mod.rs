@@ -42,11 +42,16 @@ pub(crate) use report::HostReport;
 pub(crate) struct SshExecutor {
     /// The plan's `hosts`, in the order they are preferred.
     hosts: Vec<String>,
+    /// The plan's `max_file_size`: a snapshot that brings a larger blob is refused.
+    max_file_size: u64,
 }
 
 impl SshExecutor {
-    pub(crate) fn new(hosts: Vec<String>) -> Self {
-        Self { hosts }
+    pub(crate) fn new(hosts: Vec<String>, max_file_size: u64) -> Self {
+        Self {
+            hosts,
+            max_file_size,
+        }
     }
 }
 
@@ -86,7 +91,7 @@ impl Executor for SshExecutor {
         argv: Vec<String>,
         env: &[(String, String)],
     ) -> Result<Vec<String>, String> {
-        launch::driver_argv(attempt, &self.hosts, argv, env)
+        launch::driver_argv(attempt, (&self.hosts, self.max_file_size), argv, env)
     }
 
     fn place_record(

@@ -9,6 +9,7 @@
 //! driver gone (end of stdin) stops the agent and keeps the directory and its snapshot ref.
 
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -468,6 +469,10 @@ fn snapshot(p: &Places, job: &Job) -> Result<String, String> {
         })
     };
     git(admin(), &["read-tree", &job.base], &env)?;
+    // Nothing hashed of a file over the limit: the attempt ends here, naming it.
+    if let Some(large) = large_files(p, job, admin)? {
+        return Err(large.to_string());
+    }
     git(admin(), &["add", "-A"], &env)?;
     let tree = git(admin(), &["write-tree"], &env)?;
     let mut cmd = crate::git::git_command(GitTarget::GitDir(&p.cache))?;
@@ -497,6 +502,67 @@ fn snapshot(p: &Places, job: &Job) -> Result<String, String> {
         &[],
     )?;
     Ok(commit)
+}
+
+/// The files of the worktree over the job's `max_file_size` (their apparent sizes, `lstat`;
+/// nothing hashed) that its base does not hold at that size: tracked ones (`ls-files`, which
+/// reads the names alone) and untracked ones git does not ignore.
+fn large_files(
+    p: &Places,
+    job: &Job,
+    admin: impl Fn() -> Result<Command, String>,
+) -> Result<Option<crate::git::TooLarge>, String> {
+    let limit = job.max_file_size;
+    let listed = |args: &[&str]| -> Result<Vec<u8>, String> {
+        let mut cmd = admin()?;
+        let o = cmd
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run git {}: {e}", args.join(" ")))?;
+        if o.status.success() {
+            Ok(o.stdout)
+        } else {
+            Err(format!(
+                "git {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&o.stderr).trim()
+            ))
+        }
+    };
+    // The base's blobs by path, with their sizes: one already there at its size is no change.
+    let base = listed(&["ls-tree", "-r", "-z", "--long", &job.base])?;
+    let in_base: std::collections::HashMap<&[u8], u64> = base
+        .split(|&b| b == 0)
+        .filter_map(|e| {
+            let tab = e.iter().position(|&b| b == b'\t')?;
+            let size = std::str::from_utf8(&e[..tab])
+                .ok()?
+                .split_whitespace()
+                .nth(3)?
+                .parse()
+                .ok()?;
+            Some((&e[tab + 1..], size))
+        })
+        .collect();
+    let files = listed(&[
+        "ls-files",
+        "-z",
+        "--cached",
+        "--others",
+        "--exclude-standard",
+    ])?;
+    let mut large = Vec::new();
+    for path in files.split(|&b| b == 0).filter(|p| !p.is_empty()) {
+        let full = p.worktree.join(std::ffi::OsStr::from_bytes(path));
+        let Ok(meta) = std::fs::symlink_metadata(&full) else {
+            continue;
+        };
+        if meta.is_dir() || meta.len() <= limit || in_base.get(path) == Some(&meta.len()) {
+            continue;
+        }
+        large.push((String::from_utf8_lossy(path).into_owned(), meta.len()));
+    }
+    Ok(crate::git::TooLarge::of_files(large, limit))
 }
 
 /// Takes a snapshot and sends it: its id, then its bundle.

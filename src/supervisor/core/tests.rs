@@ -76,6 +76,7 @@ fn entry(name: &str) -> crate::manifest::PlanEntry {
         format: None,
         services: Vec::new(),
         limits: Default::default(),
+        size_limits: Default::default(),
     }
 }
 

@@ -157,6 +157,15 @@ impl Shown for crate::manifest::Limits {
     }
 }
 
+impl Shown for crate::manifest::SizeLimits {
+    fn shown(&self) -> String {
+        format!(
+            "max_file_size {} max_change_size {}",
+            self.file, self.change
+        )
+    }
+}
+
 impl Shown for crate::manifest::ResolveWith {
     fn shown(&self) -> String {
         match self {
@@ -247,7 +256,7 @@ fn defaults_changes(old: &Defaults, new: &Defaults, out: &mut Vec<String>) {
             grace, backoff, log_dir, log_max, setup, copy, templates, executor, image, check, budget,
             remote,
             ports, integrate, integrate_feedback, sandbox, protect, allow_protected, warm,
-            submodules, best_of, resolve, resolve_verify, verify_all,
+            submodules, best_of, resolve, resolve_verify, verify_all, size_limits,
         ],
         // `review`: read by `orch pr --watch`, nothing of a run's.
         skip [review]
@@ -268,7 +277,7 @@ fn entry_changes(old: &PlanEntry, new: &PlanEntry, prefix: &str, out: &mut Vec<S
             file, priority, agent, branch, depends_on, parallel, parallel_tasks, timeout,
             retries, setup, copy, warm, submodules, executor, image, slurm, check, budget, paths,
             protect, allow_protected, best_of, resolve, resolve_verify, hosts, repo, land_with,
-            fallback, services, limits,
+            fallback, services, limits, size_limits,
         ],
         skip [name, abs_file, line, paths_at, review, format]
     );

@@ -25,6 +25,16 @@ pub(crate) fn commit_done(plan: &PlanCtx, id: &str, description: &str) -> Outcom
             commit: Some(commit),
         },
         Err(CommitError::Conflict { paths, saved }) => Outcome::Conflict { paths, saved },
+        // The run stopped at once while its work was staged (git killed): nothing committed,
+        // the task back to pending with its work left in the tree, as any interrupted task's.
+        Err(CommitError::Failed(_)) if git::long_runs_stopped() => {
+            record_reset(
+                plan,
+                id,
+                "orch was stopped while committing its work (nothing was committed)".to_string(),
+            );
+            Outcome::Interrupted
+        }
         Err(CommitError::Failed(error)) => {
             // Recorded, so the status file never keeps a task `in_progress` that nothing runs (the
             // agent may have deleted its worktree).

@@ -215,6 +215,7 @@ pub(super) fn commit_refused(
         once_with(|| Found::of(put_back()))
             .chain(once_with(|| Found::of(uncommit())))
             .chain(once_with(|| Found::of(nested_repositories(work))))
+            .chain(once_with(|| Found::of(too_large(plan, work))))
             .chain(once_with(|| {
                 Found::of(outside_paths(tree, &plan.entry.paths, since))
             }))
@@ -223,6 +224,43 @@ pub(super) fn commit_refused(
             }))
             .chain(once_with(|| Found::of(protected_changes_in(plan, t, work)))),
     )
+}
+
+/// The cause that refuses the commit of the worktree `tree` when a file git would stage there is
+/// larger than the plan's `max_file_size`, or all of them together than its `max_change_size`
+/// (their apparent sizes, read by `lstat` before anything is hashed: a sparse 20 GiB file costs
+/// nothing), or when `branch` committed such a file since `since` (the sizes in the object
+/// headers). Such a file is left out of the attempt's saved work (it is never hashed), and said
+/// so. `Err` when the tree's state cannot be read (fail closed).
+pub(crate) fn too_large(
+    plan: &PlanCtx,
+    (tree, branch, since): (&std::path::Path, &str, Option<&str>),
+) -> Result<Option<String>, String> {
+    let limits = plan.entry.size_limits;
+    let cannot = |e: &dyn std::fmt::Display| {
+        format!(
+            "cannot read the sizes of the changed files in `{}` (nothing is committed unchecked): {e}",
+            tree.display()
+        )
+    };
+    let found = match git::too_large_in_worktree(tree, &plan.guarded.own, limits)
+        .map_err(|e| cannot(&e))?
+    {
+        Some(found) => Some(found),
+        None if since.is_some() => {
+            git::large_blobs_between(tree, since, branch, limits.file).map_err(|e| cannot(&e))?
+        }
+        None => None,
+    };
+    Ok(found.map(|f| {
+        let saved = match f {
+            git::TooLarge::Files { .. } => {
+                "; nothing was committed, and those files are not saved with the attempt's work (never hashed)"
+            }
+            git::TooLarge::Change { .. } => "; nothing was committed",
+        };
+        format!("{f}{saved}")
+    }))
 }
 
 /// The cause that refuses the commit of the worktree `tree` when it holds a git repository of
@@ -540,7 +578,13 @@ fn save_leftovers(
     }
     let _git = plan.git_lock.lock().ok()?;
     git::pin_worktree(&plan.worktree, plan.branch()).ok()?;
-    let saved = git::save_and_reset(&plan.worktree, &refname, &message).ok()?;
+    let saved = git::save_and_reset_within(
+        &plan.worktree,
+        &refname,
+        &message,
+        plan.entry.size_limits.file,
+    )
+    .ok()?;
     // What the attempt committed on the plan branch itself goes with it (kept under the same ref).
     let saved = match base {
         Some(base) => {

@@ -1,0 +1,244 @@
+//! Files too large to take: the size of what a commit would stage, read before anything is
+//! hashed, and of the blobs a branch would land, read from the object headers (never their
+//! contents). An agent's 20 GiB sparse file (`truncate -s 20G`) costs orch an `lstat`, not the
+//! minutes git would spend hashing it into the repository.
+
+use std::path::Path;
+
+use git2::{ObjectType, Oid, Repository, Sort};
+
+use crate::manifest::SizeLimits;
+
+/// What is too large in a change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum TooLarge {
+    /// Files over [`SizeLimits::file`]: their paths (relative to the root, `/`-separated) and
+    /// apparent sizes, largest first, at most [`SHOWN`].
+    Files {
+        files: Vec<(String, u64)>,
+        limit: u64,
+    },
+    /// All the changed files together over [`SizeLimits::change`].
+    Change { total: u64, limit: u64 },
+}
+
+/// How many large files a refusal names.
+const SHOWN: usize = 5;
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Files { files, limit } => {
+                let named: Vec<String> = files
+                    .iter()
+                    .map(|(p, s)| format!("`{}` ({})", p.escape_debug(), human(*s)))
+                    .collect();
+                write!(
+                    f,
+                    "file larger than the limit of {} (`max_file_size`): {}",
+                    human(*limit),
+                    named.join(", ")
+                )
+            }
+            Self::Change { total, limit } => write!(
+                f,
+                "the changed files hold {} together, more than the limit of {} (`max_change_size`)",
+                human(*total),
+                human(*limit)
+            ),
+        }
+    }
+}
+
+/// `n` bytes as people read it: `20.0 GiB (21474836480 bytes)`.
+pub(crate) fn human(n: u64) -> String {
+    const UNITS: [(&str, u32); 3] = [("GiB", 30), ("MiB", 20), ("KiB", 10)];
+    for (unit, shift) in UNITS {
+        if n >= 1 << shift {
+            let whole = n >> shift;
+            let tenth = ((n - (whole << shift)) * 10) >> shift;
+            return format!("{whole}.{tenth} {unit} ({n} bytes)");
+        }
+    }
+    format!("{n} bytes")
+}
+
+/// The files of the work tree `worktree` that a `git add -A` would stage (untracked files git
+/// does not ignore, modified ones; orch's own paths `own` left out, as the commit leaves them)
+/// over `limits`, by their apparent size (`lstat`: nothing is read or hashed). `None`: within.
+/// `Err` when the tree's state cannot be read (the commit is refused: fail closed).
+pub(crate) fn too_large_in_worktree(
+    worktree: &Path,
+    own: &[String],
+    limits: SizeLimits,
+) -> Result<Option<TooLarge>, super::GitError> {
+    let state = super::status::status(worktree, None, super::status::Submodules::Ignored)?;
+    let mut large: Vec<(String, u64)> = Vec::new();
+    let mut total: u64 = 0;
+    for path in state.paths() {
+        if crate::manifest::own_path(own, path.trim_end_matches('/')) {
+            continue;
+        }
+        // A deleted file holds nothing; a directory (a nested repository, refused elsewhere)
+        // is not a file git hashes here.
+        let Ok(meta) = std::fs::symlink_metadata(worktree.join(&path)) else {
+            continue;
+        };
+        if meta.is_dir() {
+            continue;
+        }
+        let size = meta.len();
+        total = total.saturating_add(size);
+        if size > limits.file {
+            large.push((path, size));
+        }
+    }
+    Ok(refusal(large, total, limits))
+}
+
+impl TooLarge {
+    /// The refusal of `large` (paths and sizes over `limit`), if any.
+    pub(crate) fn of_files(large: Vec<(String, u64)>, limit: u64) -> Option<Self> {
+        refusal(
+            large,
+            0,
+            SizeLimits {
+                file: limit,
+                change: u64::MAX,
+            },
+        )
+    }
+}
+
+fn refusal(mut large: Vec<(String, u64)>, total: u64, limits: SizeLimits) -> Option<TooLarge> {
+    if !large.is_empty() {
+        large.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        large.truncate(SHOWN);
+        return Some(TooLarge::Files {
+            files: large,
+            limit: limits.file,
+        });
+    }
+    (total > limits.change).then_some(TooLarge::Change {
+        total,
+        limit: limits.change,
+    })
+}
+
+/// The blobs over `limit` bytes that the commits of `tip` not reachable from `base` (`None`:
+/// all of its history) bring, each with a path it has there, by the sizes in the object headers
+/// (libgit2's `read_header`: no blob is read). `None`: none.
+pub(crate) fn large_blobs_between(
+    repo_dir: &Path,
+    base: Option<&str>,
+    tip: &str,
+    limit: u64,
+) -> Result<Option<TooLarge>, String> {
+    let repo = super::open(repo_dir).map_err(|e| e.to_string())?;
+    let read = |e: git2::Error| format!("cannot read the commits of `{tip}`: {e}");
+    let tip = repo
+        .revparse_single(tip)
+        .and_then(|o| o.peel_to_commit())
+        .map_err(read)?
+        .id();
+    let base = base
+        .map(|b| {
+            repo.revparse_single(b)
+                .and_then(|o| o.peel_to_commit())
+                .map(|c| c.id())
+        })
+        .transpose()
+        .map_err(read)?;
+    large_blobs(&repo, base, tip, limit).map_err(read)
+}
+
+/// The large blobs (see [`large_blobs_between`]) that `branch` brings to `target` since it
+/// left it (their merge base).
+pub(crate) fn large_blobs_since_fork(
+    repo_dir: &Path,
+    target: &str,
+    branch: &str,
+    limit: u64,
+) -> Result<Option<TooLarge>, String> {
+    let repo = super::open(repo_dir).map_err(|e| e.to_string())?;
+    let Some(tip) = super::repo::branch_commit(&repo, branch).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let base = match super::repo::branch_commit(&repo, target).map_err(|e| e.to_string())? {
+        Some(t) => Some(
+            repo.merge_base(t.id(), tip.id())
+                .map_err(|e| format!("cannot read where `{branch}` left `{target}`: {e}"))?,
+        ),
+        None => None,
+    };
+    large_blobs(&repo, base, tip.id(), limit)
+        .map_err(|e| format!("cannot read the commits of `{branch}`: {e}"))
+}
+
+fn large_blobs(
+    repo: &Repository,
+    base: Option<Oid>,
+    tip: Oid,
+    limit: u64,
+) -> Result<Option<TooLarge>, git2::Error> {
+    let mut walk = repo.revwalk()?;
+    walk.set_sorting(Sort::TOPOLOGICAL)?;
+    walk.push(tip)?;
+    if let Some(b) = base {
+        walk.hide(b)?;
+    }
+    let odb = repo.odb()?;
+    let mut seen = std::collections::HashSet::new();
+    let mut large: Vec<(String, u64)> = Vec::new();
+    for id in walk {
+        let commit = repo.find_commit(id?)?;
+        let tree = commit.tree()?;
+        let parent = match commit.parent(0) {
+            Ok(p) => Some(p.tree()?),
+            Err(_) => None,
+        };
+        // Only what differs from the first parent: every blob the range brings is new in one
+        // of its commits (a merge's other side is walked too).
+        let diff = repo.diff_tree_to_tree(parent.as_ref(), Some(&tree), None)?;
+        for delta in diff.deltas() {
+            let file = delta.new_file();
+            let oid = file.id();
+            if oid.is_zero() || !seen.insert(oid) {
+                continue;
+            }
+            // A gitlink names a commit of another repository: nothing here to read.
+            if file.mode() == git2::FileMode::Commit {
+                continue;
+            }
+            let (size, kind) = odb.read_header(oid)?;
+            if kind == ObjectType::Blob && size as u64 > limit {
+                let path = file
+                    .path_bytes()
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .unwrap_or_default();
+                large.push((path, size as u64));
+            }
+        }
+    }
+    Ok(refusal(
+        large,
+        0,
+        SizeLimits {
+            file: limit,
+            change: u64::MAX,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+
+    #[test]
+    fn sizes_read_as_people_read_them() {
+        assert_eq!(human(512), "512 bytes");
+        assert_eq!(human(2 << 20), "2.0 MiB (2097152 bytes)");
+        assert_eq!(human(20 << 30), "20.0 GiB (21474836480 bytes)");
+        assert_eq!(human(1536), "1.5 KiB (1536 bytes)");
+    }
+}

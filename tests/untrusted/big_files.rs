@@ -1,0 +1,380 @@
+//! An agent that leaves a huge file (red team's hole D: `truncate -s 20G big.bin`, which orch's
+//! commit hashed for nearly 8 minutes, unstoppable, then recorded `completed` with a 20 GiB blob
+//! on the plan branch, and `orch merge` landed it). Every file an attempt's change would stage is
+//! measured before anything is hashed (its apparent size: a sparse file counts whole): one over
+//! the plan's `max_file_size` (default 100 MiB) fails the task naming it, its size and the limit;
+//! nothing is committed, the file is not saved with the attempt's work, no object that large
+//! enters the repository, and the run ends at once. A branch that holds such a blob (a person's
+//! commit, an agent's own) is refused by `orch merge`, `main` unmoved. Sandbox on and off.
+
+use crate::support;
+
+use std::path::Path;
+
+use support::{Repo, toml_array};
+
+/// The largest object in the repository's objects (`git cat-file --batch-all-objects`): its
+/// size in bytes.
+fn largest_object(repo: &Repo) -> u64 {
+    repo.git(&[
+        "cat-file",
+        "--batch-all-objects",
+        "--batch-check=%(objectsize)",
+    ])
+    .lines()
+    .filter_map(|l| l.trim().parse::<u64>().ok())
+    .max()
+    .unwrap_or(0)
+}
+
+/// One plan `p`, one task, whose agent runs `script` in its worktree; `defaults` added to
+/// `[defaults]`, `p_keys` to the plan; `tracked.txt` committed on `main` first.
+fn plan_p(script: &str, defaults: &str, p_keys: &str) -> Repo {
+    let repo = Repo::builder().identity_in_config().build();
+    repo.write("docs/plans/p.md", &support::one_task("P", "Make a file"));
+    repo.write("tracked.txt", "small\n");
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nretries = 0\n{defaults}\n\n[agents.a]\ncommand = {}\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nagent = \"a\"\n{p_keys}\n",
+            toml_array(&["sh", "-c", &format!("{script}\necho done > work.txt")]),
+        ),
+    );
+    repo.commit_all("plans");
+    repo
+}
+
+/// The variants: what the agent runs, the limit's keys (`[defaults]`, the plan's), the name the
+/// failure gives the file, its size as the failure writes it.
+const VARIANTS: [(&str, &str, &str, &str, &str); 5] = [
+    // The red team's: sparse, 20 GiB apparent, no key (the default limit of 100 MiB).
+    ("truncate -s 20G big.bin", "", "", "`big.bin`", "20.0 GiB"),
+    // Dense, over a limit set lower for the test (in `[defaults]`).
+    (
+        "head -c 2097152 /dev/zero > dense.bin",
+        "max_file_size = \"1M\"",
+        "",
+        "`dense.bin`",
+        "2.0 MiB",
+    ),
+    // In a new directory, the limit on the plan.
+    (
+        "mkdir -p new/deeper && truncate -s 3M new/deeper/big.bin",
+        "",
+        "max_file_size = \"1MiB\"",
+        "`new/deeper/big.bin`",
+        "3.0 MiB",
+    ),
+    // A tracked file grown past the limit.
+    (
+        "truncate -s 5G tracked.txt",
+        "max_file_size = \"1G\"",
+        "",
+        "`tracked.txt`",
+        "5.0 GiB",
+    ),
+    // A name with a space and a newline (shown escaped).
+    (
+        "truncate -s 2M \"$(printf 'a b\\nc.bin')\"",
+        "max_file_size = \"1M\"",
+        "",
+        "`a b\\nc.bin`",
+        "2.0 MiB",
+    ),
+];
+
+/// Seen failing on the code before: the task `completed` with the file committed on `plan/p`
+/// (the 20 GiB variant hashed for minutes: the test's deadline ended it).
+#[test]
+fn big_files_an_attempt_that_leaves_a_huge_file_fails_naming_it_and_nothing_is_hashed() {
+    for sandbox in support::sandboxes() {
+        for (script, defaults, p_keys, named, size) in VARIANTS {
+            let what = format!("{script} (sandbox {sandbox})");
+            let repo = plan_p(
+                script,
+                &format!("{defaults}\nsandbox = \"{sandbox}\""),
+                p_keys,
+            );
+            let main = repo.rev("main");
+            let (code, out, err) =
+                repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+            assert_eq!(code, 5, "{what}\n{out}\n{err}");
+            let task = repo.task("p", "1.1");
+            assert_eq!(task["status"], "failed", "{what}: {task}");
+            let error = task["error"].as_str().unwrap_or_default();
+            assert!(
+                error.contains(named) && error.contains(size) && error.contains("max_file_size"),
+                "{what}: {error}"
+            );
+            assert!(error.contains("not saved"), "{what}: {error}");
+            assert_eq!(repo.rev("plan/p"), main, "{what}: plan/p moved");
+            assert_eq!(repo.rev("main"), main, "{what}: main moved");
+            let largest = largest_object(&repo);
+            assert!(largest < 1 << 20, "{what}: an object of {largest} bytes");
+            // The attempt's other work is saved; the file is not (nor hashed).
+            let saved = repo.refs_under("refs/orch/attempts/p/");
+            assert_eq!(saved.len(), 1, "{what}: {saved:?}");
+            let files = repo.tree_files(&saved[0]);
+            assert!(files.iter().any(|f| f == "work.txt"), "{what}: {files:?}");
+            assert!(
+                !files.iter().any(|f| f.ends_with(".bin")),
+                "{what}: {files:?}"
+            );
+        }
+    }
+}
+
+/// Many files each under `max_file_size` that together pass `max_change_size`: refused naming
+/// the total, nothing committed.
+#[test]
+fn big_files_a_change_over_its_total_limit_fails() {
+    let repo = plan_p(
+        "for i in 1 2 3 4; do truncate -s 1M f$i.bin; done",
+        "max_file_size = \"2M\"\nmax_change_size = \"3M\"",
+        "",
+    );
+    let main = repo.rev("main");
+    let (code, out, err) = repo.run(&["up", "--json"]);
+    assert_eq!(code, 5, "{out}\n{err}");
+    let task = repo.task("p", "1.1");
+    assert_eq!(task["status"], "failed", "{task}");
+    let error = task["error"].as_str().unwrap_or_default();
+    assert!(error.contains("max_change_size"), "{error}");
+    assert_eq!(repo.rev("plan/p"), main, "plan/p moved");
+}
+
+/// An agent that commits the large file itself on the plan branch: the task fails naming it,
+/// and its commit is taken off `plan/p`.
+#[test]
+fn big_files_an_agent_that_commits_a_large_file_itself_fails() {
+    for sandbox in support::sandboxes() {
+        let repo = plan_p(
+            "head -c 2097152 /dev/zero > own.bin && git add own.bin && \
+             git -c user.name=a -c user.email=a@a commit -qm mine",
+            &format!("max_file_size = \"1M\"\nsandbox = \"{sandbox}\""),
+            "",
+        );
+        let main = repo.rev("main");
+        let (code, out, err) =
+            repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+        assert_eq!(code, 5, "{sandbox}\n{out}\n{err}");
+        let task = repo.task("p", "1.1");
+        assert_eq!(task["status"], "failed", "{sandbox}: {task}");
+        let error = task["error"].as_str().unwrap_or_default();
+        assert!(error.contains("`own.bin`"), "{sandbox}: {error}");
+        assert_eq!(repo.rev("plan/p"), main, "{sandbox}: plan/p moved");
+    }
+}
+
+/// A plan branch holding a large blob, made by hand after the plan finished (and buried under a
+/// later commit that deletes it: a merge lands the history too): `orch merge p` refuses it (exit
+/// 4) naming the plan, the path and the size; `main` unmoved. Seen failing on the code before:
+/// merged.
+#[test]
+fn big_files_orch_merge_refuses_a_branch_that_holds_a_large_blob() {
+    for bury in [false, true] {
+        let repo = plan_p("true", "", "max_file_size = \"1M\"");
+        let (code, out, err) = repo.run(&["up"]);
+        assert_eq!(code, 0, "{out}\n{err}");
+        let tree = repo.worktree("p");
+        support::shell_in(
+            &tree,
+            "head -c 3145728 /dev/zero > 'by hand.bin' && git add -A && git commit -qm 'by hand'",
+        );
+        if bury {
+            support::shell_in(&tree, "git rm -q 'by hand.bin' && git commit -qm gone");
+        }
+        let main = repo.rev("main");
+        let (code, out, err) = repo.run(&["merge", "p"]);
+        assert_eq!(code, 4, "bury {bury}\n{out}\n{err}");
+        assert!(
+            err.contains("plan `p`") && err.contains("`by hand.bin`") && err.contains("3.0 MiB"),
+            "bury {bury}: {err}"
+        );
+        assert_eq!(repo.rev("main"), main, "bury {bury}: main moved");
+    }
+}
+
+/// A bad value of the key is refused at load, naming the file and line, exit 2, nothing made.
+#[test]
+fn big_files_a_bad_max_file_size_is_refused_at_load() {
+    for (defaults, p_keys, line) in [
+        ("max_file_size = \"huge\"", "", "plans.toml:3"),
+        ("max_change_size = \"0\"", "", "plans.toml:3"),
+        ("", "max_file_size = \"12X\"", "plans.toml:"),
+    ] {
+        let repo = plan_p("true", defaults, p_keys);
+        let (code, out, err) = repo.run(&["up"]);
+        assert_eq!(code, 2, "{defaults}{p_keys}\n{out}\n{err}");
+        assert!(
+            err.contains(line) && err.contains("max_"),
+            "{defaults}{p_keys}: {err}"
+        );
+        assert!(
+            !Path::new(&repo.root().join(".orch/worktrees/p")).exists(),
+            "{defaults}{p_keys}: a worktree was made"
+        );
+    }
+}
+
+/// Pids of the live `git add -A` runs in the work tree `tree` (a commit's staging).
+fn staging_git(tree: &Path) -> Vec<u32> {
+    let work_tree = format!("--work-tree={}", tree.display());
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let args: Vec<&[u8]> = c.split(|&b| b == 0).collect();
+                args.contains(&work_tree.as_bytes())
+                    && args.windows(2).any(|w| w == [&b"add"[..], &b"-A"[..]])
+            }) && support::process::process_alive(*pid)
+        })
+        .collect()
+}
+
+/// Files each under the limit that take git long to hash (8 × 1000 MiB, sparse): a SIGTERM to
+/// `orch up` while its commit stages them kills that git and ends the run (exit 130, within
+/// the test's deadline), the task not completed and `plan/p` unmoved. Seen failing on the code
+/// before: the run waited for `git add` to hash all of it, then recorded the task `completed`.
+#[test]
+fn big_files_a_stop_during_a_long_staging_ends_the_run_and_its_git() {
+    for sandbox in support::sandboxes() {
+        let repo = plan_p(
+            "for i in 1 2 3 4 5 6 7 8; do truncate -s 1000M f$i.bin; done",
+            &format!("max_file_size = \"1G\"\nmax_change_size = \"20G\"\nsandbox = \"{sandbox}\""),
+            "",
+        );
+        let main = repo.rev("main");
+        let child = repo
+            .orch(&["up", "--json"])
+            .env_remove("ORCH_SANDBOX")
+            .spawn()
+            .expect("orch up");
+        let tree = repo.worktree("p");
+        let mut git = Vec::new();
+        support::process::wait_for("the commit's `git add -A`", || {
+            git = staging_git(&tree);
+            !git.is_empty()
+        });
+        assert!(support::process::kill("TERM", child.id()), "{sandbox}");
+        let (code, out, err) = support::process::code_out_err(&support::process::wait_within(
+            child,
+            repo.timeout(),
+            "orch up after SIGTERM",
+        ));
+        assert_eq!(code, 130, "{sandbox}\n{out}\n{err}");
+        for pid in git {
+            assert!(
+                !support::process::process_alive(pid),
+                "{sandbox}: git {pid} still runs"
+            );
+        }
+        let task = repo.task("p", "1.1");
+        assert_ne!(task["status"], "completed", "{sandbox}: {task}");
+        assert_eq!(repo.rev("plan/p"), main, "{sandbox}: plan/p moved");
+    }
+}
+
+/// On a `[[host]]` (`executor = "ssh"`, the lab's sshd on loopback): the agent's file comes back
+/// in the attempt's snapshot bundle (a sparse 20 GiB file is a few MiB there); the snapshot is
+/// refused before it is checked out here or taken as the task's work: the task fails naming the
+/// file, `plan/p` unmoved, no such file written in the local worktree. Sandbox on and off.
+/// Seen failing on the code before: the 20 GiB file was written whole into the local worktree,
+/// then hashed by the commit.
+#[test]
+fn big_files_on_a_host_the_snapshot_with_a_huge_file_is_refused() {
+    use support::sshd;
+    if !sshd::available() {
+        return;
+    }
+    let lab = sshd::Lab::start(&["h1"]);
+    for sandbox in support::sandboxes() {
+        for (script, p_keys, named) in [
+            ("truncate -s 20G big.bin", "", "`big.bin`"),
+            (
+                "mkdir -p 'new dir' && head -c 2097152 /dev/zero > 'new dir/dense.bin'",
+                "max_file_size = \"1M\"",
+                "`new dir/dense.bin`",
+            ),
+        ] {
+            let what = format!("on a host, {script}, sandbox {sandbox}");
+            let repo = Repo::builder().identity_in_config().build();
+            repo.write("docs/plans/p.md", &support::one_task("P", "Make a file"));
+            repo.write(
+                "plans.toml",
+                &format!(
+                    "{}[defaults]\nagent = \"a\"\nretries = 0\nsandbox = \"{sandbox}\"\n\
+                     executor = \"ssh\"\nnetwork = \"open\"\n\n\
+                     [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n{p_keys}\n\n\
+                     [agents.a]\ncommand = {}\n",
+                    lab.host_toml(2),
+                    toml_array(&["sh", "-c", &format!("{script}\necho done > work.txt")])
+                ),
+            );
+            repo.commit_all("plans");
+            let main = repo.rev("main");
+            let mut cmd = repo.orch(&["up", "--json"]);
+            cmd.env("PATH", lab.path()).env_remove("ORCH_SANDBOX");
+            let (code, out, err) = repo.run_cmd(&mut cmd);
+            assert_eq!(code, 5, "{what}\n{out}\n{err}");
+            let task = repo.task("p", "1.1");
+            assert_eq!(task["status"], "failed", "{what}: {task}");
+            let error = task["error"].as_str().unwrap_or_default();
+            // Refused within a second, the attempt may end before the run's read of where it
+            // runs (`task_on_host`): the host's refusal names it.
+            assert!(
+                !support::named(&support::events(&out), "task_on_host").is_empty()
+                    || error.contains("on host `h1`"),
+                "{what}: it did not run on the host\n{out}"
+            );
+            assert!(
+                error.contains(named) && error.contains("max_file_size"),
+                "{what}: {error}"
+            );
+            assert_eq!(repo.rev("plan/p"), main, "{what}: plan/p moved");
+            let local = repo.worktree("p");
+            let large = std::fs::read_dir(&local)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .any(|m| m.len() > 1 << 20);
+            assert!(!large, "{what}: a large file in the local worktree");
+        }
+    }
+}
+
+/// The merge train (`auto_merge`): plan `p` finished, then a person committed a large blob on
+/// its branch; the next run's train refuses to land it naming the file, `main` unmoved.
+#[test]
+fn big_files_the_merge_train_refuses_a_branch_that_holds_a_large_blob() {
+    let repo = plan_p("true", "", "max_file_size = \"1M\"");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    support::shell_in(
+        &repo.worktree("p"),
+        "head -c 2097152 /dev/zero > 'by hand.bin' && git add -A && git commit -qm 'by hand'",
+    );
+    let manifest = String::from_utf8_lossy(&repo.read("plans.toml"))
+        .replace("[defaults]\n", "[defaults]\nauto_merge = true\n");
+    repo.write("plans.toml", &manifest);
+    repo.commit_all("the train");
+    let main = repo.rev("main");
+    let (_, out, err) = repo.run(&["up", "--json"]);
+    let ev = support::events(&out);
+    let refused: Vec<_> = support::named(&ev, "plan_merge_failed")
+        .into_iter()
+        .filter(|e| e["plan"] == "p")
+        .collect();
+    assert_eq!(refused.len(), 1, "{out}\n{err}");
+    assert_eq!(refused[0]["result"], "refused", "{refused:?}");
+    let reason = refused[0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("`by hand.bin`") && reason.contains("max_file_size"),
+        "{reason}"
+    );
+    assert_eq!(repo.rev("main"), main, "main moved");
+}
