@@ -215,7 +215,7 @@ pub(super) fn commit_refused(
         once_with(|| Found::of(put_back()))
             .chain(once_with(|| Found::of(uncommit())))
             .chain(once_with(|| Found::of(nested_repositories(work))))
-            .chain(once_with(|| Found::of(too_large(plan, work))))
+            .chain(once_with(|| Found::of(too_large(plan, t, work))))
             .chain(once_with(|| {
                 Found::of(outside_paths(tree, &plan.entry.paths, since))
             }))
@@ -234,12 +234,14 @@ pub(super) fn commit_refused(
 /// so. `Err` when the tree's state cannot be read (fail closed).
 pub(crate) fn too_large(
     plan: &PlanCtx,
+    t: &crate::plan::Task,
     (tree, branch, since): (&std::path::Path, &str, Option<&str>),
 ) -> Result<Option<String>, String> {
     let limits = plan.entry.size_limits;
     let cannot = |e: &dyn std::fmt::Display| {
         format!(
-            "cannot read the sizes of the changed files in `{}` (nothing is committed unchecked): {e}",
+            "cannot commit task `{}`: cannot read the sizes of the changed files in `{}` (nothing is committed unchecked): {e}",
+            t.id,
             tree.display()
         )
     };
