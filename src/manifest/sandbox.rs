@@ -181,3 +181,67 @@ pub(super) fn keys(
         network: Default::default(),
     }
 }
+
+/// The sandbox keys of `[defaults]` and of each agent, resolved into each agent's `sandbox`.
+pub(super) fn resolve_all(
+    raw: &super::raw::RawManifest,
+    defaults: &mut super::Defaults,
+    agents: &mut std::collections::BTreeMap<String, super::AgentSpec>,
+    r: &mut Reporter<'_>,
+) {
+    let d = &raw.defaults;
+    defaults.sandbox = keys(
+        r,
+        "defaults",
+        d.sandbox.as_ref(),
+        d.sandbox_write.as_ref(),
+        d.sandbox_deny_read.as_ref(),
+        d.pass_env.as_ref(),
+    );
+    defaults.sandbox.network = super::network::defaults_keys(r, d);
+    // `ORCH_SANDBOX` stands in for `[defaults] sandbox` where the manifest gives none; a value
+    // orch does not know is an error, as the key's would be.
+    if defaults.sandbox.mode.is_none()
+        && let Some(v) = std::env::var_os(crate::agent_env::ORCH_SANDBOX)
+    {
+        let v = v.to_string_lossy();
+        defaults.sandbox.mode = SandboxMode::parse(&v);
+        if defaults.sandbox.mode.is_none() {
+            r.diagnostics.push(
+                crate::diagnostic::Diagnostic::error(
+                    r.path,
+                    1,
+                    format!(
+                        "the environment variable `{}` must be \"auto\", \"on\" or \"off\", found \"{v}\"",
+                        crate::agent_env::ORCH_SANDBOX
+                    ),
+                )
+                .with_hint("unset it, or set `sandbox` in [defaults] (which it stands in for)"),
+            );
+        }
+    }
+    let mut own = std::collections::BTreeMap::new();
+    for a in raw.agents.values() {
+        let ctx = format!("agents.{}", a.name.value);
+        let keys = keys(
+            r,
+            &ctx,
+            a.sandbox.as_ref(),
+            a.sandbox_write.as_ref(),
+            a.sandbox_deny_read.as_ref(),
+            a.pass_env.as_ref(),
+        );
+        let keys = super::SandboxKeys {
+            network: super::network::keys(r, &ctx, a.network.as_ref(), a.network_allow.as_ref()),
+            ..keys
+        };
+        own.insert(a.name.value.clone(), keys);
+    }
+    for (name, spec) in agents.iter_mut() {
+        spec.sandbox = own
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
+            .resolve(&defaults.sandbox);
+    }
+}
