@@ -318,3 +318,78 @@ fn a_host_whose_connections_end_after_two_siblings_landed_costs_the_third_nothin
     std::fs::write(&run.go, "").expect("go");
     check(&mut run, "connections cut after two siblings landed", 1);
 }
+
+/// The host's `git`, whose `cat-file -e` says every object is missing: the host's cache answers
+/// `need` for a base it already holds, as it does when another attempt of the same base fetches
+/// it between the cache's two answers (its `need`, then its tips). It runs the git of git's own
+/// exec path, which orch's confinement of git allows.
+const FORGETFUL_GIT: &str = "#!/bin/sh\n\
+    if [ \"$2\" = cat-file ] && [ \"$3\" = -e ]; then exit 1; fi\n\
+    exec /usr/lib/git-core/git \"$@\"\n";
+
+/// Plans of one base one after the other on a host whose cache says it lacks the base while
+/// its tips hold it (the first attempt's base, or a later commit of it): each attempt runs,
+/// sending what the host lacks or nothing; none fails on an empty transfer.
+#[test]
+fn attempts_whose_base_the_host_already_holds_send_nothing_and_run() {
+    if !sshd::available() {
+        return;
+    }
+    let tools = tempfile::tempdir().expect("tmp");
+    let git = tools.path().join("git");
+    std::fs::write(&git, FORGETFUL_GIT).expect("git");
+    std::fs::set_permissions(&git, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let lab = sshd::Lab::start_with(
+        &["h1"],
+        &format!(
+            "SetEnv PATH={}:/usr/local/bin:/usr/bin:/bin",
+            tools.path().display()
+        ),
+    );
+    let repo = Repo::builder().identity_in_config().build();
+    let two = "# Plan\n\n## Phase 1: One\n- [ ] 1.1 Step 1\n- [ ] 1.2 Step 2\n";
+    let one = "# Plan\n\n## Phase 1: One\n- [ ] 1.1 Step 1\n";
+    // `a` runs first (its two tasks: the host's tips become main, then main + a's first
+    // commit); `b` and `c` start from main, which those tips hold.
+    repo.write("docs/plans/a.md", two);
+    repo.write("docs/plans/b.md", one);
+    repo.write("docs/plans/c.md", one);
+    repo.write(
+        "plans.toml",
+        &format!(
+            "{}[defaults]\nexecutor = \"ssh\"\nnetwork = \"open\"\nmax_agents = 1\nretries = 0\nagent = \"a\"\n\n\
+             [agents.a]\ncommand = [\"sh\", \"-c\", \"echo \\\"$ORCH_PLAN $ORCH_TASK\\\" > \\\"w-$ORCH_TASK.txt\\\"\"]\nreport = \"exit\"\n\n\
+             [[plan]]\nname = \"a\"\nfile = \"docs/plans/a.md\"\npriority = 3\n\n\
+             [[plan]]\nname = \"b\"\nfile = \"docs/plans/b.md\"\npriority = 2\n\n\
+             [[plan]]\nname = \"c\"\nfile = \"docs/plans/c.md\"\npriority = 1\n",
+            lab.host_toml(1)
+        ),
+    );
+    repo.commit_all("plans");
+    let mut cmd = repo.orch(&["up"]);
+    cmd.env("PATH", lab.path());
+    let (code, out, err) = repo.run_cmd(&mut cmd);
+    let logs: String = ["a/1.1", "a/1.2", "b/1.1", "c/1.1"]
+        .iter()
+        .map(|l| {
+            std::fs::read_to_string(repo.root().join(format!(".orch/logs/{l}.log")))
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}\nlogs:\n{logs}");
+    for (plan, tasks) in [("a", &["1.1", "1.2"][..]), ("b", &["1.1"]), ("c", &["1.1"])] {
+        let want: Vec<(String, String)> = tasks
+            .iter()
+            .map(|t| (t.to_string(), "completed".to_string()))
+            .collect();
+        assert_eq!(repo.statuses(plan), want, "{plan}: {err}");
+        for t in tasks {
+            assert_eq!(
+                repo.git(&["show", &format!("plan/{plan}:w-{t}.txt")]),
+                format!("{plan} {t}"),
+                "{plan} {t}"
+            );
+        }
+    }
+}

@@ -505,6 +505,14 @@ fn send_objects(conn: &Conn, spec: &Spec, repo: &str, key: &str) -> Result<(), F
         .filter(|l| git(root, &["cat-file", "-e", &format!("{l}^{{commit}}")]).is_ok())
         .map(|l| format!("^{l}"))
         .collect();
+    // Another attempt of the same base may have sent it between the host's two answers (its
+    // `need`, then its tips): a tip that holds the base means the host has it, and git would
+    // refuse to make the empty bundle.
+    let mut rest = vec!["rev-list", "--max-count=1", spec.base.as_str()];
+    rest.extend(haves.iter().map(String::as_str));
+    if git(root, &rest)?.is_empty() {
+        return Ok(());
+    }
     let send_ref = format!("refs/orch/send/{key}");
     git(root, &["update-ref", &send_ref, &spec.base])?;
     let bundle = crate::state_layout::remote_bundle(&spec.state_dir, &format!("{key}.send.bundle"));
