@@ -50,6 +50,9 @@ struct Report {
     pruned_entries: usize,
     #[serde(rename = "attempts_kept")]
     attempts: usize,
+    /// Kept for a reason `--force` does not override.
+    #[serde(skip)]
+    past_force: bool,
 }
 
 pub(crate) fn run(sel: &Selection, args: CleanArgs) -> CliResult<u8> {
@@ -113,7 +116,7 @@ pub(crate) fn run(sel: &Selection, args: CleanArgs) -> CliResult<u8> {
             let cleaned = clean_branch(
                 &plan_root,
                 &plan_worktrees,
-                target,
+                (target, entry.size_limits.file),
                 &args,
                 &stamp,
                 &mut report,
@@ -226,12 +229,23 @@ fn status_says_merged(status_path: &Path) -> bool {
 fn clean_branch(
     repo_root: &Path,
     worktree_root: &Path,
-    target: &str,
+    (target, max_file): (&str, u64),
     args: &CleanArgs,
     stamp: &str,
     report: &mut Report,
 ) -> Result<(), git::GitError> {
     let plan = report.plan.clone();
+    // What no save would keep (uncommitted files over the plan's `max_file_size`, in any of its
+    // worktrees): never removed, whatever the flags say; the person moves them out first.
+    let unsaveable = git::unsaveable_files(repo_root, worktree_root, &plan, max_file)?;
+    if !unsaveable.is_empty() {
+        report.outcome = "kept";
+        report.past_force = true;
+        report
+            .reasons
+            .push(unsaveable_reason(&unsaveable, max_file, repo_root));
+        return Ok(());
+    }
     let Some(info) =
         git::inspect_plan_branch(repo_root, worktree_root, &plan, &report.branch, target)?
     else {
@@ -256,6 +270,7 @@ fn clean_branch(
     // What even --force does not override: it is not orch's to remove.
     if let Some(reason) = untouchable(&info, &plan) {
         report.outcome = "kept";
+        report.past_force = true;
         report.reasons.push(reason);
         return Ok(());
     }
@@ -316,6 +331,37 @@ fn clean_branch(
     report.branch_deleted = true;
     report.pruned_entries = git::prune_stale_entries(repo_root, &plan, &info.branch)?.len();
     Ok(())
+}
+
+/// Why a plan with files no save keeps is kept: the files (at most five), their sizes, the limit
+/// and what to do.
+fn unsaveable_reason(
+    files: &[(std::path::PathBuf, u64)],
+    max_file: u64,
+    repo_root: &Path,
+) -> String {
+    let named: Vec<String> = files
+        .iter()
+        .take(5)
+        .map(|(p, size)| {
+            format!(
+                "`{}` ({})",
+                shown(p, repo_root).escape_debug(),
+                git::human_size(*size)
+            )
+        })
+        .collect();
+    format!(
+        "{} uncommitted file{} larger than `max_file_size` ({}), which no backup holds: {}{}; \
+         move {} out of the worktree (or delete {}), then run `orch clean` again",
+        files.len(),
+        if files.len() == 1 { "" } else { "s" },
+        git::human_size(max_file),
+        named.join(", "),
+        if files.len() > 5 { ", …" } else { "" },
+        if files.len() == 1 { "it" } else { "them" },
+        if files.len() == 1 { "it" } else { "them" },
+    )
 }
 
 /// Why removing a plan's branch and worktree needs `--force`: a branch with no work of its
@@ -524,11 +570,16 @@ fn render(reports: &[Report], args: &CleanArgs, target: &str) -> String {
     );
     if !kept.is_empty() {
         summary.push_str(&format!(", kept {} ({})", kept.len(), kept.join(", ")));
-        if !args.force {
+        let forceable: Vec<&str> = reports
+            .iter()
+            .filter(|r| r.outcome == "kept" && !r.past_force)
+            .map(|r| r.plan.as_str())
+            .collect();
+        if !args.force && !forceable.is_empty() {
             summary.push_str(&format!(
                 "; `orch clean --force {}` removes {} after saving backups under `{}<plan>/`",
-                kept.join(" "),
-                if kept.len() == 1 { "it" } else { "them" },
+                forceable.join(" "),
+                if forceable.len() == 1 { "it" } else { "them" },
                 git::BACKUP_PREFIX
             ));
         }

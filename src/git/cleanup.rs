@@ -309,6 +309,40 @@ pub(super) fn remove_made_tree(path: &Path, entry: &Entry) -> Result<(), GitErro
     remove_admin(entry)
 }
 
+/// The files of the worktrees orch made for `plan` (its own, `<plan>`, and its task worktrees
+/// and pool slots, `<plan>+…`; each where orch made it, never where its entry's back-link
+/// points) that a save would leave out: uncommitted files over `max_file` bytes, by their
+/// apparent size (nothing read or hashed), each as `<worktree>/<path>` with its size.
+pub(crate) fn unsaveable_files(
+    repo_root: &Path,
+    worktree_root: &Path,
+    plan: &str,
+    max_file: u64,
+) -> Result<Vec<(PathBuf, u64)>, GitError> {
+    let repo = open_main(repo_root)?;
+    let task_prefix = format!("{plan}+");
+    let mut found = Vec::new();
+    for entry in read_entries(repo.commondir())? {
+        if entry.name != plan && !entry.name.starts_with(&task_prefix) {
+            continue;
+        }
+        let path = made_path(repo_root, worktree_root, &entry.name);
+        if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
+        let limits = crate::manifest::SizeLimits {
+            file: max_file,
+            change: u64::MAX,
+        };
+        if let Some(super::TooLarge::Files { files, .. }) =
+            super::too_large_in_worktree(&path, &[], limits)?
+        {
+            found.extend(files.into_iter().map(|(f, size)| (path.join(f), size)));
+        }
+    }
+    Ok(found)
+}
+
 /// Removes git's entries for worktrees of `branch` (or named `plan`) whose directory is gone,
 /// and entries without a `gitdir` file (left by a failed add), like `git worktree prune` does
 /// for them. Returns the entries removed.

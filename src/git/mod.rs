@@ -45,11 +45,12 @@ mod tests;
 mod upstream;
 
 pub(crate) use big::{
-    TooLarge, large_blobs_between, large_blobs_since_fork, too_large_in_worktree,
+    TooLarge, human as human_size, large_blobs_between, large_blobs_since_fork,
+    too_large_in_worktree,
 };
 pub(crate) use cleanup::{
     PlanBranch, TreeState, backup_ref, delete_plan_branch, inspect_plan_branch,
-    prune_stale_entries, remove_plan_worktree,
+    prune_stale_entries, remove_plan_worktree, unsaveable_files,
 };
 pub use cli::confine_runs;
 pub(crate) use cli::{

@@ -378,3 +378,137 @@ fn big_files_the_merge_train_refuses_a_branch_that_holds_a_large_blob() {
     );
     assert_eq!(repo.rev("main"), main, "main moved");
 }
+
+/// Red team 4: `orch clean --force` of a worktree holding an uncommitted file over
+/// `max_file_size` said it saved the worktree's files under a backup ref, which lacked that file,
+/// then removed the worktree: the file was lost without a word. Now a plan with such a file (in
+/// any of its worktrees) is kept whatever the flags say (`--force`, `--dry-run`, `--json`): exit
+/// 5, the file named with its size and the limit, nothing removed nor saved; once it is moved
+/// out, `orch clean --force` saves the rest and removes the worktree.
+#[test]
+fn big_files_orch_clean_keeps_a_worktree_holding_a_file_no_backup_holds() {
+    for (script, defaults, p_keys, named, size) in VARIANTS {
+        // Named by its path from the repository's root.
+        let named = &format!("`.orch/worktrees/p/{}", &named[1..]);
+        let repo = plan_p(":", defaults, p_keys);
+        let (code, out, err) = repo.run(&["up"]);
+        assert_eq!(code, 0, "{script}\n{out}\n{err}");
+        let tree = repo.root().join(".orch/worktrees/p");
+        let made = std::process::Command::new("sh")
+            .args(["-c", &format!("{script}\necho hi > small.txt")])
+            .current_dir(&tree)
+            .status()
+            .expect("sh");
+        assert!(made.success(), "{script}");
+        let before = std::fs::read_dir(&tree).expect("tree").count();
+        let plan_p = repo.rev("plan/p");
+        for args in [
+            &["clean", "--force", "p"][..],
+            &["clean", "--force", "--dry-run", "p"],
+            &["clean", "p"],
+        ] {
+            let (code, out, err) = repo.run(args);
+            assert_eq!(code, 5, "{script}: {args:?}\n{out}\n{err}");
+            assert!(
+                out.contains(named) && out.contains(size) && out.contains("max_file_size"),
+                "{script}: {args:?}\n{out}"
+            );
+            // `--force` would not remove it: not offered.
+            assert!(!out.contains("`orch clean --force"), "{script}: {args:?}\n{out}");
+        }
+        let (code, json, err) = repo.run(&["clean", "--force", "--json", "p"]);
+        assert_eq!(code, 5, "{script}\n{json}\n{err}");
+        let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+        let p = &v["plans"][0];
+        assert_eq!(p["outcome"], "kept", "{script}: {json}");
+        assert!(
+            p["reasons"].as_array().is_some_and(|r| r
+                .iter()
+                .any(|r| r.as_str().is_some_and(|r| r.contains(named)))),
+            "{script}: {json}"
+        );
+        // Nothing removed, nothing saved, nothing hashed.
+        assert_eq!(
+            std::fs::read_dir(&tree).expect("tree").count(),
+            before,
+            "{script}"
+        );
+        assert_eq!(repo.rev("plan/p"), plan_p, "{script}");
+        assert_eq!(repo.refs_under("refs/orch/backup/"), Vec::<String>::new());
+        assert!(largest_object(&repo) < 1 << 20, "{script}");
+        // Moved out: the rest is saved and the worktree goes.
+        let out_of = repo.root().join("moved-out");
+        let status = std::process::Command::new("sh")
+            .args(["-c", "git status --porcelain -z --untracked-files=all"])
+            .current_dir(&tree)
+            .output()
+            .expect("git status");
+        for entry in status.stdout.split(|&b| b == 0).filter(|e| e.len() > 3) {
+            let path = String::from_utf8_lossy(&entry[3..]).into_owned();
+            if path != "small.txt" {
+                std::fs::create_dir_all(&out_of).expect("dir");
+                std::fs::rename(
+                    tree.join(&path),
+                    out_of.join(path.replace(['/', '\n'], "_")),
+                )
+                .expect("move out");
+            }
+        }
+        let (code, out, err) = repo.run(&["clean", "--force", "p"]);
+        assert_eq!(code, 0, "{script}\n{out}\n{err}");
+        assert!(!tree.exists(), "{script}");
+        let saved: Vec<String> = repo
+            .refs_under("refs/orch/backup/p/")
+            .into_iter()
+            .filter(|r| r.ends_with("-worktree"))
+            .collect();
+        assert_eq!(saved.len(), 1, "{script}: {saved:?}");
+        assert!(
+            repo.tree_files(&saved[0]).iter().any(|f| f == "small.txt"),
+            "{script}"
+        );
+    }
+}
+
+/// The same for a plan's task worktree (a pool slot a killed `parallel_tasks` run left): the
+/// plan is kept, the file named, and neither worktree nor branch removed.
+#[test]
+fn big_files_orch_clean_keeps_a_plan_whose_task_worktree_holds_a_file_no_backup_holds() {
+    let repo = plan_p(":", "", "");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    // The slot as a killed run leaves it: on its task's branch, the agent's files in it.
+    let slot = repo.root().join(".orch/worktrees/p+pool1");
+    repo.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "orch/task/p/1.1",
+        &slot.display().to_string(),
+        "plan/p",
+    ]);
+    for script in [
+        "truncate -s 3G big.bin",
+        "mkdir -p d && truncate -s 200M d/dense.bin",
+    ] {
+        let made = std::process::Command::new("sh")
+            .args(["-c", &format!("{script}\necho hi > small.txt")])
+            .current_dir(&slot)
+            .status()
+            .expect("sh");
+        assert!(made.success(), "{script}");
+    }
+    let (code, out, err) = repo.run(&["clean", "--force", "p"]);
+    assert_eq!(code, 5, "{out}\n{err}");
+    for named in [
+        "`.orch/worktrees/p+pool1/big.bin` (3.0 GiB",
+        "`.orch/worktrees/p+pool1/d/dense.bin` (200.0 MiB",
+    ] {
+        assert!(out.contains(named), "{named}\n{out}");
+    }
+    assert!(slot.join("big.bin").exists() && slot.join("d/dense.bin").exists());
+    assert!(repo.root().join(".orch/worktrees/p").is_dir());
+    assert!(!repo.rev("orch/task/p/1.1").is_empty());
+    assert_eq!(repo.refs_under("refs/orch/backup/"), Vec::<String>::new());
+}
