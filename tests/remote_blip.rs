@@ -393,3 +393,75 @@ fn attempts_whose_base_the_host_already_holds_send_nothing_and_run() {
         }
     }
 }
+
+/// The host's `git`, whose first five fetches into orch's cache fail (as a full disk or a
+/// transient fault there makes them fail: the cache's own five tries of one transfer all fail).
+fn failing_fetch_git(dir: &Path) -> String {
+    format!(
+        "#!/bin/sh\n\
+         if [ \"$4\" = fetch ]; then\n\
+         n=$(cat {c} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {c}\n\
+         if [ $n -le 5 ]; then echo 'fatal: no space left on device' >&2; exit 1; fi\n\
+         fi\n\
+         exec /usr/lib/git-core/git \"$@\"\n",
+        c = dir.join("fetches").display()
+    )
+}
+
+/// An attempt whose host could not be prepared (the transfer of the base to the host's cache
+/// failed there) never started its agent: it is not the agent's failure. With `retries = 0` the
+/// task runs again and completes, its work on the plan branch, and the console says why.
+/// Seen failing on the code before: the task failed ("the agent exited with status 1"), its
+/// only try spent.
+#[test]
+fn an_attempt_whose_host_could_not_be_prepared_costs_no_retry() {
+    if !sshd::available() {
+        return;
+    }
+    let tools = tempfile::tempdir().expect("tmp");
+    let git = tools.path().join("git");
+    std::fs::write(&git, failing_fetch_git(tools.path())).expect("git");
+    std::fs::set_permissions(&git, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let lab = sshd::Lab::start_with(
+        &["h1"],
+        &format!(
+            "SetEnv PATH={}:/usr/local/bin:/usr/bin:/bin",
+            tools.path().display()
+        ),
+    );
+    let repo = Repo::builder().identity_in_config().build();
+    repo.write(
+        "docs/plans/p.md",
+        "# Plan\n\n## Phase 1: One\n- [ ] 1.1 Step 1\n",
+    );
+    repo.write(
+        "plans.toml",
+        &format!(
+            "{}[defaults]\nexecutor = \"ssh\"\nnetwork = \"open\"\nretries = 0\nagent = \"a\"\n\n\
+             [agents.a]\ncommand = [\"sh\", \"-c\", \"echo done > w.txt\"]\nreport = \"exit\"\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n",
+            lab.host_toml(1)
+        ),
+    );
+    repo.commit_all("plans");
+    let mut cmd = repo.orch(&["up"]);
+    cmd.env("PATH", lab.path());
+    let (code, out, err) = repo.run_cmd(&mut cmd);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(
+        repo.statuses("p"),
+        vec![("1.1".to_string(), "completed".to_string())]
+    );
+    assert_eq!(repo.git(&["show", "plan/p:w.txt"]), "done");
+    assert_eq!(repo.subjects("plan/p").len(), 1, "{out}");
+    assert!(
+        out.contains("attempt lost with its host (not counted, the task runs again)"),
+        "{out}"
+    );
+    let log = std::fs::read_to_string(repo.root().join(".orch/logs/p/1.1.log")).unwrap_or_default();
+    assert!(
+        log.contains("could not be prepared on host `h1`") && log.contains("no space left"),
+        "{log}"
+    );
+}

@@ -414,7 +414,10 @@ fn big_files_orch_clean_keeps_a_worktree_holding_a_file_no_backup_holds() {
                 "{script}: {args:?}\n{out}"
             );
             // `--force` would not remove it: not offered.
-            assert!(!out.contains("`orch clean --force"), "{script}: {args:?}\n{out}");
+            assert!(
+                !out.contains("`orch clean --force"),
+                "{script}: {args:?}\n{out}"
+            );
         }
         let (code, json, err) = repo.run(&["clean", "--force", "--json", "p"]);
         assert_eq!(code, 5, "{script}\n{json}\n{err}");

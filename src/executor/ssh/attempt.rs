@@ -296,6 +296,14 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
                     backoff.as_secs()
                 ));
             }
+            // Nothing of the agent's ran yet: not its failure. The attempt ends as one lost
+            // with its host (run again, not counted, a bounded number of times).
+            Err(Failure::Other(why)) => {
+                return Err(Failure::Lost(format!(
+                    "the attempt could not be prepared on host `{}` (the agent did not start): {why}",
+                    host.name
+                )));
+            }
             Err(e) => return Err(e),
         }
     };

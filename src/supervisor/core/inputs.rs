@@ -360,9 +360,15 @@ impl Core {
                                 first_line(&why)
                             )
                         }
-                        None => "its host was lost (no answer over ssh): the attempt does not count, \
+                        None => {
+                            out.push(Action::Report(Event::Note {
+                                plan: Some(self.plan_name(p)),
+                                message: "attempt lost with its host (not counted, the task runs again): its host stopped answering or could not take the attempt; the attempt's log says why".to_string(),
+                            }));
+                            "its host was lost (no answer over ssh, or it could not take the attempt): the attempt does not count, \
                            and the task runs again on a host that answers, from the plan branch's tip"
-                            .to_string(),
+                                .to_string()
+                        }
                     },
                 })
             }
