@@ -268,6 +268,7 @@ fn resets(dir: &Path) -> (f64, f64, f64) {
             copy: &[],
             sparse: &[],
             submodules: true,
+            max_file: 100 << 20,
         };
         let start = Instant::now();
         let tree =
@@ -283,7 +284,7 @@ fn resets(dir: &Path) -> (f64, f64, f64) {
         );
         orch::git::retire_task_tree(&req, None).expect("free");
     }
-    orch::git::remove_pool(dir, &root, "bench", None).expect("remove pool");
+    orch::git::remove_pool(dir, &root, "bench", None, 100 << 20).expect("remove pool");
     git(dir, &["branch", "-q", "-D", "bench/side", "bench/tip"]);
     (
         median(&mut cli_times),

@@ -251,7 +251,7 @@ fn clean_branch(
     else {
         report.outcome = "nothing";
         if !args.dry_run {
-            retire_task_trees(repo_root, worktree_root, stamp, report)?;
+            retire_task_trees(repo_root, (worktree_root, max_file), stamp, report)?;
             report.pruned_entries =
                 git::prune_stale_entries(repo_root, &plan, &report.branch)?.len();
         }
@@ -310,12 +310,16 @@ fn clean_branch(
 
     // 1. Backups first: nothing is removed before the work is saved.
     if forced || !info.preserved {
-        report
-            .backups
-            .extend(back_up(repo_root, &plan, &info, !dirty.is_empty(), stamp)?);
+        report.backups.extend(back_up(
+            repo_root,
+            &plan,
+            &info,
+            (!dirty.is_empty(), max_file),
+            stamp,
+        )?);
     }
     // Task worktrees and branches of the plan (`parallel_tasks`), their work saved.
-    retire_task_trees(repo_root, worktree_root, stamp, report)?;
+    retire_task_trees(repo_root, (worktree_root, max_file), stamp, report)?;
     // A resolution worktree a killed resolution left (orch's own: its `.git` names orch's
     // entry; anything else there is left alone).
     let _ = crate::git::remove_named(
@@ -402,7 +406,7 @@ fn back_up(
     repo_root: &Path,
     plan: &str,
     info: &git::PlanBranch,
-    dirty: bool,
+    (dirty, max_file): (bool, u64),
     stamp: &str,
 ) -> Result<Vec<String>, git::GitError> {
     let message = format!("orch clean: backup of `{}` (plan `{plan}`)", info.branch);
@@ -413,7 +417,7 @@ fn back_up(
             "orch clean: uncommitted changes of plan `{plan}` in `{}`",
             path.display()
         );
-        if let Some(_saved) = git::save_and_reset(path, &wt_ref, &msg)? {
+        if let Some(_saved) = git::save_and_reset_within(path, &wt_ref, &msg, max_file)? {
             return Ok(vec![refname, wt_ref]);
         }
     }
@@ -425,7 +429,7 @@ fn back_up(
 /// (the refs added to the report's backups).
 fn retire_task_trees(
     repo_root: &Path,
-    worktree_root: &Path,
+    (worktree_root, max_file): (&Path, u64),
     stamp: &str,
     report: &mut Report,
 ) -> Result<(), git::GitError> {
@@ -442,6 +446,7 @@ fn retire_task_trees(
             copy: &[],
             sparse: &[],
             submodules: false,
+            max_file,
         };
         saved.extend(git::retire_task_tree(&req, Some((&refname, &message)))?);
     }
@@ -453,6 +458,7 @@ fn retire_task_trees(
         worktree_root,
         plan,
         Some((&refname, &message)),
+        max_file,
     )?);
     Ok(())
 }

@@ -366,7 +366,9 @@ pub(crate) fn dirty_paths_among(
 /// then resets the worktree to HEAD (force checkout, untracked non-ignored files removed; ignored
 /// files stay). A nested repository's `.git` is removed first ([`super::nested::remove_nested`]):
 /// its files are saved as ordinary files. Returns the saved commit, or `None` if the worktree
-/// was clean.
+/// was clean. (Tests only: orch saves with the plan's `max_file_size`,
+/// [`save_and_reset_within`].)
+#[cfg(test)]
 pub(crate) fn save_and_reset(
     worktree: &Path,
     refname: &str,

@@ -59,12 +59,12 @@ pub(crate) use cli::{
 pub(crate) use cli::{stop_long_runs, stopping as long_runs_stopped};
 #[cfg(test)]
 use commit::CommitInfo;
-#[cfg(test)]
-pub(crate) use commit::commit_all;
 pub(crate) use commit::{
     CommitRepo, RecentCommit, commit_all_except, commit_all_on, dirty_paths, dirty_paths_among,
-    head_of, is_dirty, recent_commits, save_and_reset, save_and_reset_within, undo_attempt_commits,
+    head_of, is_dirty, recent_commits, save_and_reset_within, undo_attempt_commits,
 };
+#[cfg(test)]
+pub(crate) use commit::{commit_all, save_and_reset};
 #[cfg(test)]
 use copy::WORKTREE_INCLUDE;
 pub(crate) use error::GitError;

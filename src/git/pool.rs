@@ -16,7 +16,7 @@
 use std::path::{Path, PathBuf};
 
 use super::GitError;
-use super::commit::save_and_reset;
+use super::commit::save_and_reset_within;
 use super::entries::read_entries;
 use super::marks::mark;
 use super::refs::{check_tree_name, task_branch, task_tree_name};
@@ -168,7 +168,7 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
             // libgit2's take 733 ms (benches/worktrees.rs). Leftovers are rare: saved through
             // libgit2.
             if !dirty_files(&path, Submodules::Ignored)?.is_empty() {
-                save_and_reset(&path, save.0, save.1)?;
+                save_and_reset_within(&path, save.0, save.1, req.max_file)?;
             }
             // Only the files that differ are written; ignored files stay.
             super::cli::run_in(&path, &["checkout", "-q", "-f", &branch])?;
@@ -368,6 +368,7 @@ pub fn remove_pool(
     worktree_root: &Path,
     plan: &str,
     save: Option<(&str, &str)>,
+    max_file: u64,
 ) -> Result<Vec<String>, GitError> {
     let _guard = worktree_lock();
     let repo = open_main(repo_root)?;
@@ -387,7 +388,7 @@ pub fn remove_pool(
                 continue;
             };
             let refname = format!("{refname}-pool{n}");
-            if save_and_reset(&path, &refname, message)?.is_some() {
+            if save_and_reset_within(&path, &refname, message, max_file)?.is_some() {
                 saved.push(refname);
             }
         }

@@ -13,7 +13,7 @@ use git2::Oid;
 
 use super::GitError;
 use super::cleanup::{delete_plan_branch, made_path, prune_stale_entries, remove_plan_worktree};
-use super::commit::{move_ref, save_and_reset};
+use super::commit::{move_ref, save_and_reset_within};
 use super::entries::{discard_dir, half_made, read_entries, sweep_discarded};
 use super::merge::{Landing, land, open_checked_out, tip_and_commit};
 use super::pool::{free_slot, pool_slot};
@@ -92,7 +92,8 @@ fn retire(
     let mut clean = landed;
     if let Some((refname, message)) = save {
         if let Some(path) = live.as_deref().filter(|p| p.is_dir()) {
-            saved = save_and_reset(path, refname, message)?.map(|_| refname.to_string());
+            saved = save_and_reset_within(path, refname, message, req.max_file)?
+                .map(|_| refname.to_string());
             clean = true;
         }
         if saved.is_none()

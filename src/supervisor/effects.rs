@@ -639,7 +639,13 @@ impl Effects<'_> {
                 // run's end waits for it.
                 self.pool_drops.push(tokio::task::spawn_blocking(move || {
                     let root = pc.worktree.parent().unwrap_or(&pc.repo_root);
-                    if let Err(e) = crate::git::remove_pool(&pc.repo_root, root, pc.name(), None) {
+                    if let Err(e) = crate::git::remove_pool(
+                        &pc.repo_root,
+                        root,
+                        pc.name(),
+                        None,
+                        pc.entry.size_limits.file,
+                    ) {
                         process_note(&pc, &format!("cannot remove the task worktree pool: {e}"));
                     }
                 }));

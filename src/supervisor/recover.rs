@@ -393,13 +393,14 @@ fn settle_gone(
         // (Not put back: nothing is reset; the next commit fails on it, naming it.)
         if git::pin_worktree(&pc.worktree, pc.branch()).is_ok() {
             let refname = git::plan_resume_ref(pc.name(), Utc::now().timestamp());
-            let _ = git::save_and_reset(
+            let _ = git::save_and_reset_within(
                 &pc.worktree,
                 &refname,
                 &format!(
                     "{}: changes left by agents of a stopped supervisor",
                     pc.name()
                 ),
+                pc.entry.size_limits.file,
             );
         }
     }

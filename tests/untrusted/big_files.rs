@@ -515,3 +515,38 @@ fn big_files_orch_clean_keeps_a_plan_whose_task_worktree_holds_a_file_no_backup_
     assert!(!repo.rev("orch/task/p/1.1").is_empty());
     assert_eq!(repo.refs_under("refs/orch/backup/"), Vec::<String>::new());
 }
+
+/// A plan that raises `max_file_size` past the default: `orch clean --force` saves a file
+/// within its limit (and over the default's 100 MiB) in the worktree's backup, in its plan
+/// worktree as in a task worktree; every save of a plan's worktree takes the plan's limit.
+/// Seen failing on the code before: the backup left the 150 MiB file out, and the worktree went.
+#[test]
+fn big_files_orch_clean_saves_a_file_within_the_plans_raised_limit() {
+    let repo = plan_p(":", "", "max_file_size = \"1GiB\"");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let tree = repo.root().join(".orch/worktrees/p");
+    let made = std::process::Command::new("sh")
+        .args(["-c", "truncate -s 150M within.bin && echo hi > small.txt"])
+        .current_dir(&tree)
+        .status()
+        .expect("sh");
+    assert!(made.success());
+    let (code, out, err) = repo.run(&["clean", "--force", "p"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(!tree.exists());
+    let saved: Vec<String> = repo
+        .refs_under("refs/orch/backup/p/")
+        .into_iter()
+        .filter(|r| r.ends_with("-worktree"))
+        .collect();
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    let files = repo.tree_files(&saved[0]);
+    for f in ["within.bin", "small.txt"] {
+        assert!(files.iter().any(|x| x == f), "{f}: {files:?}");
+    }
+    assert_eq!(
+        repo.git(&["cat-file", "-s", &format!("{}:within.bin", saved[0])]),
+        (150u64 << 20).to_string()
+    );
+}
