@@ -88,7 +88,14 @@ pub(crate) fn run(sel: &Selection, args: TaskArgs) -> CliResult<u8> {
                     base: "",
                     repo_root: root,
                 });
-        opts.commit = commit_task(lp, &path, &args.id, &worktree, (paths, protection.as_ref()))?;
+        let limits = entry.map(|e| e.size_limits).unwrap_or_default();
+        opts.commit = commit_task(
+            lp,
+            &path,
+            &args.id,
+            &worktree,
+            (paths, protection.as_ref(), limits),
+        )?;
     }
     let ((outcome, report), _) =
         status::update(&path, &lp.plan, &lp.rel_path, &lp.name, |doc, report| {
@@ -169,15 +176,17 @@ fn calling_run() -> RunInfo {
 /// Commits the work of task `id` in `worktree` as `<plan> <id>: <description>`, unless the
 /// task is completed already; the commit's id. A sparse plan's (`paths`) work outside its cone
 /// is refused, and a change of a protected path (`protection`: what a later run trusts, the
-/// plan's `protect`), as the supervisor refuses a task's.
+/// plan's `protect`), as the supervisor refuses a task's; so is a file over the plan's
+/// `max_file_size` or a change over its `max_change_size` (`limits`), before anything is hashed.
 fn commit_task(
     lp: &workspace::LoadedPlan,
     path: &Path,
     id: &str,
     worktree: &Path,
-    (paths, protection): (
+    (paths, protection, limits): (
         &[String],
         Option<&crate::supervisor::settle::Protection<'_>>,
+        crate::manifest::SizeLimits,
     ),
 ) -> CliResult<Option<String>> {
     let already = status::view(path, &lp.plan, &lp.rel_path, &lp.name)
@@ -223,6 +232,26 @@ fn commit_task(
             Some(p) => p.guarded.own.clone(),
             None => crate::manifest::own_dirs_of(None, worktree),
         };
+        // Nothing over the limits is hashed (the commit would read it whole).
+        let large = crate::git::too_large_in_worktree(worktree, &own, limits).map_err(|e| {
+            CliError::new(
+                exit::FAILURE,
+                anyhow!(
+                    "task `{id}` of plan `{}`: cannot read the sizes of the changed files (nothing is committed unchecked): {e}",
+                    lp.name
+                ),
+            )
+        })?;
+        if let Some(found) = large {
+            return Err(CliError::new(
+                exit::FAILURE,
+                anyhow!("task `{id}` of plan `{}`: {found}", lp.name),
+            )
+            .with_hint(
+                "the task is not marked done; remove the file (or raise the plan's `max_file_size` / \
+                 `max_change_size` in plans.toml), then report it again",
+            ));
+        }
         let info = crate::git::commit_all_except(worktree, &message, &own).map_err(|e| {
             CliError::new(exit::FAILURE, e)
                 .with_hint("the task is not marked done; fix the worktree and report it again")

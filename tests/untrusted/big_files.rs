@@ -550,3 +550,56 @@ fn big_files_orch_clean_saves_a_file_within_the_plans_raised_limit() {
         (150u64 << 20).to_string()
     );
 }
+
+/// A plan-mode agent's `orch task done` that no supervisor answers (its `orch up` is gone)
+/// commits its work itself (`ORCH_COMMIT_ON_DONE`): the same size checks refuse it, before
+/// anything is hashed (exit 1, the file or the total named, nothing committed, the task not
+/// done). Seen failing on the code before: the 20 GiB file was hashed and committed.
+#[test]
+fn big_files_a_plan_agents_done_without_a_supervisor_commits_nothing_too_large() {
+    for (script, defaults, named) in [
+        ("truncate -s 20G big.bin", "", "`big.bin` (20.0 GiB"),
+        (
+            "head -c 2097152 /dev/zero > dense.bin",
+            "max_file_size = \"1M\"",
+            "`dense.bin` (2.0 MiB",
+        ),
+        (
+            "for i in 1 2 3 4; do truncate -s 1M f$i.bin; done",
+            "max_file_size = \"2M\"\nmax_change_size = \"3M\"",
+            "max_change_size",
+        ),
+    ] {
+        let repo = plan_p("exit 1", defaults, "");
+        let manifest = String::from_utf8_lossy(&repo.read("plans.toml"))
+            .replace("[agents.a]\n", "[agents.a]\nmode = \"plan\"\n");
+        repo.write("plans.toml", &manifest);
+        repo.commit_all("plan mode");
+        let main = repo.rev("main");
+        let (code, out, err) = repo.run(&["up", "--json"]);
+        assert_ne!(code, 0, "{out}\n{err}");
+        let tree = repo.worktree("p");
+        support::shell_in(&tree, script);
+        let as_agent = |args: &[&str]| {
+            repo.run_cmd(
+                repo.orch(args)
+                    .current_dir(&tree)
+                    .env("PWD", &tree)
+                    .env("ORCH_PLAN", "p")
+                    .env("ORCH_COMMIT_ON_DONE", "1")
+                    .env("ORCH_WORKTREE", &tree),
+            )
+        };
+        let (code, out, err) = as_agent(&["task", "start", "1.1", "--plan", "p"]);
+        assert_eq!(code, 0, "{script}\n{out}\n{err}");
+        let (code, out, err) = as_agent(&["task", "done", "1.1", "--plan", "p"]);
+        assert_eq!(code, 1, "{script}\n{out}\n{err}");
+        assert!(
+            err.contains(named) && err.contains("not marked done"),
+            "{script}\n{err}"
+        );
+        assert_eq!(repo.rev("plan/p"), main, "{script}: committed");
+        assert_ne!(repo.task("p", "1.1")["status"], "completed", "{script}");
+        assert!(largest_object(&repo) < 1 << 20, "{script}");
+    }
+}
