@@ -99,6 +99,7 @@ impl Effects<'_> {
                         }
                         CheckOutcome::Failed(why) => Err(format!("its select failed: {why}")),
                         CheckOutcome::Stopped => Err("stopped by orch while its select ran".into()),
+                        CheckOutcome::Lost(why) => Err(format!("its select did not run: {why}")),
                     }
                 }
             };

@@ -226,6 +226,7 @@ async fn confined(
     let waited = wait_within(&mut spawned, pc.entry.timeout, grace, &mut stop).await;
     process::end_session(spawned.pid).await;
     let mut place_failed = None;
+    let mut place_lost = None;
     if let Some(at) = &place {
         // Whether its place failed before it ran (a service that did not get ready, as orch's
         // own waiter recorded), then what it left in its place (a `podman exec` leaves its
@@ -235,19 +236,44 @@ async fn confined(
             Waited::Exited(Some(c)) => Some(*c),
             _ => None,
         };
-        place_failed = tokio::task::spawn_blocking(move || {
+        (place_failed, place_lost) = tokio::task::spawn_blocking(move || {
             let failed = code.and_then(|c| pc.executor.place_failed(&unit, 0, c));
+            // Or its place ended under it (the plan's container removed or stopped from
+            // outside), as the executor finds it, not as the command's status says.
+            let lost = code
+                .filter(|c| failed.is_none() && *c != 0)
+                .and_then(|c| pc.executor.lost(c))
+                .filter(|l| *l == crate::executor::Lost::Place)
+                .and_then(|_| pc.executor.lost_why());
             pc.executor
                 .settled(&pc.repo_root, (pc.name(), &pc.entry.branch), &unit, 0);
-            failed
+            (failed, lost)
         })
         .await
-        .ok()
-        .flatten();
+        .unwrap_or_default();
+    }
+    if let Some(why) = place_lost {
+        // Not the work's failure: the attempt is lost with its place (not counted, a bounded
+        // number of times), and the task runs again in a container made anew.
+        let now = status::timestamp(Utc::now());
+        process::log_line(
+            log,
+            &format!(
+                "=== orch: {what} did not run to its end at {now}: {} ===",
+                why.lines().next().unwrap_or_default()
+            ),
+        );
+        return (
+            CheckOutcome::Lost(format!(
+                "the {what} `{shown}` did not run to its end: {why}"
+            )),
+            start,
+        );
     }
     if let Some(why) = place_failed {
-        // Not the work's failure, but a failed check all the same: the task's retry (if any)
-        // runs it again, with its services made anew.
+        // Not the work's failure, but a failed check all the same (what the agent did may have
+        // stopped a service): the task's retry (if any) runs it again, with its services made
+        // anew.
         let now = status::timestamp(Utc::now());
         process::log_line(
             log,

@@ -416,7 +416,9 @@ async fn setup_in_place(
                 plan.name()
             ));
         }
-        super::state::CheckOutcome::Failed(why) => Some(why),
+        super::state::CheckOutcome::Failed(why) | super::state::CheckOutcome::Lost(why) => {
+            Some(why)
+        }
     };
     let record = json!({
         "ok": failed.is_none(),

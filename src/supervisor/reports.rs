@@ -425,7 +425,7 @@ impl Effects<'_> {
                                     super::check::run_check(&pc, t, None, &ctx, stop).await;
                                 if result != CheckOutcome::Passed {
                                     let why = match result {
-                                        CheckOutcome::Failed(e) => e,
+                                        CheckOutcome::Failed(e) | CheckOutcome::Lost(e) => e,
                                         _ => "stopped by orch".to_string(),
                                     };
                                     let answer = answer_of(

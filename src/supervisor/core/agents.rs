@@ -230,6 +230,29 @@ impl Core {
                     "stopped by orch while its check ran; it will run again on the next `orch up`"
                         .to_string(),
             },
+            CheckOutcome::Lost(why) => {
+                let plan = self.state.runs.get(&run).map(|rr| rr.unit.plan());
+                if self.lost_not_counted(run) {
+                    out.push(Action::Report(Event::Note {
+                        plan: plan.map(|p| self.plan_name(p)),
+                        message: format!(
+                            "attempt lost (not counted, the task runs again): {}",
+                            why.lines().next().unwrap_or_default()
+                        ),
+                    }));
+                    Settlement::Interrupt {
+                        note: format!(
+                            "{}: the attempt does not count, and the task runs again from the plan branch's tip",
+                            why.lines().next().unwrap_or_default()
+                        ),
+                    }
+                } else {
+                    Settlement::Fail {
+                        error: format!("{why}{note}"),
+                        record: true,
+                    }
+                }
+            }
         };
         self.settle(run, how, out);
     }

@@ -257,6 +257,12 @@ impl Core {
                     cause: "stopped by orch while its check ran".into(),
                 },
             ),
+            CheckOutcome::Lost(why) => self.resolve_stage(
+                run,
+                MemberState::Lost {
+                    cause: format!("its check did not run to its end: {why}"),
+                },
+            ),
         }
         self.advance_round(now, p, t, out);
     }

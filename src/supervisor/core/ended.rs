@@ -102,6 +102,9 @@ pub(crate) enum CheckOutcome {
     Failed(String),
     /// Stopped by orch (second Ctrl-C, SIGTERM).
     Stopped,
+    /// Its place failed under it, as orch's own records say (the plan's container removed or
+    /// stopped from outside, a service that never got ready): not the work's failure.
+    Lost(String),
 }
 
 /// Why a task's work could not be committed.

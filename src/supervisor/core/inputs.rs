@@ -507,6 +507,12 @@ impl Core {
         if self.lost(p, code) != Some(Lost::Place) {
             return false;
         }
+        self.lost_not_counted(run)
+    }
+
+    /// Attempt `run` of a task, lost with its place: not counted, up to [`LOST_MAX`] times a
+    /// task (then it counts). Whether it was not counted.
+    pub(super) fn lost_not_counted(&mut self, run: RunId) -> bool {
         let Some(rr) = self.state.runs.get(&run).cloned() else {
             return false;
         };
