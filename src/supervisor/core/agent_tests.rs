@@ -384,6 +384,85 @@ fn a_check_runs_between_the_report_and_the_commit() {
     )));
 }
 
+/// A check whose place was lost under it (the plan's container removed from outside): the
+/// attempt is interrupted, not counted, said on the console, up to `LOST_MAX` times a task; the
+/// next such loss fails the attempt, counted.
+#[test]
+fn a_check_lost_with_its_place_does_not_count_up_to_the_limit() {
+    let text = "## Phase 1: A\n- [ ] 1.1 a (check: make test)\n";
+    let plans = vec![plan(text)];
+    let g = Graph::of_plan(&plans[0]).expect("acyclic");
+    let mut c = core(cfg(1), &g, &plans, vec![spec("a")]);
+    let t0 = Instant::now();
+    let facts = TaskFacts {
+        status: TaskStatus::Completed,
+        fresh: true,
+        ..TaskFacts::default()
+    };
+    let check_lost = |c: &mut Core, run: RunId| {
+        c.handle(
+            t0,
+            Input::Status {
+                plan: 0,
+                tasks: vec![(0, facts.clone())],
+                merged: false,
+            },
+        );
+        exited(c, t0, run, 0, AgentOutput::default());
+        c.handle(
+            t0,
+            Input::Checked {
+                run,
+                result: CheckOutcome::Lost("the container of plan `a` was removed".into()),
+            },
+        )
+    };
+    let mut l = launches(&c.handle(t0, Input::Tick));
+    for n in 0..super::inputs::LOST_MAX {
+        assert_eq!(l.len(), 1, "loss {n}");
+        let run = l[0].0;
+        let out = check_lost(&mut c, run);
+        match &settles(&out)[..] {
+            [(r, Settlement::Interrupt { note }, _)] => {
+                assert_eq!(*r, run);
+                assert!(note.contains("does not count"), "{note}");
+            }
+            other => panic!("loss {n}: {other:?}"),
+        }
+        assert!(reports(&out).iter().any(|e| matches!(
+            e,
+            Event::Note { message, .. } if message.starts_with("attempt lost (not counted")
+        )));
+        assert_eq!(c.state().tasks[0][0].attempts, 0, "loss {n} counted");
+        // Put back to pending (as the status file then says): it runs again.
+        let mut out = c.handle(
+            t0,
+            Input::Status {
+                plan: 0,
+                tasks: vec![(0, TaskFacts::default())],
+                merged: false,
+            },
+        );
+        out.extend(c.handle(
+            t0,
+            Input::Settled {
+                run,
+                outcome: Outcome::Interrupted,
+            },
+        ));
+        out.extend(c.handle(t0, Input::Tick));
+        l = launches(&out);
+    }
+    let out = check_lost(&mut c, l[0].0);
+    assert!(
+        matches!(
+            &settles(&out)[..],
+            [(_, Settlement::Fail { record: true, .. }, _)]
+        ),
+        "{out:?}"
+    );
+}
+
 #[test]
 fn a_run_budget_stops_new_launches_and_a_plan_budget_counts_earlier_runs() {
     let plans = vec![plan(THREE)];

@@ -10,7 +10,7 @@ use crate::supervisor::event::Event;
 
 /// The most attempts of one task lost with their host (not counted) in a run: past it, a lost
 /// attempt counts as a failed one (a host that keeps dying does not run a task forever).
-const LOST_MAX: u32 = 5;
+pub(super) const LOST_MAX: u32 = 5;
 use crate::supervisor::state::{
     AgentRun, CommitError, Ending, MergeState, Outcome, Prep, RunId, RunRec, Settlement, Stage,
     Stop, StopWhy, TaskFacts, TaskRun, Timer, Unit, Unprepared,
