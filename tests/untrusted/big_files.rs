@@ -15,7 +15,7 @@ use support::{Repo, toml_array};
 
 /// The largest object in the repository's objects (`git cat-file --batch-all-objects`): its
 /// size in bytes.
-fn largest_object(repo: &Repo) -> u64 {
+pub(crate) fn largest_object(repo: &Repo) -> u64 {
     repo.git(&[
         "cat-file",
         "--batch-all-objects",

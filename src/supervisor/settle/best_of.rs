@@ -8,6 +8,7 @@ use std::iter::once_with;
 
 use super::{
     commit_tree_as, nested_repositories, outside_paths, protected_changes_in, submodule_lines,
+    too_large,
 };
 use crate::git;
 use crate::supervisor::context::PlanCtx;
@@ -16,8 +17,11 @@ use crate::supervisor::round::member_key;
 use crate::supervisor::state::{CommitError, Outcome};
 
 /// The worktree of attempt `key` of task `t`, checked as a commit would be (fail closed: no
-/// nested repository, the plan's cone, submodules, protected paths), and the size of its change in lines; `Err`: why
-/// the attempt is no candidate.
+/// nested repository, no file over `max_file_size` nor a change over `max_change_size`, in the
+/// worktree or committed by the agent on its task branch, the plan's cone, submodules,
+/// protected paths), and the size of its change in lines; `Err`: why the attempt is no
+/// candidate. The sizes are checked before anything reads the files' contents (the lines
+/// counted, `select`, the pick's commit).
 pub(crate) fn checked_size(
     pc: &PlanCtx,
     t: usize,
@@ -34,6 +38,7 @@ pub(crate) fn checked_size(
     let work = (tree.as_path(), branch.as_str(), Some(pc.branch()));
     if let Some(cause) = refusal(
         once_with(|| Found::of(nested_repositories(work)))
+            .chain(once_with(|| Found::of(too_large(pc, task, work))))
             .chain(once_with(|| {
                 Found::of(outside_paths(&tree, &pc.entry.paths, Some(pc.branch())))
             }))
