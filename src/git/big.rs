@@ -125,14 +125,16 @@ fn refusal(mut large: Vec<(String, u64)>, total: u64, limits: SizeLimits) -> Opt
     })
 }
 
-/// The blobs over `limit` bytes that the commits of `tip` not reachable from `base` (`None`:
-/// all of its history) bring, each with a path it has there, by the sizes in the object headers
-/// (libgit2's `read_header`: no blob is read). `None`: none.
+/// The blobs over `limits.file` bytes that the commits of `tip` not reachable from `base`
+/// (`None`: all of its history) bring, each with a path it has there, or all the blobs they
+/// bring together over `limits.change`, by the sizes in the object headers (libgit2's
+/// `read_header`: no blob is read); a commit object over `limits.file` (its message) counts as
+/// such a file. `None`: none.
 pub(crate) fn large_blobs_between(
     repo_dir: &Path,
     base: Option<&str>,
     tip: &str,
-    limit: u64,
+    limits: SizeLimits,
 ) -> Result<Option<TooLarge>, String> {
     let repo = super::open(repo_dir).map_err(|e| e.to_string())?;
     let read = |e: git2::Error| format!("cannot read the commits of `{tip}`: {e}");
@@ -149,7 +151,7 @@ pub(crate) fn large_blobs_between(
         })
         .transpose()
         .map_err(read)?;
-    large_blobs(&repo, base, tip, limit).map_err(read)
+    large_blobs(&repo, base, tip, limits).map_err(read)
 }
 
 /// The large blobs (see [`large_blobs_between`]) that `branch` brings to `target` since it
@@ -171,7 +173,11 @@ pub(crate) fn large_blobs_since_fork(
         ),
         None => None,
     };
-    large_blobs(&repo, base, tip.id(), limit)
+    let limits = SizeLimits {
+        file: limit,
+        change: u64::MAX,
+    };
+    large_blobs(&repo, base, tip.id(), limits)
         .map_err(|e| format!("cannot read the commits of `{branch}`: {e}"))
 }
 
@@ -179,8 +185,10 @@ fn large_blobs(
     repo: &Repository,
     base: Option<Oid>,
     tip: Oid,
-    limit: u64,
+    limits: SizeLimits,
 ) -> Result<Option<TooLarge>, git2::Error> {
+    let limit = limits.file;
+    let mut total: u64 = 0;
     let mut walk = repo.revwalk()?;
     walk.set_sorting(Sort::TOPOLOGICAL)?;
     walk.push(tip)?;
@@ -191,7 +199,13 @@ fn large_blobs(
     let mut seen = std::collections::HashSet::new();
     let mut large: Vec<(String, u64)> = Vec::new();
     for id in walk {
-        let commit = repo.find_commit(id?)?;
+        let id = id?;
+        // A commit's own object (its message) is as large as the agent makes it.
+        let (size, _) = odb.read_header(id)?;
+        if size as u64 > limit {
+            large.push((format!("(the message of commit {id})"), size as u64));
+        }
+        let commit = repo.find_commit(id)?;
         let tree = commit.tree()?;
         let parent = match commit.parent(0) {
             Ok(p) => Some(p.tree()?),
@@ -211,7 +225,11 @@ fn large_blobs(
                 continue;
             }
             let (size, kind) = odb.read_header(oid)?;
-            if kind == ObjectType::Blob && size as u64 > limit {
+            if kind != ObjectType::Blob {
+                continue;
+            }
+            total = total.saturating_add(size as u64);
+            if size as u64 > limit {
                 let path = file
                     .path_bytes()
                     .map(|p| String::from_utf8_lossy(p).into_owned())
@@ -220,14 +238,36 @@ fn large_blobs(
             }
         }
     }
-    Ok(refusal(
-        large,
-        0,
-        SizeLimits {
-            file: limit,
-            change: u64::MAX,
-        },
-    ))
+    Ok(refusal(large, total, limits))
+}
+
+/// The blobs over `limit` bytes that `diff` adds or changes, by the sizes in their object
+/// headers (none read). `None`: none.
+pub(super) fn large_in_diff(
+    repo: &Repository,
+    diff: &git2::Diff<'_>,
+    limit: u64,
+) -> Result<Option<TooLarge>, git2::Error> {
+    if limit == u64::MAX {
+        return Ok(None);
+    }
+    let odb = repo.odb()?;
+    let mut large = Vec::new();
+    for delta in diff.deltas() {
+        let file = delta.new_file();
+        if file.id().is_zero() || file.mode() == git2::FileMode::Commit {
+            continue;
+        }
+        let (size, kind) = odb.read_header(file.id())?;
+        if kind == ObjectType::Blob && size as u64 > limit {
+            let path = file
+                .path_bytes()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .unwrap_or_default();
+            large.push((path, size as u64));
+        }
+    }
+    Ok(TooLarge::of_files(large, limit))
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ pub(crate) fn commit_all(worktree: &Path, message: &str) -> Result<CommitInfo, G
         &open(worktree)?,
         worktree,
         message,
-        (true, &[]),
+        (true, &[], u64::MAX),
         &mut None,
         None,
     )
@@ -42,13 +42,13 @@ pub(crate) fn commit_all(worktree: &Path, message: &str) -> Result<CommitInfo, G
 pub(crate) fn commit_all_except(
     worktree: &Path,
     message: &str,
-    own: &[String],
+    (own, max_file): (&[String], u64),
 ) -> Result<CommitInfo, GitError> {
     commit_in(
         &open(worktree)?,
         worktree,
         message,
-        (true, own),
+        (true, own, max_file),
         &mut None,
         None,
     )
@@ -64,14 +64,14 @@ pub(crate) fn commit_all_on(
     worktree: &Path,
     branch: &str,
     message: &str,
-    own: &[String],
+    (own, max_file): (&[String], u64),
 ) -> Result<CommitInfo, GitError> {
     let repo = open(worktree)?;
     commit_in(
         &repo,
         worktree,
         message,
-        (true, own),
+        (true, own, max_file),
         &mut None,
         Some(branch),
     )
@@ -110,9 +110,9 @@ impl CommitRepo {
         worktree: &Path,
         branch: &str,
         message: &str,
-        own: &[String],
+        (own, max_file): (&[String], u64),
     ) -> Result<CommitInfo, GitError> {
-        self.commit_on(worktree, branch, message, (true, own))
+        self.commit_on(worktree, branch, message, (true, own, max_file))
     }
 
     /// Commits onto `branch` (see [`commit_all_on`]) with its tip's own tree: an empty commit
@@ -125,7 +125,7 @@ impl CommitRepo {
         branch: &str,
         message: &str,
     ) -> Result<CommitInfo, GitError> {
-        self.commit_on(worktree, branch, message, (false, &[]))
+        self.commit_on(worktree, branch, message, (false, &[], u64::MAX))
     }
 
     fn commit_on(
@@ -133,7 +133,7 @@ impl CommitRepo {
         worktree: &Path,
         branch: &str,
         message: &str,
-        stage: (bool, &[String]),
+        stage: (bool, &[String], u64),
     ) -> Result<CommitInfo, GitError> {
         let f = |repo: &Repository, who: &mut Option<(String, String)>| {
             commit_in(repo, worktree, message, stage, who, Some(branch))
@@ -174,13 +174,15 @@ fn committer(
     Ok(sig)
 }
 
-/// `stage`: whether the work tree is staged (else the parent's tree is committed again), and
-/// orch's own directories, never staged.
+/// `stage`: whether the work tree is staged (else the parent's tree is committed again),
+/// orch's own directories, never staged, and the plan's `max_file_size`: a staged blob over it
+/// (one the agent put in the index itself, which no file of the work tree shows) is refused,
+/// by the size in its object header.
 fn commit_in(
     repo: &Repository,
     worktree: &Path,
     message: &str,
-    (stage, own): (bool, &[String]),
+    (stage, own, max_file): (bool, &[String], u64),
     who: &mut Option<(String, String)>,
     branch: Option<&str>,
 ) -> Result<CommitInfo, GitError> {
@@ -223,10 +225,18 @@ fn commit_in(
     let files_changed = if parent_tree.as_ref().is_some_and(|t| t.id() == tree_id) {
         0
     } else {
-        repo.diff_tree_to_tree(parent_tree.as_ref(), Some(&tree), None)
-            .map_err(commit_error)?
-            .deltas()
-            .len()
+        let diff = repo
+            .diff_tree_to_tree(parent_tree.as_ref(), Some(&tree), None)
+            .map_err(commit_error)?;
+        if let Some(found) =
+            super::big::large_in_diff(repo, &diff, max_file).map_err(commit_error)?
+        {
+            return Err(GitError::TooLarge {
+                path: worktree.to_path_buf(),
+                found: found.to_string(),
+            });
+        }
+        diff.deltas().len()
     };
     let sig = committer(repo, who).map_err(commit_error)?;
     let parents: Vec<&git2::Commit> = parent.iter().collect();

@@ -193,6 +193,10 @@ pub enum GitError {
         found = crate::diagnostic::path_list(found, 5)
     )]
     OwnDirectories { path: PathBuf, found: Vec<String> },
+    /// What was staged brings a blob over the plan's `max_file_size` (one the agent staged
+    /// itself, in the index, where no file of the work tree is): nothing is committed.
+    #[error("cannot commit the work in `{path}`: {found}; nothing is committed", path = path.display())]
+    TooLarge { path: PathBuf, found: String },
     /// Reading or writing `.git/info/exclude` failed.
     #[error("cannot update `{path}`: {source}", path = path.display())]
     Exclude {

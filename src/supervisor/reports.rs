@@ -708,10 +708,12 @@ fn commit_and_record(pc: &PlanCtx, report: &Report) -> Answer {
             );
         }
         let message = pc.commit_message(id, &task.description);
-        match pc
-            .commits
-            .commit_all_on(&pc.worktree, pc.branch(), &message, &pc.guarded.own)
-        {
+        match pc.commits.commit_all_on(
+            &pc.worktree,
+            pc.branch(),
+            &message,
+            (&pc.guarded.own, pc.entry.size_limits.file),
+        ) {
             Ok(info) => opts.commit = Some(info.oid),
             Err(e) => {
                 return fail(

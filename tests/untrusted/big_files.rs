@@ -603,3 +603,71 @@ fn big_files_a_plan_agents_done_without_a_supervisor_commits_nothing_too_large()
         assert!(largest_object(&repo) < 1 << 20, "{script}");
     }
 }
+
+/// Red team 5: an agent (sandbox off) that puts a blob over the limit in the index itself, at a
+/// path git then does not look at in the work tree (`--skip-worktree`, `--assume-unchanged`
+/// over a small file): orch's own commit took the index's entry, and `plan/p` held a 3 MB blob
+/// under `max_file_size = "1MiB"`. Now the commit's blobs are measured by their object headers
+/// before it is made: the task fails naming the path, nothing is committed.
+#[test]
+fn big_files_a_blob_the_agent_stages_itself_is_never_committed() {
+    for flag in ["--skip-worktree", "--assume-unchanged"] {
+        let script = format!(
+            "head -c 3000000 /dev/zero > \"$TMPDIR/big\"; B=$(git hash-object -w \"$TMPDIR/big\"); \
+             echo small > big.bin; git update-index --add --cacheinfo 100644,$B,big.bin && \
+             git update-index {flag} big.bin"
+        );
+        let repo = plan_p(
+            &script,
+            "max_file_size = \"1MiB\"\nsandbox = \"off\"",
+            "",
+        );
+        let main = repo.rev("main");
+        let (code, out, err) =
+            repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+        assert_eq!(code, 5, "{flag}\n{out}\n{err}");
+        let task = repo.task("p", "1.1");
+        assert_eq!(task["status"], "failed", "{flag}: {task}");
+        let error = task["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("`big.bin`") && error.contains("max_file_size"),
+            "{flag}: {error}"
+        );
+        assert_eq!(repo.rev("plan/p"), main, "{flag}: plan/p moved");
+    }
+}
+
+/// Red team 5: the agent's own commits were measured file by file only: eight files of
+/// 1,000,000 bytes each (under `max_file_size = "1MiB"`, 8 MB together over `max_change_size =
+/// "4MiB"`) completed the task and `orch merge` landed them; and a commit whose message is 2 MB
+/// landed under a 1 MiB limit. Now both fail the task, naming the limit, nothing on `plan/p`.
+#[test]
+fn big_files_the_agents_own_commits_are_held_to_the_change_limit_and_their_messages_too() {
+    for (script, named) in [
+        (
+            "for i in 1 2 3 4 5 6 7 8; do head -c 1000000 /dev/zero | tr '\\0' \"$i\" > f$i.bin; done; \
+             git add f*.bin && git -c user.name=a -c user.email=a@a commit -qm mine",
+            "max_change_size",
+        ),
+        (
+            "echo x > x.txt && git add x.txt && head -c 2000000 /dev/zero | tr '\\0' m > \"$TMPDIR/msg\" && \
+             git -c user.name=a -c user.email=a@a commit -q -F \"$TMPDIR/msg\"",
+            "(the message of commit",
+        ),
+    ] {
+        let repo = plan_p(
+            script,
+            "max_file_size = \"1MiB\"\nmax_change_size = \"4MiB\"\nsandbox = \"off\"",
+            "",
+        );
+        let main = repo.rev("main");
+        let (code, out, err) =
+            repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+        assert_eq!(code, 5, "{named}\n{out}\n{err}");
+        let task = repo.task("p", "1.1");
+        assert_eq!(task["status"], "failed", "{named}: {task}");
+        let error = task["error"].as_str().unwrap_or_default();
+        assert!(error.contains(named), "{named}: {error}");
+        assert_eq!(repo.rev("plan/p"), main, "{named}: plan/p moved");
+    }
+}

@@ -631,7 +631,10 @@ fn no_large_blob(spec: &Spec, id: &str) -> Result<(), String> {
         &spec.repo_root,
         Some(&spec.base),
         id,
-        spec.max_file_size,
+        crate::manifest::SizeLimits {
+            file: spec.max_file_size,
+            change: u64::MAX,
+        },
     )? {
         Some(large) => Err(format!("{large}; nothing of it was taken")),
         None => Ok(()),

@@ -152,7 +152,7 @@ fn commit_in_worktree(
                     &plan.worktree,
                     plan.branch(),
                     &message,
-                    &plan.guarded.own,
+                    (&plan.guarded.own, plan.entry.size_limits.file),
                 ),
                 Changes::Leave => {
                     plan.commits
@@ -242,15 +242,20 @@ pub(in crate::supervisor) fn commit_tree_as(
     let task_commit = match reuse {
         Some(oid) => oid,
         None => {
-            git::commit_all_on(tree, &branch, &message, &plan.guarded.own)
-                .map_err(|e| {
-                    CommitError::Failed(format!(
-                        "cannot commit task `{id}` of plan `{}` on `{branch}` in `{}`: {e}",
-                        plan.name(),
-                        tree.display()
-                    ))
-                })?
-                .oid
+            git::commit_all_on(
+                tree,
+                &branch,
+                &message,
+                (&plan.guarded.own, plan.entry.size_limits.file),
+            )
+            .map_err(|e| {
+                CommitError::Failed(format!(
+                    "cannot commit task `{id}` of plan `{}` on `{branch}` in `{}`: {e}",
+                    plan.name(),
+                    tree.display()
+                ))
+            })?
+            .oid
         }
     };
     let _git = lock_git(plan)?;

@@ -250,7 +250,7 @@ pub(crate) fn too_large(
     {
         Some(found) => Some(found),
         None if since.is_some() => {
-            git::large_blobs_between(tree, since, branch, limits.file).map_err(|e| cannot(&e))?
+            git::large_blobs_between(tree, since, branch, limits).map_err(|e| cannot(&e))?
         }
         None => None,
     };
