@@ -433,3 +433,63 @@ fn a_fallback_agent_gets_its_own_network_never_the_plan_agents() {
         }
     }
 }
+
+/// The check of a fallback's attempt runs on the fallback's work, in the fallback's network,
+/// never the plan agent's (red team 5: a `network = "none"` fallback wrote a test that the
+/// check ran with the plan agent's open network, and it reached a listener here). The probe
+/// runs as the task's `check`; `shut` reaches nothing, `conf` only its allowed endpoint.
+#[test]
+fn a_fallback_agents_check_runs_in_the_fallbacks_network() {
+    for (fallback, extra) in [("shut", "network = \"none\""), ("conf", "")] {
+        let s = servers();
+        let out = tempfile::tempdir().expect("tmp");
+        let results = out.path().join("results.txt");
+        let repo = Repo::bare_minimum();
+        repo.write("docs/plans/a.md", &one_task("A", "Probe the network"));
+        let probe = probe_argv(&s, &[&results.display().to_string()]);
+        let limited = support::agent_at(
+            "limited_agent.sh",
+            &[
+                out.path(),
+                std::path::Path::new("A"),
+                std::path::Path::new("first"),
+            ],
+        );
+        repo.write(
+            "plans.toml",
+            &format!(
+                "[defaults]\nagent = \"lim\"\nretries = 0\nsandbox = \"off\"\n\
+                 network_allow = [\"127.0.0.1:{}\"]\n\n\
+                 [agents.lim]\ncommand = {limited}\nnetwork = \"open\"\nfallback = [\"{fallback}\"]\n\n\
+                 [agents.{fallback}]\ncommand = [\"sh\", \"-c\", \"echo {fallback} > who.txt\"]\nreport = \"exit\"\n{extra}\n\n\
+                 [[plan]]\nname = \"a\"\nfile = \"docs/plans/a.md\"\ncheck = {}\n",
+                s.allowed.addr.port(),
+                toml_array(&probe),
+            ),
+        );
+        repo.commit_all("plans");
+        let mut cmd = repo.orch(&["up", "--json", "a"]);
+        cmd.env("ORCH_LIMIT_BACKOFF_MS", "600000");
+        let (code, stdout, err) = repo.run_cmd(&mut cmd);
+        assert_eq!(code, 0, "{fallback}: orch up failed\n{stdout}\n{err}");
+        let task = repo.task("a", "1.1");
+        assert_eq!(task["status"], "completed", "{fallback}: {task}");
+        assert_eq!(task["orchAgent"], fallback, "{fallback}: {task}");
+        let text = std::fs::read_to_string(&results).unwrap_or_else(|e| {
+            panic!("{fallback}'s check wrote no results: {e}\n{stdout}\n{err}")
+        });
+        let got = parse_results(&text);
+        assert!(got.len() >= 10, "{fallback}: {got:?}");
+        assert_eq!(
+            got["direct_allowed"].0,
+            fallback == "conf",
+            "{fallback}: {got:?}"
+        );
+        for name in DENIED {
+            let (ok, _, detail) = got
+                .get(name)
+                .unwrap_or_else(|| panic!("{name} missing: {got:?}"));
+            assert!(!ok, "{fallback}: {name} got through ({detail})");
+        }
+    }
+}

@@ -77,6 +77,7 @@ impl Effects<'_> {
         };
         let Some(t) = unit.task() else { return };
         let (tx, ctx, stop) = (self.tx.clone(), self.ctx.clone(), self.stop_all.subscribe());
+        let (agent, _) = self.agent_of_run(run, &pc);
         tokio::spawn(async move {
             let key = member_key(&pc.plan.tasks[t].id, attempt);
             let (pcb, keyb) = (pc.clone(), key.clone());
@@ -88,7 +89,8 @@ impl Effects<'_> {
                 (Ok((_, lines)), None) => Ok(Measure { lines, score: None }),
                 (Ok((tree, lines)), Some(argv)) => {
                     let id = pc.plan.tasks[t].id.clone();
-                    let c = Confined::new(&pc, "select", &id, &key, &tree);
+                    let mut c = Confined::new(&pc, "select", &id, &key, &tree);
+                    c.agent = Some(agent);
                     let (outcome, start) = run_confined(&pc, argv, &c, &ctx, stop).await;
                     match outcome {
                         CheckOutcome::Passed => {

@@ -34,8 +34,11 @@ impl Effects<'_> {
         let (tx, ctx, stop) = (self.tx.clone(), self.ctx.clone(), self.stop_all.subscribe());
         // Best of N: an attempt of a round is checked in its own worktree.
         let key = self.members.get(&run).cloned();
+        // The agent that ran the attempt (a fallback, a member): the check reaches what it
+        // reaches, not what the plan's agent does.
+        let (agent, _) = self.agent_of_run(run, &pc);
         tokio::spawn(async move {
-            let result = run_check(&pc, t, key.as_deref(), &ctx, stop).await;
+            let result = run_check(&pc, t, (key.as_deref(), Some(agent)), &ctx, stop).await;
             let _ = tx.send(Msg {
                 reload: Some(pc.index),
                 input: Input::Checked { run, result },
@@ -49,7 +52,7 @@ impl Effects<'_> {
 pub(super) async fn run_check(
     pc: &Arc<PlanCtx>,
     t: usize,
-    key: Option<&str>,
+    (key, agent): (Option<&str>, Option<String>),
     ctx: &Ctx,
     stop: watch::Receiver<Stop>,
 ) -> CheckOutcome {
@@ -61,7 +64,8 @@ pub(super) async fn run_check(
     let workdir = pc
         .task_worktree(tree)
         .unwrap_or_else(|| pc.worktree.clone());
-    let run = Confined::new(pc, "check", &id, tree, &workdir);
+    let mut run = Confined::new(pc, "check", &id, tree, &workdir);
+    run.agent = agent;
     run_confined(pc, argv, &run, ctx, stop).await.0
 }
 
@@ -77,6 +81,9 @@ pub(super) struct Confined<'a> {
     pub(crate) tmp: Option<PathBuf>,
     /// Variables of its own (a setup's `ORCH_PORT`).
     pub(crate) env: Vec<(String, String)>,
+    /// The agent whose work it runs on (a fallback, a member of best of N): its network is the
+    /// command's, never the plan agent's. `None`: the plan's agent.
+    pub(crate) agent: Option<String>,
 }
 
 impl<'a> Confined<'a> {
@@ -98,6 +105,7 @@ impl<'a> Confined<'a> {
             log: pc.log_dir.join(format!("{name}.log")),
             tmp: confined_tmp(pc, &name),
             env: Vec::new(),
+            agent: None,
         }
     }
 }
@@ -204,9 +212,13 @@ async fn confined(
     }
     let argv = super::sandbox::in_session(orch, (ctx.log_max, grace), argv);
     // The check reaches what its plan's agents reach.
+    let network = match &c.agent {
+        Some(a) => super::network::of_agent(&pc.network, &pc.agent_networks, a),
+        None => &pc.network,
+    };
     let net = match super::network::attempt(
         ctx.net.as_ref(),
-        &pc.network,
+        network,
         net_place,
         (pc.name(), &id),
         log,

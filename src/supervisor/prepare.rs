@@ -406,6 +406,7 @@ async fn setup_in_place(
         log: log.to_path_buf(),
         tmp: super::check::confined_tmp(plan, "setup"),
         env: vec![(agent_env::ORCH_PORT.to_string(), port.to_string())],
+        agent: None,
     };
     let (outcome, _) = super::check::run_confined(plan, argv.to_vec(), &c, ctx, stop.clone()).await;
     let failed = match outcome {

@@ -422,7 +422,7 @@ impl Effects<'_> {
                         tokio::spawn(async move {
                             if let Some((ctx, stop)) = checked {
                                 let result =
-                                    super::check::run_check(&pc, t, None, &ctx, stop).await;
+                                    super::check::run_check(&pc, t, (None, None), &ctx, stop).await;
                                 if result != CheckOutcome::Passed {
                                     let why = match result {
                                         CheckOutcome::Failed(e) | CheckOutcome::Lost(e) => e,

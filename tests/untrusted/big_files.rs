@@ -617,11 +617,7 @@ fn big_files_a_blob_the_agent_stages_itself_is_never_committed() {
              echo small > big.bin; git update-index --add --cacheinfo 100644,$B,big.bin && \
              git update-index {flag} big.bin"
         );
-        let repo = plan_p(
-            &script,
-            "max_file_size = \"1MiB\"\nsandbox = \"off\"",
-            "",
-        );
+        let repo = plan_p(&script, "max_file_size = \"1MiB\"\nsandbox = \"off\"", "");
         let main = repo.rev("main");
         let (code, out, err) =
             repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
