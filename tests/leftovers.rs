@@ -179,3 +179,43 @@ fn a_stale_config_lock_is_removed() {
     assert!(!repo.root().join(".git/config.lock").exists());
     assert!(repo.branch_exists("plan/p"));
 }
+
+/// The private TMPDIRs of an `orch up` killed with `kill -9` (`<tmp>/orch-tmp-<pid>-<n>`, which
+/// only its own end removes) are removed by the next `orch up`, however deep and whatever their
+/// modes; those of a process still running (another `orch up`), a link of that name, and a
+/// directory of another name are left alone.
+#[test]
+fn the_next_orch_up_removes_the_private_tmpdirs_a_killed_one_left() {
+    let repo = repo_with_marked_branch();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dead = {
+        let mut c = std::process::Command::new("true").spawn().expect("true");
+        let pid = c.id();
+        c.wait().expect("wait");
+        pid
+    };
+    let left = tmp.path().join(format!("orch-tmp-{dead}-1f"));
+    let deep = left.join("a/b/c");
+    fs::create_dir_all(&deep).expect("deep");
+    fs::write(deep.join("f"), "x").expect("f");
+    fs::set_permissions(left.join("a/b"), std::os::unix::fs::PermissionsExt::from_mode(0o000))
+        .expect("chmod");
+    let live = tmp.path().join(format!("orch-tmp-{}-2f", std::process::id()));
+    fs::create_dir_all(&live).expect("live");
+    let elsewhere = tempfile::tempdir().expect("elsewhere");
+    fs::write(elsewhere.path().join("keep"), "k").expect("keep");
+    std::os::unix::fs::symlink(elsewhere.path(), tmp.path().join(format!("orch-tmp-{dead}-3f")))
+        .expect("link");
+    let other = tmp.path().join("not-orch");
+    fs::create_dir_all(&other).expect("other");
+    let (code, out, err) = repo.run_cmd(repo.orch(&["up"]).env("TMPDIR", tmp.path()));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(!left.exists(), "the dead run's TMPDIR is still there");
+    assert!(live.is_dir(), "a live process's TMPDIR was removed");
+    assert!(elsewhere.path().join("keep").exists(), "a link was followed");
+    assert!(
+        fs::symlink_metadata(tmp.path().join(format!("orch-tmp-{dead}-3f")))
+            .is_ok_and(|m| m.is_symlink())
+    );
+    assert!(other.is_dir());
+}

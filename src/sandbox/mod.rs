@@ -27,7 +27,10 @@ pub(crate) use private::{
     drop_all_capabilities, hide_private_root, make_private_root, private_lock, private_root,
     sweep_private_locks, try_private_lock,
 };
-pub(crate) use tmp::{made_tmp_roots, remove_tmp, remove_tmp_root, tmp_root};
+pub(crate) use tmp::{
+    made_tmp_roots, remove_dead_roots as remove_dead_tmp_roots, remove_tmp, remove_tmp_root,
+    tmp_root,
+};
 pub(crate) use writable::{note as note_agent_writable, program_on_path};
 
 use std::collections::BTreeSet;

@@ -62,6 +62,39 @@ pub(crate) fn remove_tmp_root() {
     }
 }
 
+/// Removes what earlier orch processes of this user that are gone (a `kill -9`) left in the
+/// system's temporary directory: each `orch-tmp-<pid>-<n>` directory of this user whose
+/// process no longer runs, never following a link, within the remover's budget. A live
+/// process's (another `orch up` of another repository) is left alone.
+pub(crate) fn remove_dead_roots() {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(me) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return;
+    };
+    let base = std::env::temp_dir();
+    let Ok(entries) = std::fs::read_dir(&base) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("orch-tmp-"))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let path = e.path();
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir() && m.uid() == me) {
+            let _ = crate::untrusted::remove::remove_path(&path);
+        }
+    }
+}
+
 /// Removes the private `TMPDIR` `path` (and all it holds), unless it lies in a directory of
 /// [`tmp_root`]'s that is no longer the one orch made (moved away, a link in its place): then
 /// it is left where it is, and nothing the link points to is touched. Returns whether `path`

@@ -717,6 +717,8 @@ fn sweep_report_dirs(fx: &mut Effects<'_>, plans: usize) {
             notes.push((None, e.to_string()));
         }
     }
+    // The private TMPDIRs of orch processes killed before they could remove them.
+    crate::sandbox::remove_dead_tmp_roots();
     for (plan, n) in notes {
         fx.note(plan, n);
     }
