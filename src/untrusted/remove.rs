@@ -315,6 +315,55 @@ pub(crate) fn remove_path(path: &Path) -> io::Result<()> {
     remove_at(dir.as_fd(), name, path, &Work::new())
 }
 
+/// Removes the file `rel` (its path from `root`, `/`-separated bytes, as git names it) of the
+/// tree at `root` (orch's own directory, followed as given), never following a link on its way
+/// nor at it: a directory on its way that is a link, a file or missing means no such file (git
+/// would not see one there either): nothing is removed. A link at `rel` is removed as itself; a
+/// directory there is left.
+pub(crate) fn remove_file_beneath(root: &Path, rel: &[u8]) -> io::Result<()> {
+    let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_string());
+    let mut parts: Vec<&[u8]> = rel.split(|&b| b == b'/').collect();
+    let Some(last) = parts.pop() else {
+        return Err(invalid("an empty path names no file"));
+    };
+    if std::iter::once(last)
+        .chain(parts.iter().copied())
+        .any(|p| p.is_empty() || p == b"." || p == b"..")
+    {
+        return Err(invalid("a path with an empty, `.` or `..` component"));
+    }
+    let c = |p: &[u8]| CString::new(p).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e));
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let mut dir = match rustix::fs::open(root, flags, Mode::empty()) {
+        Ok(d) => d,
+        Err(Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(errno(e)),
+    };
+    for part in parts {
+        dir = match rustix::fs::openat(
+            &dir,
+            c(part)?.as_c_str(),
+            flags | OFlags::NOFOLLOW,
+            Mode::empty(),
+        ) {
+            Ok(d) => d,
+            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => return Ok(()),
+            Err(e) => return Err(errno(e)),
+        };
+    }
+    let name = c(last)?;
+    match rustix::fs::statat(&dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => return Ok(()),
+        Ok(_) => {}
+        Err(Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(errno(e)),
+    }
+    match rustix::fs::unlinkat(&dir, name.as_c_str(), AtFlags::empty()) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(e) => Err(errno(e)),
+    }
+}
+
 /// orch's own trash in a state directory: a directory (`0700`) that only orch writes, where a
 /// tree to remove is renamed first and emptied from.
 #[derive(Debug)]
