@@ -526,4 +526,32 @@ mod tests {
         assert!(trash.is_empty());
         assert!(outside.join("sub/keep").exists());
     }
+
+    /// A file below real directories goes; one below a link on its way (to outside) stays, as
+    /// does a directory at the path; a link at the path goes as itself; `..` is refused.
+    #[test]
+    fn a_file_beneath_is_removed_never_through_a_link() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (root, outside) = (tmp.path().join("root"), tmp.path().join("outside"));
+        std::fs::create_dir_all(root.join("a/b")).expect("dirs");
+        std::fs::create_dir_all(outside.join("d")).expect("outside");
+        std::fs::write(root.join("a/b/f"), "x").expect("file");
+        std::fs::write(outside.join("f"), "keep").expect("outside file");
+        std::os::unix::fs::symlink(&outside, root.join("l")).expect("link");
+        std::os::unix::fs::symlink(outside.join("f"), root.join("a/fl")).expect("file link");
+        remove_file_beneath(&root, b"a/b/f").expect("removed");
+        assert!(!root.join("a/b/f").exists());
+        remove_file_beneath(&root, b"l/f").expect("nothing there");
+        assert!(outside.join("f").exists());
+        remove_file_beneath(&root, b"l/d").expect("nothing there");
+        assert!(outside.join("d").is_dir());
+        remove_file_beneath(&root, b"a/b").expect("a directory is left");
+        assert!(root.join("a/b").is_dir());
+        remove_file_beneath(&root, b"a/fl").expect("the link itself");
+        assert!(std::fs::symlink_metadata(root.join("a/fl")).is_err());
+        assert!(outside.join("f").exists());
+        assert!(remove_file_beneath(&root, b"a/../l/f").is_err());
+        assert!(remove_file_beneath(&root, b"").is_err());
+        assert!(outside.join("f").exists());
+    }
 }
