@@ -72,6 +72,15 @@ pub(crate) fn too_large_in_worktree(
     own: &[String],
     limits: SizeLimits,
 ) -> Result<Option<TooLarge>, super::GitError> {
+    // What git would hash before it could tell that it changed: refused before git runs.
+    let unhashed: Vec<(String, u64)> = large_unhashed(worktree, limits.file)?
+        .iter()
+        .map(|u| (u.shown(), u.size))
+        .filter(|(p, _)| !crate::manifest::own_path(own, p))
+        .collect();
+    if !unhashed.is_empty() {
+        return Ok(refusal(unhashed, 0, limits));
+    }
     let state = super::status::status(worktree, None, super::status::Submodules::Ignored)?;
     let mut large: Vec<(String, u64)> = Vec::new();
     let mut total: u64 = 0;
@@ -94,6 +103,87 @@ pub(crate) fn too_large_in_worktree(
         }
     }
     Ok(refusal(large, total, limits))
+}
+
+/// A file over the limit that git could hash in a work tree before it can tell whether it
+/// changed (see [`large_unhashed`]).
+#[derive(Debug)]
+pub(crate) struct Unhashed {
+    /// Its path from the root, `/`-separated, as git names it (bytes: not always UTF-8).
+    pub(crate) raw: Vec<u8>,
+    /// Its apparent size (`lstat`).
+    pub(crate) size: u64,
+    /// Its index entry when it is tracked; `None` when it is untracked (and not ignored).
+    pub(crate) entry: Option<git2::IndexEntry>,
+}
+
+impl Unhashed {
+    /// Its path as shown (a name that is not UTF-8 in its lossy form).
+    pub(crate) fn shown(&self) -> String {
+        String::from_utf8_lossy(&self.raw).into_owned()
+    }
+}
+
+/// The mode of a gitlink (a submodule's commit) in the index.
+const GITLINK: u32 = 0o160_000;
+
+/// The files of the work tree `worktree` over `limit` bytes that a `git status`, `git add` or
+/// `git reset` there could hash, found without reading any content: the index's entries (read
+/// by libgit2: path, size, flags) whose file on disk (`lstat`, never followed) is over the limit
+/// and either `skip-worktree` (a sparse worktree's file outside its cone: git keeps no stat data
+/// for it, clears the bit when the file is present and compares the content) or of another size
+/// than the entry's (an entry without stat data, of size 0, is compared by content too); and the
+/// untracked files git does not ignore (`git ls-files --others --exclude-standard`, names only).
+///
+/// The rule: nothing over the limits is ever hashed. A 3 GiB file an agent made at a tracked
+/// path outside its cone cost every `git status` there 50 s (17 s a GiB).
+pub(crate) fn large_unhashed(
+    worktree: &Path,
+    limit: u64,
+) -> Result<Vec<Unhashed>, super::GitError> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let repo = super::repo::open(worktree)?;
+    let index = repo.index().map_err(|source| super::GitError::Status {
+        path: worktree.to_path_buf(),
+        source,
+    })?;
+    let over = |raw: &[u8]| -> Option<u64> {
+        let meta = std::fs::symlink_metadata(worktree.join(std::ffi::OsStr::from_bytes(raw)));
+        meta.ok()
+            .filter(|m| m.is_file() && m.len() > limit)
+            .map(|m| m.len())
+    };
+    let mut found = Vec::new();
+    for entry in index.iter() {
+        if entry.mode == GITLINK {
+            continue;
+        }
+        let Some(size) = over(&entry.path) else {
+            continue;
+        };
+        let skipped = entry.flags_extended & super::sparse::SKIP_WORKTREE != 0;
+        if skipped || size != u64::from(entry.file_size) {
+            found.push(Unhashed {
+                raw: entry.path.clone(),
+                size,
+                entry: Some(entry),
+            });
+        }
+    }
+    let untracked = super::cli::run_in(
+        worktree,
+        &["ls-files", "-z", "--others", "--exclude-standard"],
+    )?;
+    for raw in untracked.split(|&b| b == 0).filter(|p| !p.is_empty()) {
+        if let Some(size) = over(raw) {
+            found.push(Unhashed {
+                raw: raw.to_vec(),
+                size,
+                entry: None,
+            });
+        }
+    }
+    Ok(found)
 }
 
 impl TooLarge {

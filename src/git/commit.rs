@@ -404,7 +404,28 @@ pub(crate) fn save_and_reset_within(
     let repo = open(worktree)?;
     // A nested repository is never saved as a gitlink, nor left for the next attempt.
     super::nested::remove_nested(worktree);
-    if dirty_files(worktree, Submodules::Orch)?.is_empty() {
+    // Nothing over the limit is hashed, by git's status, libgit2's staging or git's reset: a
+    // tracked file git would compare by content (outside a sparse cone, or without stat data)
+    // is removed first (the reset below would remove it, or put HEAD's back: HEAD's version is
+    // what the save keeps), never through a link; an untracked one is left out of the staging
+    // (the reset removes it).
+    let large = super::big::large_unhashed(worktree, max_file)?;
+    let mut replaced: Vec<git2::IndexEntry> = Vec::new();
+    for found in large {
+        let shown = found.shown();
+        let super::big::Unhashed { raw, size, entry } = found;
+        if let Some(entry) = entry {
+            crate::untrusted::remove::remove_file_beneath(worktree, &raw).map_err(|e| {
+                GitError::staging(worktree)(git2::Error::from_str(&format!(
+                    "cannot remove `{}` ({}, over `max_file_size`): {e}",
+                    shown.escape_debug(),
+                    super::big::human(size)
+                )))
+            })?;
+            replaced.push(entry);
+        }
+    }
+    if replaced.is_empty() && dirty_files(worktree, Submodules::Orch)?.is_empty() {
         super::submodules::sync_submodules(worktree, false);
         return Ok(None);
     }
@@ -419,7 +440,9 @@ pub(crate) fn save_and_reset_within(
     let skipped = super::sparse::skipped_entries(&repo, &index);
     while_files_change(&mut index, |index| {
         stage_everything(index, worktree, max_file)?;
-        super::sparse::keep_skipped(index, &skipped)
+        super::sparse::keep_skipped(index, &skipped)?;
+        // The large files removed above keep their entries (HEAD's version).
+        super::sparse::keep_skipped(index, &replaced)
     })
     .map_err(stage_error)?;
     let tree_id = index.write_tree().map_err(stage_error)?;

@@ -22,7 +22,7 @@ use super::GitError;
 use crate::manifest::in_cone;
 
 /// The `skip-worktree` bit of an index entry's extended flags.
-const SKIP_WORKTREE: u16 = 1 << 14;
+pub(super) const SKIP_WORKTREE: u16 = 1 << 14;
 
 /// Whether the repository opened at a worktree is a sparse checkout (orch's, or the user's):
 /// git keeps its patterns in the worktree's admin directory.
@@ -178,12 +178,19 @@ pub(crate) fn outside_cone(
             }
         }
     }
+    let odb = repo.odb().map_err(failed)?;
+    // Hashed only when its size is the blob's (from the object's header): a file of another
+    // size is no copy, and a huge one is never read.
     let as_head = |rel: &str, full: &Path| {
         base_tree
             .as_ref()
             .and_then(|t| t.get_path(Path::new(rel)).ok())
             .is_some_and(|e| {
-                git2::Oid::hash_file(git2::ObjectType::Blob, full).is_ok_and(|o| o == e.id())
+                let same_size = odb.read_header(e.id()).is_ok_and(|(size, _)| {
+                    std::fs::symlink_metadata(full).is_ok_and(|m| m.len() == size as u64)
+                });
+                same_size
+                    && git2::Oid::hash_file(git2::ObjectType::Blob, full).is_ok_and(|o| o == e.id())
             })
     };
     let mut stack = vec![PathBuf::new()];

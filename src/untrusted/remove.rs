@@ -315,6 +315,55 @@ pub(crate) fn remove_path(path: &Path) -> io::Result<()> {
     remove_at(dir.as_fd(), name, path, &Work::new())
 }
 
+/// Removes the file `rel` (its path from `root`, `/`-separated bytes, as git names it) of the
+/// tree at `root` (orch's own directory, followed as given), never following a link on its way
+/// nor at it: a directory on its way that is a link, a file or missing means no such file (git
+/// would not see one there either): nothing is removed. A link at `rel` is removed as itself; a
+/// directory there is left.
+pub(crate) fn remove_file_beneath(root: &Path, rel: &[u8]) -> io::Result<()> {
+    let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_string());
+    let mut parts: Vec<&[u8]> = rel.split(|&b| b == b'/').collect();
+    let Some(last) = parts.pop() else {
+        return Err(invalid("an empty path names no file"));
+    };
+    if std::iter::once(last)
+        .chain(parts.iter().copied())
+        .any(|p| p.is_empty() || p == b"." || p == b"..")
+    {
+        return Err(invalid("a path with an empty, `.` or `..` component"));
+    }
+    let c = |p: &[u8]| CString::new(p).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e));
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let mut dir = match rustix::fs::open(root, flags, Mode::empty()) {
+        Ok(d) => d,
+        Err(Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(errno(e)),
+    };
+    for part in parts {
+        dir = match rustix::fs::openat(
+            &dir,
+            c(part)?.as_c_str(),
+            flags | OFlags::NOFOLLOW,
+            Mode::empty(),
+        ) {
+            Ok(d) => d,
+            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => return Ok(()),
+            Err(e) => return Err(errno(e)),
+        };
+    }
+    let name = c(last)?;
+    match rustix::fs::statat(&dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => return Ok(()),
+        Ok(_) => {}
+        Err(Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(errno(e)),
+    }
+    match rustix::fs::unlinkat(&dir, name.as_c_str(), AtFlags::empty()) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(e) => Err(errno(e)),
+    }
+}
+
 /// orch's own trash in a state directory: a directory (`0700`) that only orch writes, where a
 /// tree to remove is renamed first and emptied from.
 #[derive(Debug)]
@@ -476,5 +525,33 @@ mod tests {
         assert!(std::fs::symlink_metadata(state.join(".trash")).is_ok_and(|m| m.is_dir()));
         assert!(trash.is_empty());
         assert!(outside.join("sub/keep").exists());
+    }
+
+    /// A file below real directories goes; one below a link on its way (to outside) stays, as
+    /// does a directory at the path; a link at the path goes as itself; `..` is refused.
+    #[test]
+    fn a_file_beneath_is_removed_never_through_a_link() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (root, outside) = (tmp.path().join("root"), tmp.path().join("outside"));
+        std::fs::create_dir_all(root.join("a/b")).expect("dirs");
+        std::fs::create_dir_all(outside.join("d")).expect("outside");
+        std::fs::write(root.join("a/b/f"), "x").expect("file");
+        std::fs::write(outside.join("f"), "keep").expect("outside file");
+        std::os::unix::fs::symlink(&outside, root.join("l")).expect("link");
+        std::os::unix::fs::symlink(outside.join("f"), root.join("a/fl")).expect("file link");
+        remove_file_beneath(&root, b"a/b/f").expect("removed");
+        assert!(!root.join("a/b/f").exists());
+        remove_file_beneath(&root, b"l/f").expect("nothing there");
+        assert!(outside.join("f").exists());
+        remove_file_beneath(&root, b"l/d").expect("nothing there");
+        assert!(outside.join("d").is_dir());
+        remove_file_beneath(&root, b"a/b").expect("a directory is left");
+        assert!(root.join("a/b").is_dir());
+        remove_file_beneath(&root, b"a/fl").expect("the link itself");
+        assert!(std::fs::symlink_metadata(root.join("a/fl")).is_err());
+        assert!(outside.join("f").exists());
+        assert!(remove_file_beneath(&root, b"a/../l/f").is_err());
+        assert!(remove_file_beneath(&root, b"").is_err());
+        assert!(outside.join("f").exists());
     }
 }

@@ -12,6 +12,7 @@ pub use support::landlock;
 mod ask;
 mod best_of;
 mod big_files;
+mod big_files_sparse;
 mod big_files_together;
 mod case_names;
 mod channels;
