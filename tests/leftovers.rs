@@ -198,21 +198,32 @@ fn the_next_orch_up_removes_the_private_tmpdirs_a_killed_one_left() {
     let deep = left.join("a/b/c");
     fs::create_dir_all(&deep).expect("deep");
     fs::write(deep.join("f"), "x").expect("f");
-    fs::set_permissions(left.join("a/b"), std::os::unix::fs::PermissionsExt::from_mode(0o000))
-        .expect("chmod");
-    let live = tmp.path().join(format!("orch-tmp-{}-2f", std::process::id()));
+    fs::set_permissions(
+        left.join("a/b"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o000),
+    )
+    .expect("chmod");
+    let live = tmp
+        .path()
+        .join(format!("orch-tmp-{}-2f", std::process::id()));
     fs::create_dir_all(&live).expect("live");
     let elsewhere = tempfile::tempdir().expect("elsewhere");
     fs::write(elsewhere.path().join("keep"), "k").expect("keep");
-    std::os::unix::fs::symlink(elsewhere.path(), tmp.path().join(format!("orch-tmp-{dead}-3f")))
-        .expect("link");
+    std::os::unix::fs::symlink(
+        elsewhere.path(),
+        tmp.path().join(format!("orch-tmp-{dead}-3f")),
+    )
+    .expect("link");
     let other = tmp.path().join("not-orch");
     fs::create_dir_all(&other).expect("other");
     let (code, out, err) = repo.run_cmd(repo.orch(&["up"]).env("TMPDIR", tmp.path()));
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(!left.exists(), "the dead run's TMPDIR is still there");
     assert!(live.is_dir(), "a live process's TMPDIR was removed");
-    assert!(elsewhere.path().join("keep").exists(), "a link was followed");
+    assert!(
+        elsewhere.path().join("keep").exists(),
+        "a link was followed"
+    );
     assert!(
         fs::symlink_metadata(tmp.path().join(format!("orch-tmp-{dead}-3f")))
             .is_ok_and(|m| m.is_symlink())
