@@ -511,3 +511,37 @@ fn merge_plan_now_refuses_what_orch_merge_refuses() {
     );
     assert_eq!(repo.refs(), before);
 }
+
+/// A plan whose agent makes 20,000 empty files in one directory lands within the tests' usual
+/// deadline (the protected-paths check of a landing was once quadratic-like in the files a
+/// branch changes: 10,000 files took 53 s): all of them on `main`, in its work tree, clean.
+#[test]
+fn a_plan_of_twenty_thousand_files_lands() {
+    const N: usize = 20_000;
+    let repo = support::merge::new_repo();
+    let make = format!("mkdir d && seq -f 'd/file-with-a-long-name-%06g' 1 {N} | xargs touch");
+    repo.plans(&[(
+        "p",
+        support::toml_array(&["sh", "-c", &make]),
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 Make the files\n",
+    )]);
+    let (code, out, err) = repo.run(&["up"]);
+    assert_eq!(code, 0, "orch up\nstdout:\n{out}\nstderr:\n{err}");
+    let branch = repo.git(&["ls-tree", "--name-only", "plan/p:d"]);
+    assert_eq!(branch.lines().count(), N, "the plan branch holds the files");
+    let before = repo.rev("main");
+
+    let (code, out, err) = repo.run(&["merge", "p"]);
+    assert_eq!(code, 0, "orch merge\nstdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(repo.rev("main^1"), before, "main moved by one merge");
+    assert_eq!(repo.rev("main^2"), repo.rev("plan/p"));
+    let landed = repo.git(&["ls-tree", "--name-only", "main:d"]);
+    assert_eq!(landed, branch, "main holds every file of the plan");
+    assert!(repo.root().join("d/file-with-a-long-name-000001").is_file());
+    assert!(
+        repo.root()
+            .join(format!("d/file-with-a-long-name-{N:06}"))
+            .is_file()
+    );
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+}

@@ -78,7 +78,7 @@ pub(crate) use merge::{MergeOutcome, MergePreview, merge_into, preview_merges};
 pub(in crate::git) use merge_tree::{Keep, TreeMerge, marked_conflict, merge_commits, merge_many};
 pub(in crate::git) use named::protected_in;
 pub(crate) use named::{
-    Protected, changed_since_fork, disk_view, new_files_above, new_links_at, protected_at,
+    Cover, Protected, changed_since_fork, disk_view, new_files_above, new_links_at, protected_at,
 };
 pub(crate) use nested::{check as check_nested, nested_in};
 pub(crate) use own::{own_changes_in, own_changes_since_fork};

@@ -13,6 +13,7 @@ use super::*;
 use crate::exit::{self, Coded};
 
 mod commit;
+mod cover;
 mod locate;
 mod merge;
 mod merge_tree;

@@ -79,10 +79,8 @@ fn protected(
     );
     let found = repo.protected(&guarded, tree, repo_root)?;
     let protect = entry.protect.clone();
-    Ok(move |p: &str| {
-        git::Protected::covers(&found.trusted, p)
-            || protect.as_ref().is_some_and(|globs| globs.matches(p))
-    })
+    let cover = git::Cover::new(&found.trusted);
+    Ok(move |p: &str| cover.covers(p) || protect.as_ref().is_some_and(|globs| globs.matches(p)))
 }
 
 /// The next attempt number of plan `plan`'s resolutions: one past the highest saved, or left

@@ -461,9 +461,10 @@ pub(crate) fn protected_changes(
     // work: a task may extend the test a check runs. `protect` names what else is kept.
     let exact = &found.trusted;
     let mut hit: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut add = |found: &mut dyn Iterator<Item = String>| {
         for c in found.filter(|c| !allowed(c)) {
-            if !hit.contains(&c) {
+            if seen.insert(c.clone()) {
                 hit.push(c);
             }
         }
@@ -472,12 +473,11 @@ pub(crate) fn protected_changes(
     // no change of the work (what the branch committed there was refused above).
     let copied = |c: &String| !crate::manifest::own_path(&p.guarded.copied, c);
     let dirty = git::dirty_paths_among(tree, exact).map_err(|e| cannot(&e))?;
-    add(&mut dirty.into_iter().filter(copied).chain(
-        committed
-            .iter()
-            .filter(|c| git::Protected::covers(exact, c))
-            .cloned(),
-    ));
+    let cover = git::Cover::new(exact);
+    add(&mut dirty
+        .into_iter()
+        .filter(copied)
+        .chain(committed.iter().filter(|c| cover.covers(c)).cloned()));
     // `protect`'s globs: a status of the whole tree (0.2-0.5 s at 100,000 files), only then.
     if let Some(globs) = p.protect
         && !globs.patterns.is_empty()
