@@ -319,6 +319,24 @@ fn a_host_whose_connections_end_after_two_siblings_landed_costs_the_third_nothin
     check(&mut run, "connections cut after two siblings landed", 1);
 }
 
+/// A lab of one host `h1` whose sessions run `git` as the script `script` (given the script's
+/// directory) writes, first on their `PATH`; the directory lives as long as the lab is used.
+fn lab_with_git(script: impl Fn(&Path) -> String) -> (tempfile::TempDir, sshd::Lab) {
+    let tools = tempfile::tempdir().expect("tmp");
+    let git = tools.path().join("git");
+    std::fs::write(&git, script(tools.path())).expect("git");
+    std::fs::set_permissions(&git, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let lab = sshd::Lab::start_with(
+        &["h1"],
+        &format!(
+            "SetEnv PATH={}:/usr/local/bin:/usr/bin:/bin",
+            tools.path().display()
+        ),
+    );
+    (tools, lab)
+}
+
 /// The host's `git`, whose `cat-file -e` says every object is missing: the host's cache answers
 /// `need` for a base it already holds, as it does when another attempt of the same base fetches
 /// it between the cache's two answers (its `need`, then its tips). It runs the git of git's own
@@ -335,18 +353,7 @@ fn attempts_whose_base_the_host_already_holds_send_nothing_and_run() {
     if !sshd::available() {
         return;
     }
-    let tools = tempfile::tempdir().expect("tmp");
-    let git = tools.path().join("git");
-    std::fs::write(&git, FORGETFUL_GIT).expect("git");
-    std::fs::set_permissions(&git, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
-    let lab = sshd::Lab::start_with(
-        &["h1"],
-        &format!(
-            "SetEnv PATH={}:/usr/local/bin:/usr/bin:/bin",
-            tools.path().display()
-        ),
-    );
+    let (_tools, lab) = lab_with_git(|_| FORGETFUL_GIT.to_string());
     let repo = Repo::builder().identity_in_config().build();
     let two = "# Plan\n\n## Phase 1: One\n- [ ] 1.1 Step 1\n- [ ] 1.2 Step 2\n";
     let one = "# Plan\n\n## Phase 1: One\n- [ ] 1.1 Step 1\n";
@@ -418,18 +425,7 @@ fn an_attempt_whose_host_could_not_be_prepared_costs_no_retry() {
     if !sshd::available() {
         return;
     }
-    let tools = tempfile::tempdir().expect("tmp");
-    let git = tools.path().join("git");
-    std::fs::write(&git, failing_fetch_git(tools.path())).expect("git");
-    std::fs::set_permissions(&git, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
-    let lab = sshd::Lab::start_with(
-        &["h1"],
-        &format!(
-            "SetEnv PATH={}:/usr/local/bin:/usr/bin:/bin",
-            tools.path().display()
-        ),
-    );
+    let (_tools, lab) = lab_with_git(failing_fetch_git);
     let repo = Repo::builder().identity_in_config().build();
     repo.write(
         "docs/plans/p.md",
