@@ -3,6 +3,7 @@
 //! contents). An agent's 20 GiB sparse file (`truncate -s 20G`) costs orch an `lstat`, not the
 //! minutes git would spend hashing it into the repository.
 
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::Path;
 
 use git2::{ObjectType, Oid, Repository, Sort};
@@ -141,7 +142,6 @@ pub(crate) fn large_unhashed(
     worktree: &Path,
     limit: u64,
 ) -> Result<Vec<Unhashed>, super::GitError> {
-    use std::os::unix::ffi::OsStrExt as _;
     let repo = super::repo::open(worktree)?;
     let index = repo.index().map_err(|source| super::GitError::Status {
         path: worktree.to_path_buf(),
@@ -304,6 +304,11 @@ fn large_blobs(
         // Only what differs from the first parent: every blob the range brings is new in one
         // of its commits (a merge's other side is walked too).
         let diff = repo.diff_tree_to_tree(parent.as_ref(), Some(&tree), None)?;
+        large.extend(
+            large_trees(&odb, &tree, &diff, limit, &mut seen)?
+                .into_iter()
+                .map(|(dir, size)| (format!("(the directory {dir} of commit {id})"), size)),
+        );
         for delta in diff.deltas() {
             let file = delta.new_file();
             let oid = file.id();
@@ -331,10 +336,59 @@ fn large_blobs(
     Ok(refusal(large, total, limits))
 }
 
-/// The blobs over `limit` bytes that `diff` adds or changes, by the sizes in their object
-/// headers (none read). `None`: none.
+/// The tree objects over `limit` bytes among those of `tree` that `diff` (to `tree`) changed:
+/// the root's and those of the directories its added or changed files lie in, each read by its
+/// object header only, each object once (`seen`). A directory of 300,000 entries is a tree of
+/// 28 MB, a file in all but name: it is held to `max_file_size` like one. Paths as shown,
+/// `/`-separated (`.` the root).
+fn large_trees(
+    odb: &git2::Odb<'_>,
+    tree: &git2::Tree<'_>,
+    diff: &git2::Diff<'_>,
+    limit: u64,
+    seen: &mut std::collections::HashSet<Oid>,
+) -> Result<Vec<(String, u64)>, git2::Error> {
+    let mut large = Vec::new();
+    let mut dirs: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+    let mut check = |oid: Oid, shown: &[u8], large: &mut Vec<(String, u64)>| {
+        if !seen.insert(oid) {
+            return Ok(());
+        }
+        let (size, kind) = odb.read_header(oid)?;
+        if kind == ObjectType::Tree && size as u64 > limit {
+            large.push((String::from_utf8_lossy(shown).into_owned(), size as u64));
+        }
+        Ok::<(), git2::Error>(())
+    };
+    check(tree.id(), b".", &mut large)?;
+    for delta in diff.deltas() {
+        let file = delta.new_file();
+        if file.id().is_zero() {
+            continue;
+        }
+        let Some(path) = file.path_bytes() else {
+            continue;
+        };
+        // Every directory above the file, nearest the root first; one seen before (a sibling's)
+        // has had its ancestors looked at too.
+        for (at, _) in path.iter().enumerate().filter(|(_, b)| **b == b'/') {
+            let dir = &path[..at];
+            if !dirs.insert(dir.to_vec()) {
+                continue;
+            }
+            let entry = tree.get_path(Path::new(std::ffi::OsStr::from_bytes(dir)))?;
+            check(entry.id(), dir, &mut large)?;
+        }
+    }
+    Ok(large)
+}
+
+/// The blobs over `limit` bytes that `diff` adds or changes, and the trees of `tree` (what
+/// `diff` leads to) it changed that are over `limit` too, by the sizes in their object headers
+/// (none read). `None`: none.
 pub(super) fn large_in_diff(
     repo: &Repository,
+    tree: &git2::Tree<'_>,
     diff: &git2::Diff<'_>,
     limit: u64,
 ) -> Result<Option<TooLarge>, git2::Error> {
@@ -342,7 +396,16 @@ pub(super) fn large_in_diff(
         return Ok(None);
     }
     let odb = repo.odb()?;
-    let mut large = Vec::new();
+    let mut large: Vec<(String, u64)> = large_trees(
+        &odb,
+        tree,
+        diff,
+        limit,
+        &mut std::collections::HashSet::new(),
+    )?
+    .into_iter()
+    .map(|(dir, size)| (format!("(the directory {dir})"), size))
+    .collect();
     for delta in diff.deltas() {
         let file = delta.new_file();
         if file.id().is_zero() || file.mode() == git2::FileMode::Commit {

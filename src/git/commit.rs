@@ -229,7 +229,7 @@ fn commit_in(
             .diff_tree_to_tree(parent_tree.as_ref(), Some(&tree), None)
             .map_err(commit_error)?;
         if let Some(found) =
-            super::big::large_in_diff(repo, &diff, max_file).map_err(commit_error)?
+            super::big::large_in_diff(repo, &tree, &diff, max_file).map_err(commit_error)?
         {
             return Err(GitError::TooLarge {
                 path: worktree.to_path_buf(),

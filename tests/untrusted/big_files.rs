@@ -29,7 +29,7 @@ pub(crate) fn largest_object(repo: &Repo) -> u64 {
 
 /// One plan `p`, one task, whose agent runs `script` in its worktree; `defaults` added to
 /// `[defaults]`, `p_keys` to the plan; `tracked.txt` committed on `main` first.
-fn plan_p(script: &str, defaults: &str, p_keys: &str) -> Repo {
+pub(crate) fn plan_p(script: &str, defaults: &str, p_keys: &str) -> Repo {
     let repo = Repo::builder().identity_in_config().build();
     repo.write("docs/plans/p.md", &support::one_task("P", "Make a file"));
     repo.write("tracked.txt", "small\n");

@@ -14,6 +14,7 @@ mod best_of;
 mod big_files;
 mod big_files_sparse;
 mod big_files_together;
+mod big_trees;
 mod case_names;
 mod channels;
 mod checks;

@@ -1,0 +1,95 @@
+//! A directory of many entries is a tree object as large as a file (300,000 names: 28 MB), which
+//! the limits on files did not see: an agent could land one under any `max_file_size`. Every
+//! tree a change brings (the root's and those of the directories its files lie in) is held to
+//! `max_file_size` by its object header, like a blob: orch's own commit of the attempt's work,
+//! the agent's own commits, `orch merge` of a branch made by hand. Sandbox on and off.
+
+use crate::big_files::{largest_object, plan_p};
+use crate::support;
+
+/// The limit of these tests, and how many names pass it: each entry of a tree of files named
+/// `fNNN` is about 34 bytes, so 700 of them make a tree of about 23 KiB.
+const LIMIT: &str = "max_file_size = \"16KiB\"";
+const MAKE_WIDE: &str =
+    "mkdir -p wide && i=0; while [ $i -lt 700 ]; do : > wide/f$i; i=$((i+1)); done";
+const MAKE_WIDE_ROOT: &str = "i=0; while [ $i -lt 700 ]; do : > f$i; i=$((i+1)); done";
+const OWN_COMMIT: &str = "git add -A && git -c user.name=a -c user.email=a@a commit -qm mine";
+
+/// Seen failing on the code before: the task `completed` with the 23 KiB tree on `plan/p`.
+#[test]
+fn big_trees_a_directory_of_too_many_names_is_never_committed() {
+    for sandbox in support::sandboxes() {
+        for (script, named) in [
+            // Left for orch's commit: in a new directory, at the root.
+            (MAKE_WIDE.to_string(), "(the directory wide"),
+            (MAKE_WIDE_ROOT.to_string(), "(the directory ."),
+            // Committed by the agent itself (orch may take its commit back into the worktree
+            // first: the directory is named either way).
+            (format!("{MAKE_WIDE}; {OWN_COMMIT}"), "(the directory wide"),
+            (
+                format!(
+                    "mkdir -p a/b && {}; {OWN_COMMIT}",
+                    MAKE_WIDE.replace("wide", "a/b")
+                ),
+                "(the directory a/b",
+            ),
+        ] {
+            let what = format!("{script} (sandbox {sandbox})");
+            let repo = plan_p(&script, &format!("{LIMIT}\nsandbox = \"{sandbox}\""), "");
+            let main = repo.rev("main");
+            let (code, out, err) =
+                repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+            assert_eq!(code, 5, "{what}\n{out}\n{err}");
+            let task = repo.task("p", "1.1");
+            assert_eq!(task["status"], "failed", "{what}: {task}");
+            let error = task["error"].as_str().unwrap_or_default();
+            assert!(
+                error.contains(named) && error.contains("max_file_size"),
+                "{what}: {error}"
+            );
+            assert_eq!(repo.rev("plan/p"), main, "{what}: plan/p moved");
+            assert_eq!(repo.rev("main"), main, "{what}: main moved");
+        }
+    }
+}
+
+/// A plan branch given a wide directory by hand after the plan finished (buried under a later
+/// commit that removes it, too): `orch merge p` refuses it, exit 4, naming the directory; `main`
+/// unmoved, and no tree over the limit reached `main`.
+#[test]
+fn big_trees_orch_merge_refuses_a_branch_that_holds_a_wide_directory() {
+    for bury in [false, true] {
+        let repo = plan_p("true", "", LIMIT);
+        let (code, out, err) = repo.run(&["up"]);
+        assert_eq!(code, 0, "{out}\n{err}");
+        let tree = repo.worktree("p");
+        support::shell_in(&tree, &format!("{MAKE_WIDE}; {OWN_COMMIT}"));
+        if bury {
+            support::shell_in(
+                &tree,
+                "git rm -rq wide && git -c user.name=a -c user.email=a@a commit -qm gone",
+            );
+        }
+        let main = repo.rev("main");
+        let (code, out, err) = repo.run(&["merge", "p"]);
+        assert_eq!(code, 4, "bury {bury}\n{out}\n{err}");
+        assert!(
+            err.contains("plan `p`") && err.contains("(the directory wide of commit"),
+            "bury {bury}: {err}"
+        );
+        assert_eq!(repo.rev("main"), main, "bury {bury}: main moved");
+        let main_largest = repo
+            .git(&["ls-tree", "-r", "-t", "-l", "main"])
+            .lines()
+            .count();
+        assert!(
+            main_largest < 50,
+            "bury {bury}: main holds {main_largest} entries"
+        );
+        // The wide tree is in the repository (the hand-made commit), not on `main`.
+        assert!(
+            largest_object(&repo) > 16 << 10,
+            "bury {bury}: the test made no wide tree"
+        );
+    }
+}
