@@ -30,6 +30,10 @@ fn two_task_repo(agent: &str) -> Repo {
     let repo = Repo::builder().timeout(RUN_TIMEOUT).build();
     repo.write("docs/plans/two.md", PLAN);
     repo.write(
+        "run-tests.sh",
+        "echo passed > tests-ran.txt\necho 'all tests passed'\n",
+    );
+    repo.write(
         "plans.toml",
         &format!(
             "[defaults]\nagent = \"{agent}\"\n\n[[plan]]\nname = \"two\"\nfile = \"docs/plans/two.md\"\n"
@@ -39,43 +43,34 @@ fn two_task_repo(agent: &str) -> Repo {
     repo
 }
 
-/// `orch up` of the two-task plan through the preset `agent`, which must end with both tasks
-/// completed (by the agent's own report, for a preset with `report = "orch"`; by its exit 0,
-/// for aider's `report = "exit"`), each task's file committed on the plan branch, exit 0.
-fn two_tasks_through(agent: &str) {
-    two_tasks_through_as(agent, false);
-}
+/// The presets whose client, unconfined, refuses to run the repository's tests (the preset lets
+/// its shell run orch alone): their two-task run starts each task with the model asking for
+/// `sh run-tests.sh`, which must be refused, and the task still completes by the agent's report.
+const REFUSES_TESTS_UNCONFINED: [&str; 4] = ["claude", "opencode", "qwen", "copilot"];
 
-/// [`two_tasks_through`], with the agent confined by orch (`sandbox = "auto"` on a kernel with
-/// Landlock): the preset's confined argv (every shell command allowed) under orch's rules.
-fn two_tasks_through_as(agent: &str, confined: bool) {
-    if confined && !orch::sandbox::supported() {
-        eprintln!("skipped: this kernel does not support Landlock");
-        return;
-    }
+/// `orch up` of the two-task plan through the preset `agent`, not confined, which must end with
+/// both tasks completed (by the agent's own report, for a preset with `report = "orch"`; by its
+/// exit 0, for aider's `report = "exit"`), each task's file committed on the plan branch, exit
+/// 0. (Confined: `each_client_runs_confined_in_a_fresh_home_with_only_an_api_key`.)
+fn two_tasks_through(agent: &str) {
     let Some(clis) = clis_with(agent) else {
         return;
     };
     let reports = orch::manifest::presets()[agent].report == orch::manifest::ReportMode::Orch;
-    let api = FakeApi::start(Behaviour::Normal);
+    let refuses = REFUSES_TESTS_UNCONFINED.contains(&agent);
+    let api = FakeApi::start(if refuses {
+        Behaviour::RunsFirst("sh run-tests.sh".into())
+    } else {
+        Behaviour::Normal
+    });
     let repo = two_task_repo(agent);
     let mut cmd = repo.orch(&["up", "--json"]);
     client_env(&mut cmd, &clis, &api, repo.home());
-    if confined {
-        cmd.env_remove("ORCH_SANDBOX");
-    }
     let (code, out, err) = code_out_err(&wait_within(
         cmd.spawn().expect("spawn orch up"),
         RUN_TIMEOUT,
         "orch up",
     ));
-    if confined {
-        assert!(
-            err.contains(&format!("agent `{agent}`: confined by orch")),
-            "{err}"
-        );
-        assert!(out.contains("\"sandbox\":\"on\""), "{out}");
-    }
     let context = || {
         format!(
             "exit {code}\nstdout:\n{out}\nstderr:\n{err}\nagent logs:\n{}\nfake API requests: {:?}\ntool results: {:#?}",
@@ -142,8 +137,21 @@ fn two_tasks_through_as(agent: &str, confined: bool) {
         return;
     }
 
-    // The fake model saw every tool call succeed: the file written, the report accepted.
+    // The tests were refused (each time the model asked), and never ran.
     let results = api.tool_results();
+    let (tests, results): (Vec<_>, Vec<_>) = results
+        .into_iter()
+        .partition(|r| r.call.contains("run-tests.sh"));
+    if refuses {
+        assert!(!tests.is_empty(), "the model never asked: {}", context());
+        assert!(
+            tests.iter().all(|r| r.error),
+            "unconfined, {agent} ran the tests: {tests:?}\n{}",
+            context()
+        );
+        assert!(!repo.git_ok(&["cat-file", "-e", "plan/two:tests-ran.txt"]));
+    }
+    // The fake model saw every other tool call succeed: the file written, the report accepted.
     let failed: Vec<_> = results.iter().filter(|r| r.error).collect();
     assert!(
         failed.is_empty(),
@@ -194,121 +202,12 @@ fn copilot_preset_runs_a_two_task_plan_against_the_fake_api() {
     two_tasks_through("copilot");
 }
 
-#[test]
-fn opencode_preset_runs_confined_against_the_fake_api() {
-    two_tasks_through_as("opencode", true);
-}
-
-#[test]
-fn qwen_preset_runs_confined_against_the_fake_api() {
-    two_tasks_through_as("qwen", true);
-}
-
-#[test]
-fn copilot_preset_runs_confined_against_the_fake_api() {
-    two_tasks_through_as("copilot", true);
-}
-
-#[test]
-fn claude_preset_runs_confined_against_the_fake_api() {
-    two_tasks_through_as("claude", true);
-}
-
-#[test]
-fn codex_preset_runs_confined_against_the_fake_api() {
-    two_tasks_through_as("codex", true);
-}
-
-#[test]
-fn gemini_preset_runs_confined_against_the_fake_api() {
-    two_tasks_through_as("gemini", true);
-}
-
-/// The model runs `sh run-tests.sh` (which writes `tests-ran.txt` in the worktree), then
-/// reports done, through the preset `agent`, confined or not; returns the tool result of the
-/// script's run and whether its file is in the task's commit.
-fn runs_the_tests(agent: &str, confined: bool) -> Option<(support::fake_api::ToolResult, bool)> {
-    let clis = clis_with(agent)?;
-    let api = FakeApi::start(Behaviour::RunsFirst("sh run-tests.sh".into()));
-    let repo = Repo::builder().timeout(RUN_TIMEOUT).build();
-    repo.write(
-        "run-tests.sh",
-        "echo passed > tests-ran.txt\necho 'all tests passed'\n",
-    );
-    repo.write(
-        "docs/plans/t.md",
-        "# Tests\n\n## Phase 1: Run\n- [ ] 1.1 Run `run-tests.sh`\n",
-    );
-    repo.write(
-        "plans.toml",
-        &format!(
-            "[defaults]\nagent = \"{agent}\"\nretries = 0\n\n[[plan]]\nname = \"t\"\nfile = \"docs/plans/t.md\"\n"
-        ),
-    );
-    repo.commit_all("plans");
-    let mut cmd = repo.orch(&["up", "--json"]);
-    client_env(&mut cmd, &clis, &api, repo.home());
-    if confined {
-        cmd.env_remove("ORCH_SANDBOX");
-    }
-    let (code, out, err) = code_out_err(&wait_within(
-        cmd.spawn().expect("spawn orch up"),
-        RUN_TIMEOUT,
-        "orch up",
-    ));
-    let context = format!("exit {code}\n{out}\n{err}\n{}", logs(&repo));
-    assert_eq!(code, 0, "{context}");
-    let status = read_status(&repo.root().join(".orch/state/t/status.json")).expect("status");
-    assert_eq!(task_in(&status, "1.1")["status"], "completed", "{context}");
-    let ran = api
-        .tool_results()
-        .into_iter()
-        .find(|r| r.call.contains("run-tests.sh"))
-        .unwrap_or_else(|| panic!("the script never ran: {context}"));
-    let committed = repo.git_ok(&["cat-file", "-e", "plan/t:tests-ran.txt"]);
-    Some((ran, committed))
-}
-
-#[test]
-fn confined_claude_runs_the_tests_and_unconfined_claude_refuses() {
-    if !orch::sandbox::supported() {
-        eprintln!("skipped: this kernel does not support Landlock");
-        return;
-    }
-    let Some((ran, committed)) = runs_the_tests("claude", true) else {
-        return;
-    };
-    assert!(!ran.error, "{ran:?}");
-    assert!(committed, "tests-ran.txt is in the commit");
-    let Some((ran, committed)) = runs_the_tests("claude", false) else {
-        return;
-    };
-    assert!(
-        ran.error,
-        "unconfined, Claude Code refuses the command: {ran:?}"
-    );
-    assert!(!committed);
-}
-
-/// Not confined, the new clients' presets let the shell run orch alone: the test script is
-/// refused (by opencode's permission rules, Qwen Code's and Copilot CLI's allowed tools), and
-/// the task still completes by the agent's report.
-#[test]
-fn unconfined_opencode_qwen_and_copilot_refuse_the_tests_but_report() {
-    for agent in ["opencode", "qwen", "copilot"] {
-        let Some((ran, committed)) = runs_the_tests(agent, false) else {
-            continue;
-        };
-        assert!(ran.error, "{agent}: the command was refused: {ran:?}");
-        assert!(!committed, "{agent}");
-    }
-}
-
-/// A fresh HOME that holds only an API key (CI, a container): each client, confined, makes no
-/// state directory there (the user's HOME is not writable for it), runs in the private state
-/// orch made for the attempt, and completes its task. Codex, Gemini CLI, opencode, Qwen Code and
-/// Copilot CLI first run the repository's tests through their shell tool, which their presets
-/// allow confined: the script's file is in the task's commit.
+/// A fresh HOME that holds only an API key (CI, a container): each client, confined by orch,
+/// makes no state directory there (the user's HOME is not writable for it), runs in the private
+/// state orch made for the attempt (gone with it), and completes its task by its own report,
+/// with its usage. Claude Code, Codex, Gemini CLI, opencode, Qwen Code and Copilot CLI first run
+/// the repository's tests through their shell tool, which their presets allow confined: the
+/// script's file is in the task's one commit beside the task's file, and nothing else is.
 #[test]
 fn each_client_runs_confined_in_a_fresh_home_with_only_an_api_key() {
     if !orch::sandbox::supported() {
@@ -318,14 +217,36 @@ fn each_client_runs_confined_in_a_fresh_home_with_only_an_api_key() {
     for agent in [
         "claude", "codex", "gemini", "aider", "opencode", "qwen", "copilot",
     ] {
-        let Some((repo, code, out, err, new_in_home)) = up_in_fresh_home(agent) else {
+        let Some(run) = up_in_fresh_home(agent) else {
             continue;
         };
-        assert_eq!(code, 0, "{agent}\nstdout:\n{out}\nstderr:\n{err}");
-        assert!(out.contains("\"sandbox\":\"on\""), "{agent}: {out}");
+        let support::clis::FreshRun {
+            repo,
+            code,
+            out,
+            err,
+            new_in_home,
+            api,
+        } = &run;
+        let context = || {
+            format!(
+                "{agent}: exit {code}\nstdout:\n{out}\nstderr:\n{err}\ntool results: {:#?}",
+                api.tool_results()
+            )
+        };
+        assert_eq!(*code, 0, "{}", context());
+        // (Codex here is an `[agents.codex]` table of the user's, not the preset; aider's preset
+        // runs no shell, and has no confined form of its own.)
+        assert!(
+            ["codex", "aider"].contains(&agent)
+                || err.contains(&format!("agent `{agent}`: confined by orch")),
+            "{}",
+            context()
+        );
+        assert!(out.contains("\"sandbox\":\"on\""), "{}", context());
         // Its network confined too, with nothing in `network_allow`: the fake API it was pointed
         // at is its own endpoint, reached directly or through orch's proxy, never refused.
-        assert!(out.contains("\"network\":\"confined\""), "{agent}: {out}");
+        assert!(out.contains("\"network\":\"confined\""), "{}", context());
         let log = String::from_utf8_lossy(&repo.read(".orch/logs/one/1.1.log")).into_owned();
         assert!(
             !log.lines()
@@ -335,20 +256,70 @@ fn each_client_runs_confined_in_a_fresh_home_with_only_an_api_key() {
         assert_eq!(
             repo.statuses("one"),
             [("1.1".to_string(), "completed".to_string())],
-            "{agent}\n{err}"
+            "{}",
+            context()
         );
-        // Its work in the task's commit: the file the task names, or the tests' mark.
-        let (file, text) = if support::clis::RUNS_TESTS_CONFINED.contains(&agent) {
-            ("tests-ran.txt", "passed")
-        } else {
-            ("alpha.txt", "alpha.txt written by task 1.1")
-        };
+        let finished = support::named(&support::events(out), "task_finished").len();
+        assert_eq!(finished, 1, "{}", context());
+        // The attempt's private client state is gone with it.
+        assert!(
+            !repo.root().join(".orch/state/.clients/one/1.1-1").exists(),
+            "{}",
+            context()
+        );
+        // Its work in the task's one commit: the file the task names, and the tests' mark.
         assert_eq!(
-            repo.git(&["show", &format!("plan/one:{file}")]).trim_end(),
-            text,
-            "{agent}\n{err}\n{}",
-            logs(&repo)
+            repo.git(&["show", "plan/one:alpha.txt"]).trim_end(),
+            "alpha.txt written by task 1.1",
+            "{}",
+            context()
         );
+        let runs_tests = support::clis::RUNS_TESTS_CONFINED.contains(&agent);
+        if runs_tests {
+            assert_eq!(
+                repo.git(&["show", "plan/one:tests-ran.txt"]).trim_end(),
+                "passed",
+                "{}",
+                context()
+            );
+        }
+        let subject = repo.git(&["log", "-1", "--format=%s", "plan/one"]);
+        assert!(subject.starts_with("one 1.1:"), "{subject}\n{}", context());
+        let mut files: Vec<String> = repo
+            .git(&["show", "--format=", "--name-only", "plan/one"])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        files.sort();
+        let want: &[&str] = if runs_tests {
+            &["alpha.txt", "tests-ran.txt"]
+        } else {
+            &["alpha.txt"]
+        };
+        assert_eq!(files, want, "{}", context());
+        // By its own report (aider reports by its exit), through orch by its path, every tool
+        // call the model made succeeded, and its usage counted.
+        if orch::manifest::presets()[agent].report == orch::manifest::ReportMode::Orch {
+            let t = repo.task("one", "1.1");
+            assert_eq!(t["notes"], "wrote alpha.txt", "{t}\n{}", context());
+            assert!(
+                t["orchUsage"]["inputTokens"].as_u64().unwrap_or(0) >= USAGE_INPUT,
+                "no usage: {t}\n{}",
+                context()
+            );
+            let results = api.tool_results();
+            assert!(results.iter().all(|r| !r.error), "{}", context());
+            let reports: Vec<_> = results
+                .iter()
+                .filter(|r| r.call.contains(" task done "))
+                .collect();
+            assert_eq!(reports.len(), 1, "{}", context());
+            assert!(
+                reports[0].call.starts_with(env!("CARGO_BIN_EXE_orch")),
+                "the report runs orch by its path: {:?}",
+                reports[0]
+            );
+        }
         // Nothing of the client's in HOME, but what orch's preflight (`--version`, `--help`,
         // unconfined, before any agent runs) makes there: Gemini CLI's `~/.gemini` (temporary
         // files of its `projects.json`), opencode's empty XDG directories and log, Copilot
@@ -358,7 +329,7 @@ fn each_client_runs_confined_in_a_fresh_home_with_only_an_api_key() {
             assert!(sessions.is_empty(), "{agent} left {sessions:?} in HOME");
             continue;
         }
-        for p in &new_in_home {
+        for p in new_in_home {
             let preflight = |e: &std::fs::DirEntry| {
                 e.file_name().to_string_lossy().starts_with("projects.json")
             };

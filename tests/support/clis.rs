@@ -131,14 +131,26 @@ fn system_settings_parent() -> PathBuf {
     }
 }
 
+/// What [`up_in_fresh_home`] ran and left.
+pub struct FreshRun {
+    pub repo: Repo,
+    pub code: i32,
+    pub out: String,
+    pub err: String,
+    /// What HOME holds afterwards that it did not before.
+    pub new_in_home: Vec<PathBuf>,
+    pub api: FakeApi,
+}
+
 /// The clients [`up_in_fresh_home`] has run the repository's tests first.
-pub const RUNS_TESTS_CONFINED: [&str; 5] = ["codex", "gemini", "opencode", "qwen", "copilot"];
+pub const RUNS_TESTS_CONFINED: [&str; 6] =
+    ["claude", "codex", "gemini", "opencode", "qwen", "copilot"];
 
 /// `orch up` of a one-task plan ("Create `alpha.txt`") through the preset `agent`, confined
 /// (`sandbox = "on"`), in a fresh HOME holding nothing ([`fresh_home_env`]); `None` when the
-/// CLIs are not installed. Returns the repository, orch's exit code, stdout, stderr and what
-/// HOME holds afterwards.
-pub fn up_in_fresh_home(agent: &str) -> Option<(Repo, i32, String, String, Vec<PathBuf>)> {
+/// CLIs are not installed. Returns the repository, orch's exit code, stdout, stderr, what
+/// HOME holds afterwards, and the fake API (what the model saw).
+pub fn up_in_fresh_home(agent: &str) -> Option<FreshRun> {
     let clis = clis_with(agent)?;
     // The clients with a shell tool the preset lets run confined first run the repository's
     // tests (`run-tests.sh` writes `tests-ran.txt`, which the task's commit then holds).
@@ -213,7 +225,14 @@ pub fn up_in_fresh_home(agent: &str) -> Option<(Repo, i32, String, String, Vec<P
         .into_iter()
         .filter(|p| !before.contains(p))
         .collect();
-    Some((repo, code, out, err, after))
+    Some(FreshRun {
+        repo,
+        code,
+        out,
+        err,
+        new_in_home: after,
+        api,
+    })
 }
 
 /// The entries of a HOME, one level deep.

@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use crate::landlock;
-use crate::support::clis::{clis_with, up_in_fresh_home};
+use crate::support::clis::clis_with;
 use crate::support::{self, Repo};
 
 /// `tests/fixtures/agents/hostile_client_state.sh` installed as `DIR/bin/claude` and
@@ -281,36 +281,6 @@ fn clients_a_hostile_client_cannot_plant_in_the_state_the_users_variables_name()
     assert!(claude_seen.contains("user-id"), "{claude_seen}");
     let (codex_seen, _) = second_attempt(&repo, "x");
     assert!(codex_seen.contains("user-codex-model"), "{codex_seen}");
-}
-
-/// Claude Code and Codex, the real ones (against the fake model API), confined in a fresh HOME
-/// with only an API key, as in CI or a container: each completes its task in the private state
-/// orch made for the attempt, and leaves nothing in HOME.
-#[test]
-fn clients_the_real_clients_complete_confined_in_a_fresh_home_with_only_an_api_key() {
-    if !landlock() {
-        return;
-    }
-    for agent in ["claude", "codex"] {
-        let Some((repo, code, out, err, new_in_home)) = up_in_fresh_home(agent) else {
-            return;
-        };
-        assert_eq!(code, 0, "{agent}\nstdout:\n{out}\nstderr:\n{err}");
-        assert_eq!(
-            repo.statuses("one"),
-            [("1.1".to_string(), "completed".to_string())],
-            "{agent}\n{err}"
-        );
-        let finished = support::named(&support::events(&out), "task_finished").len();
-        assert_eq!(finished, 1, "{agent}\n{out}");
-        // No `~/.claude`, `~/.claude.json`, `~/.codex` made in HOME; the private state is gone
-        // with the attempt.
-        assert_eq!(new_in_home, Vec::<PathBuf>::new(), "{agent}");
-        assert!(
-            !repo.root().join(".orch/state/.clients/one/1.1-1").exists(),
-            "{agent}"
-        );
-    }
 }
 
 /// A plan-mode agent (one process for the whole plan) gets a private copy too.

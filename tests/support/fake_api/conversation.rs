@@ -342,6 +342,21 @@ impl Conversation {
         }
     }
 
+    /// [`super::Behaviour::RunsFirst`]: the command first; then, its result not counted, as
+    /// [`Self::next_step`] (the task's file written, the report).
+    pub(super) fn runs_first_step(&self, cmd: &str) -> Step {
+        if self.results.is_empty() {
+            return Step::Run(cmd.to_string());
+        }
+        let rest = Conversation {
+            api: self.api,
+            cwd: self.cwd.clone(),
+            prompt: self.prompt.clone(),
+            results: self.results[1..].to_vec(),
+        };
+        rest.next_step(false)
+    }
+
     /// [`super::Behaviour::Asks`]: ask (the prompt's report command with `ask` for `done`),
     /// then wait; with `answer` in a user message, go on as told, the ask's result not counted.
     pub(super) fn ask_step(&self, question: &str, answer: &str) -> Step {

@@ -62,7 +62,8 @@ pub enum Behaviour {
     /// the prompt holds this text (a failed check's output, given to the retry's prompt), and
     /// `… written by task ID` otherwise.
     FixesWhenTold(String),
-    /// Runs this shell command first (a test script), then reports done and says so.
+    /// Runs this shell command first (a test script), then goes on as [`Behaviour::Normal`]
+    /// (the task's file written, the report), the command's result not counted.
     RunsFirst(String),
     /// Asks orch first (`orch task ask ID "question"`, the report command of the prompt with
     /// `ask` for `done`) and ends its turn waiting; once a user message of the conversation
@@ -408,7 +409,7 @@ fn answer(req: &Request, state: &Mutex<State>) -> Reply {
             Step::Say("I wait for the person's word.".into())
         }
         Behaviour::Listens(_) => conv.next_step(true),
-        Behaviour::RunsFirst(cmd) if conv.results.is_empty() => Step::Run(cmd),
+        Behaviour::RunsFirst(cmd) => conv.runs_first_step(&cmd),
         Behaviour::Asks { question, answer } => conv.ask_step(&question, &answer),
         Behaviour::CallsTools { script, done } => conv.script_step(&script, &body["tools"], &done),
         _ => conv.next_step(false),
