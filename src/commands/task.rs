@@ -252,12 +252,11 @@ fn commit_task(
                  `max_change_size` in plans.toml), then report it again",
             ));
         }
-        let info = crate::git::commit_all_except(worktree, &message, (&own, limits.file)).map_err(
-            |e| {
+        let info =
+            crate::git::commit_all_except(worktree, &message, (&own, limits)).map_err(|e| {
                 CliError::new(exit::FAILURE, e)
                     .with_hint("the task is not marked done; fix the worktree and report it again")
-            },
-        )?;
+            })?;
         return Ok(Some(info.oid));
     }
     Ok(None)

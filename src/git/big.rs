@@ -21,6 +21,8 @@ pub(crate) enum TooLarge {
     },
     /// All the changed files together over [`SizeLimits::change`].
     Change { total: u64, limit: u64 },
+    /// More files than [`SizeLimits::files`].
+    Count { files: u64, limit: u64 },
 }
 
 /// How many large files a refusal names.
@@ -46,6 +48,10 @@ impl std::fmt::Display for TooLarge {
                 "the changed files hold {} together, more than the limit of {} (`max_change_size`)",
                 human(*total),
                 human(*limit)
+            ),
+            Self::Count { files, limit } => write!(
+                f,
+                "the change touches {files} files, more than the limit of {limit} (`max_change_files`)"
             ),
         }
     }
@@ -80,15 +86,17 @@ pub(crate) fn too_large_in_worktree(
         .filter(|(p, _)| !crate::manifest::own_path(own, p))
         .collect();
     if !unhashed.is_empty() {
-        return Ok(refusal(unhashed, 0, limits));
+        return Ok(refusal(unhashed, (0, 0), limits));
     }
     let state = super::status::status(worktree, None, super::status::Submodules::Ignored)?;
     let mut large: Vec<(String, u64)> = Vec::new();
     let mut total: u64 = 0;
+    let mut count: u64 = 0;
     for path in state.paths() {
         if crate::manifest::own_path(own, path.trim_end_matches('/')) {
             continue;
         }
+        count += 1;
         // A deleted file holds nothing; a directory (a nested repository, refused elsewhere)
         // is not a file git hashes here.
         let Ok(meta) = std::fs::symlink_metadata(worktree.join(&path)) else {
@@ -103,7 +111,7 @@ pub(crate) fn too_large_in_worktree(
             large.push((path, size));
         }
     }
-    Ok(refusal(large, total, limits))
+    Ok(refusal(large, (total, count), limits))
 }
 
 /// A file over the limit that git could hash in a work tree before it can tell whether it
@@ -189,18 +197,17 @@ pub(crate) fn large_unhashed(
 impl TooLarge {
     /// The refusal of `large` (paths and sizes over `limit`), if any.
     pub(crate) fn of_files(large: Vec<(String, u64)>, limit: u64) -> Option<Self> {
-        refusal(
-            large,
-            0,
-            SizeLimits {
-                file: limit,
-                change: u64::MAX,
-            },
-        )
+        refusal(large, (0, 0), SizeLimits::file_only(limit))
     }
 }
 
-fn refusal(mut large: Vec<(String, u64)>, total: u64, limits: SizeLimits) -> Option<TooLarge> {
+/// The refusal of a change: its files over `limits.file` first, then its size (`total`) over
+/// `limits.change`, then its number of files (`count`) over `limits.files`.
+fn refusal(
+    mut large: Vec<(String, u64)>,
+    (total, count): (u64, u64),
+    limits: SizeLimits,
+) -> Option<TooLarge> {
     if !large.is_empty() {
         large.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         large.truncate(SHOWN);
@@ -209,9 +216,15 @@ fn refusal(mut large: Vec<(String, u64)>, total: u64, limits: SizeLimits) -> Opt
             limit: limits.file,
         });
     }
-    (total > limits.change).then_some(TooLarge::Change {
-        total,
-        limit: limits.change,
+    if total > limits.change {
+        return Some(TooLarge::Change {
+            total,
+            limit: limits.change,
+        });
+    }
+    (count > limits.files).then_some(TooLarge::Count {
+        files: count,
+        limit: limits.files,
     })
 }
 
@@ -263,11 +276,7 @@ pub(crate) fn large_blobs_since_fork(
         ),
         None => None,
     };
-    let limits = SizeLimits {
-        file: limit,
-        change: u64::MAX,
-    };
-    large_blobs(&repo, base, tip.id(), limits)
+    large_blobs(&repo, base, tip.id(), SizeLimits::file_only(limit))
         .map_err(|e| format!("cannot read the commits of `{branch}`: {e}"))
 }
 
@@ -288,6 +297,7 @@ fn large_blobs(
     let odb = repo.odb()?;
     let mut seen = std::collections::HashSet::new();
     let mut large: Vec<(String, u64)> = Vec::new();
+    let mut count: u64 = 0;
     for id in walk {
         let id = id?;
         // A commit's own object (its message) is as large as the agent makes it.
@@ -304,8 +314,11 @@ fn large_blobs(
         // Only what differs from the first parent: every blob the range brings is new in one
         // of its commits (a merge's other side is walked too).
         let diff = repo.diff_tree_to_tree(parent.as_ref(), Some(&tree), None)?;
+        count = count.saturating_add(diff.deltas().len() as u64);
+        let (trees, bytes) = new_trees(&odb, &tree, &diff, limit, &mut seen)?;
+        total = total.saturating_add(bytes);
         large.extend(
-            large_trees(&odb, &tree, &diff, limit, &mut seen)?
+            trees
                 .into_iter()
                 .map(|(dir, size)| (format!("(the directory {dir} of commit {id})"), size)),
         );
@@ -333,30 +346,35 @@ fn large_blobs(
             }
         }
     }
-    Ok(refusal(large, total, limits))
+    Ok(refusal(large, (total, count), limits))
 }
 
 /// The tree objects over `limit` bytes among those of `tree` that `diff` (to `tree`) changed:
 /// the root's and those of the directories its added or changed files lie in, each read by its
 /// object header only, each object once (`seen`). A directory of 300,000 entries is a tree of
 /// 28 MB, a file in all but name: it is held to `max_file_size` like one. Paths as shown,
-/// `/`-separated (`.` the root).
-fn large_trees(
+/// `/`-separated (`.` the root). With them, the sizes of all those trees not seen before together
+/// (what the change brings in trees, counted towards `max_change_size`).
+fn new_trees(
     odb: &git2::Odb<'_>,
     tree: &git2::Tree<'_>,
     diff: &git2::Diff<'_>,
     limit: u64,
     seen: &mut std::collections::HashSet<Oid>,
-) -> Result<Vec<(String, u64)>, git2::Error> {
+) -> Result<(Vec<(String, u64)>, u64), git2::Error> {
     let mut large = Vec::new();
+    let mut bytes: u64 = 0;
     let mut dirs: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
     let mut check = |oid: Oid, shown: &[u8], large: &mut Vec<(String, u64)>| {
         if !seen.insert(oid) {
             return Ok(());
         }
         let (size, kind) = odb.read_header(oid)?;
-        if kind == ObjectType::Tree && size as u64 > limit {
-            large.push((String::from_utf8_lossy(shown).into_owned(), size as u64));
+        if kind == ObjectType::Tree {
+            bytes = bytes.saturating_add(size as u64);
+            if size as u64 > limit {
+                large.push((String::from_utf8_lossy(shown).into_owned(), size as u64));
+            }
         }
         Ok::<(), git2::Error>(())
     };
@@ -380,39 +398,45 @@ fn large_trees(
             check(entry.id(), dir, &mut large)?;
         }
     }
-    Ok(large)
+    Ok((large, bytes))
 }
 
-/// The blobs over `limit` bytes that `diff` adds or changes, and the trees of `tree` (what
-/// `diff` leads to) it changed that are over `limit` too, by the sizes in their object headers
-/// (none read). `None`: none.
+/// What is too large in the change `diff` (to `tree`) by `limits`: the blobs it adds or changes
+/// and the trees of `tree` it changed over `limits.file`; its new blobs and trees together over
+/// `limits.change`; its files (deltas) over `limits.files`. By the sizes in the object headers
+/// (none read). `None`: within.
 pub(super) fn large_in_diff(
     repo: &Repository,
     tree: &git2::Tree<'_>,
     diff: &git2::Diff<'_>,
-    limit: u64,
+    limits: SizeLimits,
 ) -> Result<Option<TooLarge>, git2::Error> {
-    if limit == u64::MAX {
+    if limits == SizeLimits::file_only(u64::MAX) {
         return Ok(None);
     }
     let odb = repo.odb()?;
-    let mut large: Vec<(String, u64)> = large_trees(
+    let (trees, mut total) = new_trees(
         &odb,
         tree,
         diff,
-        limit,
+        limits.file,
         &mut std::collections::HashSet::new(),
-    )?
-    .into_iter()
-    .map(|(dir, size)| (format!("(the directory {dir})"), size))
-    .collect();
+    )?;
+    let mut large: Vec<(String, u64)> = trees
+        .into_iter()
+        .map(|(dir, size)| (format!("(the directory {dir})"), size))
+        .collect();
     for delta in diff.deltas() {
         let file = delta.new_file();
         if file.id().is_zero() || file.mode() == git2::FileMode::Commit {
             continue;
         }
         let (size, kind) = odb.read_header(file.id())?;
-        if kind == ObjectType::Blob && size as u64 > limit {
+        if kind != ObjectType::Blob {
+            continue;
+        }
+        total = total.saturating_add(size as u64);
+        if size as u64 > limits.file {
             let path = file
                 .path_bytes()
                 .map(|p| String::from_utf8_lossy(p).into_owned())
@@ -420,7 +444,7 @@ pub(super) fn large_in_diff(
             large.push((path, size as u64));
         }
     }
-    Ok(TooLarge::of_files(large, limit))
+    Ok(refusal(large, (total, diff.deltas().len() as u64), limits))
 }
 
 #[cfg(test)]

@@ -330,10 +330,7 @@ pub(crate) fn unsaveable_files(
         if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
             continue;
         }
-        let limits = crate::manifest::SizeLimits {
-            file: max_file,
-            change: u64::MAX,
-        };
+        let limits = crate::manifest::SizeLimits::file_only(max_file);
         if let Some(super::TooLarge::Files { files, .. }) =
             super::too_large_in_worktree(&path, &[], limits)?
         {

@@ -1,5 +1,6 @@
 //! Committing a plan's work: every change at once, saved attempts, and the state of a work tree.
 
+use crate::manifest::SizeLimits;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -30,7 +31,7 @@ pub(crate) fn commit_all(worktree: &Path, message: &str) -> Result<CommitInfo, G
         &open(worktree)?,
         worktree,
         message,
-        (true, &[], u64::MAX),
+        (true, &[], SizeLimits::file_only(u64::MAX)),
         &mut None,
         None,
     )
@@ -42,13 +43,13 @@ pub(crate) fn commit_all(worktree: &Path, message: &str) -> Result<CommitInfo, G
 pub(crate) fn commit_all_except(
     worktree: &Path,
     message: &str,
-    (own, max_file): (&[String], u64),
+    (own, limits): (&[String], SizeLimits),
 ) -> Result<CommitInfo, GitError> {
     commit_in(
         &open(worktree)?,
         worktree,
         message,
-        (true, own, max_file),
+        (true, own, limits),
         &mut None,
         None,
     )
@@ -64,14 +65,14 @@ pub(crate) fn commit_all_on(
     worktree: &Path,
     branch: &str,
     message: &str,
-    (own, max_file): (&[String], u64),
+    (own, limits): (&[String], SizeLimits),
 ) -> Result<CommitInfo, GitError> {
     let repo = open(worktree)?;
     commit_in(
         &repo,
         worktree,
         message,
-        (true, own, max_file),
+        (true, own, limits),
         &mut None,
         Some(branch),
     )
@@ -110,9 +111,9 @@ impl CommitRepo {
         worktree: &Path,
         branch: &str,
         message: &str,
-        (own, max_file): (&[String], u64),
+        (own, limits): (&[String], SizeLimits),
     ) -> Result<CommitInfo, GitError> {
-        self.commit_on(worktree, branch, message, (true, own, max_file))
+        self.commit_on(worktree, branch, message, (true, own, limits))
     }
 
     /// Commits onto `branch` (see [`commit_all_on`]) with its tip's own tree: an empty commit
@@ -125,7 +126,12 @@ impl CommitRepo {
         branch: &str,
         message: &str,
     ) -> Result<CommitInfo, GitError> {
-        self.commit_on(worktree, branch, message, (false, &[], u64::MAX))
+        self.commit_on(
+            worktree,
+            branch,
+            message,
+            (false, &[], SizeLimits::file_only(u64::MAX)),
+        )
     }
 
     fn commit_on(
@@ -133,7 +139,7 @@ impl CommitRepo {
         worktree: &Path,
         branch: &str,
         message: &str,
-        stage: (bool, &[String], u64),
+        stage: (bool, &[String], SizeLimits),
     ) -> Result<CommitInfo, GitError> {
         let f = |repo: &Repository, who: &mut Option<(String, String)>| {
             commit_in(repo, worktree, message, stage, who, Some(branch))
@@ -182,7 +188,7 @@ fn commit_in(
     repo: &Repository,
     worktree: &Path,
     message: &str,
-    (stage, own, max_file): (bool, &[String], u64),
+    (stage, own, limits): (bool, &[String], SizeLimits),
     who: &mut Option<(String, String)>,
     branch: Option<&str>,
 ) -> Result<CommitInfo, GitError> {
@@ -229,7 +235,7 @@ fn commit_in(
             .diff_tree_to_tree(parent_tree.as_ref(), Some(&tree), None)
             .map_err(commit_error)?;
         if let Some(found) =
-            super::big::large_in_diff(repo, &tree, &diff, max_file).map_err(commit_error)?
+            super::big::large_in_diff(repo, &tree, &diff, limits).map_err(commit_error)?
         {
             return Err(GitError::TooLarge {
                 path: worktree.to_path_buf(),

@@ -18,16 +18,30 @@ pub(crate) const LOG_MAX_DEFAULT: u64 = 32 * 1024 * 1024;
 pub(crate) struct SizeLimits {
     /// The most one file may hold (its apparent size: a sparse file counts whole).
     pub(crate) file: u64,
-    /// The most all the changed files together may hold.
+    /// The most all the changed files together may hold (with the directories' tree objects).
     pub(crate) change: u64,
+    /// The most files one change may add, change or remove (`max_change_files`).
+    pub(crate) files: u64,
 }
 
 impl Default for SizeLimits {
-    /// 100 MiB a file (GitHub's own limit), 4 GiB a change.
+    /// 100 MiB a file (GitHub's own limit), 4 GiB a change, 100,000 files a change.
     fn default() -> Self {
         Self {
             file: 100 << 20,
             change: 4 << 30,
+            files: 100_000,
+        }
+    }
+}
+
+impl SizeLimits {
+    /// Only `file` bounded: the checks of one file's size.
+    pub(crate) fn file_only(file: u64) -> Self {
+        Self {
+            file,
+            change: u64::MAX,
+            files: u64::MAX,
         }
     }
 }

@@ -105,6 +105,8 @@ pub(crate) struct RawDefaults {
     pub(crate) max_file_size: Option<At<String>>,
     /// The most all the files of an attempt's change may hold together (`"4GiB"`).
     pub(crate) max_change_size: Option<At<String>>,
+    /// The most files an attempt's change may touch (`100000`).
+    pub(crate) max_change_files: Option<At<i64>>,
 }
 
 /// `[slurm]`, or a plan's `slurm = { … }` (where `poll`, the run's, is an unknown key).
@@ -216,6 +218,8 @@ pub(crate) struct RawPlan {
     pub(crate) max_file_size: Option<At<String>>,
     /// Its own `max_change_size` (else `[defaults]`').
     pub(crate) max_change_size: Option<At<String>>,
+    /// Its own `max_change_files` (else `[defaults]`').
+    pub(crate) max_change_files: Option<At<i64>>,
 }
 
 /// One `[[notify]]`.

@@ -197,7 +197,7 @@ fn defaults(
     out.size_limits = size_limits(
         r,
         "defaults",
-        (&d.max_file_size, &d.max_change_size),
+        (&d.max_file_size, &d.max_change_size, &d.max_change_files),
         out.size_limits,
     );
     out.setup = argv(r, "defaults.setup", d.setup.as_ref());
@@ -682,7 +682,11 @@ fn plans(
             size_limits: size_limits(
                 r,
                 "plan",
-                (&plan.max_file_size, &plan.max_change_size),
+                (
+                    &plan.max_file_size,
+                    &plan.max_change_size,
+                    &plan.max_change_files,
+                ),
                 defaults.size_limits,
             ),
         });

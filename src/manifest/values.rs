@@ -90,12 +90,12 @@ pub(super) fn size(ctx: &str, min: u64) -> impl Fn(&String) -> Result<u64, Bad> 
     }
 }
 
-/// `max_file_size` and `max_change_size` of `ctx` (`defaults`, `plan`) over `base`; a bad value
+/// `max_file_size`, `max_change_size` and `max_change_files` of `ctx` (`defaults`, `plan`) over `base`; a bad value
 /// is reported at its line.
 pub(super) fn size_limits(
     r: &mut super::spans::Reporter<'_>,
     ctx: &str,
-    (file, change): (&Option<At<String>>, &Option<At<String>>),
+    (file, change, files): (&Option<At<String>>, &Option<At<String>>, &Option<At<i64>>),
     base: super::SizeLimits,
 ) -> super::SizeLimits {
     super::SizeLimits {
@@ -108,6 +108,12 @@ pub(super) fn size_limits(
                 size_limit(&format!("{ctx}.max_change_size")),
             )
             .unwrap_or(base.change),
+        files: r
+            .check(
+                files.as_ref(),
+                at_least_one(&format!("{ctx}.max_change_files")),
+            )
+            .map_or(base.files, |n| n as u64),
     }
 }
 

@@ -712,7 +712,7 @@ fn commit_and_record(pc: &PlanCtx, report: &Report) -> Answer {
             &pc.worktree,
             pc.branch(),
             &message,
-            (&pc.guarded.own, pc.entry.size_limits.file),
+            (&pc.guarded.own, pc.entry.size_limits),
         ) {
             Ok(info) => opts.commit = Some(info.oid),
             Err(e) => {

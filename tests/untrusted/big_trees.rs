@@ -93,3 +93,66 @@ fn big_trees_orch_merge_refuses_a_branch_that_holds_a_wide_directory() {
         );
     }
 }
+
+/// Red team 6: many small files in many directories, each tree under `max_file_size`: 200,000
+/// files and 10.8 MB of trees landed under a `max_change_size` of 1 MiB (137 s of `orch up`).
+/// A change touches at most `max_change_files` files (counted from the names git lists, before
+/// anything is hashed), and the trees the agent's own commits bring count towards
+/// `max_change_size`. Variants: left for orch's commit, committed by the agent (sandbox on and
+/// off), and the trees' sum alone.
+#[test]
+fn big_trees_a_change_of_too_many_files_or_trees_too_large_together_is_refused() {
+    let many = "i=0; while [ $i -lt 30 ]; do mkdir -p d$i; j=0; while [ $j -lt 20 ]; do : > d$i/f$j; j=$((j+1)); done; i=$((i+1)); done";
+    let wide = "i=0; while [ $i -lt 8 ]; do mkdir -p w$i; j=0; while [ $j -lt 300 ]; do : > w$i/name-of-length-$i-$j; j=$((j+1)); done; i=$((i+1)); done";
+    for sandbox in support::sandboxes() {
+        for (script, keys, named) in [
+            (
+                many.to_string(),
+                "max_change_files = 500",
+                "`max_change_files`",
+            ),
+            (
+                format!("{many}; {OWN_COMMIT}"),
+                "max_change_files = 500",
+                "`max_change_files`",
+            ),
+            // Eight trees of about 15 KiB each, under a file limit of 16 KiB, over a change
+            // limit of 64 KiB together.
+            (
+                format!("{wide}; {OWN_COMMIT}"),
+                "max_change_size = \"64KiB\"",
+                "`max_change_size`",
+            ),
+        ] {
+            let what = format!("{script} {keys} (sandbox {sandbox})");
+            let repo = plan_p(
+                &script,
+                &format!("{LIMIT}\n{keys}\nsandbox = \"{sandbox}\""),
+                "",
+            );
+            let main = repo.rev("main");
+            let (code, out, err) =
+                repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+            assert_eq!(code, 5, "{what}\n{out}\n{err}");
+            let task = repo.task("p", "1.1");
+            assert_eq!(task["status"], "failed", "{what}: {task}");
+            let error = task["error"].as_str().unwrap_or_default();
+            assert!(error.contains(named), "{what}: {error}");
+            assert_eq!(repo.rev("plan/p"), main, "{what}: plan/p moved");
+        }
+    }
+}
+
+/// Within the limits, the same agent's work lands: the limits refuse only what is over them.
+#[test]
+fn big_trees_a_change_within_the_file_count_completes() {
+    let repo = plan_p(
+        "i=0; while [ $i -lt 30 ]; do : > f$i; i=$((i+1)); done",
+        "max_change_files = 40",
+        "",
+    );
+    let (code, out, err) = repo.run(&["up", "--json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(repo.task("p", "1.1")["status"], "completed");
+    assert!(repo.tree_files("plan/p").iter().any(|f| f == "f29"));
+}

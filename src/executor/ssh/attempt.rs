@@ -631,10 +631,7 @@ fn no_large_blob(spec: &Spec, id: &str) -> Result<(), String> {
         &spec.repo_root,
         Some(&spec.base),
         id,
-        crate::manifest::SizeLimits {
-            file: spec.max_file_size,
-            change: u64::MAX,
-        },
+        crate::manifest::SizeLimits::file_only(spec.max_file_size),
     )? {
         Some(large) => Err(format!("{large}; nothing of it was taken")),
         None => Ok(()),

@@ -227,7 +227,12 @@ fn a_kept_repository_commits_what_others_did_in_between() {
     let kept = CommitRepo::default();
     fs::write(tree.path.join("a.txt"), "a").unwrap();
     let first = kept
-        .commit_all_on(&tree.path, &tree.branch, "task 1.1: a", (&[], u64::MAX))
+        .commit_all_on(
+            &tree.path,
+            &tree.branch,
+            "task 1.1: a",
+            (&[], crate::manifest::SizeLimits::file_only(u64::MAX)),
+        )
         .unwrap();
     assert_eq!(first.files_changed, 1);
 
@@ -252,7 +257,12 @@ fn a_kept_repository_commits_what_others_did_in_between() {
 
     fs::write(tree.path.join("b.txt"), "b").unwrap();
     let second = kept
-        .commit_all_on(&tree.path, &tree.branch, "task 1.2: b", (&[], u64::MAX))
+        .commit_all_on(
+            &tree.path,
+            &tree.branch,
+            "task 1.2: b",
+            (&[], crate::manifest::SizeLimits::file_only(u64::MAX)),
+        )
         .unwrap();
     assert_eq!(second.files_changed, 1);
     let repo = fx.repo();
@@ -274,7 +284,7 @@ fn a_kept_repository_commits_what_others_did_in_between() {
             &tree.path,
             &tree.branch,
             "task 1.3: nothing",
-            (&[], u64::MAX),
+            (&[], crate::manifest::SizeLimits::file_only(u64::MAX)),
         )
         .unwrap();
     assert!(third.empty);

@@ -113,7 +113,13 @@ fn a_commit_on_the_recorded_branch_ignores_where_head_points() {
     let admin = fx.root.join(".git/worktrees/auth");
     fs::write(admin.join("HEAD"), "ref: refs/heads/main\n").unwrap();
     fs::write(tree.path.join("work.txt"), "work\n").unwrap();
-    let made = commit_all_on(&tree.path, "plan/auth", "auth 1.1: work", (&[], u64::MAX)).unwrap();
+    let made = commit_all_on(
+        &tree.path,
+        "plan/auth",
+        "auth 1.1: work",
+        (&[], crate::manifest::SizeLimits::file_only(u64::MAX)),
+    )
+    .unwrap();
     assert_eq!(fx.tip("main"), Some(main), "main moved");
     let tip = fx.tip("plan/auth").unwrap();
     assert_eq!(tip.to_string(), made.oid);

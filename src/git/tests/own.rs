@@ -23,7 +23,13 @@ fn a_commit_leaves_orchs_directories_out_whatever_the_ignore_rules_say() {
     fs::write(wt.join(".orch/state/q/status.json"), "{}").unwrap();
     fs::write(wt.join(".orch/readme"), "mine").unwrap();
     fs::write(wt.join("a.txt"), "a").unwrap();
-    let info = commit_all_on(wt, "plan/auth", "task", (&own(), u64::MAX)).unwrap();
+    let info = commit_all_on(
+        wt,
+        "plan/auth",
+        "task",
+        (&own(), crate::manifest::SizeLimits::file_only(u64::MAX)),
+    )
+    .unwrap();
     let repo = fx.repo();
     let at = |p: &str| file_at(&repo, oid(&info.oid), p);
     assert_eq!(at("a.txt").as_deref(), Some("a"));
@@ -42,7 +48,13 @@ fn a_commit_leaves_orchs_directories_out_whatever_the_ignore_rules_say() {
         [".orch"]
     );
     let tip = fx.tip("plan/auth");
-    let err = commit_all_on(wt, "plan/auth", "task 2", (&own(), u64::MAX)).unwrap_err();
+    let err = commit_all_on(
+        wt,
+        "plan/auth",
+        "task 2",
+        (&own(), crate::manifest::SizeLimits::file_only(u64::MAX)),
+    )
+    .unwrap_err();
     assert!(matches!(err, GitError::OwnDirectories { .. }), "{err}");
     assert!(err.to_string().contains(".orch"), "{err}");
     assert_eq!(fx.tip("plan/auth"), tip, "committed");

@@ -99,7 +99,12 @@ fn a_commit_from_a_sparse_worktree_keeps_every_file_outside_the_cone() {
     let kept = CommitRepo::default();
     fs::write(tree.path.join("svc/a/main.rs"), "again\n").unwrap();
     let info = kept
-        .commit_all_on(&tree.path, &tree.branch, "auth 1.2: more", (&[], u64::MAX))
+        .commit_all_on(
+            &tree.path,
+            &tree.branch,
+            "auth 1.2: more",
+            (&[], crate::manifest::SizeLimits::file_only(u64::MAX)),
+        )
         .unwrap();
     assert_eq!(info.files_changed, 1);
     assert_eq!(tree_files(&repo, super::oid(&info.oid)), expected);

@@ -160,8 +160,8 @@ impl Shown for crate::manifest::Limits {
 impl Shown for crate::manifest::SizeLimits {
     fn shown(&self) -> String {
         format!(
-            "max_file_size {} max_change_size {}",
-            self.file, self.change
+            "max_file_size {} max_change_size {} max_change_files {}",
+            self.file, self.change, self.files
         )
     }
 }

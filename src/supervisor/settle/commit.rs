@@ -152,7 +152,7 @@ fn commit_in_worktree(
                     &plan.worktree,
                     plan.branch(),
                     &message,
-                    (&plan.guarded.own, plan.entry.size_limits.file),
+                    (&plan.guarded.own, plan.entry.size_limits),
                 ),
                 Changes::Leave => {
                     plan.commits
@@ -246,7 +246,7 @@ pub(in crate::supervisor) fn commit_tree_as(
                 tree,
                 &branch,
                 &message,
-                (&plan.guarded.own, plan.entry.size_limits.file),
+                (&plan.guarded.own, plan.entry.size_limits),
             )
             .map_err(|e| {
                 CommitError::Failed(format!(

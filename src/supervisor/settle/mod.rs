@@ -259,7 +259,9 @@ pub(crate) fn too_large(
             git::TooLarge::Files { .. } => {
                 "; nothing was committed, and those files are not saved with the attempt's work (never hashed)"
             }
-            git::TooLarge::Change { .. } => "; nothing was committed",
+            git::TooLarge::Change { .. } | git::TooLarge::Count { .. } => {
+                "; nothing was committed"
+            }
         };
         format!("{f}{saved}")
     }))
