@@ -90,12 +90,19 @@ pub(super) fn size(ctx: &str, min: u64) -> impl Fn(&String) -> Result<u64, Bad> 
     }
 }
 
+/// The keys `max_file_size`, `max_change_size` and `max_change_files` of a table, as written.
+pub(super) type SizeKeys<'a> = (
+    &'a Option<At<String>>,
+    &'a Option<At<String>>,
+    &'a Option<At<i64>>,
+);
+
 /// `max_file_size`, `max_change_size` and `max_change_files` of `ctx` (`defaults`, `plan`) over `base`; a bad value
 /// is reported at its line.
 pub(super) fn size_limits(
     r: &mut super::spans::Reporter<'_>,
     ctx: &str,
-    (file, change, files): (&Option<At<String>>, &Option<At<String>>, &Option<At<i64>>),
+    (file, change, files): SizeKeys<'_>,
     base: super::SizeLimits,
 ) -> super::SizeLimits {
     super::SizeLimits {
