@@ -45,6 +45,22 @@ pub(crate) fn plan_p(script: &str, defaults: &str, p_keys: &str) -> Repo {
     repo
 }
 
+/// `orch up --json` of `repo` (sandbox as its `plans.toml` says): exit 5, task `p` 1.1 failed
+/// with an error that holds `named`, `plan/p` and `main` unmoved. `what` names the case in a
+/// failure. Returns the error.
+pub(crate) fn up_fails_naming(repo: &Repo, what: &str, named: &str) -> String {
+    let main = repo.rev("main");
+    let (code, out, err) = repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+    assert_eq!(code, 5, "{what}\n{out}\n{err}");
+    let task = repo.task("p", "1.1");
+    assert_eq!(task["status"], "failed", "{what}: {task}");
+    let error = task["error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains(named), "{what}: {error}");
+    assert_eq!(repo.rev("plan/p"), main, "{what}: plan/p moved");
+    assert_eq!(repo.rev("main"), main, "{what}: main moved");
+    error
+}
+
 /// The variants: what the agent runs, the limit's keys (`[defaults]`, the plan's), the name the
 /// failure gives the file, its size as the failure writes it.
 const VARIANTS: [(&str, &str, &str, &str, &str); 5] = [
@@ -656,14 +672,6 @@ fn big_files_the_agents_own_commits_are_held_to_the_change_limit_and_their_messa
             "max_file_size = \"1MiB\"\nmax_change_size = \"4MiB\"\nsandbox = \"off\"",
             "",
         );
-        let main = repo.rev("main");
-        let (code, out, err) =
-            repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
-        assert_eq!(code, 5, "{named}\n{out}\n{err}");
-        let task = repo.task("p", "1.1");
-        assert_eq!(task["status"], "failed", "{named}: {task}");
-        let error = task["error"].as_str().unwrap_or_default();
-        assert!(error.contains(named), "{named}: {error}");
-        assert_eq!(repo.rev("plan/p"), main, "{named}: plan/p moved");
+        up_fails_naming(&repo, named, named);
     }
 }

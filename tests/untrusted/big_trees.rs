@@ -4,7 +4,7 @@
 //! `max_file_size` by its object header, like a blob: orch's own commit of the attempt's work,
 //! the agent's own commits, `orch merge` of a branch made by hand. Sandbox on and off.
 
-use crate::big_files::{largest_object, plan_p};
+use crate::big_files::{largest_object, plan_p, up_fails_naming};
 use crate::support;
 
 /// The limit of these tests, and how many names pass it: each entry of a tree of files named
@@ -36,19 +36,8 @@ fn big_trees_a_directory_of_too_many_names_is_never_committed() {
         ] {
             let what = format!("{script} (sandbox {sandbox})");
             let repo = plan_p(&script, &format!("{LIMIT}\nsandbox = \"{sandbox}\""), "");
-            let main = repo.rev("main");
-            let (code, out, err) =
-                repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
-            assert_eq!(code, 5, "{what}\n{out}\n{err}");
-            let task = repo.task("p", "1.1");
-            assert_eq!(task["status"], "failed", "{what}: {task}");
-            let error = task["error"].as_str().unwrap_or_default();
-            assert!(
-                error.contains(named) && error.contains("max_file_size"),
-                "{what}: {error}"
-            );
-            assert_eq!(repo.rev("plan/p"), main, "{what}: plan/p moved");
-            assert_eq!(repo.rev("main"), main, "{what}: main moved");
+            let error = up_fails_naming(&repo, &what, named);
+            assert!(error.contains("max_file_size"), "{what}: {error}");
         }
     }
 }
@@ -130,15 +119,7 @@ fn big_trees_a_change_of_too_many_files_or_trees_too_large_together_is_refused()
                 &format!("{LIMIT}\n{keys}\nsandbox = \"{sandbox}\""),
                 "",
             );
-            let main = repo.rev("main");
-            let (code, out, err) =
-                repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
-            assert_eq!(code, 5, "{what}\n{out}\n{err}");
-            let task = repo.task("p", "1.1");
-            assert_eq!(task["status"], "failed", "{what}: {task}");
-            let error = task["error"].as_str().unwrap_or_default();
-            assert!(error.contains(named), "{what}: {error}");
-            assert_eq!(repo.rev("plan/p"), main, "{what}: plan/p moved");
+            up_fails_naming(&repo, &what, named);
         }
     }
 }
