@@ -7,7 +7,7 @@
 //! under `refs/orch/backup/<plan>/<UTC time>` first. Before a branch whose tip is not in the
 //! target's history (a squash merge) is deleted, its tip is saved the same way.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 use serde_json::json;
@@ -235,6 +235,18 @@ fn clean_branch(
     report: &mut Report,
 ) -> Result<(), git::GitError> {
     let plan = report.plan.clone();
+    // What orch could not read in any of its worktrees (a directory an agent made mode 000, an
+    // unreadable file, a chain deeper than git saves): unknown, so neither checked nor saved;
+    // never removed, whatever the flags say.
+    let unreadable = git::unreadable_paths(repo_root, worktree_root, &plan)?;
+    if !unreadable.is_empty() {
+        report.outcome = "kept";
+        report.past_force = true;
+        report
+            .reasons
+            .push(unreadable_reason(&unreadable, repo_root));
+        return Ok(());
+    }
     // What no save would keep (uncommitted files over the plan's `max_file_size`, in any of its
     // worktrees): never removed, whatever the flags say; the person moves them out first.
     let unsaveable = git::unsaveable_files(repo_root, worktree_root, &plan, max_file)?;
@@ -366,6 +378,88 @@ fn unsaveable_reason(
         if files.len() == 1 { "it" } else { "them" },
         if files.len() == 1 { "it" } else { "them" },
     )
+}
+
+/// Why a plan with places orch cannot read is kept: the places (at most five, each path
+/// bounded), why, and what to do.
+fn unreadable_reason(found: &[git::Unreadable], repo_root: &Path) -> String {
+    let named: Vec<String> = found
+        .iter()
+        .take(5)
+        .map(|u| match u {
+            git::Unreadable::Denied { path, why } => {
+                format!("`{}` ({why})", bounded(path, repo_root))
+            }
+            git::Unreadable::TooDeep { path, depth } => format!(
+                "`{}` ({depth} directories deep: git saves no path deeper than {} directories or longer \
+                 than the system allows)",
+                bounded(path, repo_root),
+                git::GIT_MAX_DEPTH
+            ),
+        })
+        .collect();
+    let mut fixes = Vec::new();
+    if found
+        .iter()
+        .any(|u| matches!(u, git::Unreadable::Denied { .. }))
+    {
+        fixes.push("make what it names readable (`chmod -R u+rwX <path>`)".to_string());
+    }
+    if let Some(top) = found.iter().find_map(|u| match u {
+        git::Unreadable::TooDeep { path, depth } => Some(top_dir(path, *depth, repo_root)),
+        git::Unreadable::Denied { .. } => None,
+    }) {
+        fixes.push(format!(
+            "move the deep chain out or delete it yourself (`rm -rf {top}`)"
+        ));
+    }
+    format!(
+        "orch cannot read everything in its worktree{}, so no check or backup would hold it all: \
+         {}{}; {} or move out what you want to keep, then run `orch clean` again",
+        if found.len() == 1 { "" } else { "s" },
+        named.join(", "),
+        if found.len() > 5 { ", …" } else { "" },
+        fixes.join(", or "),
+    )
+}
+
+/// `path` from the repository's root, escaped, and shortened when long (a deep chain's path runs
+/// to tens of kilobytes): its first components, `…`, its last.
+fn bounded(path: &Path, repo_root: &Path) -> String {
+    const MAX: usize = 160;
+    let full = shown(path, repo_root);
+    if full.len() <= MAX {
+        return full.escape_debug().to_string();
+    }
+    let rel = path.strip_prefix(repo_root).unwrap_or(path);
+    let parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let head: Vec<&str> = parts.iter().take(5).map(String::as_str).collect();
+    let mut head = head.join("/");
+    if head.len() > MAX {
+        head = head.chars().take(MAX).collect();
+    }
+    let last: String = parts
+        .last()
+        .map(|l| l.chars().take(40).collect())
+        .unwrap_or_default();
+    format!(
+        "{}/…/{} ({} path components)",
+        head.escape_debug(),
+        last.escape_debug(),
+        parts.len()
+    )
+}
+
+/// The directory a deep chain starts at: the worktree's child that `path` (`depth` directories
+/// below the worktree's root) lies under, shown escaped and bounded.
+fn top_dir(path: &Path, depth: usize, repo_root: &Path) -> String {
+    let n = path.components().count();
+    let keep = n.saturating_sub(depth.saturating_sub(1));
+    let top: PathBuf = path.components().take(keep).collect();
+    bounded(&top, repo_root)
 }
 
 /// Why removing a plan's branch and worktree needs `--force`: a branch with no work of its

@@ -319,17 +319,8 @@ pub(crate) fn unsaveable_files(
     plan: &str,
     max_file: u64,
 ) -> Result<Vec<(PathBuf, u64)>, GitError> {
-    let repo = open_main(repo_root)?;
-    let task_prefix = format!("{plan}+");
     let mut found = Vec::new();
-    for entry in read_entries(repo.commondir())? {
-        if entry.name != plan && !entry.name.starts_with(&task_prefix) {
-            continue;
-        }
-        let path = made_path(repo_root, worktree_root, &entry.name);
-        if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
-            continue;
-        }
+    for path in plan_tree_dirs(repo_root, worktree_root, plan)? {
         let limits = crate::manifest::SizeLimits {
             file: max_file,
             change: u64::MAX,
@@ -341,6 +332,120 @@ pub(crate) fn unsaveable_files(
         }
     }
     Ok(found)
+}
+
+/// The directories of the worktrees orch made for `plan` (its own, `<plan>`, and its task
+/// worktrees and pool slots, `<plan>+…`), each where orch made it (never where its entry's
+/// back-link points), that are directories (not links).
+fn plan_tree_dirs(
+    repo_root: &Path,
+    worktree_root: &Path,
+    plan: &str,
+) -> Result<Vec<PathBuf>, GitError> {
+    let repo = open_main(repo_root)?;
+    let task_prefix = format!("{plan}+");
+    let mut dirs = Vec::new();
+    for entry in read_entries(repo.commondir())? {
+        if entry.name != plan && !entry.name.starts_with(&task_prefix) {
+            continue;
+        }
+        let path = made_path(repo_root, worktree_root, &entry.name);
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            dirs.push(path);
+        }
+    }
+    Ok(dirs)
+}
+
+/// How deep git walks a work tree: libgit2 refuses to stage below this many nested directories
+/// (`directory nesting too deep (100)`), so no backup could hold what is there.
+pub(crate) const GIT_MAX_DEPTH: usize = 100;
+
+/// At most this many places are reported (the walk stops there: the plan is kept either way).
+const MAX_UNREADABLE: usize = 20;
+
+/// What orch could not read or save in a plan's worktrees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Unreadable {
+    /// A directory orch cannot list, or a file it cannot open for reading (why: the error).
+    Denied { path: PathBuf, why: String },
+    /// A directory nested `depth` levels below its worktree's root, deeper (or at a longer path)
+    /// than git saves.
+    TooDeep { path: PathBuf, depth: usize },
+}
+
+/// The places in the worktrees orch made for `plan` (as [`unsaveable_files`]) whose content
+/// orch could not fully read, so that neither the size check nor a backup could hold it: a
+/// directory it cannot list (mode 000, no search permission), a regular file it cannot read, a
+/// directory nested deeper than [`GIT_MAX_DEPTH`]. Nothing is followed (links are names only),
+/// nothing is changed, no content read; at most [`MAX_UNREADABLE`] reported.
+pub(crate) fn unreadable_paths(
+    repo_root: &Path,
+    worktree_root: &Path,
+    plan: &str,
+) -> Result<Vec<Unreadable>, GitError> {
+    let mut found = Vec::new();
+    for root in plan_tree_dirs(repo_root, worktree_root, plan)? {
+        unreadable_in(&root, &mut found);
+    }
+    Ok(found)
+}
+
+fn unreadable_in(root: &Path, found: &mut Vec<Unreadable>) {
+    let denied = |path: PathBuf, e: &dyn std::fmt::Display| Unreadable::Denied {
+        path,
+        why: e.to_string(),
+    };
+    let mut stack = vec![(root.to_path_buf(), 0usize)];
+    while let Some((dir, depth)) = stack.pop() {
+        if found.len() >= MAX_UNREADABLE {
+            return;
+        }
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            // A path past the system's limit: too long a chain for git too.
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENAMETOOLONG) => {
+                found.push(Unreadable::TooDeep { path: dir, depth });
+                continue;
+            }
+            Err(e) => {
+                found.push(denied(dir, &e));
+                continue;
+            }
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    found.push(denied(dir.clone(), &e));
+                    break;
+                }
+            };
+            let path = entry.path();
+            // The entry's own type (from the directory, else `lstat`): a link is never followed.
+            let kind = match entry.file_type() {
+                Ok(kind) => kind,
+                Err(e) => {
+                    found.push(denied(path, &e));
+                    continue;
+                }
+            };
+            if kind.is_dir() {
+                if depth + 1 >= GIT_MAX_DEPTH {
+                    found.push(Unreadable::TooDeep {
+                        path,
+                        depth: depth + 1,
+                    });
+                } else {
+                    stack.push((path, depth + 1));
+                }
+            } else if kind.is_file()
+                && let Err(e) = nix::unistd::access(&path, nix::unistd::AccessFlags::R_OK)
+            {
+                found.push(denied(path, &std::io::Error::from(e)));
+            }
+        }
+    }
 }
 
 /// Removes git's entries for worktrees of `branch` (or named `plan`) whose directory is gone,
