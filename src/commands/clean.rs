@@ -50,9 +50,19 @@ struct Report {
     pruned_entries: usize,
     #[serde(rename = "attempts_kept")]
     attempts: usize,
+    /// Ignored files over `max_file_size` (by the base's rules) removed with the worktree.
+    ignored_large: Vec<IgnoredFile>,
     /// Kept for a reason `--force` does not override.
     #[serde(skip)]
     past_force: bool,
+}
+
+/// An ignored file over the limit that goes with its worktree.
+#[derive(serde::Serialize)]
+struct IgnoredFile {
+    /// Relative to the repository's root.
+    path: String,
+    size: u64,
 }
 
 pub(crate) fn run(sel: &Selection, args: CleanArgs) -> CliResult<u8> {
@@ -238,7 +248,8 @@ fn clean_branch(
     // What orch could not read in any of its worktrees (a directory an agent made mode 000, an
     // unreadable file, a chain deeper than git saves): unknown, so neither checked nor saved;
     // never removed, whatever the flags say.
-    let unreadable = git::unreadable_paths(repo_root, worktree_root, &plan)?;
+    let scan = git::scan_plan_trees(repo_root, worktree_root, &plan, max_file)?;
+    let unreadable = scan.unreadable;
     if !unreadable.is_empty() {
         report.outcome = "kept";
         report.past_force = true;
@@ -286,6 +297,27 @@ fn clean_branch(
         report.reasons.push(reason);
         return Ok(());
     }
+    // Ignored files over the limit: no backup holds them. When the attempt's own change made
+    // the rules that ignore them (a `.gitignore` differs from the plan's base), they are the
+    // agent's to hide, not build output: kept like any uncommitted file over the limit.
+    // Otherwise they go with the worktree, named.
+    let (ignored, ignores_changed) = git::ignored_large(&scan.large, info.base.as_deref())?;
+    if ignores_changed && !ignored.is_empty() {
+        report.outcome = "kept";
+        report.past_force = true;
+        report.reasons.push(format!(
+            "{} (ignored by a `.gitignore` this plan changed)",
+            unsaveable_reason(&ignored, max_file, repo_root)
+        ));
+        return Ok(());
+    }
+    report.ignored_large = ignored
+        .iter()
+        .map(|(p, size)| IgnoredFile {
+            path: shown(p, repo_root),
+            size: *size,
+        })
+        .collect();
     // What --force overrides, after saving it.
     let dirty: Vec<String> = match &info.worktree {
         TreeState::Live { dirty, .. } => dirty.clone(),
@@ -628,6 +660,14 @@ fn render(reports: &[Report], args: &CleanArgs, target: &str) -> String {
                 out.push(format!("{}: {} ({how})", r.plan, did.join(", ")));
                 for reason in &r.reasons {
                     out.push(format!("  forced past: {reason}"));
+                }
+                for f in &r.ignored_large {
+                    out.push(format!(
+                        "  {} `{}` ({}): ignored, larger than `max_file_size`, in no backup",
+                        would("removed with it", "would remove with it"),
+                        f.path.escape_debug(),
+                        git::human_size(f.size)
+                    ));
                 }
                 for b in &r.backups {
                     out.push(format!("  {} `{b}`", would("saved as", "would save as")));

@@ -374,24 +374,36 @@ pub(crate) enum Unreadable {
     TooDeep { path: PathBuf, depth: usize },
 }
 
-/// The places in the worktrees orch made for `plan` (as [`unsaveable_files`]) whose content
-/// orch could not fully read, so that neither the size check nor a backup could hold it: a
-/// directory it cannot list (mode 000, no search permission), a regular file it cannot read, a
-/// directory nested deeper than [`GIT_MAX_DEPTH`]. Nothing is followed (links are names only),
-/// nothing is changed, no content read; at most [`MAX_UNREADABLE`] reported.
-pub(crate) fn unreadable_paths(
+/// What [`scan_plan_trees`] found.
+#[derive(Debug, Default)]
+pub(crate) struct PlanScan {
+    /// What orch could not read or save (at most [`MAX_UNREADABLE`]).
+    pub(crate) unreadable: Vec<Unreadable>,
+    /// Every regular file over the limit: its worktree, its path there, its apparent size.
+    pub(crate) large: Vec<(PathBuf, PathBuf, u64)>,
+}
+
+/// Walks the worktrees orch made for `plan` (as [`unsaveable_files`]): the places whose content
+/// orch could not fully read, so that neither the size check nor a backup could hold it (a
+/// directory it cannot list: mode 000, no search permission; a regular file it cannot read; a
+/// directory nested deeper than [`GIT_MAX_DEPTH`] or at a path past the system's limit), and the
+/// regular files over `max_file` bytes (tracked, untracked or ignored). Nothing is followed
+/// (links are names only), nothing changed, no content read.
+pub(crate) fn scan_plan_trees(
     repo_root: &Path,
     worktree_root: &Path,
     plan: &str,
-) -> Result<Vec<Unreadable>, GitError> {
-    let mut found = Vec::new();
+    max_file: u64,
+) -> Result<PlanScan, GitError> {
+    let mut scan = PlanScan::default();
     for root in plan_tree_dirs(repo_root, worktree_root, plan)? {
-        unreadable_in(&root, &mut found);
+        scan_tree(&root, max_file, &mut scan);
     }
-    Ok(found)
+    Ok(scan)
 }
 
-fn unreadable_in(root: &Path, found: &mut Vec<Unreadable>) {
+fn scan_tree(root: &Path, max_file: u64, scan: &mut PlanScan) {
+    let found = &mut scan.unreadable;
     let denied = |path: PathBuf, e: &dyn std::fmt::Display| Unreadable::Denied {
         path,
         why: e.to_string(),
@@ -439,13 +451,88 @@ fn unreadable_in(root: &Path, found: &mut Vec<Unreadable>) {
                 } else {
                     stack.push((path, depth + 1));
                 }
-            } else if kind.is_file()
-                && let Err(e) = nix::unistd::access(&path, nix::unistd::AccessFlags::R_OK)
-            {
-                found.push(denied(path, &std::io::Error::from(e)));
+            } else if kind.is_file() {
+                if let Err(e) = nix::unistd::access(&path, nix::unistd::AccessFlags::R_OK) {
+                    found.push(denied(path, &std::io::Error::from(e)));
+                } else if let Ok(meta) = entry.metadata()
+                    && meta.len() > max_file
+                    && let Ok(rel) = path.strip_prefix(root)
+                {
+                    let rel = rel.to_path_buf();
+                    scan.large.push((root.to_path_buf(), rel, meta.len()));
+                }
             }
         }
     }
+}
+
+/// The ignored files among `large` (from [`PlanScan::large`]: untracked, and ignored by the
+/// rules in force in their worktree), each as `<worktree>/<path>` with its size; and whether
+/// the attempt's own change made some of the rules: a `.gitignore` anywhere in one of those
+/// worktrees (committed on the branch, staged, changed or new) differs from the plan's `base`
+/// (no base known: yes). `.git/info/exclude` and the person's global excludes are not dated;
+/// their rules count as the base's.
+pub(crate) fn ignored_large(
+    large: &[(PathBuf, PathBuf, u64)],
+    base: Option<&str>,
+) -> Result<(Vec<(PathBuf, u64)>, bool), GitError> {
+    let mut ignored = Vec::new();
+    let mut roots: Vec<&Path> = Vec::new();
+    for (root, rel, size) in large {
+        let repo = open(root)?;
+        let status_error = |source| GitError::Status {
+            path: root.clone(),
+            source,
+        };
+        let index = repo.index().map_err(status_error)?;
+        let tracked = rel
+            .to_str()
+            .is_some_and(|r| index.get_path(Path::new(r), 0).is_some());
+        if tracked || !repo.status_should_ignore(rel).map_err(status_error)? {
+            continue;
+        }
+        ignored.push((root.join(rel), *size));
+        if !roots.contains(&root.as_path()) {
+            roots.push(root);
+        }
+    }
+    let mut changed = false;
+    for root in roots {
+        changed |= match base {
+            None => true,
+            Some(base) => ignores_changed_since(root, base)?,
+        };
+    }
+    Ok((ignored, changed))
+}
+
+/// Whether a `.gitignore` of the work tree at `root` (its index and files, untracked ones too)
+/// differs from commit `base`'s.
+fn ignores_changed_since(root: &Path, base: &str) -> Result<bool, GitError> {
+    let repo = open(root)?;
+    let diff_error = |source| GitError::Diff {
+        path: root.to_path_buf(),
+        target: base.to_string(),
+        source,
+    };
+    let oid = super::repo::parse_oid(base)?;
+    let tree = repo
+        .find_commit(oid)
+        .and_then(|c| c.tree())
+        .map_err(diff_error)?;
+    let mut opts = git2::DiffOptions::new();
+    opts.pathspec("*.gitignore")
+        .include_untracked(true)
+        .recurse_untracked_dirs(true);
+    let diff = repo
+        .diff_tree_to_workdir_with_index(Some(&tree), Some(&mut opts))
+        .map_err(diff_error)?;
+    Ok(diff.deltas().any(|d| {
+        [d.old_file().path(), d.new_file().path()]
+            .into_iter()
+            .flatten()
+            .any(|p| p.file_name().is_some_and(|n| n == ".gitignore"))
+    }))
 }
 
 /// Removes git's entries for worktrees of `branch` (or named `plan`) whose directory is gone,

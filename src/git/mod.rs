@@ -50,7 +50,7 @@ pub(crate) use big::{
 };
 pub(crate) use cleanup::{
     GIT_MAX_DEPTH, PlanBranch, TreeState, Unreadable, backup_ref, delete_plan_branch,
-    inspect_plan_branch, prune_stale_entries, remove_plan_worktree, unreadable_paths,
+    ignored_large, inspect_plan_branch, prune_stale_entries, remove_plan_worktree, scan_plan_trees,
     unsaveable_files,
 };
 pub use cli::confine_runs;

@@ -326,3 +326,72 @@ fn clean_keep_a_chain_deeper_than_git_saves() {
         }
     }
 }
+
+/// An agent hides its own file over the limit with an ignore rule of its change (red team 6:
+/// `echo big.bin >> .gitignore`, committed with its work, so in `main` after `orch merge`):
+/// `orch clean` keeps the plan, with or without `--force`, naming the file; variants: a rule in a
+/// `.gitignore` of a subdirectory, a directory pattern. A file the base already ignored
+/// (`target/`) goes with the worktree, named. Failed on the code before: `orch clean` removed
+/// the hidden file without a word (exit 0).
+#[test]
+fn clean_keep_a_file_over_the_limit_the_plans_own_ignore_rule_hides() {
+    for (script, named) in [
+        (
+            "echo big.bin >> .gitignore && head -c 2000000 /dev/urandom > big.bin",
+            "big.bin",
+        ),
+        (
+            "mkdir -p sub && echo '*.bin' > sub/.gitignore && head -c 2000000 /dev/urandom > sub/x.bin",
+            "sub/x.bin",
+        ),
+        (
+            "echo hide/ >> .gitignore && mkdir -p hide/deeper && head -c 2000000 /dev/urandom > hide/deeper/y.bin",
+            "hide/deeper/y.bin",
+        ),
+    ] {
+        let repo = plan_p(script, "max_file_size = \"1MiB\"", "");
+        let (code, out, err) = repo.run(&["up"]);
+        assert_eq!(code, 0, "{script}\n{out}\n{err}");
+        let (code, out, err) = repo.run(&["merge"]);
+        assert_eq!(code, 0, "{script}\n{out}\n{err}");
+        let tree = repo.worktree("p");
+        assert!(tree.join(named).exists(), "{script}");
+        let shown = format!("`.orch/worktrees/p/{named}`");
+        kept_every_way(&repo, &shown, "max_file_size", false, &tree);
+        assert!(tree.join(named).exists(), "{script}");
+        // Moved out, the plan goes.
+        std::fs::remove_file(tree.join(named)).expect("rm");
+        let (code, out, err) = repo.run(&["clean", "p"]);
+        assert_eq!(code, 0, "{script}\n{out}\n{err}");
+        assert!(!tree.exists());
+    }
+    // The base's rule: build output goes with the worktree, the large file named.
+    let repo = plan_p(
+        "mkdir -p target && head -c 2000000 /dev/urandom > target/out.bin && echo s > target/small.o",
+        "max_file_size = \"1MiB\"",
+        "",
+    );
+    repo.write(".gitignore", "target/\n");
+    repo.commit_all("ignore target");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, out, err) = repo.run(&["merge"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let tree = repo.worktree("p");
+    assert!(tree.join("target/out.bin").exists());
+    let (code, out, err) = repo.run(&["clean", "--dry-run", "p"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("would remove with it `.orch/worktrees/p/target/out.bin` (1.9 MiB"),
+        "{out}"
+    );
+    let (code, out, err) = repo.run(&["clean", "--json", "p"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["plans"][0]["outcome"], "removed", "{out}");
+    assert_eq!(
+        v["plans"][0]["ignored_large"][0]["path"], ".orch/worktrees/p/target/out.bin",
+        "{out}"
+    );
+    assert!(!tree.exists());
+}
