@@ -2,7 +2,8 @@
 //!
 //! A plan is merged when its branch tip is in the target's history, or when merging it into the
 //! target would change nothing (a squash merge); its status file alone never counts. A plan with
-//! unmerged commits or a dirty worktree (untracked files count, ignored ones do not) is kept and
+//! unmerged commits or a dirty worktree (untracked files count, ignored ones do not; see the book
+//! for ignored files over the limit and what orch cannot read) is kept and
 //! the reason printed, unless `--force`: then its tip (and the dirty state, as a commit) is saved
 //! under `refs/orch/backup/<plan>/<UTC time>` first. Before a branch whose tip is not in the
 //! target's history (a squash merge) is deleted, its tip is saved the same way.
