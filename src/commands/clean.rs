@@ -2,12 +2,13 @@
 //!
 //! A plan is merged when its branch tip is in the target's history, or when merging it into the
 //! target would change nothing (a squash merge); its status file alone never counts. A plan with
-//! unmerged commits or a dirty worktree (untracked files count, ignored ones do not) is kept and
+//! unmerged commits or a dirty worktree (untracked files count, ignored ones do not; see the book
+//! for ignored files over the limit and what orch cannot read) is kept and
 //! the reason printed, unless `--force`: then its tip (and the dirty state, as a commit) is saved
 //! under `refs/orch/backup/<plan>/<UTC time>` first. Before a branch whose tip is not in the
 //! target's history (a squash merge) is deleted, its tip is saved the same way.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 use serde_json::json;
@@ -50,9 +51,19 @@ struct Report {
     pruned_entries: usize,
     #[serde(rename = "attempts_kept")]
     attempts: usize,
+    /// Ignored files over `max_file_size` (by the base's rules) removed with the worktree.
+    ignored_large: Vec<IgnoredFile>,
     /// Kept for a reason `--force` does not override.
     #[serde(skip)]
     past_force: bool,
+}
+
+/// An ignored file over the limit that goes with its worktree.
+#[derive(serde::Serialize)]
+struct IgnoredFile {
+    /// Relative to the repository's root.
+    path: String,
+    size: u64,
 }
 
 pub(crate) fn run(sel: &Selection, args: CleanArgs) -> CliResult<u8> {
@@ -235,6 +246,19 @@ fn clean_branch(
     report: &mut Report,
 ) -> Result<(), git::GitError> {
     let plan = report.plan.clone();
+    // What orch could not read in any of its worktrees (a directory an agent made mode 000, an
+    // unreadable file, a chain deeper than git saves): unknown, so neither checked nor saved;
+    // never removed, whatever the flags say.
+    let scan = git::scan_plan_trees(repo_root, worktree_root, &plan, max_file)?;
+    let unreadable = scan.unreadable;
+    if !unreadable.is_empty() {
+        report.outcome = "kept";
+        report.past_force = true;
+        report
+            .reasons
+            .push(unreadable_reason(&unreadable, repo_root));
+        return Ok(());
+    }
     // What no save would keep (uncommitted files over the plan's `max_file_size`, in any of its
     // worktrees): never removed, whatever the flags say; the person moves them out first.
     let unsaveable = git::unsaveable_files(repo_root, worktree_root, &plan, max_file)?;
@@ -274,6 +298,27 @@ fn clean_branch(
         report.reasons.push(reason);
         return Ok(());
     }
+    // Ignored files over the limit: no backup holds them. When the attempt's own change made
+    // the rules that ignore them (a `.gitignore` differs from the plan's base), they are the
+    // agent's to hide, not build output: kept like any uncommitted file over the limit.
+    // Otherwise they go with the worktree, named.
+    let (ignored, ignores_changed) = git::ignored_large(&scan.large, info.base.as_deref())?;
+    if ignores_changed && !ignored.is_empty() {
+        report.outcome = "kept";
+        report.past_force = true;
+        report.reasons.push(format!(
+            "{} (ignored by a `.gitignore` this plan changed)",
+            unsaveable_reason(&ignored, max_file, repo_root)
+        ));
+        return Ok(());
+    }
+    report.ignored_large = ignored
+        .iter()
+        .map(|(p, size)| IgnoredFile {
+            path: shown(p, repo_root),
+            size: *size,
+        })
+        .collect();
     // What --force overrides, after saving it.
     let dirty: Vec<String> = match &info.worktree {
         TreeState::Live { dirty, .. } => dirty.clone(),
@@ -366,6 +411,88 @@ fn unsaveable_reason(
         if files.len() == 1 { "it" } else { "them" },
         if files.len() == 1 { "it" } else { "them" },
     )
+}
+
+/// Why a plan with places orch cannot read is kept: the places (at most five, each path
+/// bounded), why, and what to do.
+fn unreadable_reason(found: &[git::Unreadable], repo_root: &Path) -> String {
+    let named: Vec<String> = found
+        .iter()
+        .take(5)
+        .map(|u| match u {
+            git::Unreadable::Denied { path, why } => {
+                format!("`{}` ({why})", bounded(path, repo_root))
+            }
+            git::Unreadable::TooDeep { path, depth } => format!(
+                "`{}` ({depth} directories deep: git saves no path deeper than {} directories or longer \
+                 than the system allows)",
+                bounded(path, repo_root),
+                git::GIT_MAX_DEPTH
+            ),
+        })
+        .collect();
+    let mut fixes = Vec::new();
+    if found
+        .iter()
+        .any(|u| matches!(u, git::Unreadable::Denied { .. }))
+    {
+        fixes.push("make what it names readable (`chmod -R u+rwX <path>`)".to_string());
+    }
+    if let Some(top) = found.iter().find_map(|u| match u {
+        git::Unreadable::TooDeep { path, depth } => Some(top_dir(path, *depth, repo_root)),
+        git::Unreadable::Denied { .. } => None,
+    }) {
+        fixes.push(format!(
+            "move the deep chain out or delete it yourself (`rm -rf {top}`)"
+        ));
+    }
+    format!(
+        "orch cannot read everything in its worktree{}, so no check or backup would hold it all: \
+         {}{}; {} or move out what you want to keep, then run `orch clean` again",
+        if found.len() == 1 { "" } else { "s" },
+        named.join(", "),
+        if found.len() > 5 { ", …" } else { "" },
+        fixes.join(", or "),
+    )
+}
+
+/// `path` from the repository's root, escaped, and shortened when long (a deep chain's path runs
+/// to tens of kilobytes): its first components, `…`, its last.
+fn bounded(path: &Path, repo_root: &Path) -> String {
+    const MAX: usize = 160;
+    let full = shown(path, repo_root);
+    if full.len() <= MAX {
+        return full.escape_debug().to_string();
+    }
+    let rel = path.strip_prefix(repo_root).unwrap_or(path);
+    let parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let head: Vec<&str> = parts.iter().take(5).map(String::as_str).collect();
+    let mut head = head.join("/");
+    if head.len() > MAX {
+        head = head.chars().take(MAX).collect();
+    }
+    let last: String = parts
+        .last()
+        .map(|l| l.chars().take(40).collect())
+        .unwrap_or_default();
+    format!(
+        "{}/…/{} ({} path components)",
+        head.escape_debug(),
+        last.escape_debug(),
+        parts.len()
+    )
+}
+
+/// The directory a deep chain starts at: the worktree's child that `path` (`depth` directories
+/// below the worktree's root) lies under, shown escaped and bounded.
+fn top_dir(path: &Path, depth: usize, repo_root: &Path) -> String {
+    let n = path.components().count();
+    let keep = n.saturating_sub(depth.saturating_sub(1));
+    let top: PathBuf = path.components().take(keep).collect();
+    bounded(&top, repo_root)
 }
 
 /// Why removing a plan's branch and worktree needs `--force`: a branch with no work of its
@@ -534,6 +661,14 @@ fn render(reports: &[Report], args: &CleanArgs, target: &str) -> String {
                 out.push(format!("{}: {} ({how})", r.plan, did.join(", ")));
                 for reason in &r.reasons {
                     out.push(format!("  forced past: {reason}"));
+                }
+                for f in &r.ignored_large {
+                    out.push(format!(
+                        "  {} `{}` ({}): ignored, larger than `max_file_size`, in no backup",
+                        would("removed with it", "would remove with it"),
+                        f.path.escape_debug(),
+                        git::human_size(f.size)
+                    ));
                 }
                 for b in &r.backups {
                     out.push(format!("  {} `{b}`", would("saved as", "would save as")));

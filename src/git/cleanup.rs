@@ -319,17 +319,8 @@ pub(crate) fn unsaveable_files(
     plan: &str,
     max_file: u64,
 ) -> Result<Vec<(PathBuf, u64)>, GitError> {
-    let repo = open_main(repo_root)?;
-    let task_prefix = format!("{plan}+");
     let mut found = Vec::new();
-    for entry in read_entries(repo.commondir())? {
-        if entry.name != plan && !entry.name.starts_with(&task_prefix) {
-            continue;
-        }
-        let path = made_path(repo_root, worktree_root, &entry.name);
-        if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
-            continue;
-        }
+    for path in plan_tree_dirs(repo_root, worktree_root, plan)? {
         let limits = crate::manifest::SizeLimits::file_only(max_file);
         if let Some(super::TooLarge::Files { files, .. }) =
             super::too_large_in_worktree(&path, &[], limits)?
@@ -338,6 +329,207 @@ pub(crate) fn unsaveable_files(
         }
     }
     Ok(found)
+}
+
+/// The directories of the worktrees orch made for `plan` (its own, `<plan>`, and its task
+/// worktrees and pool slots, `<plan>+…`), each where orch made it (never where its entry's
+/// back-link points), that are directories (not links).
+fn plan_tree_dirs(
+    repo_root: &Path,
+    worktree_root: &Path,
+    plan: &str,
+) -> Result<Vec<PathBuf>, GitError> {
+    let repo = open_main(repo_root)?;
+    let task_prefix = format!("{plan}+");
+    let mut dirs = Vec::new();
+    for entry in read_entries(repo.commondir())? {
+        if entry.name != plan && !entry.name.starts_with(&task_prefix) {
+            continue;
+        }
+        let path = made_path(repo_root, worktree_root, &entry.name);
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            dirs.push(path);
+        }
+    }
+    Ok(dirs)
+}
+
+/// How deep git walks a work tree: libgit2 refuses to stage below this many nested directories
+/// (`directory nesting too deep (100)`), so no backup could hold what is there.
+pub(crate) const GIT_MAX_DEPTH: usize = 100;
+
+/// At most this many places are reported (the walk stops there: the plan is kept either way).
+const MAX_UNREADABLE: usize = 20;
+
+/// What orch could not read or save in a plan's worktrees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Unreadable {
+    /// A directory orch cannot list, or a file it cannot open for reading (why: the error).
+    Denied { path: PathBuf, why: String },
+    /// A directory nested `depth` levels below its worktree's root, deeper (or at a longer path)
+    /// than git saves.
+    TooDeep { path: PathBuf, depth: usize },
+}
+
+/// What [`scan_plan_trees`] found.
+#[derive(Debug, Default)]
+pub(crate) struct PlanScan {
+    /// What orch could not read or save (at most [`MAX_UNREADABLE`]).
+    pub(crate) unreadable: Vec<Unreadable>,
+    /// Every regular file over the limit: its worktree, its path there, its apparent size.
+    pub(crate) large: Vec<(PathBuf, PathBuf, u64)>,
+}
+
+/// Walks the worktrees orch made for `plan` (as [`unsaveable_files`]): the places whose content
+/// orch could not fully read, so that neither the size check nor a backup could hold it (a
+/// directory it cannot list: mode 000, no search permission; a regular file it cannot read; a
+/// directory nested deeper than [`GIT_MAX_DEPTH`] or at a path past the system's limit), and the
+/// regular files over `max_file` bytes (tracked, untracked or ignored). Nothing is followed
+/// (links are names only), nothing changed, no content read.
+pub(crate) fn scan_plan_trees(
+    repo_root: &Path,
+    worktree_root: &Path,
+    plan: &str,
+    max_file: u64,
+) -> Result<PlanScan, GitError> {
+    let mut scan = PlanScan::default();
+    for root in plan_tree_dirs(repo_root, worktree_root, plan)? {
+        scan_tree(&root, max_file, &mut scan);
+    }
+    Ok(scan)
+}
+
+fn scan_tree(root: &Path, max_file: u64, scan: &mut PlanScan) {
+    let found = &mut scan.unreadable;
+    let denied = |path: PathBuf, e: &dyn std::fmt::Display| Unreadable::Denied {
+        path,
+        why: e.to_string(),
+    };
+    let mut stack = vec![(root.to_path_buf(), 0usize)];
+    while let Some((dir, depth)) = stack.pop() {
+        if found.len() >= MAX_UNREADABLE {
+            return;
+        }
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            // A path past the system's limit: too long a chain for git too.
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENAMETOOLONG) => {
+                found.push(Unreadable::TooDeep { path: dir, depth });
+                continue;
+            }
+            Err(e) => {
+                found.push(denied(dir, &e));
+                continue;
+            }
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    found.push(denied(dir.clone(), &e));
+                    break;
+                }
+            };
+            let path = entry.path();
+            // The entry's own type (from the directory, else `lstat`): a link is never followed.
+            let kind = match entry.file_type() {
+                Ok(kind) => kind,
+                Err(e) => {
+                    found.push(denied(path, &e));
+                    continue;
+                }
+            };
+            if kind.is_dir() {
+                if depth + 1 >= GIT_MAX_DEPTH {
+                    found.push(Unreadable::TooDeep {
+                        path,
+                        depth: depth + 1,
+                    });
+                } else {
+                    stack.push((path, depth + 1));
+                }
+            } else if kind.is_file() {
+                if let Err(e) = nix::unistd::access(&path, nix::unistd::AccessFlags::R_OK) {
+                    found.push(denied(path, &std::io::Error::from(e)));
+                } else if let Ok(meta) = entry.metadata()
+                    && meta.len() > max_file
+                    && let Ok(rel) = path.strip_prefix(root)
+                {
+                    let rel = rel.to_path_buf();
+                    scan.large.push((root.to_path_buf(), rel, meta.len()));
+                }
+            }
+        }
+    }
+}
+
+/// The ignored files among `large` (from [`PlanScan::large`]: untracked, and ignored by the
+/// rules in force in their worktree), each as `<worktree>/<path>` with its size; and whether
+/// the attempt's own change made some of the rules: a `.gitignore` anywhere in one of those
+/// worktrees (committed on the branch, staged, changed or new) differs from the plan's `base`
+/// (no base known: yes). `.git/info/exclude` and the person's global excludes are not dated;
+/// their rules count as the base's.
+pub(crate) fn ignored_large(
+    large: &[(PathBuf, PathBuf, u64)],
+    base: Option<&str>,
+) -> Result<(Vec<(PathBuf, u64)>, bool), GitError> {
+    let mut ignored = Vec::new();
+    let mut roots: Vec<&Path> = Vec::new();
+    for (root, rel, size) in large {
+        let repo = open(root)?;
+        let status_error = |source| GitError::Status {
+            path: root.clone(),
+            source,
+        };
+        let index = repo.index().map_err(status_error)?;
+        let tracked = rel
+            .to_str()
+            .is_some_and(|r| index.get_path(Path::new(r), 0).is_some());
+        if tracked || !repo.status_should_ignore(rel).map_err(status_error)? {
+            continue;
+        }
+        ignored.push((root.join(rel), *size));
+        if !roots.contains(&root.as_path()) {
+            roots.push(root);
+        }
+    }
+    let mut changed = false;
+    for root in roots {
+        changed |= match base {
+            None => true,
+            Some(base) => ignores_changed_since(root, base)?,
+        };
+    }
+    Ok((ignored, changed))
+}
+
+/// Whether a `.gitignore` of the work tree at `root` (its index and files, untracked ones too)
+/// differs from commit `base`'s.
+fn ignores_changed_since(root: &Path, base: &str) -> Result<bool, GitError> {
+    let repo = open(root)?;
+    let diff_error = |source| GitError::Diff {
+        path: root.to_path_buf(),
+        target: base.to_string(),
+        source,
+    };
+    let oid = super::repo::parse_oid(base)?;
+    let tree = repo
+        .find_commit(oid)
+        .and_then(|c| c.tree())
+        .map_err(diff_error)?;
+    let mut opts = git2::DiffOptions::new();
+    opts.pathspec("*.gitignore")
+        .include_untracked(true)
+        .recurse_untracked_dirs(true);
+    let diff = repo
+        .diff_tree_to_workdir_with_index(Some(&tree), Some(&mut opts))
+        .map_err(diff_error)?;
+    Ok(diff.deltas().any(|d| {
+        [d.old_file().path(), d.new_file().path()]
+            .into_iter()
+            .flatten()
+            .any(|p| p.file_name().is_some_and(|n| n == ".gitignore"))
+    }))
 }
 
 /// Removes git's entries for worktrees of `branch` (or named `plan`) whose directory is gone,

@@ -49,8 +49,9 @@ pub(crate) use big::{
     too_large_in_worktree,
 };
 pub(crate) use cleanup::{
-    PlanBranch, TreeState, backup_ref, delete_plan_branch, inspect_plan_branch,
-    prune_stale_entries, remove_plan_worktree, unsaveable_files,
+    GIT_MAX_DEPTH, PlanBranch, TreeState, Unreadable, backup_ref, delete_plan_branch,
+    ignored_large, inspect_plan_branch, prune_stale_entries, remove_plan_worktree, scan_plan_trees,
+    unsaveable_files,
 };
 pub use cli::confine_runs;
 pub(crate) use cli::{

@@ -19,6 +19,7 @@ mod case_names;
 mod channels;
 mod checks;
 mod claims;
+mod clean_keep;
 mod client_files;
 mod clients;
 mod code;
