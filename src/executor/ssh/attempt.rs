@@ -221,8 +221,14 @@ done
 exit 1
 "#;
 
-/// Runs orch's copy's `remote-run` for one attempt.
-const RUN: &str = r#"exec "$d/bin/orch-$2" remote-run --dir "$d"
+/// Runs orch's copy's `remote-run` for one attempt. Not `exec`: what ends the session is this
+/// shell's own status, 1 for any of orch's copy's that ssh would give as its own 255 (orch's
+/// copy killed by a signal ends with 128 + the signal), so that ssh's 255 comes only from the
+/// connection (or this shell killed, which a confined agent cannot signal).
+const RUN: &str = r#""$d/bin/orch-$2" remote-run --dir "$d"
+s=$?
+[ "$s" -lt 254 ] || s=1
+exit "$s"
 "#;
 
 fn drive(spec: &Spec) -> Result<u8, Failure> {
@@ -282,7 +288,12 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
                 }
                 let _ = crate::links::write(&record, host.name.as_bytes());
                 say(&format!("on host `{}`", host.name));
-                super::lost::collect(&conn, (&spec.state_dir, &spec.repo_root), &repo);
+                super::lost::collect(
+                    &conn,
+                    (&spec.state_dir, &spec.repo_root),
+                    &repo,
+                    spec.max_file_size,
+                );
                 slots::mark_up(&spec.state_dir, &host.name);
                 slots::set_last_host(&spec.state_dir, &spec.plan, &host.name);
                 break (slot, conn);
@@ -372,7 +383,12 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
         match status {
             Some(255) => {
                 slots::mark_down(&spec.state_dir, &conn.host.name, &why);
-                Failure::Lost(why)
+                // orch's record: this attempt's late work is taken back when the host answers.
+                super::lost::record(&spec.state_dir, &conn.host.name, &key, &spec.base);
+                Failure::Lost(format!(
+                    "{why} (ssh exited 255: the connection to host `{}` failed)",
+                    conn.host.name
+                ))
             }
             Some(c) => Failure::Other(format!("{why} (ssh exit {c})")),
             None => Failure::Other(format!("{why} (ssh killed)")),
@@ -436,16 +452,22 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
             (frames::REPORT, bytes) => {
                 snapshot_pending = false;
                 let answer = relay_report(spec, &bytes)?;
-                frames::write(&mut input, frames::ANSWER, &answer)
-                    .map_err(|e| Failure::Lost(format!("cannot send the answer: {e}")))?;
+                frames::write(&mut input, frames::ANSWER, &answer).map_err(|e| {
+                    super::lost::record(&spec.state_dir, &host.name, &key, &spec.base);
+                    Failure::Lost(format!(
+                        "cannot send the answer to host `{}`: {e}",
+                        host.name
+                    ))
+                })?;
             }
             (frames::EXIT, bytes) => {
                 let code = std::str::from_utf8(&bytes)
                     .ok()
                     .and_then(|s| s.parse::<i64>().ok())
                     .map_or(1, |c| u8::try_from(c.clamp(0, 255)).unwrap_or(1));
-                // An agent's status never reads as orch's own word that no host was left.
-                let code = if code == NO_HOST { 1 } else { code };
+                // An agent's status never reads as orch's own word that no host was left, or
+                // that its host was lost: whatever the host sends, 254 and 255 are 1.
+                let code = if code >= NO_HOST { 1 } else { code };
                 // The last snapshot is in the lead's repository: the host may remove the attempt.
                 let _ = frames::write(&mut input, frames::DONE, b"");
                 drop(input);
