@@ -94,7 +94,15 @@ pub(crate) fn run(spec_path: &Path) -> u8 {
             return 1;
         }
     };
-    let ended = drive(&spec);
+    let mut in_flight = None;
+    let ended = drive(&spec, &mut in_flight);
+    // orch's record that the attempt may be lost stays only when it was: an attempt that ended
+    // otherwise (its exit status, a snapshot refused, an error) leaves nothing of it to take back.
+    if let Some(record) = in_flight
+        && !matches!(ended, Err(Failure::Lost(_)))
+    {
+        let _ = std::fs::remove_file(record);
+    }
     // A master this driver started (none when `orch up` keeps them) ends with it.
     super::conn::end_own();
     match ended {
@@ -231,7 +239,10 @@ s=$?
 exit "$s"
 "#;
 
-fn drive(spec: &Spec) -> Result<u8, Failure> {
+/// Drives the attempt; `in_flight` is set to orch's record of it as one that may be lost
+/// ([`super::lost::record`]), written before its job goes to the host: a driver killed or
+/// stopped keeps it, so the host's last snapshot comes back (checked) when it answers again.
+fn drive(spec: &Spec, in_flight: &mut Option<PathBuf>) -> Result<u8, Failure> {
     if !commit_id(&spec.base) {
         return Err(format!("the base `{}` is not a commit id", spec.base.escape_debug()).into());
     }
@@ -347,6 +358,12 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
         max_file_size: spec.max_file_size,
     };
     let job_bytes = serde_json::to_vec(&job).map_err(|e| e.to_string())?;
+    *in_flight = Some(super::lost::record(
+        &spec.state_dir,
+        &host.name,
+        &key,
+        &spec.base,
+    ));
     let mut child = conn
         .spawn(&format!("{DIR}{RUN}"), &[host.dir.as_str(), id.as_str()])
         .map_err(|e| format!("cannot run `ssh`: {e}"))?;
@@ -383,8 +400,6 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
         match status {
             Some(255) => {
                 slots::mark_down(&spec.state_dir, &conn.host.name, &why);
-                // orch's record: this attempt's late work is taken back when the host answers.
-                super::lost::record(&spec.state_dir, &conn.host.name, &key, &spec.base);
                 Failure::Lost(format!(
                     "{why} (ssh exited 255: the connection to host `{}` failed)",
                     conn.host.name
@@ -453,7 +468,6 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
                 snapshot_pending = false;
                 let answer = relay_report(spec, &bytes)?;
                 frames::write(&mut input, frames::ANSWER, &answer).map_err(|e| {
-                    super::lost::record(&spec.state_dir, &host.name, &key, &spec.base);
                     Failure::Lost(format!(
                         "cannot send the answer to host `{}`: {e}",
                         host.name

@@ -6,8 +6,8 @@
 //! what the host keeps for the attempt removed (its worktree, its snapshot ref, its directory).
 //! One driver at a time brings back a host's attempts ([`super::slots::collect_lock`]).
 //!
-//! Only an attempt orch itself recorded lost ([`record`], by its driver when ssh said the
-//! connection failed) is taken back, at the base orch recorded, and only when its snapshot
+//! Only an attempt orch itself recorded lost ([`record`], by its driver, kept when ssh said the
+//! connection failed or the driver was ended) is taken back, at the base orch recorded, and only when its snapshot
 //! passes the checks of any snapshot (git's object checks, one commit on the base, no blob or
 //! tree over the plan's `max_file_size`). What the host kept of any other attempt of this
 //! repository (one whose snapshot orch refused, one that ended otherwise) is dropped there,
@@ -51,14 +51,17 @@ fn record_path(state_dir: &Path, host: &str, key: &str) -> std::path::PathBuf {
         .join(key)
 }
 
-/// Records the attempt `key` (at `base`) lost with `host`: its work is taken back (checked)
-/// when the host answers again.
-pub(super) fn record(state_dir: &Path, host: &str, key: &str, base: &str) {
+/// Records the attempt `key` (at `base`) on `host` as one that may be lost, before its job goes
+/// there: kept only when its driver found the connection failed or was itself ended (removed
+/// when the attempt ended otherwise), so that its work is taken back (checked) when the host
+/// answers again. The record's path.
+pub(super) fn record(state_dir: &Path, host: &str, key: &str, base: &str) -> std::path::PathBuf {
     let path = record_path(state_dir, host, key);
     if let Some(d) = path.parent() {
         let _ = std::fs::create_dir_all(d);
     }
     let _ = crate::links::write(&path, format!("{base}\n").as_bytes());
+    path
 }
 
 /// The base orch recorded for the attempt `key` lost with `host`; `None`: orch recorded no such
