@@ -108,10 +108,13 @@ pub(crate) const SSH_USABLE: &str = ".usable";
 pub(crate) const SSH_SLOTS: &str = ".slots";
 /// The hosts found down, `<SSH>/.down/<host>`.
 pub(crate) const SSH_DOWN: &str = ".down";
+/// The remote attempts orch recorded lost with their host, `<SSH>/.lost/<host>/<key>` (the
+/// attempt's base): only their work is taken back when the host answers again.
+pub(crate) const SSH_LOST: &str = ".lost";
 /// orch's own directories in [`SSH`]: no host's name begins with a `.` (`crate::manifest`
 /// checks `[[host]]` names), so none is ever one of them.
 #[cfg(test)]
-pub(crate) const SSH_OWN: [&str; 3] = [SSH_USABLE, SSH_SLOTS, SSH_DOWN];
+pub(crate) const SSH_OWN: [&str; 4] = [SSH_USABLE, SSH_SLOTS, SSH_DOWN, SSH_LOST];
 /// The directory of resolutions' records (`<plan>.wrapper`).
 pub(crate) const RESOLVE: Own = Own::fresh(".resolve");
 /// The private copies of the clients' state, `<CLIENTS>/<plan>/…`.

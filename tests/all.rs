@@ -65,6 +65,7 @@ mod remote_blip;
 mod remote_clients;
 mod remote_hostile;
 mod remote_lifecycle;
+mod remote_lost;
 mod remote_network;
 mod remote_processes;
 mod replan;

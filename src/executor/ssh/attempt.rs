@@ -94,7 +94,15 @@ pub(crate) fn run(spec_path: &Path) -> u8 {
             return 1;
         }
     };
-    let ended = drive(&spec);
+    let mut in_flight = None;
+    let ended = drive(&spec, &mut in_flight);
+    // orch's record that the attempt may be lost stays only when it was: an attempt that ended
+    // otherwise (its exit status, a snapshot refused, an error) leaves nothing of it to take back.
+    if let Some(record) = in_flight
+        && !matches!(ended, Err(Failure::Lost(_)))
+    {
+        let _ = std::fs::remove_file(record);
+    }
     // A master this driver started (none when `orch up` keeps them) ends with it.
     super::conn::end_own();
     match ended {
@@ -221,11 +229,20 @@ done
 exit 1
 "#;
 
-/// Runs orch's copy's `remote-run` for one attempt.
-const RUN: &str = r#"exec "$d/bin/orch-$2" remote-run --dir "$d"
+/// Runs orch's copy's `remote-run` for one attempt. Not `exec`: what ends the session is this
+/// shell's own status, 1 for any of orch's copy's that ssh would give as its own 255 (orch's
+/// copy killed by a signal ends with 128 + the signal), so that ssh's 255 comes only from the
+/// connection (or this shell killed, which a confined agent cannot signal).
+const RUN: &str = r#""$d/bin/orch-$2" remote-run --dir "$d"
+s=$?
+[ "$s" -lt 254 ] || s=1
+exit "$s"
 "#;
 
-fn drive(spec: &Spec) -> Result<u8, Failure> {
+/// Drives the attempt; `in_flight` is set to orch's record of it as one that may be lost
+/// ([`super::lost::record`]), written before its job goes to the host: a driver killed or
+/// stopped keeps it, so the host's last snapshot comes back (checked) when it answers again.
+fn drive(spec: &Spec, in_flight: &mut Option<PathBuf>) -> Result<u8, Failure> {
     if !commit_id(&spec.base) {
         return Err(format!("the base `{}` is not a commit id", spec.base.escape_debug()).into());
     }
@@ -282,7 +299,12 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
                 }
                 let _ = crate::links::write(&record, host.name.as_bytes());
                 say(&format!("on host `{}`", host.name));
-                super::lost::collect(&conn, (&spec.state_dir, &spec.repo_root), &repo);
+                super::lost::collect(
+                    &conn,
+                    (&spec.state_dir, &spec.repo_root),
+                    &repo,
+                    spec.max_file_size,
+                );
                 slots::mark_up(&spec.state_dir, &host.name);
                 slots::set_last_host(&spec.state_dir, &spec.plan, &host.name);
                 break (slot, conn);
@@ -336,6 +358,12 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
         max_file_size: spec.max_file_size,
     };
     let job_bytes = serde_json::to_vec(&job).map_err(|e| e.to_string())?;
+    *in_flight = Some(super::lost::record(
+        &spec.state_dir,
+        &host.name,
+        &key,
+        &spec.base,
+    ));
     let mut child = conn
         .spawn(&format!("{DIR}{RUN}"), &[host.dir.as_str(), id.as_str()])
         .map_err(|e| format!("cannot run `ssh`: {e}"))?;
@@ -372,7 +400,10 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
         match status {
             Some(255) => {
                 slots::mark_down(&spec.state_dir, &conn.host.name, &why);
-                Failure::Lost(why)
+                Failure::Lost(format!(
+                    "{why} (ssh exited 255: the connection to host `{}` failed)",
+                    conn.host.name
+                ))
             }
             Some(c) => Failure::Other(format!("{why} (ssh exit {c})")),
             None => Failure::Other(format!("{why} (ssh killed)")),
@@ -436,16 +467,21 @@ fn drive(spec: &Spec) -> Result<u8, Failure> {
             (frames::REPORT, bytes) => {
                 snapshot_pending = false;
                 let answer = relay_report(spec, &bytes)?;
-                frames::write(&mut input, frames::ANSWER, &answer)
-                    .map_err(|e| Failure::Lost(format!("cannot send the answer: {e}")))?;
+                frames::write(&mut input, frames::ANSWER, &answer).map_err(|e| {
+                    Failure::Lost(format!(
+                        "cannot send the answer to host `{}`: {e}",
+                        host.name
+                    ))
+                })?;
             }
             (frames::EXIT, bytes) => {
                 let code = std::str::from_utf8(&bytes)
                     .ok()
                     .and_then(|s| s.parse::<i64>().ok())
                     .map_or(1, |c| u8::try_from(c.clamp(0, 255)).unwrap_or(1));
-                // An agent's status never reads as orch's own word that no host was left.
-                let code = if code == NO_HOST { 1 } else { code };
+                // An agent's status never reads as orch's own word that no host was left, or
+                // that its host was lost: whatever the host sends, 254 and 255 are 1.
+                let code = if code >= NO_HOST { 1 } else { code };
                 // The last snapshot is in the lead's repository: the host may remove the attempt.
                 let _ = frames::write(&mut input, frames::DONE, b"");
                 drop(input);

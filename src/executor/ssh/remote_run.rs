@@ -369,18 +369,26 @@ fn attempt(
     // What the agent left in its group ends with it.
     let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
     let _ = logger.join();
-    let code = status.code().unwrap_or_else(|| {
+    let code = agent_code(status.code().unwrap_or_else(|| {
         128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
-    });
+    }));
     snap_and_send(&p, job, out)?;
     send(out, frames::EXIT, code.to_string().as_bytes()).map_err(|e| e.to_string())?;
     finish(&mut leftover, rx)
 }
 
+/// The agent's exit status as orch's copy sends it: 254 and 255, the statuses of orch's driver
+/// for "no host" and "host lost", are given as 1 (an agent never chooses that its failure is
+/// not counted).
+pub(crate) fn agent_code(code: i32) -> i32 {
+    if (0..254).contains(&code) { code } else { 1 }
+}
+
 /// An attempt on the host until the driver said its last snapshot is safe on the lead's
 /// machine: dropped before that (the connection lost while the agent ran, while its work was
 /// sent, before the driver's word came; an error), it is left for the next attempt that reaches
-/// the host to collect ([`super::lost`]): marked `abandoned` (naming the base its snapshot is on)
+/// the host to collect ([`super::lost`]): marked `abandoned` (naming the base its snapshot is on
+/// and the repository's cache)
 /// when it has a snapshot, removed when it has none (nothing of the agent's is there).
 struct Leftover<'a> {
     p: &'a Places,
@@ -429,7 +437,7 @@ impl Drop for Leftover<'_> {
         if snap.is_ok_and(|s| commit_id(&s)) {
             let _ = std::fs::write(
                 self.p.attempt.join("abandoned"),
-                format!("{}\n", self.job.base),
+                format!("{} {}\n", self.job.base, self.job.repo),
             );
         } else {
             self.remove();
