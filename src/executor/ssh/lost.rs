@@ -192,10 +192,7 @@ fn checked(
             "its snapshot is not one commit on the attempt's base {base}"
         ));
     }
-    let limits = SizeLimits {
-        file: max_file_size,
-        change: u64::MAX,
-    };
+    let limits = SizeLimits::file_only(max_file_size);
     match crate::git::large_blobs_between(repo_root, Some(base), &tip, limits)? {
         Some(large) => Err(large.to_string()),
         None => Ok(tip),
