@@ -61,6 +61,22 @@ pub(crate) fn up_fails_naming(repo: &Repo, what: &str, named: &str) -> String {
     error
 }
 
+/// Task `p` 1.1's pool slot as a killed run leaves it (`.orch/worktrees/p+pool1`, on the task's
+/// branch from `plan/p`): its path.
+pub(crate) fn killed_runs_slot(repo: &Repo) -> std::path::PathBuf {
+    let slot = repo.root().join(".orch/worktrees/p+pool1");
+    repo.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "orch/task/p/1.1",
+        &slot.display().to_string(),
+        "plan/p",
+    ]);
+    slot
+}
+
 /// The variants: what the agent runs, the limit's keys (`[defaults]`, the plan's), the name the
 /// failure gives the file, its size as the failure writes it.
 const VARIANTS: [(&str, &str, &str, &str, &str); 5] = [
@@ -497,16 +513,7 @@ fn big_files_orch_clean_keeps_a_plan_whose_task_worktree_holds_a_file_no_backup_
     let (code, out, err) = repo.run(&["up"]);
     assert_eq!(code, 0, "{out}\n{err}");
     // The slot as a killed run leaves it: on its task's branch, the agent's files in it.
-    let slot = repo.root().join(".orch/worktrees/p+pool1");
-    repo.git(&[
-        "worktree",
-        "add",
-        "-q",
-        "-b",
-        "orch/task/p/1.1",
-        &slot.display().to_string(),
-        "plan/p",
-    ]);
+    let slot = killed_runs_slot(&repo);
     for script in [
         "truncate -s 3G big.bin",
         "mkdir -p d && truncate -s 200M d/dense.bin",

@@ -175,17 +175,7 @@ fn clean_keep_what_orch_cannot_read_as_a_user_who_is_not_root() {
     for (name, script, place, in_task_tree) in variants {
         let repo = ran();
         let tree = if in_task_tree {
-            let slot = repo.root().join(".orch/worktrees/p+pool1");
-            repo.git(&[
-                "worktree",
-                "add",
-                "-q",
-                "-b",
-                "orch/task/p/1.1",
-                &slot.display().to_string(),
-                "plan/p",
-            ]);
-            slot
+            crate::big_files::killed_runs_slot(&repo)
         } else {
             repo.worktree("p")
         };
