@@ -268,7 +268,7 @@ fn resets(dir: &Path) -> (f64, f64, f64) {
             copy: &[],
             sparse: &[],
             submodules: true,
-            max_file: 100 << 20,
+            save: Default::default(),
         };
         let start = Instant::now();
         let tree =
@@ -284,7 +284,7 @@ fn resets(dir: &Path) -> (f64, f64, f64) {
         );
         orch::git::retire_task_tree(&req, None).expect("free");
     }
-    orch::git::remove_pool(dir, &root, "bench", None, 100 << 20).expect("remove pool");
+    orch::git::remove_pool(dir, &root, "bench", None, Default::default()).expect("remove pool");
     git(dir, &["branch", "-q", "-D", "bench/side", "bench/tip"]);
     (
         median(&mut cli_times),

@@ -127,7 +127,7 @@ pub(crate) fn run(sel: &Selection, args: CleanArgs) -> CliResult<u8> {
             let cleaned = clean_branch(
                 &plan_root,
                 &plan_worktrees,
-                (target, entry.size_limits.file),
+                (target, entry.size_limits),
                 &args,
                 &stamp,
                 &mut report,
@@ -240,12 +240,14 @@ fn status_says_merged(status_path: &Path) -> bool {
 fn clean_branch(
     repo_root: &Path,
     worktree_root: &Path,
-    (target, max_file): (&str, u64),
+    (target, limits): (&str, crate::manifest::SizeLimits),
     args: &CleanArgs,
     stamp: &str,
     report: &mut Report,
 ) -> Result<(), git::GitError> {
     let plan = report.plan.clone();
+    let max_file = limits.file;
+    let save = git::SaveLimits::keeping(limits);
     // What orch could not read in any of its worktrees (a directory an agent made mode 000, an
     // unreadable file, a chain deeper than git saves): unknown, so neither checked nor saved;
     // never removed, whatever the flags say.
@@ -270,12 +272,23 @@ fn clean_branch(
             .push(unsaveable_reason(&unsaveable, max_file, repo_root));
         return Ok(());
     }
+    // A change over the plan's `max_change_size` or `max_change_files`: no backup holds it
+    // either (a save never hashes it).
+    if let Some((tree, found)) = git::change_over_in(repo_root, worktree_root, &plan, limits)? {
+        report.outcome = "kept";
+        report.past_force = true;
+        report.reasons.push(format!(
+            "the uncommitted change in `{}` is too large to back up: {found}; remove files from it, or raise the plan's limit in `plans.toml`, then run `orch clean` again",
+            shown(&tree, repo_root).escape_debug()
+        ));
+        return Ok(());
+    }
     let Some(info) =
         git::inspect_plan_branch(repo_root, worktree_root, &plan, &report.branch, target)?
     else {
         report.outcome = "nothing";
         if !args.dry_run {
-            retire_task_trees(repo_root, (worktree_root, max_file), stamp, report)?;
+            retire_task_trees(repo_root, (worktree_root, save), stamp, report)?;
             report.pruned_entries =
                 git::prune_stale_entries(repo_root, &plan, &report.branch)?.len();
         }
@@ -359,12 +372,12 @@ fn clean_branch(
             repo_root,
             &plan,
             &info,
-            (!dirty.is_empty(), max_file),
+            (!dirty.is_empty(), save),
             stamp,
         )?);
     }
     // Task worktrees and branches of the plan (`parallel_tasks`), their work saved.
-    retire_task_trees(repo_root, (worktree_root, max_file), stamp, report)?;
+    retire_task_trees(repo_root, (worktree_root, save), stamp, report)?;
     // A resolution worktree a killed resolution left (orch's own: its `.git` names orch's
     // entry; anything else there is left alone).
     let _ = crate::git::remove_named(
@@ -533,7 +546,7 @@ fn back_up(
     repo_root: &Path,
     plan: &str,
     info: &git::PlanBranch,
-    (dirty, max_file): (bool, u64),
+    (dirty, save): (bool, git::SaveLimits),
     stamp: &str,
 ) -> Result<Vec<String>, git::GitError> {
     let message = format!("orch clean: backup of `{}` (plan `{plan}`)", info.branch);
@@ -544,7 +557,7 @@ fn back_up(
             "orch clean: uncommitted changes of plan `{plan}` in `{}`",
             path.display()
         );
-        if let Some(_saved) = git::save_and_reset_within(path, &wt_ref, &msg, max_file)? {
+        if let Some(_saved) = git::save_and_reset_within(path, &wt_ref, &msg, save)? {
             return Ok(vec![refname, wt_ref]);
         }
     }
@@ -556,7 +569,7 @@ fn back_up(
 /// (the refs added to the report's backups).
 fn retire_task_trees(
     repo_root: &Path,
-    (worktree_root, max_file): (&Path, u64),
+    (worktree_root, save): (&Path, git::SaveLimits),
     stamp: &str,
     report: &mut Report,
 ) -> Result<(), git::GitError> {
@@ -573,7 +586,7 @@ fn retire_task_trees(
             copy: &[],
             sparse: &[],
             submodules: false,
-            max_file,
+            save,
         };
         saved.extend(git::retire_task_tree(&req, Some((&refname, &message)))?);
     }
@@ -585,7 +598,7 @@ fn retire_task_trees(
         worktree_root,
         plan,
         Some((&refname, &message)),
-        max_file,
+        save,
     )?);
     Ok(())
 }

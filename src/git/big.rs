@@ -114,6 +114,29 @@ pub(crate) fn too_large_in_worktree(
     Ok(refusal(large, (total, count), limits))
 }
 
+/// The change of the work tree `worktree` that a save would stage (every file `git status`
+/// lists, orch's own too, but those over `limits.file`, which a save leaves out) when it is over
+/// `limits.change` bytes together or `limits.files` files, by `lstat` (nothing read or hashed).
+pub(crate) fn change_over(
+    worktree: &Path,
+    limits: SizeLimits,
+) -> Result<Option<TooLarge>, super::GitError> {
+    let state = super::status::status(worktree, None, super::status::Submodules::Ignored)?;
+    let (mut total, mut count) = (0_u64, 0_u64);
+    for path in state.paths() {
+        let size = std::fs::symlink_metadata(worktree.join(&path))
+            .ok()
+            .filter(|m| !m.is_dir())
+            .map_or(0, |m| m.len());
+        if size > limits.file {
+            continue;
+        }
+        count += 1;
+        total = total.saturating_add(size);
+    }
+    Ok(refusal(Vec::new(), (total, count), limits))
+}
+
 /// A file over the limit that git could hash in a work tree before it can tell whether it
 /// changed (see [`large_unhashed`]).
 #[derive(Debug)]

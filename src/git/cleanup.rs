@@ -331,6 +331,23 @@ pub(crate) fn unsaveable_files(
     Ok(found)
 }
 
+/// The first worktree orch made for `plan` (as [`unsaveable_files`] finds them) whose
+/// uncommitted change is over `limits.change` or `limits.files`, which no save holds (the files
+/// over `limits.file` left out; nothing read or hashed), with the limit it is over.
+pub(crate) fn change_over_in(
+    repo_root: &Path,
+    worktree_root: &Path,
+    plan: &str,
+    limits: crate::manifest::SizeLimits,
+) -> Result<Option<(PathBuf, super::TooLarge)>, GitError> {
+    for path in plan_tree_dirs(repo_root, worktree_root, plan)? {
+        if let Some(found) = super::big::change_over(&path, limits)? {
+            return Ok(Some((path, found)));
+        }
+    }
+    Ok(None)
+}
+
 /// The directories of the worktrees orch made for `plan` (its own, `<plan>`, and its task
 /// worktrees and pool slots, `<plan>+…`), each where orch made it (never where its entry's
 /// back-link points), that are directories (not links).

@@ -394,19 +394,70 @@ pub(crate) fn save_and_reset(
         worktree,
         refname,
         message,
-        crate::manifest::SizeLimits::default().file,
+        SaveLimits::dropping(Default::default()),
     )
 }
 
-/// [`save_and_reset`] that leaves out of what it saves every file over `max_file` bytes (its
-/// apparent size, read by `lstat` before staging: never hashed; a tracked one keeps HEAD's
-/// version in the saved commit): the reset then removes it, or puts HEAD's back.
+/// What a save of a worktree holds to: the plan's limits, and what becomes of a change over them.
+#[derive(Clone, Copy, Debug)]
+pub struct SaveLimits {
+    /// The plan's `max_file_size`, `max_change_size` and `max_change_files`.
+    pub(crate) limits: crate::manifest::SizeLimits,
+    /// What a change over `limits.change` or `limits.files` (after the files over `limits.file`
+    /// are left out) becomes: never hashed either way.
+    pub(crate) over: OverLimits,
+}
+
+/// What a save does with a change over the plan's limits (see [`SaveLimits`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OverLimits {
+    /// Not saved: the worktree is reset all the same (a run's save of a refused attempt: the
+    /// next attempt starts from the last commit), and the log says what was dropped.
+    Drop,
+    /// Not saved, and the worktree left as it is: the save fails (`orch clean`, which keeps the
+    /// plan rather than lose it).
+    Keep,
+}
+
+/// The default limits of `plans.toml`, a change over them dropped.
+impl Default for SaveLimits {
+    fn default() -> Self {
+        Self::dropping(crate::manifest::SizeLimits::default())
+    }
+}
+
+impl SaveLimits {
+    /// The plan's `limits`, a change over them dropped (a run's saves).
+    pub(crate) fn dropping(limits: crate::manifest::SizeLimits) -> Self {
+        Self {
+            limits,
+            over: OverLimits::Drop,
+        }
+    }
+
+    /// The plan's `limits`, a change over them kept where it is (`orch clean`'s backups).
+    pub(crate) fn keeping(limits: crate::manifest::SizeLimits) -> Self {
+        Self {
+            limits,
+            over: OverLimits::Keep,
+        }
+    }
+}
+
+/// [`save_and_reset`] that leaves out of what it saves every file over `save.limits.file` bytes
+/// (its apparent size, read by `lstat` before staging: never hashed; a tracked one keeps HEAD's
+/// version in the saved commit): the reset then removes it, or puts HEAD's back. A change whose
+/// other files are more than `save.limits.files`, or larger together than `save.limits.change`
+/// (by `lstat`, before anything is hashed), is not saved: with [`OverLimits::Drop`] the worktree
+/// is reset all the same (`Ok(None)`), with [`OverLimits::Keep`] it is left as it is
+/// ([`GitError::TooLarge`]).
 pub(crate) fn save_and_reset_within(
     worktree: &Path,
     refname: &str,
     message: &str,
-    max_file: u64,
+    save: SaveLimits,
 ) -> Result<Option<String>, GitError> {
+    let max_file = save.limits.file;
     let repo = open(worktree)?;
     // A nested repository is never saved as a gitlink, nor left for the next attempt.
     super::nested::remove_nested(worktree);
@@ -433,6 +484,18 @@ pub(crate) fn save_and_reset_within(
     }
     if replaced.is_empty() && dirty_files(worktree, Submodules::Orch)?.is_empty() {
         super::submodules::sync_submodules(worktree, false);
+        return Ok(None);
+    }
+    // A change over the plan's limits is never hashed (the files over `max_file` left out).
+    if let Some(found) = super::big::change_over(worktree, save.limits)? {
+        if save.over == OverLimits::Keep {
+            return Err(GitError::TooLarge {
+                path: worktree.to_path_buf(),
+                found: format!("{found}; it is not saved, and left where it is"),
+            });
+        }
+        tracing::warn!(worktree = %worktree.display(), %found, "a change over the plan's limits is not saved (never hashed): dropped");
+        reset_to_head(&repo, worktree)?;
         return Ok(None);
     }
     let head = checked_out_commit(&repo, worktree)?;

@@ -49,9 +49,9 @@ pub(crate) use big::{
     too_large_in_worktree,
 };
 pub(crate) use cleanup::{
-    GIT_MAX_DEPTH, PlanBranch, TreeState, Unreadable, backup_ref, delete_plan_branch,
-    ignored_large, inspect_plan_branch, prune_stale_entries, remove_plan_worktree, scan_plan_trees,
-    unsaveable_files,
+    GIT_MAX_DEPTH, PlanBranch, TreeState, Unreadable, backup_ref, change_over_in,
+    delete_plan_branch, ignored_large, inspect_plan_branch, prune_stale_entries,
+    remove_plan_worktree, scan_plan_trees, unsaveable_files,
 };
 pub use cli::confine_runs;
 pub(crate) use cli::{
@@ -60,6 +60,7 @@ pub(crate) use cli::{
 pub(crate) use cli::{stop_long_runs, stopping as long_runs_stopped};
 #[cfg(test)]
 use commit::CommitInfo;
+pub use commit::SaveLimits;
 pub(crate) use commit::{
     CommitRepo, RecentCommit, commit_all_except, commit_all_on, dirty_paths, dirty_paths_among,
     head_of, is_dirty, recent_commits, save_and_reset_within, undo_attempt_commits,

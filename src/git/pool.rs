@@ -168,7 +168,7 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
             // libgit2's take 733 ms (benches/worktrees.rs). Leftovers are rare: saved through
             // libgit2.
             if !dirty_files(&path, Submodules::Ignored)?.is_empty() {
-                save_and_reset_within(&path, save.0, save.1, req.max_file)?;
+                save_and_reset_within(&path, save.0, save.1, req.save)?;
             }
             // Only the files that differ are written; ignored files stay.
             super::cli::run_in(&path, &["checkout", "-q", "-f", &branch])?;
@@ -368,7 +368,7 @@ pub fn remove_pool(
     worktree_root: &Path,
     plan: &str,
     save: Option<(&str, &str)>,
-    max_file: u64,
+    limits: super::SaveLimits,
 ) -> Result<Vec<String>, GitError> {
     let _guard = worktree_lock();
     let repo = open_main(repo_root)?;
@@ -388,7 +388,7 @@ pub fn remove_pool(
                 continue;
             };
             let refname = format!("{refname}-pool{n}");
-            if save_and_reset_within(&path, &refname, message, max_file)?.is_some() {
+            if save_and_reset_within(&path, &refname, message, limits)?.is_some() {
                 saved.push(refname);
             }
         }

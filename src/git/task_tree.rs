@@ -92,7 +92,7 @@ fn retire(
     let mut clean = landed;
     if let Some((refname, message)) = save {
         if let Some(path) = live.as_deref().filter(|p| p.is_dir()) {
-            saved = save_and_reset_within(path, refname, message, req.max_file)?
+            saved = save_and_reset_within(path, refname, message, req.save)?
                 .map(|_| refname.to_string());
             clean = true;
         }

@@ -104,8 +104,8 @@ pub struct TaskTreeRequest<'a> {
     pub sparse: &'a [String],
     /// Whether the worktree gets its submodules checked out, as for the plan's.
     pub submodules: bool,
-    /// The plan's `max_file_size`: what a save of the worktree leaves out (never hashed).
-    pub max_file: u64,
+    /// The plan's size limits: what a save of the worktree leaves out or refuses (never hashed).
+    pub save: super::SaveLimits,
 }
 
 impl<'a> TaskTreeRequest<'a> {

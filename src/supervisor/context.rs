@@ -548,7 +548,7 @@ impl PlanCtx {
             copy: &self.copy,
             sparse: &self.entry.paths,
             submodules: self.entry.submodules,
-            max_file: self.entry.size_limits.file,
+            save: crate::git::SaveLimits::dropping(self.entry.size_limits),
         }
     }
 

@@ -644,7 +644,7 @@ impl Effects<'_> {
                         root,
                         pc.name(),
                         None,
-                        pc.entry.size_limits.file,
+                        crate::git::SaveLimits::dropping(pc.entry.size_limits),
                     ) {
                         process_note(&pc, &format!("cannot remove the task worktree pool: {e}"));
                     }

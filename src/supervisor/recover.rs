@@ -400,7 +400,7 @@ fn settle_gone(
                     "{}: changes left by agents of a stopped supervisor",
                     pc.name()
                 ),
-                pc.entry.size_limits.file,
+                git::SaveLimits::dropping(pc.entry.size_limits),
             );
         }
     }

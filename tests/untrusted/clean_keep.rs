@@ -385,3 +385,66 @@ fn clean_keep_a_file_over_the_limit_the_plans_own_ignore_rule_hides() {
     );
     assert!(!tree.exists());
 }
+
+/// A change over the plan's `max_change_files` or `max_change_size` (each file under
+/// `max_file_size`) is one no save holds (a save never hashes it): `orch clean` keeps the plan,
+/// with or without `--force`, naming the worktree and the limit; variants: many files, a few
+/// large ones, in the plan's worktree and in a pool slot a killed run left. Failed on the code
+/// before: `--force` hashed the whole change into its backup (without a bound) and removed the
+/// worktree. Made smaller than the limit, the plan goes, the work in its backup.
+#[test]
+fn clean_keep_a_change_over_the_plans_change_limits() {
+    let many = "i=0; while [ $i -lt 60 ]; do : > m$i; i=$((i+1)); done";
+    let large = "for n in a b c; do head -c 40000 /dev/urandom > $n.bin; done";
+    for (name, script, limit, in_task_tree) in [
+        ("many", many, "`max_change_files`", false),
+        ("large", large, "`max_change_size`", false),
+        ("many in a slot", many, "`max_change_files`", true),
+    ] {
+        let repo = plan_p(
+            ":",
+            "max_change_files = 50\nmax_change_size = \"100KiB\"",
+            "",
+        );
+        let (code, out, err) = repo.run(&["up"]);
+        assert_eq!(code, 0, "{name}\n{out}\n{err}");
+        let tree = if in_task_tree {
+            crate::big_files::killed_runs_slot(&repo)
+        } else {
+            repo.worktree("p")
+        };
+        // As a killed run's agent left it.
+        sh(&tree, script);
+        let shown = format!(
+            "`{}`",
+            tree.strip_prefix(repo.root()).expect("in repo").display()
+        );
+        kept_every_way(&repo, &shown, limit, false, &tree);
+        assert!(
+            tree.join("m59").exists() || tree.join("c.bin").exists(),
+            "{name}"
+        );
+        if in_task_tree {
+            // (This slot's branch was made by hand, which `orch clean` never removes.)
+            continue;
+        }
+        // Made smaller, the plan goes, what is left in a backup.
+        sh(&tree, "rm -f m1* m2* m3* m4* m5* a.bin b.bin");
+        let (code, out, err) = repo.run(&["clean", "--force", "p"]);
+        assert_eq!(code, 0, "{name}\n{out}\n{err}");
+        assert!(!tree.exists(), "{name}");
+        let saved = backups(&repo);
+        assert!(!saved.is_empty(), "{name}: {saved:?}");
+        let kept = if name == "large" { "c.bin" } else { "m0" };
+        let all: Vec<String> = saved
+            .iter()
+            .flat_map(|r| {
+                repo.git(&["ls-tree", "-r", "--name-only", r])
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(all.iter().any(|f| f == kept), "{name}: {all:?}");
+    }
+}

@@ -26,7 +26,7 @@ fn with_task<T>(fx: &Fixture, id: &str, f: impl FnOnce(&TaskTreeRequest) -> T) -
         copy: &[],
         sparse: &[],
         submodules: true,
-        max_file: crate::manifest::SizeLimits::default().file,
+        save: crate::git::SaveLimits::dropping(Default::default()),
     })
 }
 
@@ -435,7 +435,14 @@ fn a_slots_entry_left_without_its_directory_goes_with_the_pool() {
     assert!(admin.is_dir());
     let root = fx.root.join(".orch").join("worktrees");
     assert_eq!(
-        remove_pool(&fx.root, &root, "auth", None, u64::MAX).unwrap(),
+        remove_pool(
+            &fx.root,
+            &root,
+            "auth",
+            None,
+            crate::git::SaveLimits::dropping(Default::default())
+        )
+        .unwrap(),
         Vec::<String>::new()
     );
     assert!(!admin.exists());
@@ -443,7 +450,14 @@ fn a_slots_entry_left_without_its_directory_goes_with_the_pool() {
     // Another plan's slot in the same state is not this pool's to take.
     let other = fx.root.join(".git/worktrees/docs+pool1");
     fs::create_dir_all(&other).unwrap();
-    remove_pool(&fx.root, &root, "auth", None, u64::MAX).unwrap();
+    remove_pool(
+        &fx.root,
+        &root,
+        "auth",
+        None,
+        crate::git::SaveLimits::dropping(Default::default()),
+    )
+    .unwrap();
     assert!(other.is_dir());
 }
 

@@ -245,19 +245,24 @@ pub(crate) fn too_large(
             tree.display()
         )
     };
+    // What is left in the worktree, then the agent's own commits.
     let found = match git::too_large_in_worktree(tree, &plan.guarded.own, limits)
         .map_err(|e| cannot(&e))?
     {
-        Some(found) => Some(found),
-        None if since.is_some() => {
-            git::large_blobs_between(tree, since, branch, limits).map_err(|e| cannot(&e))?
-        }
+        Some(found) => Some((found, true)),
+        None if since.is_some() => git::large_blobs_between(tree, since, branch, limits)
+            .map_err(|e| cannot(&e))?
+            .map(|found| (found, false)),
         None => None,
     };
-    Ok(found.map(|f| {
+    Ok(found.map(|(f, left)| {
         let saved = match f {
             git::TooLarge::Files { .. } => {
                 "; nothing was committed, and those files are not saved with the attempt's work (never hashed)"
+            }
+            // The save holds to the same limits (`git::SaveLimits`): it drops such a change.
+            git::TooLarge::Change { .. } | git::TooLarge::Count { .. } if left => {
+                "; nothing was committed, and the change is not saved with the attempt's work (never hashed)"
             }
             git::TooLarge::Change { .. } | git::TooLarge::Count { .. } => {
                 "; nothing was committed"
@@ -586,7 +591,7 @@ fn save_leftovers(
         &plan.worktree,
         &refname,
         &message,
-        plan.entry.size_limits.file,
+        git::SaveLimits::dropping(plan.entry.size_limits),
     )
     .ok()?;
     // What the attempt committed on the plan branch itself goes with it (kept under the same ref).
