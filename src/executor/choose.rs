@@ -16,10 +16,7 @@ pub(crate) fn of_plan(manifest: &Manifest, entry: &PlanEntry) -> Arc<dyn Executo
         ExecutorKind::Slurm => {
             Arc::new(SlurmExecutor::new(entry.slurm.clone(), manifest.slurm_poll))
         }
-        ExecutorKind::Ssh => Arc::new(SshExecutor::new(
-            entry.hosts.clone(),
-            entry.size_limits.file,
-        )),
+        ExecutorKind::Ssh => Arc::new(SshExecutor::new(entry.hosts.clone(), entry.size_limits)),
         ExecutorKind::Container => Arc::new(ContainerExecutor::new(manifest, entry)),
     }
 }

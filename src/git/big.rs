@@ -218,9 +218,14 @@ pub(crate) fn large_unhashed(
 }
 
 impl TooLarge {
-    /// The refusal of `large` (paths and sizes over `limit`), if any.
-    pub(crate) fn of_files(large: Vec<(String, u64)>, limit: u64) -> Option<Self> {
-        refusal(large, (0, 0), SizeLimits::file_only(limit))
+    /// The refusal of a change of `count` files holding `total` bytes together (those of `large`
+    /// left out), `large` its files over `limits.file`, if any.
+    pub(crate) fn of_change(
+        large: Vec<(String, u64)>,
+        (total, count): (u64, u64),
+        limits: SizeLimits,
+    ) -> Option<Self> {
+        refusal(large, (total, count), limits)
     }
 }
 

@@ -470,7 +470,10 @@ mod tests {
     fn on_another_machine_the_default_is_refused_and_only_open_runs() {
         let (ok, tcp) = (|| Ok(()), || true);
         let no = || Err("no user namespaces".to_string());
-        let ssh = SshExecutor::new(vec!["h1".into()], 1 << 20);
+        let ssh = SshExecutor::new(
+            vec!["h1".into()],
+            crate::manifest::SizeLimits::file_only(1 << 20),
+        );
         let slurm = SlurmExecutor::default();
         let default = agent(&["./a"], None, &[]);
         let open = agent(&["./a"], Some(NetworkMode::Open), &[]);

@@ -315,7 +315,10 @@ fn big_files_a_stop_during_a_long_staging_ends_the_run_and_its_git() {
 /// refused before it is checked out here or taken as the task's work: the task fails naming the
 /// file, `plan/p` unmoved, no such file written in the local worktree. Sandbox on and off.
 /// Seen failing on the code before: the 20 GiB file was written whole into the local worktree,
-/// then hashed by the commit.
+/// then hashed by the commit. The same for a change over `max_change_files` or
+/// `max_change_size` (each file under `max_file_size`): refused on the host before it hashes
+/// it, and here before it is checked out (failed before: the host hashed and sent all of it,
+/// and the 600 files were written into the local worktree before the refusal).
 #[test]
 fn big_files_on_a_host_the_snapshot_with_a_huge_file_is_refused() {
     use support::sshd;
@@ -325,11 +328,21 @@ fn big_files_on_a_host_the_snapshot_with_a_huge_file_is_refused() {
     let lab = sshd::Lab::start(&["h1"]);
     for sandbox in support::sandboxes() {
         for (script, p_keys, named) in [
-            ("truncate -s 20G big.bin", "", "`big.bin`"),
+            ("truncate -s 20G big.bin", "", "`big.bin` (20.0 GiB"),
             (
                 "mkdir -p 'new dir' && head -c 2097152 /dev/zero > 'new dir/dense.bin'",
                 "max_file_size = \"1M\"",
-                "`new dir/dense.bin`",
+                "`new dir/dense.bin` (2.0 MiB",
+            ),
+            (
+                "i=0; while [ $i -lt 600 ]; do mkdir -p d$((i % 30)); : > d$((i % 30))/f$i; i=$((i+1)); done",
+                "max_change_files = 500",
+                "(`max_change_files`)",
+            ),
+            (
+                "for n in a b c; do head -c 400000 /dev/urandom > $n.bin; done",
+                "max_change_size = \"1M\"",
+                "(`max_change_size`)",
             ),
         ] {
             let what = format!("on a host, {script}, sandbox {sandbox}");
@@ -362,12 +375,15 @@ fn big_files_on_a_host_the_snapshot_with_a_huge_file_is_refused() {
                     || error.contains("on host `h1`"),
                 "{what}: it did not run on the host\n{out}"
             );
-            assert!(
-                error.contains(named) && error.contains("max_file_size"),
-                "{what}: {error}"
-            );
+            assert!(error.contains(named), "{what}: {error}");
+            // Refused by the host, before it hashed or sent anything.
+            assert!(error.contains("on host `h1`: "), "{what}: {error}");
             assert_eq!(repo.rev("plan/p"), main, "{what}: plan/p moved");
             let local = repo.worktree("p");
+            assert!(
+                !local.join("d0").exists(),
+                "{what}: the files checked out here"
+            );
             let large = std::fs::read_dir(&local)
                 .into_iter()
                 .flatten()

@@ -67,10 +67,35 @@ pub(crate) struct Spec {
     /// is checked out in the local worktree.
     #[serde(default = "default_max_file_size")]
     pub(crate) max_file_size: u64,
+    /// The plan's `max_change_size`: a snapshot whose change is larger is refused the same way.
+    #[serde(default = "default_max_change_size")]
+    pub(crate) max_change_size: u64,
+    /// The plan's `max_change_files`: a snapshot that changes more files is refused the same way.
+    #[serde(default = "default_max_change_files")]
+    pub(crate) max_change_files: u64,
 }
 
 fn default_max_file_size() -> u64 {
     crate::manifest::SizeLimits::default().file
+}
+
+fn default_max_change_size() -> u64 {
+    crate::manifest::SizeLimits::default().change
+}
+
+fn default_max_change_files() -> u64 {
+    crate::manifest::SizeLimits::default().files
+}
+
+impl Spec {
+    /// The plan's size limits, as the spec carries them.
+    pub(crate) fn limits(&self) -> crate::manifest::SizeLimits {
+        crate::manifest::SizeLimits {
+            file: self.max_file_size,
+            change: self.max_change_size,
+            files: self.max_change_files,
+        }
+    }
 }
 
 /// The exit status of `orch remote-attempt` when no host of the plan can run agents (each was
@@ -303,7 +328,7 @@ fn drive(spec: &Spec, in_flight: &mut Option<PathBuf>) -> Result<u8, Failure> {
                     &conn,
                     (&spec.state_dir, &spec.repo_root),
                     &repo,
-                    spec.max_file_size,
+                    spec.limits(),
                 );
                 slots::mark_up(&spec.state_dir, &host.name);
                 slots::set_last_host(&spec.state_dir, &spec.plan, &host.name);
@@ -356,6 +381,8 @@ fn drive(spec: &Spec, in_flight: &mut Option<PathBuf>) -> Result<u8, Failure> {
             (spec.status_file.display().to_string(), Place::StatusFile),
         ],
         max_file_size: spec.max_file_size,
+        max_change_size: spec.max_change_size,
+        max_change_files: spec.max_change_files,
     };
     let job_bytes = serde_json::to_vec(&job).map_err(|e| e.to_string())?;
     *in_flight = Some(super::lost::record(
@@ -659,16 +686,12 @@ fn take_snapshot(spec: &Spec, key: &str, bytes: &[u8], applied: &str) -> Result<
     Ok(id.to_string())
 }
 
-/// Refuses the snapshot `id` when it brings a blob over the plan's `max_file_size` (the sizes
-/// read from the object headers): it is never checked out in the local worktree (a sparse
+/// Refuses the snapshot `id` when it brings a blob over the plan's `max_file_size`, or a change
+/// over its `max_change_size` or `max_change_files` (the sizes read from the object headers):
+/// it is never checked out in the local worktree (a sparse
 /// 20 GiB file on the host would be written whole here), nor taken as the task's work.
 fn no_large_blob(spec: &Spec, id: &str) -> Result<(), String> {
-    match crate::git::large_blobs_between(
-        &spec.repo_root,
-        Some(&spec.base),
-        id,
-        crate::manifest::SizeLimits::file_only(spec.max_file_size),
-    )? {
+    match crate::git::large_blobs_between(&spec.repo_root, Some(&spec.base), id, spec.limits())? {
         Some(large) => Err(format!("{large}; nothing of it was taken")),
         None => Ok(()),
     }

@@ -30,10 +30,24 @@ pub(crate) struct Job {
     /// than its base held there (the host would hash it, the lead refuse it).
     #[serde(default = "default_max_file_size")]
     pub(crate) max_file_size: u64,
+    /// The plan's `max_change_size` and `max_change_files`: a snapshot is not taken of a
+    /// worktree whose change is over them as far as the files' sizes tell (nothing hashed).
+    #[serde(default = "default_max_change_size")]
+    pub(crate) max_change_size: u64,
+    #[serde(default = "default_max_change_files")]
+    pub(crate) max_change_files: u64,
 }
 
 fn default_max_file_size() -> u64 {
     crate::manifest::SizeLimits::default().file
+}
+
+fn default_max_change_size() -> u64 {
+    crate::manifest::SizeLimits::default().change
+}
+
+fn default_max_change_files() -> u64 {
+    crate::manifest::SizeLimits::default().files
 }
 
 /// A place on the host that stands for one of the lead's paths.

@@ -7,11 +7,11 @@ use super::attempt::Spec;
 use crate::executor::Attempt;
 
 /// Writes the spec of attempt `a` (to run on the plan's hosts `names`, found among the run's
-/// `[[host]]` machines; a snapshot bringing a blob over `max_file_size` refused) and returns the
-/// argv of its driver.
+/// `[[host]]` machines; a snapshot bringing a blob over the plan's `limits`, or a change over
+/// them, refused) and returns the argv of its driver.
 pub(super) fn driver_argv(
     a: &Attempt<'_>,
-    (names, max_file_size): (&[String], u64),
+    (names, limits): (&[String], crate::manifest::SizeLimits),
     argv: Vec<String>,
     env: &[(String, String)],
 ) -> Result<Vec<String>, String> {
@@ -46,7 +46,9 @@ pub(super) fn driver_argv(
         confine: a.sandbox != crate::manifest::SandboxMode::Off,
         pass_env: a.pass_env.to_vec(),
         control: super::conn::Conn::own_via(),
-        max_file_size,
+        max_file_size: limits.file,
+        max_change_size: limits.change,
+        max_change_files: limits.files,
     };
     let file = crate::state_layout::remote_of(a.state_dir, a.plan)
         .join(format!("{}-{}.json", a.unit, a.attempt));

@@ -79,13 +79,13 @@ fn recorded(state_dir: &Path, host: &str, key: &str) -> Option<String> {
 
 /// Brings back the work of the attempts orch recorded lost while the host kept them (a host
 /// that comes back), for the repository at `repo_root` (its cache `repo` on the host), its files
-/// under `state_dir`, each checked against the plan's `max_file_size`; drops there what the host
+/// under `state_dir`, each checked against the plan's size limits; drops there what the host
 /// kept of this repository's other attempts. See the module documentation.
 pub(super) fn collect(
     conn: &Conn,
     (state_dir, repo_root): (&Path, &Path),
     repo: &str,
-    max_file_size: u64,
+    limits: SizeLimits,
 ) {
     // One driver at a time: another that holds it brings back what there is.
     let Some(_held) = super::slots::collect_lock(state_dir, &conn.host) else {
@@ -159,7 +159,7 @@ pub(super) fn collect(
         let incoming = format!("refs/orch/incoming/{key}");
         let fetched = super::lead::fetch_bundle(repo_root, &file, &snapshot_ref(key), &incoming);
         let _ = std::fs::remove_file(&file);
-        let checked = fetched.and_then(|()| checked(repo_root, &incoming, &base, max_file_size));
+        let checked = fetched.and_then(|()| checked(repo_root, &incoming, &base, limits));
         let _ = git(&["update-ref", "-d", &incoming]);
         let taken = checked.and_then(|tip| git(&["update-ref", &saved, &tip]).map(drop));
         match taken {
@@ -177,12 +177,12 @@ pub(super) fn collect(
 }
 
 /// The checks of any snapshot, on a lost attempt's fetched under `incoming`: one commit whose
-/// one parent is the recorded `base`, no blob or tree over `max_file_size`. Its id.
+/// one parent is the recorded `base`, no blob or tree over `max_file_size`, no change over the plan's other limits. Its id.
 fn checked(
     repo_root: &Path,
     incoming: &str,
     base: &str,
-    max_file_size: u64,
+    limits: SizeLimits,
 ) -> Result<String, String> {
     let git = |args: &[&str]| super::refs::text(repo_root, args);
     let tip = git(&["rev-parse", "--verify", &format!("{incoming}^{{commit}}")])?;
@@ -192,7 +192,6 @@ fn checked(
             "its snapshot is not one commit on the attempt's base {base}"
         ));
     }
-    let limits = SizeLimits::file_only(max_file_size);
     match crate::git::large_blobs_between(repo_root, Some(base), &tip, limits)? {
         Some(large) => Err(large.to_string()),
         None => Ok(tip),

@@ -42,16 +42,14 @@ pub(crate) use report::HostReport;
 pub(crate) struct SshExecutor {
     /// The plan's `hosts`, in the order they are preferred.
     hosts: Vec<String>,
-    /// The plan's `max_file_size`: a snapshot that brings a larger blob is refused.
-    max_file_size: u64,
+    /// The plan's size limits: a snapshot that brings a larger blob, or a change over them, is
+    /// refused.
+    limits: crate::manifest::SizeLimits,
 }
 
 impl SshExecutor {
-    pub(crate) fn new(hosts: Vec<String>, max_file_size: u64) -> Self {
-        Self {
-            hosts,
-            max_file_size,
-        }
+    pub(crate) fn new(hosts: Vec<String>, limits: crate::manifest::SizeLimits) -> Self {
+        Self { hosts, limits }
     }
 }
 
@@ -91,7 +89,7 @@ impl Executor for SshExecutor {
         argv: Vec<String>,
         env: &[(String, String)],
     ) -> Result<Vec<String>, String> {
-        launch::driver_argv(attempt, (&self.hosts, self.max_file_size), argv, env)
+        launch::driver_argv(attempt, (&self.hosts, self.limits), argv, env)
     }
 
     fn place_record(

@@ -514,13 +514,20 @@ fn snapshot(p: &Places, job: &Job) -> Result<String, String> {
 
 /// The files of the worktree over the job's `max_file_size` (their apparent sizes, `lstat`;
 /// nothing hashed) that its base does not hold at that size: tracked ones (`ls-files`, which
-/// reads the names alone) and untracked ones git does not ignore.
+/// reads the names alone) and untracked ones git does not ignore; or, none such, the change over
+/// the job's `max_change_size` or `max_change_files` as far as the sizes tell (the files not in
+/// the base, deleted, or of another size than the base's: what it surely changes).
 fn large_files(
     p: &Places,
     job: &Job,
     admin: impl Fn() -> Result<Command, String>,
 ) -> Result<Option<crate::git::TooLarge>, String> {
-    let limit = job.max_file_size;
+    let limits = crate::manifest::SizeLimits {
+        file: job.max_file_size,
+        change: job.max_change_size,
+        files: job.max_change_files,
+    };
+    let limit = limits.file;
     let listed = |args: &[&str]| -> Result<Vec<u8>, String> {
         let mut cmd = admin()?;
         let o = cmd
@@ -560,17 +567,29 @@ fn large_files(
         "--exclude-standard",
     ])?;
     let mut large = Vec::new();
+    let (mut total, mut count) = (0_u64, 0_u64);
     for path in files.split(|&b| b == 0).filter(|p| !p.is_empty()) {
         let full = p.worktree.join(std::ffi::OsStr::from_bytes(path));
         let Ok(meta) = std::fs::symlink_metadata(&full) else {
+            // Deleted: a change all the same.
+            count += u64::from(in_base.contains_key(path));
             continue;
         };
-        if meta.is_dir() || meta.len() <= limit || in_base.get(path) == Some(&meta.len()) {
+        if meta.is_dir() || in_base.get(path) == Some(&meta.len()) {
             continue;
         }
-        large.push((String::from_utf8_lossy(path).into_owned(), meta.len()));
+        count += 1;
+        if meta.len() > limit {
+            large.push((String::from_utf8_lossy(path).into_owned(), meta.len()));
+        } else {
+            total = total.saturating_add(meta.len());
+        }
     }
-    Ok(crate::git::TooLarge::of_files(large, limit))
+    Ok(crate::git::TooLarge::of_change(
+        large,
+        (total, count),
+        limits,
+    ))
 }
 
 /// Takes a snapshot and sends it: its id, then its bundle.

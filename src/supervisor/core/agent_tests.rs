@@ -702,7 +702,7 @@ fn an_ssh_attempt_with_no_host_left_blocks_its_plan_without_counting_and_an_agen
     let mut s = spec("a");
     s.executor = std::sync::Arc::new(crate::executor::ssh::SshExecutor::new(
         vec!["h1".to_string()],
-        1 << 20,
+        crate::manifest::SizeLimits::file_only(1 << 20),
     ));
     std::sync::Arc::make_mut(&mut s.entry).retries = 2;
     let mut c = core(cfg(1), &g, &plans, vec![s]);
