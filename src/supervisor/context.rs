@@ -589,6 +589,11 @@ impl PlanCtx {
 /// verification of phase 2 passed: <first criterion>`. The one subject of a task's commit,
 /// whoever makes it (the supervisor, or `orch task done` of a plan-mode agent).
 pub(crate) fn commit_message(name: &str, plan: &Plan, id: &str, description: &str) -> String {
+    // A task line of any length (a plan file holds what its writer put there) makes a subject
+    // of at most [`SUBJECT_MAX`] bytes: a commit object over the plan's `max_file_size` would be
+    // refused like a file, by orch's own checks, at every later attempt and merge.
+    let description = bounded_subject(description);
+    let description = description.as_str();
     match plan
         .task(id)
         .filter(|t| t.kind == crate::plan::TaskKind::Verify)
@@ -603,6 +608,22 @@ pub(crate) fn commit_message(name: &str, plan: &Plan, id: &str, description: &st
             crate::plan::plain_description(description)
         ),
     }
+}
+
+/// The most bytes of a task's line that go into its commit's subject.
+const SUBJECT_MAX: usize = 1024;
+
+/// `description` cut to at most [`SUBJECT_MAX`] bytes (at a character's boundary), `…` marking
+/// the cut.
+fn bounded_subject(description: &str) -> String {
+    if description.len() <= SUBJECT_MAX {
+        return description.to_string();
+    }
+    let mut end = SUBJECT_MAX;
+    while !description.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &description[..end])
 }
 
 /// [`record_commit_in`] for each (task id, commit) of `records`.
@@ -679,6 +700,24 @@ mod feedback_tests;
 
 #[cfg(test)]
 mod tests {
+    /// A task line of 1.5 MB (red team 6) makes a subject of about a kilobyte, cut at a
+    /// character's boundary; a short one is whole.
+    #[test]
+    fn a_commits_subject_is_bounded_whatever_the_task_line() {
+        let plan = crate::status::test_support::small_plan();
+        let long = "é".repeat(750_000);
+        let message = super::commit_message("p", &plan, "1.1", &long);
+        assert!(
+            message.len() <= super::SUBJECT_MAX + 16,
+            "{}",
+            message.len()
+        );
+        assert!(message.starts_with("p 1.1: éé") && message.ends_with('…'));
+        assert_eq!(
+            super::commit_message("p", &plan, "1.1", "Do it"),
+            "p 1.1: Do it"
+        );
+    }
 
     /// A task found done, then committed, then recorded in a later write: it is completed at
     /// the time it was found done, never after its commit (recovery finds an unrecorded commit
