@@ -79,6 +79,16 @@ pub(crate) fn too_large_in_worktree(
     own: &[String],
     limits: SizeLimits,
 ) -> Result<Option<TooLarge>, super::GitError> {
+    Ok(worktree_change(worktree, own, limits)?.err())
+}
+
+/// [`too_large_in_worktree`], and when the change is within `limits`, its size and number of
+/// files (`Ok((total, count))`: what the commits of the same attempt add to).
+pub(crate) fn worktree_change(
+    worktree: &Path,
+    own: &[String],
+    limits: SizeLimits,
+) -> Result<Result<(u64, u64), TooLarge>, super::GitError> {
     // What git would hash before it could tell that it changed: refused before git runs.
     let unhashed: Vec<(String, u64)> = large_unhashed(worktree, limits.file)?
         .iter()
@@ -86,7 +96,7 @@ pub(crate) fn too_large_in_worktree(
         .filter(|(p, _)| !crate::manifest::own_path(own, p))
         .collect();
     if !unhashed.is_empty() {
-        return Ok(refusal(unhashed, (0, 0), limits));
+        return Ok(refusal(unhashed, (0, 0), limits).map_or(Ok((0, 0)), Err));
     }
     let state = super::status::status(worktree, None, super::status::Submodules::Ignored)?;
     let mut large: Vec<(String, u64)> = Vec::new();
@@ -111,7 +121,7 @@ pub(crate) fn too_large_in_worktree(
             large.push((path, size));
         }
     }
-    Ok(refusal(large, (total, count), limits))
+    Ok(refusal(large, (total, count), limits).map_or(Ok((total, count)), Err))
 }
 
 /// The change of the work tree `worktree` that a save would stage (every file `git status`
@@ -267,6 +277,17 @@ pub(crate) fn large_blobs_between(
     tip: &str,
     limits: SizeLimits,
 ) -> Result<Option<TooLarge>, String> {
+    large_blobs_after(repo_dir, (base, tip), limits, (0, 0))
+}
+
+/// [`large_blobs_between`] of commits that come with `already` (bytes, files) of the same
+/// change (the attempt's work left in its worktree): the change is held to `limits` as a whole.
+pub(crate) fn large_blobs_after(
+    repo_dir: &Path,
+    (base, tip): (Option<&str>, &str),
+    limits: SizeLimits,
+    already: (u64, u64),
+) -> Result<Option<TooLarge>, String> {
     let repo = super::open(repo_dir).map_err(|e| e.to_string())?;
     let read = |e: git2::Error| format!("cannot read the commits of `{tip}`: {e}");
     let tip = repo
@@ -282,7 +303,7 @@ pub(crate) fn large_blobs_between(
         })
         .transpose()
         .map_err(read)?;
-    large_blobs(&repo, base, tip, limits).map_err(read)
+    large_blobs(&repo, (base, tip), limits, already).map_err(read)
 }
 
 /// The large blobs (see [`large_blobs_between`]) that `branch` brings to `target` since it
@@ -304,18 +325,22 @@ pub(crate) fn large_blobs_since_fork(
         ),
         None => None,
     };
-    large_blobs(&repo, base, tip.id(), SizeLimits::file_only(limit))
-        .map_err(|e| format!("cannot read the commits of `{branch}`: {e}"))
+    large_blobs(
+        &repo,
+        (base, tip.id()),
+        SizeLimits::file_only(limit),
+        (0, 0),
+    )
+    .map_err(|e| format!("cannot read the commits of `{branch}`: {e}"))
 }
 
 fn large_blobs(
     repo: &Repository,
-    base: Option<Oid>,
-    tip: Oid,
+    (base, tip): (Option<Oid>, Oid),
     limits: SizeLimits,
+    (mut total, mut count): (u64, u64),
 ) -> Result<Option<TooLarge>, git2::Error> {
     let limit = limits.file;
-    let mut total: u64 = 0;
     let mut walk = repo.revwalk()?;
     walk.set_sorting(Sort::TOPOLOGICAL)?;
     walk.push(tip)?;
@@ -325,7 +350,6 @@ fn large_blobs(
     let odb = repo.odb()?;
     let mut seen = std::collections::HashSet::new();
     let mut large: Vec<(String, u64)> = Vec::new();
-    let mut count: u64 = 0;
     for id in walk {
         let id = id?;
         // A commit's own object (its message) is as large as the agent makes it.

@@ -95,6 +95,11 @@ fn big_trees_orch_merge_refuses_a_branch_that_holds_a_wide_directory() {
 fn big_trees_a_change_of_too_many_files_or_trees_too_large_together_is_refused() {
     let many = "i=0; while [ $i -lt 30 ]; do mkdir -p d$i; j=0; while [ $j -lt 20 ]; do : > d$i/f$j; j=$((j+1)); done; i=$((i+1)); done";
     let wide = "i=0; while [ $i -lt 8 ]; do mkdir -p w$i; j=0; while [ $j -lt 300 ]; do : > w$i/name-of-length-$i-$j; j=$((j+1)); done; i=$((i+1)); done";
+    let half = "i=0; while [ $i -lt 300 ]; do mkdir -p h$((i % 15)); : > h$((i % 15))/f$i; i=$((i+1)); done";
+    let other_half = "i=0; while [ $i -lt 300 ]; do mkdir -p k$((i % 15)); : > k$((i % 15))/f$i; i=$((i+1)); done";
+    let half_bytes = "for n in 0 1 2 3 4 5 6 7 8 9; do head -c 12000 /dev/urandom > c$n.bin; done";
+    let other_half_bytes =
+        "for n in 0 1 2 3 4 5 6 7 8 9; do head -c 12000 /dev/urandom > l$n.bin; done";
     for sandbox in support::sandboxes() {
         for (script, keys, named) in [
             (
@@ -106,6 +111,18 @@ fn big_trees_a_change_of_too_many_files_or_trees_too_large_together_is_refused()
                 format!("{many}; {OWN_COMMIT}"),
                 "max_change_files = 500",
                 "`max_change_files`",
+            ),
+            // Red team 7: half of the change committed by the agent, half left for orch's
+            // commit, each within the limits, over them together.
+            (
+                format!("{half}; {OWN_COMMIT}; {other_half}"),
+                "max_change_files = 500",
+                "`max_change_files`",
+            ),
+            (
+                format!("{half_bytes}; {OWN_COMMIT}; {other_half_bytes}"),
+                "max_change_size = \"200KiB\"",
+                "`max_change_size`",
             ),
             // Eight trees of about 15 KiB each, under a file limit of 16 KiB, over a change
             // limit of 64 KiB together.

@@ -246,14 +246,16 @@ pub(crate) fn too_large(
         )
     };
     // What is left in the worktree, then the agent's own commits.
-    let found = match git::too_large_in_worktree(tree, &plan.guarded.own, limits)
+    // The two together are the attempt's change (red team 7: an unconfined agent committed
+    // half of it and left the other half, each within the limits).
+    let found = match git::worktree_change(tree, &plan.guarded.own, limits)
         .map_err(|e| cannot(&e))?
     {
-        Some(found) => Some((found, true)),
-        None if since.is_some() => git::large_blobs_between(tree, since, branch, limits)
+        Err(found) => Some((found, true)),
+        Ok(left) if since.is_some() => git::large_blobs_after(tree, (since, branch), limits, left)
             .map_err(|e| cannot(&e))?
             .map(|found| (found, false)),
-        None => None,
+        Ok(_) => None,
     };
     Ok(found.map(|(f, left)| {
         let saved = match f {
