@@ -593,13 +593,16 @@ fn retire_task_trees(
     // The plan's task worktree pool: its free slots (changes in one saved first).
     let refname = git::task_backup_name(plan, stamp, "pool");
     let message = format!("orch clean: left in the task worktree pool of plan `{plan}`");
-    saved.extend(git::remove_pool(
-        repo_root,
-        worktree_root,
-        plan,
-        Some((&refname, &message)),
-        save,
-    )?);
+    saved.extend(
+        git::remove_pool(
+            repo_root,
+            worktree_root,
+            plan,
+            Some((&refname, &message)),
+            save,
+        )?
+        .saved,
+    );
     Ok(())
 }
 

@@ -416,6 +416,49 @@ pub(crate) fn scan_plan_trees(
     Ok(scan)
 }
 
+/// Why the work tree `root` holds what no save keeps (as [`scan_plan_trees`] finds it: a file
+/// over `max_file` bytes, ignored or not, or a place orch cannot read), named (at most three,
+/// escaped); `None`: nothing such.
+pub(crate) fn unkeepable_in(root: &Path, max_file: u64) -> Option<String> {
+    let mut scan = PlanScan::default();
+    scan_tree(root, max_file, &mut scan);
+    let mut named: Vec<String> = scan
+        .large
+        .iter()
+        .map(|(_, rel, size)| {
+            format!(
+                "`{}` ({}, over `max_file_size`)",
+                rel.display().to_string().escape_debug(),
+                super::big::human(*size)
+            )
+        })
+        .collect();
+    named.extend(scan.unreadable.iter().map(|u| match u {
+        Unreadable::Denied { path, .. } | Unreadable::TooDeep { path, .. } => {
+            let shown = path
+                .strip_prefix(root)
+                .unwrap_or(path)
+                .display()
+                .to_string();
+            let cut: String = shown.chars().take(200).collect();
+            format!(
+                "`{}{}` (orch cannot read it, or it is too deep)",
+                cut.escape_debug(),
+                if cut.len() < shown.len() { "…" } else { "" }
+            )
+        }
+    }));
+    if named.is_empty() {
+        return None;
+    }
+    let more = if named.len() > 3 { ", …" } else { "" };
+    named.truncate(3);
+    Some(format!(
+        "it holds what no save keeps: {}{more}; `orch clean` names it",
+        named.join(", ")
+    ))
+}
+
 fn scan_tree(root: &Path, max_file: u64, scan: &mut PlanScan) {
     let found = &mut scan.unreadable;
     let denied = |path: PathBuf, e: &dyn std::fmt::Display| Unreadable::Denied {

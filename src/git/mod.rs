@@ -84,8 +84,8 @@ pub(crate) use named::{
 };
 pub(crate) use nested::{check as check_nested, nested_in};
 pub(crate) use own::{own_changes_in, own_changes_since_fork};
-pub use pool::remove_pool;
 pub use pool::take_pool_tree;
+pub use pool::{PoolRemoval, remove_pool};
 pub(crate) use pool::{remove_tree_locks, task_tree_path};
 pub(crate) use refs::{
     BACKUP_PREFIX, attempt_ref, backup_name, conflict_ref, plan_attempts_prefix, plan_resume_ref,

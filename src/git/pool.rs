@@ -360,25 +360,46 @@ fn take_clean_mark(admin: &Path) -> bool {
             .is_ok_and(|head| head.trim() == at)
 }
 
+/// What [`remove_pool`] did: the refs it saved, and the slots it left, each with why.
+#[derive(Debug, Default)]
+pub struct PoolRemoval {
+    /// The refs saved (`<refname>-pool<n>`).
+    pub saved: Vec<String>,
+    /// The slots left in place, each as `<path>: <why>`.
+    pub kept: Vec<String>,
+}
+
 /// Removes the free slots of `plan`'s pool (directory and entry), leaving those a task holds.
 /// A slot with changes is left as it is, unless `save` (`refname` prefix, `message`) is given:
-/// its changes are then saved under `<refname>-pool<n>` first. Returns the refs saved.
+/// its changes are then saved under `<refname>-pool<n>` first. Without `save`, a slot is left
+/// too when it holds what no save could keep: a file over `limits`' `max_file_size` (an ignored
+/// one too: red team 7, hidden by the plan's own `.gitignore`, removed without a word), or a
+/// place orch cannot read; `orch clean` then decides, naming them.
 pub fn remove_pool(
     repo_root: &Path,
     worktree_root: &Path,
     plan: &str,
     save: Option<(&str, &str)>,
     limits: super::SaveLimits,
-) -> Result<Vec<String>, GitError> {
+) -> Result<PoolRemoval, GitError> {
     let _guard = worktree_lock();
     let repo = open_main(repo_root)?;
     let mut saved = Vec::new();
+    let mut kept = Vec::new();
     for (n, path, held) in pool_trees_in(&repo, repo_root, worktree_root, plan)? {
         if held {
             continue;
         }
         let slot = pool_tree_name(plan, n);
         let admin = repo.commondir().join("worktrees").join(&slot);
+        if save.is_none()
+            && path.is_dir()
+            && let Some(why) = super::cleanup::unkeepable_in(&path, limits.limits.file)
+        {
+            tracing::warn!(slot = %path.display(), %why, "pool slot kept");
+            kept.push(format!("{}: {why}", path.display()));
+            continue;
+        }
         // Freed clean (its last task landed): nothing to save, no status of the whole tree.
         if path.is_dir()
             && !take_clean_mark(&admin)
@@ -412,7 +433,7 @@ pub fn remove_pool(
             super::cleanup::remove_admin(&entry)?;
         }
     }
-    Ok(saved)
+    Ok(PoolRemoval { saved, kept })
 }
 
 #[cfg(test)]

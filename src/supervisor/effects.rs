@@ -639,14 +639,21 @@ impl Effects<'_> {
                 // run's end waits for it.
                 self.pool_drops.push(tokio::task::spawn_blocking(move || {
                     let root = pc.worktree.parent().unwrap_or(&pc.repo_root);
-                    if let Err(e) = crate::git::remove_pool(
+                    match crate::git::remove_pool(
                         &pc.repo_root,
                         root,
                         pc.name(),
                         None,
                         crate::git::SaveLimits::dropping(pc.entry.size_limits),
                     ) {
-                        process_note(&pc, &format!("cannot remove the task worktree pool: {e}"));
+                        Ok(removal) => {
+                            for kept in removal.kept {
+                                process_note(&pc, &format!("task worktree kept: {kept}"));
+                            }
+                        }
+                        Err(e) => {
+                            process_note(&pc, &format!("cannot remove the task worktree pool: {e}"))
+                        }
                     }
                 }));
             }

@@ -356,3 +356,79 @@ fn big_files_together_made_inside_a_container() {
         }
     }
 }
+
+/// Red team 7: `parallel_tasks = 2`, each task's agent hides a 2 MB file (over
+/// `max_file_size = "1MiB"`) with an ignore rule of its own change and does its work; every task
+/// completes. The end of `orch up` removed the pool of task worktrees and the hidden files with
+/// it, without a word. Now a slot holding a file over the limit (ignored or not) is kept, the
+/// plan's `orch.log` says which and why, and `orch clean` then keeps the plan naming the file.
+/// Variants: the rule in a subdirectory's `.gitignore`, at the root, a directory pattern;
+/// sandbox on and off.
+#[test]
+fn big_files_together_the_pool_keeps_a_slot_holding_a_hidden_large_file() {
+    let hides = [
+        "mkdir -p sub && echo '*.bin' > sub/.gitignore && head -c 2000000 /dev/urandom > sub/big-$ORCH_TASK.bin",
+        "echo 'big-*' >> .gitignore && head -c 2000000 /dev/urandom > big-$ORCH_TASK.bin",
+        "mkdir -p hide/in && echo hide/ > .gitignore && head -c 2000000 /dev/urandom > hide/in/big-$ORCH_TASK.bin",
+    ];
+    for sandbox in support::sandboxes() {
+        for hide in hides {
+            let what = format!("{hide}, sandbox {sandbox}");
+            let repo = Repo::builder().identity_in_config().timeout(PROMPT).build();
+            repo.write(
+                "docs/plans/p.md",
+                "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two\n- [ ] 1.3 Three\n",
+            );
+            let script = format!("{hide}\necho \"$ORCH_TASK\" > \"work-$ORCH_TASK.txt\"");
+            repo.write(
+                "plans.toml",
+                &format!(
+                    "[defaults]\nretries = 0\nmax_agents = 2\nmax_file_size = \"1MiB\"\n\
+                     sandbox = \"{sandbox}\"\n\n[agents.a]\ncommand = {}\n\n\
+                     [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nagent = \"a\"\n\
+                     parallel_tasks = 2\n",
+                    toml_array(&["sh", "-c", &script]),
+                ),
+            );
+            repo.commit_all("plans");
+            let (code, out, err) =
+                repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+            assert_eq!(code, 0, "{what}\n{out}\n{err}");
+            for id in ["1.1", "1.2", "1.3"] {
+                assert_eq!(repo.task("p", id)["status"], "completed", "{what} {id}");
+            }
+            // Every hidden file is still on disk, in a slot orch kept.
+            let kept: Vec<std::path::PathBuf> = ["1.1", "1.2", "1.3"]
+                .iter()
+                .filter_map(|id| {
+                    (1..=2).find_map(|n| {
+                        let slot = repo.root().join(format!(".orch/worktrees/p+pool{n}"));
+                        let rel = hide
+                            .rsplit("> ")
+                            .next()
+                            .unwrap_or_default()
+                            .replace("$ORCH_TASK", id);
+                        let file = slot.join(rel);
+                        file.exists().then_some(file)
+                    })
+                })
+                .collect();
+            // A slot's next task's checkout keeps the earlier task's ignored file, so each
+            // task's file is in one of the two slots.
+            assert_eq!(kept.len(), 3, "{what}: {kept:?}");
+            let log = std::fs::read_to_string(repo.root().join(".orch/logs/p/orch.log"))
+                .unwrap_or_default();
+            assert!(
+                log.contains("task worktree kept") && log.contains("over `max_file_size`"),
+                "{what}: {log}"
+            );
+            let (code, out, err) = repo.run(&["clean", "--force", "p"]);
+            assert_eq!(code, 5, "{what}\n{out}\n{err}");
+            assert!(
+                out.contains("p: kept: ") && out.contains("big-1."),
+                "{what}\n{out}"
+            );
+            assert!(kept.iter().all(|f| f.exists()), "{what}");
+        }
+    }
+}

@@ -442,7 +442,8 @@ fn a_slots_entry_left_without_its_directory_goes_with_the_pool() {
             None,
             crate::git::SaveLimits::dropping(Default::default())
         )
-        .unwrap(),
+        .unwrap()
+        .saved,
         Vec::<String>::new()
     );
     assert!(!admin.exists());
