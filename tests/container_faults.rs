@@ -112,6 +112,88 @@ fn a_container_removed_or_stopped_under_an_attempt_costs_the_agent_nothing() {
     }
 }
 
+/// A container removed or stopped by a person between two tasks (no attempt runs in it: the plan
+/// is paused after its first task, the container ended, the plan resumed): the next task gets a
+/// container made anew and completes, no retry spent (`retries = 0`), one commit per task, the
+/// container removed with the run.
+#[test]
+fn a_container_removed_or_stopped_between_two_tasks_costs_the_next_nothing() {
+    if !support::podman::available() {
+        return;
+    }
+    for how in ["rm", "stop"] {
+        let plan = format!("gap{how}");
+        // Task 1.1 marks that it runs and waits for the test's word (the plan is paused in
+        // between, so that 1.2 does not start at once).
+        let script = "if [ \"$ORCH_TASK\" = 1.1 ]; then touch \"$ORCH_REPORT_DIR/../held\"; \
+                        while [ ! -e \"$ORCH_REPORT_DIR/../go\" ]; do sleep 0.1; done; fi; \
+                      echo \"$ORCH_TASK\" > \"task-$ORCH_TASK.txt\"";
+        let repo = support::podman::repo(
+            &[(&plan, "")],
+            "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two\n",
+            &toml_array(&["sh", "-c", script]),
+            "network = \"none\"",
+            IMAGE,
+            "",
+            "",
+        );
+        let reports = repo.root().join(format!(".orch/state/.reports/{plan}"));
+        let child = repo
+            .orch(&["up", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        support::process::wait_for("the first task to run", || reports.join("held").exists());
+        let (code, out, err) = repo.run(&["pause", &plan]);
+        assert_eq!(code, 0, "{how}: {out}{err}");
+        std::fs::write(reports.join("go"), "").expect("go");
+        support::process::wait_for("the first task to complete", || {
+            repo.task(&plan, "1.1")["status"] == "completed"
+        });
+        let made: Vec<String> = of_plan(&plan)
+            .into_iter()
+            .filter(|(_, _, s)| s.is_empty())
+            .map(|(n, _, _)| n)
+            .collect();
+        assert_eq!(made.len(), 1, "{how}: {made:?}");
+        let args: Vec<&str> = match how {
+            "rm" => vec!["rm", "-f", "-t", "0", &made[0]],
+            _ => vec!["stop", "-t", "5", &made[0]],
+        };
+        assert!(podman(&args), "{how}: podman {args:?}");
+        assert_eq!(repo.task(&plan, "1.2")["status"], "pending", "{how}");
+        let (code, out, err) = repo.run(&["resume", &plan]);
+        assert_eq!(code, 0, "{how}: {out}{err}");
+        let out = support::wait_within(child, repo.timeout(), "orch up");
+        let (code, stdout, stderr) = support::code_out_err(&out);
+        let all = format!("{stdout}{stderr}");
+        assert_eq!(code, 0, "{how}: {all}");
+        for id in ["1.1", "1.2"] {
+            assert_eq!(
+                repo.task(&plan, id)["status"],
+                "completed",
+                "{how} {id}: {all}"
+            );
+            assert_eq!(
+                repo.git(&["show", &format!("plan/{plan}:task-{id}.txt")]),
+                id,
+                "{how}"
+            );
+        }
+        assert_eq!(repo.subjects(&format!("plan/{plan}")).len(), 2, "{how}");
+        let events = support::events(&stdout);
+        let failed = events
+            .iter()
+            .filter(|e| e["event"] == "task_failed")
+            .count();
+        assert_eq!(failed, 0, "{how}: {all}");
+        // Task 1.2 ran once.
+        assert_eq!(repo.task(&plan, "1.2")["attempts"], 1, "{how}: {all}");
+        assert_eq!(of_plan(&plan), Vec::new(), "{how}");
+    }
+}
+
 /// A container removed or stopped by a person while a task's `check` runs in it: the check did
 /// not fail, its place did; the attempt is lost without spending a retry (`retries = 0`), the
 /// container made anew, and the task completes, said on the console. The check holds on its
