@@ -461,3 +461,73 @@ fn an_attempt_whose_host_could_not_be_prepared_costs_no_retry() {
         "{log}"
     );
 }
+
+/// A first Ctrl-C lets running agents finish, and starts nothing more: an attempt still waiting
+/// for a host (here the one host's one slot is taken by a sibling; red team 7: a host that was
+/// down) is stopped at once, not counted, its task back to pending, and never starts its agent
+/// when the slot frees. Failed on the code before: the waiting attempt took the slot once its
+/// sibling ended and ran its agent after the Ctrl-C (a host that was down held the run five
+/// minutes).
+#[test]
+fn a_first_ctrl_c_stops_an_attempt_that_waits_for_a_host() {
+    if !sshd::available() {
+        return;
+    }
+    let lab = sshd::Lab::start(&["h1"]);
+    let bin = lab.tmp.path().join("agents");
+    std::fs::create_dir_all(&bin).expect("agents");
+    let journal = lab.tmp.path().join("journal");
+    let go = lab.tmp.path().join("go");
+    let command = agent(&bin, &journal, &go);
+    let repo = Repo::builder().identity_in_config().build();
+    repo.write(
+        "docs/plans/p.md",
+        "# Plan\n\n## Phase 1: One\n- [ ] 1.1 Step 1\n- [ ] 1.2 Step 2\n",
+    );
+    repo.write(
+        "plans.toml",
+        &format!(
+            "{}[defaults]\nexecutor = \"ssh\"\nnetwork = \"open\"\nmax_agents = 8\nretries = 0\nagent = \"a\"\n\n\
+             [agents.a]\ncommand = [\"sh\", \"{command}\"]\nreport = \"exit\"\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nparallel_tasks = 2\n",
+            lab.host_toml(1)
+        ),
+    );
+    repo.commit_all("plans");
+    let mut cmd = repo.orch(&["up"]);
+    cmd.env("PATH", lab.path());
+    let child = cmd.spawn().expect("orch up");
+    // One agent runs on the host, the other attempt waits for its slot.
+    support::wait_for("one agent on the host, two attempts started", || {
+        count(&journal, "start ") == 1 && events(&repo, "task_started").len() == 2
+    });
+    let first = lines(&journal)
+        .first()
+        .and_then(|l| l.strip_prefix("start ").map(str::to_string))
+        .expect("started");
+    let other = if first == "1.1" { "1.2" } else { "1.1" };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid")),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT");
+    // The waiting attempt is stopped before the running agent is let go.
+    support::wait_for("the waiting attempt stopped", || {
+        repo.task("p", other)["status"] == "pending"
+    });
+    std::fs::write(&go, "").expect("go");
+    let out = support::wait_within(child, repo.timeout(), "orch up");
+    let (code, stdout, stderr) = support::code_out_err(&out);
+    let all = format!("{stdout}{stderr}\njournal: {:?}", lines(&journal));
+    assert_ne!(code, 0, "{all}");
+    assert_eq!(repo.task("p", &first)["status"], "completed", "{all}");
+    assert_eq!(repo.task("p", other)["status"], "pending", "{all}");
+    assert_eq!(count(&journal, &format!("start {other}")), 0, "{all}");
+    assert_eq!(repo.subjects("plan/p").len(), 1, "{all}");
+    let log = std::fs::read_to_string(repo.root().join(format!(".orch/logs/p/{other}.log")))
+        .unwrap_or_default();
+    assert!(
+        log.contains("interrupted while the attempt waited for a host"),
+        "{log}\n{all}"
+    );
+}

@@ -174,6 +174,18 @@ async fn watch_process(m: &mut Monitor) -> Ending {
             stop_wrapper(pid, start_time, grace, child).await;
             return Ending::Stopped;
         }
+        // A first Ctrl-C lets running agents finish; an attempt still waiting for a machine
+        // (an ssh attempt whose hosts are down or full: no record of one yet) runs no agent,
+        // and would hold the run until a host came back: stopped, not counted (red team 7: the
+        // run waited five minutes for a host that was down).
+        if all == Stop::Drain && m.host_record.as_ref().is_some_and(|r| r.now().is_none()) {
+            log_line(
+                &m.log,
+                "=== orch: interrupted while the attempt waited for a host: stopped (not counted) ===",
+            );
+            stop_wrapper(pid, start_time, grace, child).await;
+            return Ending::Stopped;
+        }
         tokio::select! {
             code = exit_of(child.as_deref_mut()) => return Ending::Exited(code),
             changed = m.stop_one.changed() => if changed.is_err() {
