@@ -25,6 +25,52 @@ fn podman(args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Ends the one container of plan `plan` (not a service's) as a person would: `podman rm` or
+/// `podman stop` (`how`).
+fn end_container(plan: &str, how: &str) {
+    let made: Vec<String> = of_plan(plan)
+        .into_iter()
+        .filter(|(_, _, s)| s.is_empty())
+        .map(|(n, _, _)| n)
+        .collect();
+    assert_eq!(made.len(), 1, "{how}: {made:?}");
+    let args: Vec<&str> = match how {
+        "rm" => vec!["rm", "-f", "-t", "0", &made[0]],
+        _ => vec!["stop", "-t", "5", &made[0]],
+    };
+    assert!(podman(&args), "{how}: podman {args:?}");
+}
+
+/// `orch up` (`child`) of plan `plan` (tasks 1.1 and 1.2, each writing `task-<id>.txt`) ended:
+/// 0, both completed with one commit each (their files on the plan branch), no task failed.
+/// Its console.
+fn both_completed(repo: &Repo, plan: &str, child: std::process::Child, how: &str) -> String {
+    let out = support::wait_within(child, repo.timeout(), "orch up");
+    let (code, stdout, stderr) = support::code_out_err(&out);
+    let all = format!("{stdout}{stderr}");
+    assert_eq!(code, 0, "{how}: {all}");
+    for id in ["1.1", "1.2"] {
+        assert_eq!(
+            repo.task(plan, id)["status"],
+            "completed",
+            "{how} {id}: {all}"
+        );
+        assert_eq!(
+            repo.git(&["show", &format!("plan/{plan}:task-{id}.txt")]),
+            id,
+            "{how}"
+        );
+    }
+    // One commit per task: a lost attempt left nothing.
+    assert_eq!(repo.subjects(&format!("plan/{plan}")).len(), 2, "{how}");
+    let failed = support::events(&stdout)
+        .iter()
+        .filter(|e| e["event"] == "task_failed")
+        .count();
+    assert_eq!(failed, 0, "{how}: {all}");
+    all
+}
+
 #[test]
 fn a_container_removed_or_stopped_under_an_attempt_costs_the_agent_nothing() {
     if !support::podman::available() {
@@ -58,41 +104,8 @@ fn a_container_removed_or_stopped_under_an_attempt_costs_the_agent_nothing() {
             .spawn()
             .expect("spawn");
         support::process::wait_for("the first attempt to run", || mark.exists());
-        let first: Vec<String> = of_plan(&plan)
-            .into_iter()
-            .filter(|(_, _, s)| s.is_empty())
-            .map(|(n, _, _)| n)
-            .collect();
-        assert_eq!(first.len(), 1, "{how}: {first:?}");
-        let args: Vec<&str> = match how {
-            "rm" => vec!["rm", "-f", "-t", "0", &first[0]],
-            _ => vec!["stop", "-t", "5", &first[0]],
-        };
-        assert!(podman(&args), "{how}: podman {args:?}");
-        let out = support::wait_within(child, repo.timeout(), "orch up");
-        let (code, stdout, stderr) = support::code_out_err(&out);
-        let all = format!("{stdout}{stderr}");
-        assert_eq!(code, 0, "{how}: {all}");
-        for id in ["1.1", "1.2"] {
-            assert_eq!(
-                repo.task(&plan, id)["status"],
-                "completed",
-                "{how} {id}: {all}"
-            );
-            assert_eq!(
-                repo.git(&["show", &format!("plan/{plan}:task-{id}.txt")]),
-                id,
-                "{how}"
-            );
-        }
-        // One commit per task: the lost attempt left nothing.
-        assert_eq!(repo.subjects(&format!("plan/{plan}")).len(), 2, "{how}");
-        let events = support::events(&stdout);
-        let failed = events
-            .iter()
-            .filter(|e| e["event"] == "task_failed")
-            .count();
-        assert_eq!(failed, 0, "{how}: {all}");
+        end_container(&plan, how);
+        let all = both_completed(&repo, &plan, child, how);
         let why = match how {
             "rm" => "was removed under the attempt",
             _ => "was stopped from outside under the attempt",
@@ -151,43 +164,11 @@ fn a_container_removed_or_stopped_between_two_tasks_costs_the_next_nothing() {
         support::process::wait_for("the first task to complete", || {
             repo.task(&plan, "1.1")["status"] == "completed"
         });
-        let made: Vec<String> = of_plan(&plan)
-            .into_iter()
-            .filter(|(_, _, s)| s.is_empty())
-            .map(|(n, _, _)| n)
-            .collect();
-        assert_eq!(made.len(), 1, "{how}: {made:?}");
-        let args: Vec<&str> = match how {
-            "rm" => vec!["rm", "-f", "-t", "0", &made[0]],
-            _ => vec!["stop", "-t", "5", &made[0]],
-        };
-        assert!(podman(&args), "{how}: podman {args:?}");
+        end_container(&plan, how);
         assert_eq!(repo.task(&plan, "1.2")["status"], "pending", "{how}");
         let (code, out, err) = repo.run(&["resume", &plan]);
         assert_eq!(code, 0, "{how}: {out}{err}");
-        let out = support::wait_within(child, repo.timeout(), "orch up");
-        let (code, stdout, stderr) = support::code_out_err(&out);
-        let all = format!("{stdout}{stderr}");
-        assert_eq!(code, 0, "{how}: {all}");
-        for id in ["1.1", "1.2"] {
-            assert_eq!(
-                repo.task(&plan, id)["status"],
-                "completed",
-                "{how} {id}: {all}"
-            );
-            assert_eq!(
-                repo.git(&["show", &format!("plan/{plan}:task-{id}.txt")]),
-                id,
-                "{how}"
-            );
-        }
-        assert_eq!(repo.subjects(&format!("plan/{plan}")).len(), 2, "{how}");
-        let events = support::events(&stdout);
-        let failed = events
-            .iter()
-            .filter(|e| e["event"] == "task_failed")
-            .count();
-        assert_eq!(failed, 0, "{how}: {all}");
+        let all = both_completed(&repo, &plan, child, how);
         // Task 1.2 ran once.
         assert_eq!(repo.task(&plan, "1.2")["attempts"], 1, "{how}: {all}");
         assert_eq!(of_plan(&plan), Vec::new(), "{how}");
@@ -230,17 +211,7 @@ fn a_container_removed_or_stopped_under_a_check_costs_the_task_nothing() {
             .spawn()
             .expect("spawn");
         support::process::wait_for("the check to run", || mark.exists());
-        let first: Vec<String> = of_plan(&plan)
-            .into_iter()
-            .filter(|(_, _, s)| s.is_empty())
-            .map(|(n, _, _)| n)
-            .collect();
-        assert_eq!(first.len(), 1, "{how}: {first:?}");
-        let args: Vec<&str> = match how {
-            "rm" => vec!["rm", "-f", "-t", "0", &first[0]],
-            _ => vec!["stop", "-t", "5", &first[0]],
-        };
-        assert!(podman(&args), "{how}: podman {args:?}");
+        end_container(&plan, how);
         let out = support::wait_within(child, repo.timeout(), "orch up");
         let (code, stdout, stderr) = support::code_out_err(&out);
         let all = format!("{stdout}{stderr}");

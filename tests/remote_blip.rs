@@ -49,15 +49,20 @@ fn agent(dir: &Path, journal: &Path, go: &Path) -> String {
 /// A repository with plan `p` of [`TASKS`] tasks side by side on the lab's one host (as many
 /// slots), `retries = 0`.
 fn repo(lab: &sshd::Lab, command: &str) -> Repo {
+    repo_of(lab, command, (&plan(), TASKS, TASKS))
+}
+
+/// [`repo`] with plan `p`'s text, its `parallel_tasks` and the host's slots.
+fn repo_of(lab: &sshd::Lab, command: &str, (text, parallel, slots): (&str, usize, usize)) -> Repo {
     let repo = Repo::builder().identity_in_config().build();
-    repo.write("docs/plans/p.md", &plan());
+    repo.write("docs/plans/p.md", text);
     repo.write(
         "plans.toml",
         &format!(
             "{}[defaults]\nexecutor = \"ssh\"\nnetwork = \"open\"\nmax_agents = 8\nretries = 0\nagent = \"a\"\n\n\
              [agents.a]\ncommand = [\"sh\", \"{command}\"]\nreport = \"exit\"\n\n\
-             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nparallel_tasks = {TASKS}\n",
-            lab.host_toml(TASKS)
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nparallel_tasks = {parallel}\n",
+            lab.host_toml(slots)
         ),
     );
     repo.commit_all("plans");
@@ -479,21 +484,8 @@ fn a_first_ctrl_c_stops_an_attempt_that_waits_for_a_host() {
     let journal = lab.tmp.path().join("journal");
     let go = lab.tmp.path().join("go");
     let command = agent(&bin, &journal, &go);
-    let repo = Repo::builder().identity_in_config().build();
-    repo.write(
-        "docs/plans/p.md",
-        "# Plan\n\n## Phase 1: One\n- [ ] 1.1 Step 1\n- [ ] 1.2 Step 2\n",
-    );
-    repo.write(
-        "plans.toml",
-        &format!(
-            "{}[defaults]\nexecutor = \"ssh\"\nnetwork = \"open\"\nmax_agents = 8\nretries = 0\nagent = \"a\"\n\n\
-             [agents.a]\ncommand = [\"sh\", \"{command}\"]\nreport = \"exit\"\n\n\
-             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nparallel_tasks = 2\n",
-            lab.host_toml(1)
-        ),
-    );
-    repo.commit_all("plans");
+    let text = "# Plan\n\n## Phase 1: One\n- [ ] 1.1 Step 1\n- [ ] 1.2 Step 2\n";
+    let repo = repo_of(&lab, &command, (text, 2, 1));
     let mut cmd = repo.orch(&["up"]);
     cmd.env("PATH", lab.path());
     let child = cmd.spawn().expect("orch up");
