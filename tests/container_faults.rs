@@ -25,6 +25,28 @@ fn podman(args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// A container plan `plan` (no network) of tasks 1.1 and 1.2 whose agent runs `script`.
+fn two_tasks(plan: &str, script: &str) -> Repo {
+    support::podman::repo(
+        &[(plan, "")],
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two\n",
+        &toml_array(&["sh", "-c", script]),
+        "network = \"none\"",
+        IMAGE,
+        "",
+        "",
+    )
+}
+
+/// `orch up --json` started in `repo`, its output piped.
+fn up(repo: &Repo) -> std::process::Child {
+    repo.orch(&["up", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
 /// Ends the one container of plan `plan` (not a service's) as a person would: `podman rm` or
 /// `podman stop` (`how`).
 fn end_container(plan: &str, how: &str) {
@@ -85,24 +107,11 @@ fn a_container_removed_or_stopped_under_an_attempt_costs_the_agent_nothing() {
         let script = "if [ \"$ORCH_TASK\" = 1.1 ] && [ ! -e \"$ORCH_REPORT_DIR/../held\" ]; then \
                         touch \"$ORCH_REPORT_DIR/../held\"; sleep 600; fi; \
                       echo \"$ORCH_TASK\" > \"task-$ORCH_TASK.txt\"";
-        let repo = support::podman::repo(
-            &[(&plan, "")],
-            "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two\n",
-            &toml_array(&["sh", "-c", script]),
-            "network = \"none\"",
-            IMAGE,
-            "",
-            "",
-        );
+        let repo = two_tasks(&plan, script);
         let mark = repo
             .root()
             .join(format!(".orch/state/.reports/{plan}/held"));
-        let child = repo
-            .orch(&["up", "--json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
+        let child = up(&repo);
         support::process::wait_for("the first attempt to run", || mark.exists());
         end_container(&plan, how);
         let all = both_completed(&repo, &plan, child, how);
@@ -141,22 +150,9 @@ fn a_container_removed_or_stopped_between_two_tasks_costs_the_next_nothing() {
         let script = "if [ \"$ORCH_TASK\" = 1.1 ]; then touch \"$ORCH_REPORT_DIR/../held\"; \
                         while [ ! -e \"$ORCH_REPORT_DIR/../go\" ]; do sleep 0.1; done; fi; \
                       echo \"$ORCH_TASK\" > \"task-$ORCH_TASK.txt\"";
-        let repo = support::podman::repo(
-            &[(&plan, "")],
-            "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two\n",
-            &toml_array(&["sh", "-c", script]),
-            "network = \"none\"",
-            IMAGE,
-            "",
-            "",
-        );
+        let repo = two_tasks(&plan, script);
         let reports = repo.root().join(format!(".orch/state/.reports/{plan}"));
-        let child = repo
-            .orch(&["up", "--json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
+        let child = up(&repo);
         support::process::wait_for("the first task to run", || reports.join("held").exists());
         let (code, out, err) = repo.run(&["pause", &plan]);
         assert_eq!(code, 0, "{how}: {out}{err}");
@@ -204,12 +200,7 @@ fn a_container_removed_or_stopped_under_a_check_costs_the_task_nothing() {
         repo.write(".gitignore", "held\n");
         repo.commit_all("ignore the mark");
         let mark = repo.root().join(format!(".orch/worktrees/{plan}/held"));
-        let child = repo
-            .orch(&["up", "--json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
+        let child = up(&repo);
         support::process::wait_for("the check to run", || mark.exists());
         end_container(&plan, how);
         let out = support::wait_within(child, repo.timeout(), "orch up");
