@@ -270,17 +270,22 @@ fn commit_in(
 }
 
 /// Refuses a commit of `tree` whose gitlinks the main checkout does not declare (an agent's
-/// repository staged as a gitlink, or one left in the index): they are taken out of the index
-/// again (libgit2: no git run reads them) and nothing is committed.
+/// repository staged as a gitlink, or one left in the index), or that adds a git directory
+/// under any name (a bare repository's `HEAD`, `objects/`, `refs/` put in the index, which the
+/// walk of the work tree does not see when the files are gone from it): the gitlinks (and those
+/// directories' `HEAD`) are taken out of the index again (libgit2: no git run reads them) and
+/// nothing is committed.
 fn refuse_new_gitlinks(
     repo: &Repository,
     worktree: &Path,
     parent: Option<&git2::Tree<'_>>,
     tree: &git2::Tree<'_>,
 ) -> Result<(), GitError> {
-    let found = super::nested::new_gitlinks(repo, worktree, parent, tree)
+    let mut found = super::nested::new_gitlinks(repo, worktree, parent, tree)
         .map_err(GitError::committing(worktree))?;
-    if found.is_empty() {
+    let dirs =
+        super::nested::new_git_dirs(repo, parent, tree).map_err(GitError::committing(worktree))?;
+    if found.is_empty() && dirs.is_empty() {
         return Ok(());
     }
     if let Ok(mut index) = repo.index() {
@@ -288,8 +293,12 @@ fn refuse_new_gitlinks(
         for p in &found {
             let _ = index.remove_path(Path::new(p));
         }
+        for d in &dirs {
+            let _ = index.remove_path(&Path::new(d).join("HEAD"));
+        }
         let _ = index.write();
     }
+    found.extend(dirs);
     Err(GitError::Nested {
         path: worktree.to_path_buf(),
         found,
