@@ -236,6 +236,41 @@ pub(crate) fn new_gitlinks(
     Ok(added)
 }
 
+/// Refuses a commit of `tree` whose gitlinks the main checkout does not declare (an agent's
+/// repository staged as a gitlink, or one left in the index), or that adds a git directory
+/// under any name (a bare repository's `HEAD`, `objects/`, `refs/` put in the index, which the
+/// walk of the work tree does not see when the files are gone from it): the gitlinks (and those
+/// directories' `HEAD`) are taken out of the index again (libgit2: no git run reads them) and
+/// nothing is committed.
+pub(super) fn refuse_new(
+    repo: &git2::Repository,
+    worktree: &Path,
+    parent: Option<&git2::Tree<'_>>,
+    tree: &git2::Tree<'_>,
+) -> Result<(), GitError> {
+    let mut found =
+        new_gitlinks(repo, worktree, parent, tree).map_err(GitError::committing(worktree))?;
+    let dirs = new_git_dirs(repo, parent, tree).map_err(GitError::committing(worktree))?;
+    if found.is_empty() && dirs.is_empty() {
+        return Ok(());
+    }
+    if let Ok(mut index) = repo.index() {
+        let _ = index.read(true);
+        for p in &found {
+            let _ = index.remove_path(Path::new(p));
+        }
+        for d in &dirs {
+            let _ = index.remove_path(&Path::new(d).join("HEAD"));
+        }
+        let _ = index.write();
+    }
+    found.extend(dirs);
+    Err(GitError::Nested {
+        path: worktree.to_path_buf(),
+        found,
+    })
+}
+
 /// The git directories by any name ([`is_git_dir`], the root's own entries too: `.`) that `new` has and `old` did
 /// not have at the same path: a tree orch is about to commit and its parent's, or a branch's tip
 /// and where its work started. Only the directories above a changed path are looked at (a diff
