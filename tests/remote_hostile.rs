@@ -132,7 +132,8 @@ fn refs_with(repo: &Repo, file: &str) -> Option<Vec<String>> {
 /// none, the base's parent), two commits, a merge, changes to protected files (plans.toml, its
 /// plan file, a client's settings, one under a path its own `.gitignore` ignores,
 /// `.gitmodules`), a path outside the plan's `paths`, a gitlink,
-/// a link standing for a client's settings directory, a `.git` tree, a snapshot under another
+/// a link standing for a client's settings directory, a `.git` tree, a git directory under
+/// another name (`HEAD`, `objects/`, `refs/`; `HEAD` and `commondir`), a snapshot under another
 /// attempt's ref, a frame naming another commit than its bundle's. Run with the sandbox on and
 /// off: these are orch's own checks.
 #[test]
@@ -156,6 +157,8 @@ fn a_hosts_lies_about_the_work_never_land_and_the_run_goes_on() {
         ("gitlink", 1, ""),
         ("symlink", 1, ""),
         ("dotgit", 1, ""),
+        ("baregit", 1, ""),
+        ("commondir", 1, ""),
         ("wrongref", 1, ""),
         ("lieid", 1, ""),
     ];
@@ -211,6 +214,8 @@ fn a_hosts_lies_about_the_work_never_land_and_the_run_goes_on() {
             ("gitmodules", "protected"),
             ("paths", "outside the plan"),
             ("gitlink", "nested git repository"),
+            ("baregit", "nested git repository: `.hid/gd`"),
+            ("commondir", "nested git repository: `vendor/wt`"),
             ("symlink", "protected"),
         ] {
             let status = said(&repo, name, "1.1");

@@ -218,7 +218,7 @@ fn commit_in(
         .map(git2::Commit::tree)
         .transpose()
         .map_err(commit_error)?;
-    refuse_new_gitlinks(repo, worktree, parent_tree.as_ref(), &tree)?;
+    super::nested::refuse_new(repo, worktree, parent_tree.as_ref(), &tree)?;
     // Left out when staged; a file or a link where a directory above one goes is refused.
     let found = super::own::own_changes_between(repo, parent_tree.as_ref(), &tree, own)
         .map_err(commit_error)?;
@@ -266,33 +266,6 @@ fn commit_in(
         oid: oid.to_string(),
         files_changed,
         empty: files_changed == 0,
-    })
-}
-
-/// Refuses a commit of `tree` whose gitlinks the main checkout does not declare (an agent's
-/// repository staged as a gitlink, or one left in the index): they are taken out of the index
-/// again (libgit2: no git run reads them) and nothing is committed.
-fn refuse_new_gitlinks(
-    repo: &Repository,
-    worktree: &Path,
-    parent: Option<&git2::Tree<'_>>,
-    tree: &git2::Tree<'_>,
-) -> Result<(), GitError> {
-    let found = super::nested::new_gitlinks(repo, worktree, parent, tree)
-        .map_err(GitError::committing(worktree))?;
-    if found.is_empty() {
-        return Ok(());
-    }
-    if let Ok(mut index) = repo.index() {
-        let _ = index.read(true);
-        for p in &found {
-            let _ = index.remove_path(Path::new(p));
-        }
-        let _ = index.write();
-    }
-    Err(GitError::Nested {
-        path: worktree.to_path_buf(),
-        found,
     })
 }
 

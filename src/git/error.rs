@@ -176,11 +176,11 @@ pub enum GitError {
     #[error("sparse checkout in `{path}`: {reason}", path = path.display())]
     Sparse { path: PathBuf, reason: String },
     /// A work tree holds a git repository of its own below its root (a `.git` directory, file
-    /// or link), or its changes add a gitlink, that the main checkout does not declare as a
+    /// or link, or a git directory under another name), or its changes add a gitlink, that the main checkout does not declare as a
     /// submodule: git would read that repository's configuration (and run its programs), so
     /// nothing is committed.
     #[error(
-        "nested git repository in `{path}`: {found} (a `.git` below the worktree's root, or a new gitlink, that is not a submodule the main checkout declares; nothing is committed)",
+        "nested git repository in `{path}`: {found} (a `.git` or a git directory under another name below the worktree's root, or a new gitlink, that is not a submodule the main checkout declares; nothing is committed)",
         path = path.display(),
         found = crate::diagnostic::path_list(found, 5)
     )]
@@ -300,7 +300,8 @@ impl exit::Coded for GitError {
             ),
             Self::Nested { .. } => Some(
                 "remove the nested repository's `.git` (its files are committed as ordinary \
-                 files), or declare it as a submodule in the main checkout's `.gitmodules`"
+                 files; of a git directory under another name, its `HEAD`), or declare it as a \
+                 submodule in the main checkout's `.gitmodules`"
                     .into(),
             ),
             Self::BranchMoved { .. } => {

@@ -1,6 +1,14 @@
 //! Nested repositories in a worktree an agent wrote: a `.git` (directory, file or link) below
-//! its root, or a gitlink its changes add, that the main checkout does not declare as a
-//! submodule.
+//! its root, a git directory under any other name (a bare repository: [`is_git_dir`]), or a
+//! gitlink its changes add, that the main checkout does not declare as a submodule.
+//!
+//! git takes a directory for a repository when it finds it, walking up from where it runs,
+//! either as its `.git` or as a git directory itself: a `HEAD` (a file or a link) and either a
+//! `commondir` file or both `objects` and `refs` (git's `is_git_directory`, `setup.c`). So a
+//! `vendor/cache/` holding `HEAD`, `config`, `objects/` and `refs/` is a repository to any git
+//! run inside it, its `config` read (`core.fsmonitor`) as a `.git`'s is. orch decides from the
+//! names alone (it reads no `HEAD`): a directory holding a file named `HEAD` but neither
+//! `commondir` nor `objects` and `refs` is an ordinary one.
 //!
 //! git reads the configuration of a repository nested in the work tree it stages: `git add -A`
 //! runs a `git status` of its own inside each gitlink that holds a `.git`, and that status runs
@@ -24,7 +32,8 @@ use super::GitError;
 const NAMED: usize = 10;
 
 /// `Err(GitError::Nested)` naming the nested repositories of `worktree` (the `.git` entries
-/// below its root other than those of orch's submodule checkouts); `Ok` when there are none or
+/// below its root other than those of orch's submodule checkouts, and the git directories by
+/// another name, [`is_git_dir`], its root too); `Ok` when there are none or
 /// `worktree` is a main work tree. A directory that cannot be read fails the check (closed).
 pub(crate) fn check(worktree: &Path) -> Result<(), GitError> {
     let loc = super::locate::locate(worktree)?;
@@ -43,7 +52,8 @@ pub(crate) fn check(worktree: &Path) -> Result<(), GitError> {
 }
 
 /// The `.git` entries below `root` (not `root/.git`), `/`-separated from the root, except those
-/// of the checkouts at `allowed`; at most [`NAMED`].
+/// of the checkouts at `allowed`, and the directories that are git directories by another name
+/// ([`is_git_dir`]; `.` for `root` itself); at most [`NAMED`].
 ///
 /// A directory is read only when it changed since a walk of this process last read it: its
 /// entries are kept with its change time (`ctime`, which no process can set back, as it can
@@ -72,6 +82,18 @@ fn walk(root: &Path, allowed: &[String]) -> Result<Vec<String>, GitError> {
                 return Ok(found);
             }
         }
+        // A git directory by another name: the directory itself; the root too (`.`): its own
+        // `.git` is found first in this checkout, but not in a copy of its files.
+        if listing.bare {
+            found.push(if rel.is_empty() {
+                ".".to_string()
+            } else {
+                rel.clone()
+            });
+            if found.len() >= NAMED {
+                return Ok(found);
+            }
+        }
         for name in &listing.dirs {
             stack.push((dir.join(name), child(name)));
         }
@@ -80,13 +102,24 @@ fn walk(root: &Path, allowed: &[String]) -> Result<Vec<String>, GitError> {
     Ok(found)
 }
 
-/// What a walk needs of a directory: whether it holds a `.git` (of any kind), and its
-/// subdirectories (links not followed), with the change time and inode it had when read.
+/// What a walk needs of a directory: whether it holds a `.git` (of any kind), whether it is a
+/// git directory itself ([`is_git_dir`]), and its subdirectories (links not followed), with the
+/// change time and inode it had when read.
 #[derive(Clone)]
 struct Listing {
     stamp: (i64, i64, u64),
     git: bool,
+    bare: bool,
     dirs: Vec<std::ffi::OsString>,
+}
+
+/// Whether a directory whose entries are these is one git takes for a git directory when it
+/// looks for a repository (git's `is_git_directory`, from the names alone): a `HEAD` that is not
+/// a directory (git reads a file or a link there), and a `commondir` (git looks for `objects`
+/// and `refs` where it points), or both `objects` and `refs` (of any kind: git asks only that
+/// it may enter them, which an executable file or a link passes as well).
+fn is_git_dir(head_not_dir: bool, has: impl Fn(&str) -> bool) -> bool {
+    head_not_dir && (has("commondir") || (has("objects") && has("refs")))
 }
 
 /// The directories read by walks, and their [`Listing`]s.
@@ -122,8 +155,11 @@ fn listing(dir: &Path) -> Result<Option<Listing>, GitError> {
     let mut listing = Listing {
         stamp,
         git: false,
+        bare: false,
         dirs: Vec::new(),
     };
+    // The names git's `is_git_directory` looks at, as seen here.
+    let (mut head, mut common, mut objects, mut refs) = (false, false, false, false);
     for entry in entries {
         let entry = entry.map_err(|source| unreadable(dir, source))?;
         let name = entry.file_name();
@@ -132,13 +168,28 @@ fn listing(dir: &Path) -> Result<Option<Listing>, GitError> {
             continue;
         }
         // `DirEntry::file_type` does not follow a link: a link to a directory is a leaf.
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => listing.dirs.push(name),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        let is_dir = match entry.file_type() {
+            Ok(t) => t.is_dir(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(source) => return Err(unreadable(&entry.path(), source)),
+        };
+        match name.as_encoded_bytes() {
+            b"HEAD" => head = !is_dir,
+            b"commondir" => common = true,
+            b"objects" => objects = true,
+            b"refs" => refs = true,
+            _ => {}
+        }
+        if is_dir {
+            listing.dirs.push(name);
         }
     }
+    listing.bare = is_git_dir(head, |n| match n {
+        "commondir" => common,
+        "objects" => objects,
+        "refs" => refs,
+        _ => false,
+    });
     if stamp.0 < now - 1
         && let Ok(mut m) = read.lock()
     {
@@ -185,6 +236,138 @@ pub(crate) fn new_gitlinks(
     Ok(added)
 }
 
+/// Refuses a commit of `tree` whose gitlinks the main checkout does not declare (an agent's
+/// repository staged as a gitlink, or one left in the index), or that adds a git directory
+/// under any name (a bare repository's `HEAD`, `objects/`, `refs/` put in the index, which the
+/// walk of the work tree does not see when the files are gone from it): the gitlinks (and those
+/// directories' `HEAD`) are taken out of the index again (libgit2: no git run reads them) and
+/// nothing is committed.
+pub(super) fn refuse_new(
+    repo: &git2::Repository,
+    worktree: &Path,
+    parent: Option<&git2::Tree<'_>>,
+    tree: &git2::Tree<'_>,
+) -> Result<(), GitError> {
+    let mut found =
+        new_gitlinks(repo, worktree, parent, tree).map_err(GitError::committing(worktree))?;
+    let dirs = new_git_dirs(repo, parent, tree).map_err(GitError::committing(worktree))?;
+    if found.is_empty() && dirs.is_empty() {
+        return Ok(());
+    }
+    if let Ok(mut index) = repo.index() {
+        let _ = index.read(true);
+        for p in &found {
+            let _ = index.remove_path(Path::new(p));
+        }
+        for d in &dirs {
+            let _ = index.remove_path(&Path::new(d).join("HEAD"));
+        }
+        let _ = index.write();
+    }
+    found.extend(dirs);
+    Err(GitError::Nested {
+        path: worktree.to_path_buf(),
+        found,
+    })
+}
+
+/// The git directories by any name ([`is_git_dir`], the root's own entries too: `.`) that `new` has and `old` did
+/// not have at the same path: a tree orch is about to commit and its parent's, or a branch's tip
+/// and where its work started. Only the directories above a changed path are looked at (a diff
+/// of the two trees descends only into the directories that differ), and only their entries'
+/// names and modes: no blob is read.
+pub(crate) fn new_git_dirs(
+    repo: &git2::Repository,
+    old: Option<&git2::Tree<'_>>,
+    new: &git2::Tree<'_>,
+) -> Result<Vec<String>, git2::Error> {
+    let diff = repo.diff_tree_to_tree(old, Some(new), None)?;
+    let mut dirs = std::collections::BTreeSet::new();
+    for d in diff.deltas() {
+        let Some(path) = d.new_file().path() else {
+            continue;
+        };
+        // Every directory above it, the root (``) included.
+        let mut up = path.parent();
+        while let Some(dir) = up {
+            if !dirs.insert(dir.to_path_buf()) {
+                break;
+            }
+            up = dir.parent();
+        }
+    }
+    let mut found = Vec::new();
+    for dir in dirs {
+        if tree_is_git_dir(repo, new, &dir)?
+            && !old.is_some_and(|o| tree_is_git_dir(repo, o, &dir).unwrap_or(false))
+        {
+            found.push(if dir.as_os_str().is_empty() {
+                ".".to_string()
+            } else {
+                dir.to_string_lossy().into_owned()
+            });
+            if found.len() >= NAMED {
+                break;
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The git directories by any name ([`new_git_dirs`]) that `branch` brings to `target` since it
+/// left it (their merge base): a landing of `branch` would write them into the target's work
+/// tree, where any git run inside one reads its config. (A gitlink lands as an empty
+/// directory: nothing of the agent's is read there.) Empty when `branch` does not exist.
+pub(crate) fn git_dirs_since_fork(
+    repo_dir: &Path,
+    target: &str,
+    branch: &str,
+) -> Result<Vec<String>, String> {
+    let repo = super::open(repo_dir).map_err(|e| e.to_string())?;
+    let Some(tip) = super::repo::branch_commit(&repo, branch).map_err(|e| e.to_string())? else {
+        return Ok(Vec::new());
+    };
+    let read = |e: git2::Error| format!("cannot read the trees of `{branch}`: {e}");
+    let base = match super::repo::branch_commit(&repo, target).map_err(|e| e.to_string())? {
+        Some(t) => {
+            let id = repo
+                .merge_base(t.id(), tip.id())
+                .map_err(|e| format!("cannot read where `{branch}` left `{target}`: {e}"))?;
+            Some(repo.find_commit(id).and_then(|c| c.tree()).map_err(read)?)
+        }
+        None => None,
+    };
+    let new = tip.tree().map_err(read)?;
+    new_git_dirs(&repo, base.as_ref(), &new).map_err(read)
+}
+
+/// Whether the directory `dir` of `tree` is a git directory ([`is_git_dir`]): from its entries'
+/// names and modes (a `HEAD` blob or link).
+fn tree_is_git_dir(
+    repo: &git2::Repository,
+    tree: &git2::Tree<'_>,
+    dir: &Path,
+) -> Result<bool, git2::Error> {
+    let sub = if dir.as_os_str().is_empty() {
+        tree.clone()
+    } else {
+        let entry = match tree.get_path(dir) {
+            Ok(e) => e,
+            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if entry.kind() != Some(git2::ObjectType::Tree) {
+            return Ok(false);
+        }
+        repo.find_tree(entry.id())?
+    };
+    // A file or a link (both blobs); not a directory, nor a gitlink.
+    let head = sub
+        .get_name("HEAD")
+        .is_some_and(|e| e.kind() == Some(git2::ObjectType::Blob));
+    Ok(is_git_dir(head, |n| sub.get_name(n).is_some()))
+}
+
 /// The nested repositories of the worktree `worktree` ([`check`]) and the undeclared gitlinks
 /// `branch` committed since `since` ([`new_gitlinks`]: an unconfined agent that commits its
 /// work itself): all that refuses the commit of its work, named; empty when it may be staged.
@@ -221,11 +404,21 @@ pub(crate) fn nested_in(
                 .into_iter()
                 .map(|p| format!("{p} (a gitlink committed on `{branch}`)")),
         );
+        let dirs = new_git_dirs(&repo, Some(&old), &new).map_err(|source| GitError::Diff {
+            path: worktree.to_path_buf(),
+            target: since.to_string(),
+            source,
+        })?;
+        found.extend(
+            dirs.into_iter()
+                .map(|p| format!("{p} (a git directory committed on `{branch}`)")),
+        );
     }
     Ok(found)
 }
 
-/// Removes the nested repositories of `worktree` ([`check`]'s `.git` entries, all of them): before
+/// Removes the nested repositories of `worktree` ([`check`]'s `.git` entries, all of them, and
+/// the `HEAD` of each git directory by another name): before
 /// orch saves and resets a worktree whose work was refused, so that the save records their
 /// files as ordinary files (git would record a gitlink) and the next attempt starts without
 /// them. A `.git` directory's history is not kept. Best effort; what cannot be removed stays,
@@ -247,7 +440,13 @@ pub(crate) fn remove_nested(worktree: &Path) {
         }
         let mut removed = false;
         for rel in &found {
-            let path = loc.work_tree.join(rel);
+            // A `.git` goes; a git directory by another name loses its `HEAD` (git no longer
+            // takes it for one), its other files saved as ordinary ones.
+            let path = if Path::new(rel).file_name() == Some(std::ffi::OsStr::new(".git")) {
+                loc.work_tree.join(rel)
+            } else {
+                loc.work_tree.join(rel).join("HEAD")
+            };
             let gone = match std::fs::symlink_metadata(&path) {
                 Ok(m) if m.is_dir() => std::fs::remove_dir_all(&path).is_ok(),
                 Ok(_) => std::fs::remove_file(&path).is_ok(),
@@ -296,5 +495,109 @@ mod tests {
         std::fs::create_dir_all(root.join("a/b/.git")).expect("mkdir");
         let found = walk(root, &["libs/sub".to_string()]).expect("walk");
         assert!(found.contains(&"a/b/.git".to_string()), "{found:?}");
+    }
+
+    #[test]
+    fn a_git_directory_by_any_name_is_found_a_file_named_head_is_not() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let root = tmp.path();
+        let dirs = [
+            "bare/objects",
+            "bare/refs",
+            "deep/x/y/objects",
+            "deep/x/y/refs/heads",
+            "common",
+            "only_objects/objects",
+            "only_refs/refs",
+            "head_dir/HEAD",
+            "head_dir/objects",
+            "head_dir/refs",
+            "no_head/objects",
+            "no_head/refs",
+        ];
+        for d in dirs {
+            std::fs::create_dir_all(root.join(d)).expect("mkdir");
+        }
+        for f in [
+            "bare/HEAD",
+            "deep/x/y/HEAD",
+            "common/HEAD",
+            "common/commondir",
+            "only_objects/HEAD",
+            "only_refs/HEAD",
+            "plain/HEAD",
+        ] {
+            let path = root.join(f);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, "ref: refs/heads/main\n").expect("write");
+        }
+        // `objects` a link, `HEAD` a link: git follows both.
+        std::fs::create_dir_all(root.join("linked/refs")).expect("mkdir");
+        std::os::unix::fs::symlink("/tmp", root.join("linked/objects")).expect("link");
+        std::os::unix::fs::symlink("refs/heads/main", root.join("linked/HEAD")).expect("link");
+        let found = walk(root, &[]).expect("walk");
+        assert_eq!(found, ["bare", "common", "deep/x/y", "linked"]);
+        // The root itself.
+        std::fs::write(root.join("HEAD"), "x\n").expect("head");
+        std::fs::write(root.join("commondir"), "bare\n").expect("commondir");
+        let found = walk(root, &[]).expect("walk");
+        assert!(found.contains(&".".to_string()), "{found:?}");
+    }
+
+    /// The tree check: a git directory the new tree adds (at the root, deep down, through
+    /// `commondir`) is found; one the old tree had already, a `HEAD` beside `objects` alone, and
+    /// a directory named `HEAD` are not.
+    #[test]
+    fn a_git_directory_a_tree_adds_is_found() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let repo = git2::Repository::init(tmp.path()).expect("init");
+        let blob = repo.blob(b"ref: refs/heads/main\n").expect("blob");
+        let tree_of = |files: &[&str]| {
+            let mut index = git2::Index::new().expect("index");
+            for f in files {
+                let entry = git2::IndexEntry {
+                    ctime: git2::IndexTime::new(0, 0),
+                    mtime: git2::IndexTime::new(0, 0),
+                    dev: 0,
+                    ino: 0,
+                    mode: 0o100_644,
+                    uid: 0,
+                    gid: 0,
+                    file_size: 0,
+                    id: blob,
+                    flags: u16::try_from(f.len()).expect("len") & 0xfff,
+                    flags_extended: 0,
+                    path: f.as_bytes().to_vec(),
+                };
+                index.add(&entry).expect("add");
+            }
+            let id = index.write_tree_to(&repo).expect("tree");
+            repo.find_tree(id).expect("find")
+        };
+        let old = tree_of(&["old/HEAD", "old/objects/k", "old/refs/k", "src/a.rs"]);
+        let new = tree_of(&[
+            "old/HEAD",
+            "old/objects/k",
+            "old/refs/k",
+            "old/new.txt",
+            "src/a.rs",
+            "vendor/cache/HEAD",
+            "vendor/cache/config",
+            "vendor/cache/objects/.keep",
+            "vendor/cache/refs/heads/.keep",
+            "a/b/c/wt/HEAD",
+            "a/b/c/wt/commondir",
+            "docs/HEAD",
+            "docs/objects/x",
+            "d/HEAD/x",
+            "d/objects/x",
+            "d/refs/x",
+        ]);
+        let found = new_git_dirs(&repo, Some(&old), &new).expect("diff");
+        assert_eq!(found, ["a/b/c/wt", "vendor/cache"]);
+        let root = tree_of(&["HEAD", "objects/x", "refs/x"]);
+        let found = new_git_dirs(&repo, Some(&old), &root).expect("diff");
+        assert_eq!(found, ["."]);
+        assert!(new_git_dirs(&repo, None, &old).expect("diff") == ["old"]);
     }
 }

@@ -161,6 +161,7 @@ pub(crate) fn refusal_of(
     allow_protected: bool,
 ) -> CliResult<()> {
     large_files_refused(landings)?;
+    git_dirs_refused(landings)?;
     let found = unallowed_in(landings, ws, manifest)
         .map_err(|why| CliError::new(crate::exit::REFUSED, anyhow::anyhow!("{why}")))?;
     let file = manifest
@@ -202,6 +203,45 @@ fn large_files_refused(landings: &[Landing<'_>]) -> CliResult<()> {
     ))
     .with_hint(
         "take the file off the plan branch's history (or raise the plan's `max_file_size` in plans.toml if it belongs there), then merge again",
+    ))
+}
+
+/// Refuses (exit 4, before anything moves) landings where a plan's branch brings a git
+/// directory under any name (a bare repository: `HEAD`, `objects/`, `refs/`; or `HEAD` and
+/// `commondir`) that its fork point did not have: landed, any git run inside it (a person's, their
+/// shell prompt's) would read its config and run what it names, unconfined. Whoever allows it:
+/// `--allow-protected` does not. From the trees' names alone; `Err` when they cannot be read.
+fn git_dirs_refused(landings: &[Landing<'_>]) -> CliResult<()> {
+    let refused = |msg: String| CliError::new(crate::exit::REFUSED, anyhow::anyhow!("{msg}"));
+    let mut found = Vec::new();
+    for l in landings {
+        let who = match l.repo {
+            Some(r) => format!("plan `{}` of repository `{r}`", l.entry.name),
+            None => format!("plan `{}`", l.entry.name),
+        };
+        let dirs =
+            crate::git::git_dirs_since_fork(l.root, l.target, &l.entry.branch).map_err(|why| {
+                refused(format!(
+                    "cannot check what {who} lands for nested git repositories: {why}"
+                ))
+            })?;
+        if !dirs.is_empty() {
+            found.push(format!(
+                "{who} (branch `{}`): {}",
+                l.entry.branch,
+                crate::diagnostic::path_list(&dirs, 5)
+            ));
+        }
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(refused(format!(
+        "nested git repository: {} (a git directory under another name than `.git`; any git run inside it would run what its configuration names); nothing was merged",
+        found.join("; ")
+    ))
+    .with_hint(
+        "take the directory off the plan branch (`git rm -r --cached DIR` in its worktree, then commit), then merge again",
     ))
 }
 

@@ -63,8 +63,17 @@ fn own_git_dir_runs_nothing(parallel_tasks: u32) {
         !marker.exists(),
         "orch ran the agent's configured program (fsmonitor / clean filter) unconfined\n{out}\n{err}"
     );
-    assert_eq!(code, 0, "{out}\n{err}");
-    committed_on_plan_branch(&repo, &out, &err);
+    // The agent's git directory (`.evil`: `HEAD`, `objects/`, `refs/`) is itself a repository
+    // nested in the worktree (`bare_repos.rs`): the task fails naming it, nothing committed.
+    assert_ne!(code, 0, "{out}\n{err}");
+    let task = repo.task("a", "1.1");
+    assert_eq!(task["status"], "failed", "{out}\n{err}");
+    let cause = task["error"].as_str().unwrap_or_default();
+    assert!(
+        cause.contains("nested git repository") && cause.contains("`.evil`"),
+        "{cause}"
+    );
+    assert_eq!(repo.rev("plan/a"), main, "committed");
     assert_eq!(repo.rev("main"), main, "main moved");
     // orch put the worktree's `.git` back: the user's git finds the plan's repository.
     let tree = repo.worktree("a");

@@ -10,6 +10,7 @@ mod support;
 pub use support::landlock;
 
 mod ask;
+mod bare_repos;
 mod best_of;
 mod big_files;
 mod big_files_sparse;
