@@ -279,9 +279,7 @@ fn lose_an_attempt(lab: &mut sshd::Lab, repo: &Repo, journal: &Path) -> String {
     let child = cmd.spawn().expect("orch up");
     support::wait_for("the first attempt on h1", || journal.exists());
     lab.go_down("h1");
-    support::wait_for("the attempt kept on the host", || {
-        on_host(lab).1.len() == 1
-    });
+    support::wait_for("the attempt kept on the host", || on_host(lab).1.len() == 1);
     support::wait_for("the attempt recorded lost, the host down", || {
         lost_records(repo).len() == 1 && repo.root().join(".orch/state/.ssh/.down/h1").exists()
     });
@@ -335,7 +333,11 @@ fn two_repositories_at_one_path_never_share_a_hosts_cache() {
         let away = path.with_extension("away");
         std::fs::rename(&path, &away).expect("R1 aside");
         std::fs::rename(r2.root(), &path).expect("R2 at R1's path");
-        let plan = if variant == "another project" { "b" } else { "a" };
+        let plan = if variant == "another project" {
+            "b"
+        } else {
+            "a"
+        };
         let (code, out, err) = up(&r1, &lab, plan);
         let r2_statuses = r1.statuses(plan);
         std::fs::rename(&path, r2.root()).expect("R2 back");
@@ -363,7 +365,11 @@ fn two_repositories_at_one_path_never_share_a_hosts_cache() {
         );
         let saved = format!("refs/orch/attempts/lost/h1/{key}");
         assert_eq!(
-            r1.git(&["for-each-ref", "--format=%(refname)", "refs/orch/attempts/lost/"]),
+            r1.git(&[
+                "for-each-ref",
+                "--format=%(refname)",
+                "refs/orch/attempts/lost/"
+            ]),
             saved,
             "{what}"
         );
@@ -430,4 +436,62 @@ fn a_lost_attempts_record_the_host_keeps_nothing_of_is_said_once_and_removed() {
     // Said once: a later run says nothing of it.
     let (_, out, err) = up(&repo, &lab, "a");
     assert!(!format!("{out}{err}").contains(&said), "{out}{err}");
+}
+
+/// A lead that upgrades keeps what an earlier orch recorded lost: that orch named the host's
+/// cache by the repository's path alone and wrote the base alone in its record. Made here from
+/// an attempt lost now (its record and the host's cache and mark rewritten as that orch left
+/// them): the next run takes its late work back from that cache, and nothing is left.
+#[test]
+fn an_attempt_an_earlier_orch_recorded_lost_comes_back_after_the_upgrade() {
+    if !sshd::available() {
+        return;
+    }
+    let mut lab = sshd::Lab::start(&["h1"]);
+    let bin = lab.tmp.path().join("agents");
+    std::fs::create_dir_all(&bin).expect("agents");
+    let journal = lab.tmp.path().join("started");
+    let go = lab.tmp.path().join("go");
+    let agent = late_agent(&bin, &journal, &go);
+    let repo = repo_on(&lab, &[("a", &agent)], "", "");
+    let key = lose_an_attempt(&mut lab, &repo, &journal);
+    std::fs::write(&go, "").expect("go");
+    // As an earlier orch left them.
+    let record = repo.root().join(".orch/state/.ssh/.lost/h1").join(&key);
+    let text = std::fs::read_to_string(&record).expect("record");
+    let (base, cache) = text.trim().split_once(' ').expect("`<base> <cache>`");
+    let (legacy, _) = cache.split_once('-').expect("`<path>-<identity>`");
+    std::fs::write(&record, format!("{base}\n")).expect("old record");
+    let dir = lab.server("h1").dir.clone();
+    std::fs::rename(
+        dir.join("repos").join(format!("{cache}.git")),
+        dir.join("repos").join(format!("{legacy}.git")),
+    )
+    .expect("the old cache");
+    std::fs::write(
+        dir.join("attempts").join(&key).join("abandoned"),
+        format!("{base} {legacy}\n"),
+    )
+    .expect("the old mark");
+    let (code, out, err) = up(&repo, &lab, "a");
+    let what = format!("stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(code, 0, "{what}");
+    assert_eq!(
+        repo.statuses("a"),
+        vec![("1.1".into(), "completed".into())],
+        "{what}"
+    );
+    let saved = format!("refs/orch/attempts/lost/h1/{key}");
+    assert_eq!(
+        repo.git(&[
+            "for-each-ref",
+            "--format=%(refname)",
+            "refs/orch/attempts/lost/"
+        ]),
+        saved,
+        "{what}"
+    );
+    assert_eq!(repo.git(&["show", &format!("{saved}:first.txt")]), "first");
+    assert_eq!(lost_records(&repo), Vec::<String>::new(), "{what}");
+    assert_eq!(on_host(&lab).0, Vec::<String>::new(), "{what}");
 }

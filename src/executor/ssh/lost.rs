@@ -132,7 +132,10 @@ fn recorded(state_dir: &Path, host: &str, key: &str) -> Option<(String, Option<S
     let mut words = text.split_whitespace();
     let base = words.next()?.to_string();
     let cache = words.next().map(str::to_string);
-    if !commit_id(&base) || words.next().is_some() || cache.as_deref().is_some_and(|c| !safe_name(c)) {
+    if !commit_id(&base)
+        || words.next().is_some()
+        || cache.as_deref().is_some_and(|c| !safe_name(c))
+    {
         return None;
     }
     Some((base, cache))

@@ -47,8 +47,7 @@ pub(crate) fn identity(state_dir: &Path) -> Result<String, String> {
     let dir = path
         .parent()
         .ok_or_else(|| "no state directory".to_string())?;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| format!("cannot make `{}`: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot make `{}`: {e}", dir.display()))?;
     let mut b = [0u8; 16];
     let n = rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty())
         .map_err(|e| format!("no randomness for the repository's identity: {e}"))?;
