@@ -359,3 +359,58 @@ fn checked(
         None => Ok(tip),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record names its base and cache; an earlier orch's (the base alone) names none; one
+    /// held by its driver is not listed as its driver's end, and is once the driver lets go.
+    #[test]
+    fn records_name_their_cache_and_are_held_while_their_driver_lives() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path();
+        let base = "a".repeat(40);
+        let held = record(state, "h1", ("k-1", &base), "0123-abcd").expect("record");
+        assert_eq!(
+            recorded(state, "h1", "k-1"),
+            Some((base.clone(), Some("0123-abcd".to_string())))
+        );
+        assert_eq!(unheld(state, "h1"), Vec::<String>::new());
+        drop(held);
+        assert_eq!(unheld(state, "h1"), vec!["k-1".to_string()]);
+        std::fs::write(record_path(state, "h1", "k-2"), format!("{base}\n")).expect("old");
+        assert_eq!(recorded(state, "h1", "k-2"), Some((base.clone(), None)));
+        for bad in ["HEAD\n", "", "x y z\n"] {
+            std::fs::write(record_path(state, "h1", "k-3"), bad).expect("bad");
+            assert_eq!(recorded(state, "h1", "k-3"), None, "{bad:?}");
+        }
+        std::fs::write(record_path(state, "h1", "k-3"), format!("{base} ../x\n")).expect("bad");
+        assert_eq!(recorded(state, "h1", "k-3"), None);
+        let removed = record(state, "h1", ("k-4", &base), "c").expect("record");
+        removed.remove();
+        assert!(!record_path(state, "h1", "k-4").exists());
+    }
+
+    /// The identity is made once and kept; the cache's name is the path's and the identity's.
+    #[test]
+    fn a_repositorys_identity_is_made_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let id = super::super::records::identity(dir.path()).expect("identity");
+        assert_eq!(id.len(), 32);
+        assert_eq!(
+            super::super::records::identity(dir.path()).expect("again"),
+            id
+        );
+        let other = tempfile::tempdir().expect("tempdir");
+        assert_ne!(
+            super::super::records::identity(other.path()).expect("other"),
+            id
+        );
+        let root = Path::new("/srv/project");
+        let cache = super::super::records::cache_name(root, &id);
+        let legacy = super::super::records::legacy_cache(root);
+        assert_eq!(cache, format!("{legacy}-{id}"));
+        assert!(safe_name(&cache));
+    }
+}
