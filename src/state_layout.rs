@@ -111,10 +111,15 @@ pub(crate) const SSH_DOWN: &str = ".down";
 /// The remote attempts orch recorded lost with their host, `<SSH>/.lost/<host>/<key>` (the
 /// attempt's base): only their work is taken back when the host answers again.
 pub(crate) const SSH_LOST: &str = ".lost";
+/// orch's own identity of this state directory's repositories' caches on the hosts, `<SSH>/.id`
+/// (32 hex digits, made once at random): a host's cache is `<dir>/repos/<path>-<id>.git`, so
+/// that two repositories at one path (two leads sharing a host's `dir`, a repository made anew)
+/// never share one.
+pub(crate) const SSH_ID: &str = ".id";
 /// orch's own directories in [`SSH`]: no host's name begins with a `.` (`crate::manifest`
 /// checks `[[host]]` names), so none is ever one of them.
 #[cfg(test)]
-pub(crate) const SSH_OWN: [&str; 4] = [SSH_USABLE, SSH_SLOTS, SSH_DOWN, SSH_LOST];
+pub(crate) const SSH_OWN: [&str; 5] = [SSH_USABLE, SSH_SLOTS, SSH_DOWN, SSH_LOST, SSH_ID];
 /// The directory of resolutions' records (`<plan>.wrapper`).
 pub(crate) const RESOLVE: Own = Own::fresh(".resolve");
 /// The private copies of the clients' state, `<CLIENTS>/<plan>/…`.

@@ -222,3 +222,276 @@ fn a_refused_snapshot_is_dropped_on_the_host_never_taken_by_the_next_attempt() {
         }
     }
 }
+
+/// The attempts' directories on the lab's host `h1`, and those of them its copy of orch left
+/// `abandoned` (kept for the lead to take back).
+fn on_host(lab: &sshd::Lab) -> (Vec<String>, Vec<String>) {
+    let dir = lab.server("h1").dir.join("attempts");
+    let all: Vec<String> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let abandoned = all
+        .iter()
+        .filter(|k| dir.join(k).join("abandoned").exists())
+        .cloned()
+        .collect();
+    (all, abandoned)
+}
+
+/// orch's records of the attempts lost with `h1` in `repo` (their keys).
+fn lost_records(repo: &Repo) -> Vec<String> {
+    std::fs::read_dir(repo.root().join(".orch/state/.ssh/.lost/h1"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An agent whose first run writes `first.txt`, says so in `journal` and waits for `go`; a run
+/// after `go` writes `task.txt` and ends.
+fn late_agent(bin: &Path, journal: &Path, go: &Path) -> String {
+    script(
+        bin,
+        "late.sh",
+        &format!(
+            "if [ ! -e {go} ]; then echo first > first.txt; echo started >> {j}; \
+             while [ ! -e {go} ]; do sleep 0.02; done; exit 0; fi\n\
+             echo done > task.txt\n",
+            j = journal.display(),
+            go = go.display()
+        ),
+    )
+}
+
+/// `orch up` of `repo` runs plan `a`'s first attempt on `h1`, whose network then fails: the
+/// attempt is recorded lost and kept on the host (its snapshot holds `first.txt`); `orch up` is
+/// stopped (SIGTERM: its running attempts too) while the host is down, and the host answers again. The attempt's key.
+fn lose_an_attempt(lab: &mut sshd::Lab, repo: &Repo, journal: &Path) -> String {
+    let mut cmd = repo.orch(&["up", "a"]);
+    cmd.env("PATH", lab.path());
+    let child = cmd.spawn().expect("orch up");
+    support::wait_for("the first attempt on h1", || journal.exists());
+    lab.go_down("h1");
+    support::wait_for("the attempt kept on the host", || on_host(lab).1.len() == 1);
+    support::wait_for("the attempt recorded lost, the host down", || {
+        lost_records(repo).len() == 1 && repo.root().join(".orch/state/.ssh/.down/h1").exists()
+    });
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid")),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let out = support::wait_within(child, repo.timeout(), "orch up");
+    let (_, stdout, stderr) = support::code_out_err(&out);
+    lab.restart("h1");
+    let records = lost_records(repo);
+    assert_eq!(records.len(), 1, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(on_host(lab).1, records, "the host keeps the lost attempt");
+    records[0].clone()
+}
+
+/// Two repositories at the same path in turn (two leads that share a host's `dir`, or a
+/// repository made anew): R1's attempt is lost with the host, R1 is moved aside, R2 is made at
+/// its path and runs on the host, then R1 is moved back and runs again. R1 gets its late work
+/// back under `refs/orch/attempts/lost/` (its record then removed, nothing left on the host),
+/// and R2 never sees R1's snapshot (no lost ref, not its object). R2 another project, R2 with
+/// the same plan and task names, and R2 a new `git init` of the same files (the same commits).
+/// On the code before: R2's attempt dropped R1's kept work on the host ("orch did not record
+/// that attempt lost"), and R1 never got it back, its record left forever.
+#[test]
+fn two_repositories_at_one_path_never_share_a_hosts_cache() {
+    if !sshd::available() {
+        return;
+    }
+    for variant in ["another project", "same plan names", "made anew"] {
+        let mut lab = sshd::Lab::start(&["h1"]);
+        let bin = lab.tmp.path().join("agents");
+        std::fs::create_dir_all(&bin).expect("agents");
+        let journal = lab.tmp.path().join("started");
+        let go = lab.tmp.path().join("go");
+        let agent = late_agent(&bin, &journal, &go);
+        let other = script(&bin, "other.sh", "echo other > other.txt\n");
+        let r1 = repo_on(&lab, &[("a", &agent)], "", "");
+        let key = lose_an_attempt(&mut lab, &r1, &journal);
+        std::fs::write(&go, "").expect("go");
+        // R2, made elsewhere, takes R1's path while R1 is away.
+        let r2 = match variant {
+            "another project" => repo_on(&lab, &[("b", &other)], "", ""),
+            "same plan names" => repo_on(&lab, &[("a", &other)], "", ""),
+            _ => repo_on(&lab, &[("a", &agent)], "", ""),
+        };
+        if variant == "made anew" {
+            assert_eq!(r2.rev("HEAD"), r1.rev("HEAD"), "the same commits");
+        }
+        let path = r1.root().to_path_buf();
+        let away = path.with_extension("away");
+        std::fs::rename(&path, &away).expect("R1 aside");
+        std::fs::rename(r2.root(), &path).expect("R2 at R1's path");
+        let plan = if variant == "another project" {
+            "b"
+        } else {
+            "a"
+        };
+        let (code, out, err) = up(&r1, &lab, plan);
+        let r2_statuses = r1.statuses(plan);
+        std::fs::rename(&path, r2.root()).expect("R2 back");
+        std::fs::rename(&away, &path).expect("R1 back");
+        let what = format!("{variant}: R2's run:\nstdout:\n{out}\nstderr:\n{err}");
+        assert_eq!(code, 0, "{what}");
+        assert_eq!(
+            r2_statuses,
+            vec![("1.1".into(), "completed".into())],
+            "{what}"
+        );
+        assert!(
+            on_host(&lab).1.contains(&key),
+            "{what}: R1's lost attempt is kept on the host: {:?}",
+            on_host(&lab)
+        );
+        // R1 again: its late work comes back, saved, never landed.
+        let (code, out, err) = up(&r1, &lab, "a");
+        let what = format!("{variant}: R1's run:\nstdout:\n{out}\nstderr:\n{err}");
+        assert_eq!(code, 0, "{what}");
+        assert_eq!(
+            r1.statuses("a"),
+            vec![("1.1".into(), "completed".into())],
+            "{what}"
+        );
+        let saved = format!("refs/orch/attempts/lost/h1/{key}");
+        assert_eq!(
+            r1.git(&[
+                "for-each-ref",
+                "--format=%(refname)",
+                "refs/orch/attempts/lost/"
+            ]),
+            saved,
+            "{what}"
+        );
+        assert_eq!(r1.git(&["show", &format!("{saved}:first.txt")]), "first");
+        assert!(
+            !r1.git(&["ls-tree", "--name-only", "plan/a"])
+                .contains("first.txt"),
+            "{what}: never landed"
+        );
+        assert_eq!(lost_records(&r1), Vec::<String>::new(), "{what}");
+        assert_eq!(on_host(&lab).0, Vec::<String>::new(), "{what}");
+        // R2 never saw R1's snapshot.
+        let snapshot = r1.rev(&saved);
+        assert_eq!(lost_refs(&r2), "", "{what}");
+        assert!(
+            !r2.git_ok(&["cat-file", "-e", &snapshot]),
+            "{what}: R1's snapshot is in R2"
+        );
+    }
+}
+
+/// orch's record of a lost attempt whose work the host no longer keeps (its `dir` emptied
+/// meanwhile) can never be taken back: the next attempt on the host says so once, in its log
+/// and on the console, and removes the record. On the code before: the record stayed forever,
+/// nothing said.
+#[test]
+fn a_lost_attempts_record_the_host_keeps_nothing_of_is_said_once_and_removed() {
+    if !sshd::available() {
+        return;
+    }
+    let mut lab = sshd::Lab::start(&["h1"]);
+    let bin = lab.tmp.path().join("agents");
+    std::fs::create_dir_all(&bin).expect("agents");
+    let journal = lab.tmp.path().join("started");
+    let go = lab.tmp.path().join("go");
+    let agent = late_agent(&bin, &journal, &go);
+    let repo = repo_on(&lab, &[("a", &agent)], "", "");
+    let key = lose_an_attempt(&mut lab, &repo, &journal);
+    std::fs::write(&go, "").expect("go");
+    // The host's `dir` loses the attempt (a person cleans it).
+    let kept = lab.server("h1").dir.join("attempts").join(&key);
+    std::fs::remove_dir_all(&kept).expect("remove the kept attempt");
+    let (code, out, err) = up(&repo, &lab, "a");
+    let what = format!("stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(code, 0, "{what}");
+    assert_eq!(
+        repo.statuses("a"),
+        vec![("1.1".into(), "completed".into())],
+        "{what}"
+    );
+    assert_eq!(lost_records(&repo), Vec::<String>::new(), "{what}");
+    assert_eq!(lost_refs(&repo), "", "{what}");
+    let said = format!("record of attempt `{key}`, lost with host `h1`, is removed");
+    let console = format!("{out}{err}");
+    assert_eq!(console.matches(&said).count(), 1, "{what}");
+    let logs: String = std::fs::read_dir(repo.root().join(".orch/logs/a"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(logs.matches(&said).count(), 1, "{logs}");
+    // Said once: a later run says nothing of it.
+    let (_, out, err) = up(&repo, &lab, "a");
+    assert!(!format!("{out}{err}").contains(&said), "{out}{err}");
+}
+
+/// A lead that upgrades keeps what an earlier orch recorded lost: that orch named the host's
+/// cache by the repository's path alone and wrote the base alone in its record. Made here from
+/// an attempt lost now (its record and the host's cache and mark rewritten as that orch left
+/// them): the next run takes its late work back from that cache, and nothing is left.
+#[test]
+fn an_attempt_an_earlier_orch_recorded_lost_comes_back_after_the_upgrade() {
+    if !sshd::available() {
+        return;
+    }
+    let mut lab = sshd::Lab::start(&["h1"]);
+    let bin = lab.tmp.path().join("agents");
+    std::fs::create_dir_all(&bin).expect("agents");
+    let journal = lab.tmp.path().join("started");
+    let go = lab.tmp.path().join("go");
+    let agent = late_agent(&bin, &journal, &go);
+    let repo = repo_on(&lab, &[("a", &agent)], "", "");
+    let key = lose_an_attempt(&mut lab, &repo, &journal);
+    std::fs::write(&go, "").expect("go");
+    // As an earlier orch left them.
+    let record = repo.root().join(".orch/state/.ssh/.lost/h1").join(&key);
+    let text = std::fs::read_to_string(&record).expect("record");
+    let (base, cache) = text.trim().split_once(' ').expect("`<base> <cache>`");
+    let (legacy, _) = cache.split_once('-').expect("`<path>-<identity>`");
+    std::fs::write(&record, format!("{base}\n")).expect("old record");
+    let dir = lab.server("h1").dir.clone();
+    std::fs::rename(
+        dir.join("repos").join(format!("{cache}.git")),
+        dir.join("repos").join(format!("{legacy}.git")),
+    )
+    .expect("the old cache");
+    std::fs::write(
+        dir.join("attempts").join(&key).join("abandoned"),
+        format!("{base} {legacy}\n"),
+    )
+    .expect("the old mark");
+    let (code, out, err) = up(&repo, &lab, "a");
+    let what = format!("stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(code, 0, "{what}");
+    assert_eq!(
+        repo.statuses("a"),
+        vec![("1.1".into(), "completed".into())],
+        "{what}"
+    );
+    let saved = format!("refs/orch/attempts/lost/h1/{key}");
+    assert_eq!(
+        repo.git(&[
+            "for-each-ref",
+            "--format=%(refname)",
+            "refs/orch/attempts/lost/"
+        ]),
+        saved,
+        "{what}"
+    );
+    assert_eq!(repo.git(&["show", &format!("{saved}:first.txt")]), "first");
+    assert_eq!(lost_records(&repo), Vec::<String>::new(), "{what}");
+    assert_eq!(on_host(&lab).0, Vec::<String>::new(), "{what}");
+}

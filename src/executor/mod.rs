@@ -224,6 +224,13 @@ pub(crate) trait Executor: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// What the attempts' drivers left to say on the console about `host` (orch's records of
+    /// its lost attempts it removed), each said once. `state_dir`: where the plan's records are.
+    fn host_notes(&self, state_dir: &Path, host: &str) -> Vec<String> {
+        let _ = (state_dir, host);
+        Vec::new()
+    }
+
     /// Where the network namespace of an attempt's process is, once [`Executor::enter`] made
     /// its place: made by the wrapper here ([`NetPlace::Here`]), the place's own network
     /// ([`NetPlace::Own`]: a container's `none` or `open`, the process here keeping this

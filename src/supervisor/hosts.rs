@@ -3,7 +3,8 @@
 //! that did not answer, as the plan's executor reads it ([`crate::executor::Executor::host_lost`]:
 //! for ssh, written by the attempts' drivers and `orch up`'s probes when a connection ends or
 //! cannot be made, removed by the first that reaches the host again), never from what a host
-//! says of itself.
+//! says of itself. Also what the drivers left to say of a host's lost attempts
+//! ([`crate::executor::Executor::host_notes`]), each said once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -43,6 +44,14 @@ impl HostWatch {
             }
             if let Some(cause) = executor.host_lost(state_dir, host) {
                 now_lost.push((host.clone(), cause));
+            }
+        }
+        for ((host, state_dir), executor) in &places {
+            for message in executor.host_notes(state_dir, host) {
+                fx.say(Event::Note {
+                    plan: None,
+                    message,
+                });
             }
         }
         for (host, cause) in &now_lost {

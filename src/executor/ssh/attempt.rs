@@ -123,10 +123,10 @@ pub(crate) fn run(spec_path: &Path) -> u8 {
     let ended = drive(&spec, &mut in_flight);
     // orch's record that the attempt may be lost stays only when it was: an attempt that ended
     // otherwise (its exit status, a snapshot refused, an error) leaves nothing of it to take back.
-    if let Some(record) = in_flight
+    if let Some(record) = in_flight.take()
         && !matches!(ended, Err(Failure::Lost(_)))
     {
-        let _ = std::fs::remove_file(record);
+        record.remove();
     }
     // A master this driver started (none when `orch up` keeps them) ends with it.
     super::conn::end_own();
@@ -267,7 +267,7 @@ exit "$s"
 /// Drives the attempt; `in_flight` is set to orch's record of it as one that may be lost
 /// ([`super::lost::record`]), written before its job goes to the host: a driver killed or
 /// stopped keeps it, so the host's last snapshot comes back (checked) when it answers again.
-fn drive(spec: &Spec, in_flight: &mut Option<PathBuf>) -> Result<u8, Failure> {
+fn drive(spec: &Spec, in_flight: &mut Option<super::lost::Record>) -> Result<u8, Failure> {
     if !commit_id(&spec.base) {
         return Err(format!("the base `{}` is not a commit id", spec.base.escape_debug()).into());
     }
@@ -285,15 +285,22 @@ fn drive(spec: &Spec, in_flight: &mut Option<PathBuf>) -> Result<u8, Failure> {
     }
     let id = super::host::orch_id(&spec.orch_bin, Some(&spec.state_dir))
         .map_err(|e| format!("cannot read orch's executable: {e}"))?;
-    let repo =
-        name_of(&crate::git::blob_id_of_bytes(spec.repo_root.as_os_str().as_encoded_bytes())[..16]);
-    let key = name_of(&format!(
-        "{}-{}-{}-{}",
-        spec.plan,
-        spec.unit,
-        spec.attempt,
-        std::process::id()
-    ));
+    // The repository's own cache on the host, and a key that names it too: two repositories
+    // at one path never share a cache nor an attempt's directory there.
+    let identity = super::records::identity(&spec.state_dir)?;
+    let repo = super::records::cache_name(&spec.repo_root, &identity);
+    let legacy = super::records::legacy_cache(&spec.repo_root);
+    let key = format!(
+        "{}-{}",
+        name_of(&format!(
+            "{}-{}-{}-{}",
+            spec.plan,
+            spec.unit,
+            spec.attempt,
+            std::process::id()
+        )),
+        &identity[..12]
+    );
     // A slot of a host that answers and has the base: a host that does not answer is marked
     // down and another taken; none free: the attempt waits.
     let prefer = slots::last_host(&spec.state_dir, &spec.plan);
@@ -327,7 +334,7 @@ fn drive(spec: &Spec, in_flight: &mut Option<PathBuf>) -> Result<u8, Failure> {
                 super::lost::collect(
                     &conn,
                     (&spec.state_dir, &spec.repo_root),
-                    &repo,
+                    (&repo, &legacy),
                     spec.limits(),
                 );
                 slots::mark_up(&spec.state_dir, &host.name);
@@ -385,12 +392,7 @@ fn drive(spec: &Spec, in_flight: &mut Option<PathBuf>) -> Result<u8, Failure> {
         max_change_files: spec.max_change_files,
     };
     let job_bytes = serde_json::to_vec(&job).map_err(|e| e.to_string())?;
-    *in_flight = Some(super::lost::record(
-        &spec.state_dir,
-        &host.name,
-        &key,
-        &spec.base,
-    ));
+    *in_flight = super::lost::record(&spec.state_dir, &host.name, (&key, &spec.base), &repo);
     let mut child = conn
         .spawn(&format!("{DIR}{RUN}"), &[host.dir.as_str(), id.as_str()])
         .map_err(|e| format!("cannot run `ssh`: {e}"))?;

@@ -151,6 +151,10 @@ impl Executor for SshExecutor {
         slots::lost(state_dir, host).map(|l| l.cause)
     }
 
+    fn host_notes(&self, state_dir: &Path, host: &str) -> Vec<String> {
+        lost::said_lines(state_dir, host)
+    }
+
     /// A plan on a `[[host]]` runs its agents (and their fallbacks) there: its hosts' probe
     /// speaks for them.
     fn checks_agents_here(&self) -> bool {
