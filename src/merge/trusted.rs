@@ -176,34 +176,24 @@ pub(crate) fn refusal_of(
 /// history too), whoever made it: an agent, a plan-mode agent's commits, a person. The sizes
 /// are read from the object headers, never the contents; `Err` when they cannot be read.
 fn large_files_refused(landings: &[Landing<'_>]) -> CliResult<()> {
-    let refused = |msg: String| CliError::new(crate::exit::REFUSED, anyhow::anyhow!("{msg}"));
-    let mut found = Vec::new();
-    for l in landings {
-        let who = match l.repo {
-            Some(r) => format!("plan `{}` of repository `{r}`", l.entry.name),
-            None => format!("plan `{}`", l.entry.name),
-        };
-        let large = crate::git::large_blobs_since_fork(
-            l.root,
-            l.target,
-            &l.entry.branch,
-            l.entry.size_limits.file,
+    let found = found_in(
+        landings,
+        |who| format!("cannot read the sizes of what {who} lands"),
+        |l| {
+            crate::git::large_blobs_since_fork(
+                l.root,
+                l.target,
+                &l.entry.branch,
+                l.entry.size_limits.file,
+            )
+            .map(|large| large.map(|large| large.to_string()))
+        },
+    )?;
+    refused_if(found, "", "; nothing was merged").map_err(|e| {
+        e.with_hint(
+            "take the file off the plan branch's history (or raise the plan's `max_file_size` in plans.toml if it belongs there), then merge again",
         )
-        .map_err(|why| refused(format!("cannot read the sizes of what {who} lands: {why}")))?;
-        if let Some(large) = large {
-            found.push(format!("{who} (branch `{}`): {large}", l.entry.branch));
-        }
-    }
-    if found.is_empty() {
-        return Ok(());
-    }
-    Err(refused(format!(
-        "{}; nothing was merged",
-        found.join("; ")
-    ))
-    .with_hint(
-        "take the file off the plan branch's history (or raise the plan's `max_file_size` in plans.toml if it belongs there), then merge again",
-    ))
+    })
 }
 
 /// Refuses (exit 4, before anything moves) landings where a plan's branch brings a git
@@ -212,36 +202,60 @@ fn large_files_refused(landings: &[Landing<'_>]) -> CliResult<()> {
 /// shell prompt's) would read its config and run what it names, unconfined. Whoever allows it:
 /// `--allow-protected` does not. From the trees' names alone; `Err` when they cannot be read.
 fn git_dirs_refused(landings: &[Landing<'_>]) -> CliResult<()> {
-    let refused = |msg: String| CliError::new(crate::exit::REFUSED, anyhow::anyhow!("{msg}"));
+    let found = found_in(
+        landings,
+        |who| format!("cannot check what {who} lands for nested git repositories"),
+        |l| {
+            crate::git::git_dirs_since_fork(l.root, l.target, &l.entry.branch)
+                .map(|dirs| (!dirs.is_empty()).then(|| crate::diagnostic::path_list(&dirs, 5)))
+        },
+    )?;
+    refused_if(
+        found,
+        "nested git repository: ",
+        " (a git directory under another name than `.git`; any git run inside it would run what its configuration names); nothing was merged",
+    )
+    .map_err(|e| {
+        e.with_hint(
+            "take the directory off the plan branch (`git rm -r --cached DIR` in its worktree, then commit), then merge again",
+        )
+    })
+}
+
+/// What `check` finds in each of `landings` (`None`: nothing), each as `<plan> (branch `…`):
+/// <found>`; a landing it cannot check refuses all (exit 4), `cannot(who)` saying so.
+fn found_in(
+    landings: &[Landing<'_>],
+    cannot: impl Fn(&str) -> String,
+    check: impl Fn(&Landing<'_>) -> Result<Option<String>, String>,
+) -> CliResult<Vec<String>> {
     let mut found = Vec::new();
     for l in landings {
         let who = match l.repo {
             Some(r) => format!("plan `{}` of repository `{r}`", l.entry.name),
             None => format!("plan `{}`", l.entry.name),
         };
-        let dirs =
-            crate::git::git_dirs_since_fork(l.root, l.target, &l.entry.branch).map_err(|why| {
-                refused(format!(
-                    "cannot check what {who} lands for nested git repositories: {why}"
-                ))
-            })?;
-        if !dirs.is_empty() {
-            found.push(format!(
-                "{who} (branch `{}`): {}",
-                l.entry.branch,
-                crate::diagnostic::path_list(&dirs, 5)
-            ));
+        let seen = check(l).map_err(|why| {
+            CliError::new(
+                crate::exit::REFUSED,
+                anyhow::anyhow!("{}: {why}", cannot(&who)),
+            )
+        })?;
+        if let Some(seen) = seen {
+            found.push(format!("{who} (branch `{}`): {seen}", l.entry.branch));
         }
     }
+    Ok(found)
+}
+
+/// The refusal (exit 4) of `found`, between `before` and `after`; none when it is empty.
+fn refused_if(found: Vec<String>, before: &str, after: &str) -> CliResult<()> {
     if found.is_empty() {
         return Ok(());
     }
-    Err(refused(format!(
-        "nested git repository: {} (a git directory under another name than `.git`; any git run inside it would run what its configuration names); nothing was merged",
-        found.join("; ")
-    ))
-    .with_hint(
-        "take the directory off the plan branch (`git rm -r --cached DIR` in its worktree, then commit), then merge again",
+    Err(CliError::new(
+        crate::exit::REFUSED,
+        anyhow::anyhow!("{before}{}{after}", found.join("; ")),
     ))
 }
 
