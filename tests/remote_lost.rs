@@ -391,15 +391,10 @@ fn two_repositories_at_one_path_never_share_a_hosts_cache() {
     }
 }
 
-/// orch's record of a lost attempt whose work the host no longer keeps (its `dir` emptied
-/// meanwhile) can never be taken back: the next attempt on the host says so once, in its log
-/// and on the console, and removes the record. On the code before: the record stayed forever,
-/// nothing said.
-#[test]
-fn a_lost_attempts_record_the_host_keeps_nothing_of_is_said_once_and_removed() {
-    if !sshd::available() {
-        return;
-    }
+/// Plan `a` of one task on the lab's host `h1`, whose attempt was lost (its record kept here,
+/// the host keeping its work) and whose agent may now end: the lab, the repository and the
+/// attempt's key.
+fn one_lost_attempt() -> (sshd::Lab, Repo, String) {
     let mut lab = sshd::Lab::start(&["h1"]);
     let bin = lab.tmp.path().join("agents");
     std::fs::create_dir_all(&bin).expect("agents");
@@ -409,6 +404,19 @@ fn a_lost_attempts_record_the_host_keeps_nothing_of_is_said_once_and_removed() {
     let repo = repo_on(&lab, &[("a", &agent)], "", "");
     let key = lose_an_attempt(&mut lab, &repo, &journal);
     std::fs::write(&go, "").expect("go");
+    (lab, repo, key)
+}
+
+/// orch's record of a lost attempt whose work the host no longer keeps (its `dir` emptied
+/// meanwhile) can never be taken back: the next attempt on the host says so once, in its log
+/// and on the console, and removes the record. On the code before: the record stayed forever,
+/// nothing said.
+#[test]
+fn a_lost_attempts_record_the_host_keeps_nothing_of_is_said_once_and_removed() {
+    if !sshd::available() {
+        return;
+    }
+    let (lab, repo, key) = one_lost_attempt();
     // The host's `dir` loses the attempt (a person cleans it).
     let kept = lab.server("h1").dir.join("attempts").join(&key);
     std::fs::remove_dir_all(&kept).expect("remove the kept attempt");
@@ -447,15 +455,7 @@ fn an_attempt_an_earlier_orch_recorded_lost_comes_back_after_the_upgrade() {
     if !sshd::available() {
         return;
     }
-    let mut lab = sshd::Lab::start(&["h1"]);
-    let bin = lab.tmp.path().join("agents");
-    std::fs::create_dir_all(&bin).expect("agents");
-    let journal = lab.tmp.path().join("started");
-    let go = lab.tmp.path().join("go");
-    let agent = late_agent(&bin, &journal, &go);
-    let repo = repo_on(&lab, &[("a", &agent)], "", "");
-    let key = lose_an_attempt(&mut lab, &repo, &journal);
-    std::fs::write(&go, "").expect("go");
+    let (lab, repo, key) = one_lost_attempt();
     // As an earlier orch left them.
     let record = repo.root().join(".orch/state/.ssh/.lost/h1").join(&key);
     let text = std::fs::read_to_string(&record).expect("record");
