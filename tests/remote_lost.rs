@@ -395,13 +395,18 @@ fn two_repositories_at_one_path_never_share_a_hosts_cache() {
 /// the host keeping its work) and whose agent may now end: the lab, the repository and the
 /// attempt's key.
 fn one_lost_attempt() -> (sshd::Lab, Repo, String) {
+    one_lost_attempt_with("")
+}
+
+/// [`one_lost_attempt`] with `defaults` added to the manifest's `[defaults]`.
+fn one_lost_attempt_with(defaults: &str) -> (sshd::Lab, Repo, String) {
     let mut lab = sshd::Lab::start(&["h1"]);
     let bin = lab.tmp.path().join("agents");
     std::fs::create_dir_all(&bin).expect("agents");
     let journal = lab.tmp.path().join("started");
     let go = lab.tmp.path().join("go");
     let agent = late_agent(&bin, &journal, &go);
-    let repo = repo_on(&lab, &[("a", &agent)], "", "");
+    let repo = repo_on(&lab, &[("a", &agent)], "", defaults);
     let key = lose_an_attempt(&mut lab, &repo, &journal);
     std::fs::write(&go, "").expect("go");
     (lab, repo, key)
@@ -494,4 +499,58 @@ fn an_attempt_an_earlier_orch_recorded_lost_comes_back_after_the_upgrade() {
     assert_eq!(repo.git(&["show", &format!("{saved}:first.txt")]), "first");
     assert_eq!(lost_records(&repo), Vec::<String>::new(), "{what}");
     assert_eq!(on_host(&lab).0, Vec::<String>::new(), "{what}");
+}
+
+/// A lost attempt whose snapshot on the host is past what a change within the plan's limits
+/// can bundle (the host's cache given a commit of 4 MiB of random bytes, in one file or in
+/// nine, as an unconfined agent there can; limits 1 MiB and 10 files: at most 3 MiB bundled) is
+/// refused once, on the host, never streamed here: said once, its record removed, nothing
+/// kept there or here, and the task's next attempt runs. On the code before, such a snapshot
+/// was streamed here whole and only then refused, and one past 512 MiB was bundled and
+/// streamed again by every later attempt on the host.
+#[test]
+fn a_lost_snapshot_past_the_limits_is_refused_once_on_the_host() {
+    if !sshd::available() {
+        return;
+    }
+    for (what, files) in [("one file", 1), ("nine files", 9)] {
+        let (lab, repo, key) =
+            one_lost_attempt_with("max_change_size = \"1MiB\"\nmax_change_files = 10\n");
+        let wt = lab.server("h1").dir.join("attempts").join(&key).join(&key);
+        let each = 4 * 1024 * 1024 / files;
+        let grow = format!(
+            "set -e\nfor i in $(seq 1 {files}); do head -c {each} /dev/urandom > big-$i.bin; done\n\
+             git add -A\ngit -c user.name=x -c user.email=x@x commit -q -m big\n\
+             git update-ref refs/orch/snap/{key} HEAD\n"
+        );
+        let made = std::process::Command::new("sh")
+            .args(["-c", &grow])
+            .current_dir(&wt)
+            .output()
+            .expect("sh");
+        assert!(made.status.success(), "{what}: {made:?}");
+        let (code, out, err) = up(&repo, &lab, "a");
+        let logs: String = std::fs::read_dir(repo.root().join(".orch/logs/a"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let shown = format!("{what}: stdout:\n{out}\nstderr:\n{err}\nlogs:\n{logs}");
+        assert_eq!(code, 0, "{shown}");
+        assert_eq!(
+            repo.statuses("a"),
+            vec![("1.1".into(), "completed".into())],
+            "{shown}"
+        );
+        let said = format!(
+            "the work of attempt `{key}`, lost with host `h1`, is refused and dropped there: its snapshot is larger than {} bytes",
+            (3 << 20) + 320
+        );
+        assert_eq!(format!("{out}{err}").matches(&said).count(), 1, "{shown}");
+        assert_eq!(lost_refs(&repo), "", "{shown}");
+        assert_eq!(lost_records(&repo), Vec::<String>::new(), "{shown}");
+        assert_eq!(on_host(&lab).0, Vec::<String>::new(), "{shown}");
+    }
 }

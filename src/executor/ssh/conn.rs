@@ -8,6 +8,7 @@ use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,14 @@ pub(crate) enum ConnError {
     /// `ssh` could not be started here.
     #[error("cannot run `ssh` for host `{host}`: {why}")]
     Local { host: String, why: String },
+    /// The command's output is past what the caller takes (the command is stopped there, the
+    /// rest never read): the same command would give it again.
+    #[error("on host `{host}`, {what} gives more than {max} bytes")]
+    TooLarge {
+        host: String,
+        what: String,
+        max: u64,
+    },
 }
 
 /// A remote command's output (bounded by [`OUTPUT_MAX`]).
@@ -299,14 +308,15 @@ impl Conn {
         stdin: Option<&Path>,
         timeout: Duration,
     ) -> Result<Output, ConnError> {
-        self.run_with(what, script, args, stdin, timeout, bounded_reader)
+        self.run_with(what, script, args, stdin, (timeout, None), bounded_reader)
             .map(|stdout| Output {
                 stdout: stdout.unwrap_or_default(),
             })
     }
 
     /// [`Self::run`] with its stdout written to `file` (made anew, never through a link), at
-    /// most `max` bytes: a longer output is refused (`Failed`) and the file removed. Its size.
+    /// most `max` bytes: past them the command is stopped, never read to its end, the file
+    /// removed ([`ConnError::TooLarge`]). Its size.
     pub(crate) fn run_to_file(
         &self,
         what: &str,
@@ -322,12 +332,18 @@ impl Conn {
                 .open(file)
         });
         let out = out.map_err(|e| self.local(e))?;
-        let written = self.run_with(what, script, args, None, timeout, move |r| {
+        let over = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&over);
+        let written = self.run_with(what, script, args, None, (timeout, Some(&over)), move |r| {
             std::thread::spawn(move || {
                 let mut r = r;
                 let mut out = out;
                 let n = std::io::copy(&mut (&mut r).take(max + 1), &mut out);
-                let _ = std::io::copy(&mut r, &mut std::io::sink());
+                if matches!(n, Ok(n) if n > max) {
+                    // Past the limit: the command is stopped ([`Self::run_with`]), the rest
+                    // never read.
+                    flag.store(true, Ordering::SeqCst);
+                }
                 n
             })
         });
@@ -342,7 +358,14 @@ impl Conn {
         };
         match written {
             Ok(Some(Ok(n))) if n <= max => Ok(n),
-            Ok(Some(Ok(_))) => Err(fail(format!("its output is larger than {max} bytes"))),
+            Ok(Some(Ok(_))) => {
+                let _ = std::fs::remove_file(file);
+                Err(ConnError::TooLarge {
+                    host: self.host.name.clone(),
+                    what: what.to_string(),
+                    max,
+                })
+            }
             Ok(Some(Err(e))) => Err(fail(format!("cannot write `{}`: {e}", file.display()))),
             Ok(None) => Err(fail("its output could not be read".to_string())),
             Err(e) => {
@@ -353,14 +376,15 @@ impl Conn {
     }
 
     /// Runs `script` as [`Self::run`] says, its stdout read by what `read` starts (`None`: that
-    /// reader panicked).
+    /// reader panicked). Once `over` is set (by the reader: it took all it takes), the command is
+    /// stopped and what the reader gave is the answer, whatever the command's end.
     fn run_with<T: Send + 'static>(
         &self,
         what: &str,
         script: &str,
         args: &[&str],
         stdin: Option<&Path>,
-        timeout: Duration,
+        (timeout, over): (Duration, Option<&AtomicBool>),
         read: impl FnOnce(std::process::ChildStdout) -> std::thread::JoinHandle<T>,
     ) -> Result<Option<T>, ConnError> {
         let mut remote = format!("sh -c {} orch", sh_quote(script));
@@ -384,6 +408,11 @@ impl Conn {
         let err = child.stderr.take().map(bounded_reader);
         let deadline = Instant::now() + timeout;
         let status = loop {
+            if over.is_some_and(|o| o.load(Ordering::SeqCst)) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Ok(out.and_then(|h| h.join().ok()));
+            }
             match child.try_wait() {
                 Ok(Some(s)) => break s,
                 Ok(None) if Instant::now() < deadline => {

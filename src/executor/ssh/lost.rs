@@ -2,7 +2,8 @@
 //! ran on, [`super::remote_run`]): the next attempt that reaches the host brings each one's last
 //! snapshot back, fetched with git's object checks on under
 //! `refs/orch/attempts/lost/<host>/<key>` (saved, never landed), streamed to a file here (at
-//! most [`frames::SNAPSHOT_MAX`] bytes, as a live snapshot), and only once it is safe here is
+//! most [`frames::SNAPSHOT_MAX`] bytes, as a live snapshot, and less when the plan's limits say
+//! less, [`bundle_max`]; a larger one is refused once and dropped there, never streamed), and only once it is safe here is
 //! what the host keeps for the attempt removed (its worktree, its snapshot ref, its directory).
 //! One driver at a time brings back a host's attempts ([`super::slots::collect_lock`]).
 //!
@@ -28,7 +29,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::conn::Conn;
+use super::conn::{Conn, ConnError};
 use super::frames;
 use super::host::DIR;
 use super::job::{commit_id, safe_name, snapshot_ref};
@@ -48,10 +49,9 @@ const ATTEMPTS: &str = r#"for a in "$d"/attempts/*/; do
 done
 "#;
 
-/// One abandoned attempt's snapshot as a bundle on stdout.
-const LOST_BUNDLE: &str = r#"c="$d/repos/$2.git"
-t="$d/attempts/$3/lost.bundle"
-git --git-dir="$c" bundle create -q "$t" "refs/orch/snap/$3" "^$4" && cat "$t"
+/// One abandoned attempt's snapshot as a bundle on stdout, streamed as git makes it (nothing
+/// written on the host): the lead stops it past its limit.
+const LOST_BUNDLE: &str = r#"exec git --git-dir="$d/repos/$2.git" bundle create -q - "refs/orch/snap/$3" "^$4"
 "#;
 
 /// An abandoned attempt removed once its snapshot is safe on the lead's machine.
@@ -243,15 +243,30 @@ pub(super) fn collect(
         if let Some(d) = file.parent() {
             let _ = std::fs::create_dir_all(d);
         }
+        let max = bundle_max(limits);
         let brought = conn.run_to_file(
             "the transfer of an abandoned attempt",
             (&format!("{DIR}{LOST_BUNDLE}"), &[dir, of, key, &base]),
             &file,
-            frames::SNAPSHOT_MAX as u64,
+            max,
             Duration::from_secs(3600),
         );
+        if matches!(brought, Err(ConnError::TooLarge { .. })) {
+            // The same snapshot would be as large at every later attempt: refused once, and
+            // nothing of it kept there or here.
+            let _ = std::fs::remove_file(&file);
+            tell(
+                (state_dir, host, key),
+                &format!(
+                    "the work of attempt `{key}`, lost with host `{host}`, is refused and dropped there: its snapshot is larger than {max} bytes"
+                ),
+            );
+            drop_there(of, key);
+            let _ = std::fs::remove_file(record_path(state_dir, host, key));
+            continue;
+        }
         if let Err(e) = brought {
-            // The host did not give it (the connection, a bundle over the limit): kept there,
+            // The host did not give it (the connection): kept there,
             // orch's record kept, tried again by the next attempt that reaches the host.
             let _ = std::fs::remove_file(&file);
             say(&format!(
@@ -266,14 +281,15 @@ pub(super) fn collect(
         let checked = fetched.and_then(|()| checked(repo_root, &incoming, &base, limits));
         let _ = git(&["update-ref", "-d", &incoming]);
         let taken = checked.and_then(|tip| git(&["update-ref", &saved, &tip]).map(drop));
-        match taken {
-            Ok(()) => say(&format!(
+        let line = match taken {
+            Ok(()) => format!(
                 "the work of an attempt lost with host `{host}` is saved as `{saved}` (not landed)"
-            )),
-            Err(e) => say(&format!(
+            ),
+            Err(e) => format!(
                 "the work of attempt `{key}`, lost with host `{host}`, is refused and dropped there: {e}"
-            )),
-        }
+            ),
+        };
+        tell((state_dir, host, key), &line);
         // Saved here or refused: the host keeps nothing of it, and orch's record goes.
         drop_there(of, key);
         let _ = std::fs::remove_file(record_path(state_dir, host, key));
@@ -290,8 +306,7 @@ pub(super) fn collect(
             let line = format!(
                 "orch's record of attempt `{key}`, lost with host `{host}`, is removed: the host keeps nothing of it, its work cannot come back"
             );
-            say(&line);
-            said(state_dir, host, key, &line);
+            tell((state_dir, host, key), &line);
         }
     }
 }
@@ -302,6 +317,13 @@ const SAID: &str = ".said-";
 
 /// The most lines of one host `orch up` takes at a time.
 const SAID_MAX: usize = 100;
+
+/// Says `line` (about the attempt `key` on `host`) in this attempt's log and on `orch up`'s
+/// console.
+fn tell((state_dir, host, key): (&Path, &str, &str), line: &str) {
+    say(line);
+    said(state_dir, host, key, line);
+}
 
 /// Leaves `line` (about the attempt `key`) for `orch up`'s console ([`said_lines`]).
 fn said(state_dir: &Path, host: &str, key: &str, line: &str) {
@@ -336,6 +358,22 @@ pub(super) fn said_lines(state_dir: &Path, host: &str) -> Vec<String> {
         }
     }
     lines
+}
+
+/// The most bytes a lost attempt's bundle may hold: a live snapshot's most
+/// ([`frames::SNAPSHOT_MAX`]), and less when the plan's limits say less. A bundle holds the
+/// snapshot's new objects, each compressed: a blob or tree of `n` bytes is at most `n + 32`
+/// there (zlib's and the pack's headers), a tree at least 28 bytes (one entry), so twice the
+/// change's bytes, 32 bytes more per changed file and 1 MiB (the commit, the bundle's own
+/// header) bound what a change within the limits can take; a larger bundle is a change over
+/// them, refused without being brought here.
+fn bundle_max(limits: SizeLimits) -> u64 {
+    let within = limits
+        .change
+        .saturating_mul(2)
+        .saturating_add(limits.files.saturating_mul(32))
+        .saturating_add(1 << 20);
+    within.min(frames::SNAPSHOT_MAX as u64)
 }
 
 /// The checks of any snapshot, on a lost attempt's fetched under `incoming`: one commit whose
@@ -390,6 +428,27 @@ mod tests {
         let removed = record(state, "h1", ("k-4", &base), "c").expect("record");
         removed.remove();
         assert!(!record_path(state, "h1", "k-4").exists());
+    }
+
+    /// A bundle may hold a live snapshot's most, and less when the plan's limits say less.
+    #[test]
+    fn a_lost_bundle_is_bounded_by_the_plans_limits() {
+        assert_eq!(
+            bundle_max(SizeLimits::default()),
+            frames::SNAPSHOT_MAX as u64
+        );
+        let small = SizeLimits {
+            file: 1 << 20,
+            change: 1 << 20,
+            files: 10,
+        };
+        assert_eq!(bundle_max(small), (2 << 20) + 320 + (1 << 20));
+        let unbounded = SizeLimits {
+            file: u64::MAX,
+            change: u64::MAX,
+            files: u64::MAX,
+        };
+        assert_eq!(bundle_max(unbounded), frames::SNAPSHOT_MAX as u64);
     }
 
     /// The identity is made once and kept; the cache's name is the path's and the identity's.
