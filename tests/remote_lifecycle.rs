@@ -542,7 +542,8 @@ fn a_lost_attempts_large_snapshot_comes_back_before_the_host_removes_it_and_only
         return;
     }
     // Each variant: what the host holds of the lost attempt comes back whole (kept = false), or
-    // cannot be taken (its bundle's place taken on the host) and stays there (kept = true).
+    // cannot be taken (the host's git cannot bundle it: its snapshot ref gone from the host's
+    // cache) and stays there (kept = true).
     for keep in [false, true] {
         let mut lab = sshd::Lab::start(&["h1"]);
         let journal = lab.tmp.path().join("started");
@@ -570,7 +571,19 @@ fn a_lost_attempts_large_snapshot_comes_back_before_the_host_removes_it_and_only
         let dir = abandoned(&lab, "h1");
         if keep {
             // The host's side cannot make the bundle: the work cannot come back.
-            std::fs::create_dir_all(dir.join("lost.bundle")).expect("block");
+            let key = dir.file_name().expect("key").to_string_lossy().into_owned();
+            let caches: Vec<_> = std::fs::read_dir(lab.server("h1").dir.join("repos"))
+                .expect("the host's caches")
+                .flatten()
+                .map(|e| e.path())
+                .collect();
+            assert_eq!(caches.len(), 1, "{caches:?}");
+            let gone = std::process::Command::new("git")
+                .arg(format!("--git-dir={}", caches[0].display()))
+                .args(["update-ref", "-d", &format!("refs/orch/snap/{key}")])
+                .status()
+                .expect("git");
+            assert!(gone.success());
         }
         std::fs::write(&go, "").expect("go");
         let out = support::wait_within(child, repo.timeout(), "orch up");
