@@ -167,8 +167,11 @@ pub(crate) fn fresh_run_removals() -> impl Iterator<Item = &'static str> {
 /// Not orch's own: OpenTelemetry's variables that orch's environment may hold and that no
 /// command orch starts inherits: the exporter's headers (a collector's API key), and the trace
 /// context of whatever started orch. When the run exports (`src/telemetry/`), an attempt gets
-/// `TRACEPARENT` and `OTEL_RESOURCE_ATTRIBUTES` of its own.
-pub(crate) const OTEL_NOT_INHERITED: &[&str] = &[
+/// `TRACEPARENT` and `OTEL_RESOURCE_ATTRIBUTES` of its own. The rule is [`otel_withheld`]'s
+/// (every signal's headers, client key and certificate, whatever the case of their names);
+/// these are its names in the standard's spelling.
+#[cfg(test)]
+const OTEL_NOT_INHERITED: &[&str] = &[
     "OTEL_EXPORTER_OTLP_HEADERS",
     "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
     "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
@@ -178,9 +181,92 @@ pub(crate) const OTEL_NOT_INHERITED: &[&str] = &[
     "OTEL_RESOURCE_ATTRIBUTES",
 ];
 
+/// Whether the variable `name` is one of OpenTelemetry's that no command orch starts inherits
+/// ([`OTEL_NOT_INHERITED`]), in any case: the outer trace context (`TRACEPARENT`, `TRACESTATE`,
+/// `OTEL_RESOURCE_ATTRIBUTES`), and a collector's credentials, any signal's (`OTEL_EXPORTER_OTLP_`
+/// `…HEADERS`, `…CLIENT_KEY`, `…CLIENT_CERTIFICATE`).
+pub(crate) fn otel_withheld(name: &str) -> bool {
+    let up = name.to_ascii_uppercase();
+    matches!(
+        up.as_str(),
+        "TRACEPARENT" | "TRACESTATE" | "OTEL_RESOURCE_ATTRIBUTES"
+    ) || (up.starts_with("OTEL_EXPORTER_OTLP_")
+        && ["HEADERS", "CLIENT_KEY", "CLIENT_CERTIFICATE"]
+            .iter()
+            .any(|end| up.ends_with(end)))
+}
+
+/// `url` without its user information (`http://user:key@host:4318/x` → `http://host:4318/x`):
+/// a collector's credential stays with orch. Anything else as it is.
+pub(crate) fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+/// What OpenTelemetry's variables of orch's own environment become for a command orch starts:
+/// `(name, None)` removed ([`otel_withheld`]), `(name, Some(value))` an exporter's address
+/// (`OTEL_EXPORTER_OTLP_…`, any case) given without its user information.
+pub(crate) fn otel_inherited() -> Vec<(std::ffi::OsString, Option<String>)> {
+    let mut out = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let Some(n) = name.to_str() else {
+            continue;
+        };
+        if otel_withheld(n) {
+            out.push((name, None));
+        } else if n.to_ascii_uppercase().starts_with("OTEL_EXPORTER_OTLP_") {
+            let text = value.to_string_lossy();
+            let bare = without_userinfo(&text);
+            if bare != text {
+                out.push((name, Some(bare)));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A collector's credentials, any signal's and in any case, and the outer trace context
+    /// are withheld; an address loses its user information only.
+    #[test]
+    fn a_collectors_credentials_are_withheld_whatever_their_spelling() {
+        for name in OTEL_NOT_INHERITED.iter().copied().chain([
+            "OTEL_EXPORTER_OTLP_PROFILES_HEADERS",
+            "otel_exporter_otlp_headers",
+            "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+            "traceparent",
+        ]) {
+            assert!(otel_withheld(name), "{name}");
+        }
+        for name in [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "OTEL_SERVICE_NAME",
+            "HEADERS",
+        ] {
+            assert!(!otel_withheld(name), "{name}");
+        }
+        for (url, bare) in [
+            ("http://team:S3CRET@127.0.0.1:4318", "http://127.0.0.1:4318"),
+            ("https://k@h:4317/v1/traces", "https://h:4317/v1/traces"),
+            ("http://a:b@c@h:1/p?x=y@z", "http://h:1/p?x=y@z"),
+            ("http://h:1/p@q", "http://h:1/p@q"),
+            ("h:4317", "h:4317"),
+        ] {
+            assert_eq!(without_userinfo(url), bare, "{url}");
+        }
+    }
 
     #[test]
     fn a_fresh_run_loses_the_agent_context_and_the_git_variables() {

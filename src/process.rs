@@ -179,9 +179,10 @@ pub(super) fn start(
             }
         }
     }
-    for name in GIT_ENV.iter().chain(crate::agent_env::OTEL_NOT_INHERITED) {
+    for name in GIT_ENV {
         cmd.env_remove(name);
     }
+    otel_inherited(cmd.as_std_mut());
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
     // Registered before the child can leave anything behind.
     let mut spawned_now = lock(&SPAWNED);
@@ -577,13 +578,10 @@ pub(crate) fn spawn_keeper(
     place(cmd.as_std_mut(), cwd);
     // A setup runs the branch's code (an install's scripts): never with orch's GitHub tokens,
     // nor the exporter's headers or the outer trace context.
-    for name in GIT_ENV
-        .iter()
-        .chain(agent_env::ORCH_CREDENTIALS.iter())
-        .chain(crate::agent_env::OTEL_NOT_INHERITED)
-    {
+    for name in GIT_ENV.iter().chain(agent_env::ORCH_CREDENTIALS.iter()) {
         cmd.env_remove(name);
     }
+    otel_inherited(cmd.as_std_mut());
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
     let mut spawned_now = lock(&SPAWNED);
     let mut child = cmd.spawn()?;
@@ -729,6 +727,18 @@ pub(crate) fn hostname() -> Option<String> {
     nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
+}
+
+/// OpenTelemetry's variables of orch's environment as `cmd` gets them: a collector's
+/// credentials and the outer trace context removed, an exporter's address without its user
+/// information ([`agent_env::otel_inherited`]).
+pub(crate) fn otel_inherited(cmd: &mut std::process::Command) {
+    for (name, value) in agent_env::otel_inherited() {
+        match value {
+            None => cmd.env_remove(name),
+            Some(v) => cmd.env(name, v),
+        };
+    }
 }
 
 #[cfg(test)]

@@ -540,7 +540,7 @@ fn client_probe_repo(s: &Servers, dir: &Path, program: &str) -> Repo {
         format!(
             "#!/bin/sh\n\
              case \"$1\" in --version) echo '2.1.330 (Claude Code)'; exit 0;; --help) echo '-p, --print --allowedTools'; exit 0;; esac\n\
-             env | grep -E '^(OTEL_|CLAUDE_CODE_ENABLE_TELEMETRY|CLAUDE_CODE_ENHANCED_TELEMETRY_BETA)' | sort > otel-env.txt\n\
+             env | grep -iE '^(OTEL_|CLAUDE_CODE_ENABLE_TELEMETRY|CLAUDE_CODE_ENHANCED_TELEMETRY_BETA|TRACEPARENT)' | sort > otel-env.txt\n\
              exec {}\n",
             probe_argv(s, &[]).join(" ")
         ),
@@ -563,7 +563,8 @@ fn client_probe_repo(s: &Servers, dir: &Path, program: &str) -> Repo {
 }
 
 /// When the run exports, a client whose own export orch turns on (Claude Code: a program named
-/// `claude`) gets its variables, naming the run's collector and nothing of its headers, and its
+/// `claude`) gets its variables, naming the run's collector and none of its credentials (headers
+/// of any signal in any case, a client key, the user information of an address), and its
 /// confined network reaches that collector's `host:port`, directly and through orch's proxy,
 /// and nothing more (another port, another loopback address, another name, a daemon of its);
 /// a program orch does not know, or any client of a run that does not export, is not let
@@ -584,11 +585,20 @@ fn only_a_client_that_exports_reaches_the_collector_and_nothing_more() {
             let mut cmd = repo.orch(&["up", "--json", "a"]);
             cmd.env("ORCH_SANDBOX", sandbox);
             if exports {
+                // The collector's key in the address too, and in every other place the
+                // standard (or a lower-case spelling) puts a credential.
                 cmd.env(
                     "OTEL_EXPORTER_OTLP_ENDPOINT",
-                    format!("http://{}", s.allowed.addr),
+                    format!("http://team:S3CRET@{}", s.allowed.addr),
                 )
-                .env("OTEL_EXPORTER_OTLP_HEADERS", "api-key=secret");
+                .env("OTEL_EXPORTER_OTLP_HEADERS", "api-key=secret")
+                .env("OTEL_EXPORTER_OTLP_PROFILES_HEADERS", "api-key=secret")
+                .env("otel_exporter_otlp_headers", "api-key=secret")
+                .env("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/keys/secret.pem")
+                .env(
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT_X",
+                    "http://u:S3CRET@h:1",
+                );
             }
             let (code, out, err) = repo.run_cmd(&mut cmd);
             assert_eq!(code, 0, "{what}\n{out}\n{err}");
@@ -638,8 +648,11 @@ fn only_a_client_that_exports_reaches_the_collector_and_nothing_more() {
                 );
                 assert!(!env.contains("_EXPORTER=otlp"), "{what}\n{env}");
             }
+            let lower = env.to_lowercase();
             assert!(
-                !env.contains("HEADERS") && !env.contains("secret"),
+                !lower.contains("headers")
+                    && !lower.contains("secret")
+                    && !lower.contains("client_key"),
                 "{what}: the collector's key stays with orch\n{env}"
             );
         }

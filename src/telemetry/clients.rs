@@ -30,8 +30,9 @@
 //! - Both send OTLP/HTTP as JSON, through Node's `http` module (no proxy variable followed).
 //! - The others are not turned on (see the book for why).
 //!
-//! No client gets the run's `OTEL_EXPORTER_OTLP_HEADERS`: they may hold a collector's key,
-//! which the agent would then hold. A collector that needs one refuses the clients' exports.
+//! No client gets the run's `OTEL_EXPORTER_OTLP_HEADERS`, nor the user information of an
+//! address (`http://team:KEY@host:4318`): they may hold a collector's key, which the agent would
+//! then hold. A collector that needs one refuses the clients' exports.
 
 use crate::manifest::{KnownCli, OtlpProtocol};
 
@@ -70,6 +71,16 @@ pub(crate) fn export_of(
     argv: &[String],
     user: impl Fn(&str) -> Option<String>,
 ) -> Option<ClientExport> {
+    // The addresses without their user information (a collector's credential stays with orch,
+    // as its headers do), and without orch's headers.
+    let bare = |u: &Option<String>| u.as_deref().map(crate::agent_env::without_userinfo);
+    let config = &Config {
+        traces: bare(&config.traces),
+        metrics: bare(&config.metrics),
+        logs: bare(&config.logs),
+        headers: Default::default(),
+        ..config.clone()
+    };
     let signals = [
         ("TRACES", config.traces.as_deref()),
         ("METRICS", config.metrics.as_deref()),
@@ -539,5 +550,28 @@ mod tests {
         let t: toml::Table =
             toml::from_str(&format!("x = {}", toml_string("q\"\u{1}"))).expect("toml");
         assert_eq!(t["x"].as_str(), Some("q\"\u{1}"));
+    }
+
+    /// An address's user information (a collector's key) reaches no client: orch's own export
+    /// keeps it.
+    #[test]
+    fn no_client_gets_the_user_information_of_an_address() {
+        let c = config(&[(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "http://team:S3CRET@127.0.0.1:4318",
+        )]);
+        for cli in [
+            KnownCli::Claude,
+            KnownCli::Gemini,
+            KnownCli::Qwen,
+            KnownCli::Codex,
+        ] {
+            let argv = vec!["x".to_string(), "exec".to_string()];
+            let e = export_of(&c, cli, &argv, |_| None).expect("exports");
+            let all = format!("{:?}{:?}", e.env, e.args);
+            assert!(!all.contains("S3CRET"), "{cli:?}: {all}");
+            assert!(all.contains("http://127.0.0.1:4318"), "{cli:?}: {all}");
+            assert_eq!(e.reach, vec!["127.0.0.1:4318".to_string()], "{cli:?}");
+        }
     }
 }
