@@ -349,6 +349,8 @@ fn large_blobs(
     }
     let odb = repo.odb()?;
     let mut seen = std::collections::HashSet::new();
+    let mut sizes: std::collections::HashMap<Oid, (u64, ObjectType)> =
+        std::collections::HashMap::new();
     let mut large: Vec<(String, u64)> = Vec::new();
     for id in walk {
         let id = id?;
@@ -377,24 +379,31 @@ fn large_blobs(
         for delta in diff.deltas() {
             let file = delta.new_file();
             let oid = file.id();
-            if oid.is_zero() || !seen.insert(oid) {
-                continue;
-            }
             // A gitlink names a commit of another repository: nothing here to read.
-            if file.mode() == git2::FileMode::Commit {
+            if oid.is_zero() || file.mode() == git2::FileMode::Commit {
                 continue;
             }
-            let (size, kind) = odb.read_header(oid)?;
+            // Every path counts whole, as the checkout it makes: twenty copies of one blob (or
+            // one tree shared by a thousand directories) are twenty (a thousand) files on disk.
+            // Each object's header is read once.
+            let (size, kind) = match sizes.get(&oid) {
+                Some(known) => *known,
+                None => {
+                    let (size, kind) = odb.read_header(oid)?;
+                    sizes.insert(oid, (size as u64, kind));
+                    (size as u64, kind)
+                }
+            };
             if kind != ObjectType::Blob {
                 continue;
             }
-            total = total.saturating_add(size as u64);
-            if size as u64 > limit {
+            total = total.saturating_add(size);
+            if size > limit && seen.insert(oid) {
                 let path = file
                     .path_bytes()
                     .map(|p| String::from_utf8_lossy(p).into_owned())
                     .unwrap_or_default();
-                large.push((path, size as u64));
+                large.push((path, size));
             }
         }
     }

@@ -417,6 +417,45 @@ impl SaveLimits {
     }
 }
 
+/// After a failed attempt in a plan's worktree whose agent moved `branch` past `base` with
+/// commits over `limits` (their blobs per path, as [`super::big::large_blobs_between`] counts
+/// them): those commits are kept under `refname`, the branch goes back to `base` (a
+/// compare-and-swap) before anything is checked out, and the worktree is reset to it, which
+/// writes only what differs from `base`: a commit of a million files that share one blob (made
+/// with git's plumbing, never checked out) is never written to disk. What the attempt left
+/// besides is dropped with it (the attempt's change as a whole is over the limits, no save would
+/// keep it). `Ok(false)`: the branch did not move, or its commits are within the limits.
+pub(crate) fn take_off_commits_over(
+    worktree: &Path,
+    (branch, base): (&str, &str),
+    refname: &str,
+    limits: SizeLimits,
+) -> Result<bool, GitError> {
+    let repo = open(worktree)?;
+    let base_id = parse_oid(base)?;
+    let Some(tip) = branch_commit(&repo, branch)?.map(|c| c.id()) else {
+        return Ok(false);
+    };
+    if tip == base_id {
+        return Ok(false);
+    }
+    let over = super::big::large_blobs_between(worktree, Some(base), &tip.to_string(), limits)
+        .map_err(|e| GitError::staging(worktree)(git2::Error::from_str(&e)))?;
+    if over.is_none() {
+        return Ok(false);
+    }
+    move_ref(&repo, refname, tip, None, "orch: save attempt")?;
+    move_ref(
+        &repo,
+        &format!("refs/heads/{branch}"),
+        base_id,
+        Some(tip),
+        "orch: a failed attempt's commits over the limits taken off (saved)",
+    )?;
+    reset_to_head(&repo, worktree)?;
+    Ok(true)
+}
+
 /// [`save_and_reset`] that leaves out of what it saves every file over `save.limits.file` bytes
 /// (its apparent size, read by `lstat` before staging: never hashed; a tracked one keeps HEAD's
 /// version in the saved commit): the reset then removes it, or puts HEAD's back. A change whose

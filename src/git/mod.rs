@@ -63,7 +63,8 @@ use commit::CommitInfo;
 pub use commit::SaveLimits;
 pub(crate) use commit::{
     CommitRepo, RecentCommit, commit_all_except, commit_all_on, dirty_paths, dirty_paths_among,
-    head_of, is_dirty, recent_commits, save_and_reset_within, undo_attempt_commits,
+    head_of, is_dirty, recent_commits, save_and_reset_within, take_off_commits_over,
+    undo_attempt_commits,
 };
 #[cfg(test)]
 pub(crate) use commit::{commit_all, save_and_reset};

@@ -248,14 +248,28 @@ pub(crate) fn too_large(
     // What is left in the worktree, then the agent's own commits.
     // The two together are the attempt's change (red team 7: an unconfined agent committed
     // half of it and left the other half, each within the limits).
-    let found = match git::worktree_change(tree, &plan.guarded.own, limits)
-        .map_err(|e| cannot(&e))?
-    {
-        Err(found) => Some((found, true)),
-        Ok(left) if since.is_some() => git::large_blobs_after(tree, (since, branch), limits, left)
-            .map_err(|e| cannot(&e))?
-            .map(|found| (found, false)),
-        Ok(_) => None,
+    // The agent's own commits alone first, by their objects' headers: a commit of 100,000
+    // files made with git's plumbing (never checked out) is refused before git compares the
+    // worktree with it.
+    let committed = match since {
+        Some(_) => {
+            git::large_blobs_after(tree, (since, branch), limits, (0, 0)).map_err(|e| cannot(&e))?
+        }
+        None => None,
+    };
+    let found = match committed {
+        Some(found) => Some((found, false)),
+        None => {
+            match git::worktree_change(tree, &plan.guarded.own, limits).map_err(|e| cannot(&e))? {
+                Err(found) => Some((found, true)),
+                Ok(left) if since.is_some() => {
+                    git::large_blobs_after(tree, (since, branch), limits, left)
+                        .map_err(|e| cannot(&e))?
+                        .map(|found| (found, false))
+                }
+                Ok(_) => None,
+            }
+        }
     };
     Ok(found.map(|(f, left)| {
         let saved = match f {
@@ -589,6 +603,17 @@ fn save_leftovers(
     }
     let _git = plan.git_lock.lock().ok()?;
     git::pin_worktree(&plan.worktree, plan.branch()).ok()?;
+    // Commits of the agent's own over the limits are taken off before anything is checked out
+    // (red team 9: a plumbing-made commit of 100,000 files was written out by the reset below,
+    // then removed, minutes of orch's own work and its whole size on disk).
+    if let Some(base) = base {
+        let limits = plan.entry.size_limits;
+        match git::take_off_commits_over(&plan.worktree, (plan.branch(), base), &refname, limits) {
+            Ok(true) => return Some(refname),
+            Ok(false) => {}
+            Err(_) => return None,
+        }
+    }
     let saved = git::save_and_reset_within(
         &plan.worktree,
         &refname,
