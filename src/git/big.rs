@@ -340,6 +340,8 @@ fn large_blobs(
     limits: SizeLimits,
     (mut total, mut count): (u64, u64),
 ) -> Result<Option<TooLarge>, git2::Error> {
+    use super::tree_change::{Step, walk as walk_change};
+    use std::ops::ControlFlow;
     let limit = limits.file;
     let mut walk = repo.revwalk()?;
     walk.set_sorting(Sort::TOPOLOGICAL)?;
@@ -348,6 +350,7 @@ fn large_blobs(
         walk.hide(b)?;
     }
     let odb = repo.odb()?;
+    // The trees counted, and the blobs named as too large, each once.
     let mut seen = std::collections::HashSet::new();
     let mut sizes: std::collections::HashMap<Oid, (u64, ObjectType)> =
         std::collections::HashMap::new();
@@ -360,51 +363,69 @@ fn large_blobs(
             large.push((format!("(the message of commit {id})"), size as u64));
         }
         let commit = repo.find_commit(id)?;
-        let tree = commit.tree()?;
-        let parent = match commit.parent(0) {
-            Ok(p) => Some(p.tree()?),
-            Err(_) => None,
-        };
+        let parent = commit.parent(0).ok().map(|p| p.tree_id());
         // Only what differs from the first parent: every blob the range brings is new in one
-        // of its commits (a merge's other side is walked too).
-        let diff = repo.diff_tree_to_tree(parent.as_ref(), Some(&tree), None)?;
-        count = count.saturating_add(diff.deltas().len() as u64);
-        let (trees, bytes) = new_trees(&odb, &tree, &diff, limit, &mut seen)?;
-        total = total.saturating_add(bytes);
-        large.extend(
-            trees
-                .into_iter()
-                .map(|(dir, size)| (format!("(the directory {dir} of commit {id})"), size)),
-        );
-        for delta in diff.deltas() {
-            let file = delta.new_file();
-            let oid = file.id();
-            // A gitlink names a commit of another repository: nothing here to read.
-            if oid.is_zero() || file.mode() == git2::FileMode::Commit {
-                continue;
-            }
-            // Every path counts whole, as the checkout it makes: twenty copies of one blob (or
-            // one tree shared by a thousand directories) are twenty (a thousand) files on disk.
-            // Each object's header is read once.
-            let (size, kind) = match sizes.get(&oid) {
-                Some(known) => *known,
-                None => {
-                    let (size, kind) = odb.read_header(oid)?;
-                    sizes.insert(oid, (size as u64, kind));
-                    (size as u64, kind)
+        // of its commits (a merge's other side is walked too). Every path counts whole, as the
+        // checkout it makes: twenty copies of one blob (one tree shared by a thousand
+        // directories) are twenty (a thousand) files on disk. The walk stops once the change
+        // is over the limits (red team 9: a plumbing-made commit of a million paths).
+        let flow = walk_change(repo, (parent, Some(commit.tree_id())), &mut |step| {
+            let mut header = |oid: Oid| -> Result<(u64, ObjectType), git2::Error> {
+                if let Some(known) = sizes.get(&oid) {
+                    return Ok(*known);
                 }
+                let (size, kind) = odb.read_header(oid)?;
+                sizes.insert(oid, (size as u64, kind));
+                Ok((size as u64, kind))
             };
-            if kind != ObjectType::Blob {
-                continue;
+            match step {
+                Step::Gone => count = count.saturating_add(1),
+                Step::TooDeep(path) => large.push((
+                    format!(
+                        "(a path of {} bytes or more, past Linux's {}, of commit {id}: {}…)",
+                        path.len(),
+                        super::tree_change::PATH_MAX,
+                        String::from_utf8_lossy(&path[..200])
+                    ),
+                    path.len() as u64,
+                )),
+                Step::Tree(dir, oid) => {
+                    if seen.insert(oid) {
+                        let (size, _) = header(oid)?;
+                        total = total.saturating_add(size);
+                        if size > limit {
+                            let shown = if dir.is_empty() {
+                                ".".to_string()
+                            } else {
+                                String::from_utf8_lossy(dir).into_owned()
+                            };
+                            large.push((format!("(the directory {shown} of commit {id})"), size));
+                        }
+                    }
+                }
+                Step::File(path, oid, mode) => {
+                    count = count.saturating_add(1);
+                    // A gitlink names a commit of another repository: nothing here to read.
+                    if mode != i32::from(git2::FileMode::Commit) {
+                        let (size, kind) = header(oid)?;
+                        if kind == ObjectType::Blob {
+                            total = total.saturating_add(size);
+                            if size > limit && seen.insert(oid) {
+                                large.push((String::from_utf8_lossy(path).into_owned(), size));
+                            }
+                        }
+                    }
+                }
             }
-            total = total.saturating_add(size);
-            if size > limit && seen.insert(oid) {
-                let path = file
-                    .path_bytes()
-                    .map(|p| String::from_utf8_lossy(p).into_owned())
-                    .unwrap_or_default();
-                large.push((path, size));
-            }
+            let over = large.len() >= SHOWN || count > limits.files || total > limits.change;
+            Ok(if over {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        })?;
+        if flow.is_break() {
+            break;
         }
     }
     Ok(refusal(large, (total, count), limits))

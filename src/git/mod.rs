@@ -37,6 +37,7 @@ mod status;
 mod submodules;
 mod task_tree;
 mod train;
+mod tree_change;
 mod warm;
 mod worktree;
 

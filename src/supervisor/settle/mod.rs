@@ -214,6 +214,9 @@ pub(super) fn commit_refused(
     checks::refusal(
         once_with(|| Found::of(put_back()))
             .chain(once_with(|| Found::of(uncommit())))
+            // The agent's own commits by their objects' headers first, before any check
+            // diffs them or runs git on the tree (a plumbing-made commit of a million paths).
+            .chain(once_with(|| Found::of(committed_too_large(plan, t, work))))
             .chain(once_with(|| Found::of(nested_repositories(work))))
             .chain(once_with(|| Found::of(too_large(plan, t, work))))
             .chain(once_with(|| {
@@ -286,6 +289,35 @@ pub(crate) fn too_large(
         };
         format!("{f}{saved}")
     }))
+}
+
+/// The cause that refuses the commit of an attempt whose agent's own commits on `branch` since
+/// `since` are over the plan's limits by themselves (by their objects' headers, each path
+/// counted whole, the walk stopped once they are over: [`git::large_blobs_after`]). Checked
+/// before anything else reads those commits: a commit of a million paths that share one tree
+/// (made with git's plumbing in a second) costs orch what it read of it before refusing.
+pub(crate) fn committed_too_large(
+    plan: &PlanCtx,
+    t: &crate::plan::Task,
+    (tree, branch, since): (&std::path::Path, &str, Option<&str>),
+) -> Result<Option<String>, String> {
+    let Some(since) = since else {
+        return Ok(None);
+    };
+    let found = git::large_blobs_after(
+        tree,
+        (Some(since), branch),
+        plan.entry.size_limits,
+        (0, 0),
+    )
+    .map_err(|e| {
+        format!(
+            "cannot commit task `{}`: cannot read the sizes of the commits made in `{}` (nothing is committed unchecked): {e}",
+            t.id,
+            tree.display()
+        )
+    })?;
+    Ok(found.map(|f| format!("{f}; nothing was committed")))
 }
 
 /// The cause that refuses the commit of the worktree `tree` when it holds a git repository of
