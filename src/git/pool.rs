@@ -445,6 +445,8 @@ pub fn remove_pool(
         {
             tracing::warn!(slot = %path.display(), %why, "pool slot kept");
             kept.push(format!("{}: {why}", path.display()));
+            // Never given to a task again, by this process either ([`may_take`]); said already.
+            vetted().insert(path.clone(), Some(why));
             continue;
         }
         // Freed clean (its last task landed): nothing to save, no status of the whole tree.
