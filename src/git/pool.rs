@@ -11,9 +11,15 @@
 //!   reset of orch does) and checks the plan branch's tip out in it with libgit2's checkout, which
 //!   writes only the files that differ; ignored files (build outputs) stay, so the next task builds
 //!   incrementally.
+//! - A free slot this process did not make is looked at before its first take: one holding what
+//!   no save keeps (a file over `max_file_size`, ignored or not, or a place orch cannot read), as
+//!   the end of an earlier run keeps it for `orch clean`, is never given to a task; a new slot is
+//!   made instead ([`may_take`]).
 //! - The pool goes when the plan is done and with `orch clean` ([`remove_pool`]).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 use super::GitError;
 use super::commit::save_and_reset_within;
@@ -132,9 +138,12 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
     let tip = target_commit(&repo, req.plan_branch)?;
     let tip_hex = tip.id().to_string();
     clear_unfinished(&repo, req.repo_root, req.worktree_root, plan)?;
+    let mut notes = Vec::new();
     let free = pool_trees_in(&repo, req.repo_root, req.worktree_root, plan)?
         .into_iter()
-        .find(|(_, path, held)| !held && path.is_dir());
+        .find(|(_, path, held)| {
+            !held && path.is_dir() && may_take(path, req.save.limits.file, &mut notes)
+        });
     // The mark first (as for a plan branch): a kill in between leaves a mark without a branch.
     mark(&repo, &branch, &name, &tip_hex)?;
     let made = retry_locked(|| repo.branch(&branch, &tip, false)).map_err(|source| {
@@ -195,11 +204,13 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
             }
         };
         mark_held(&repo.commondir().join("worktrees").join(&slot), &branch)?;
+        vetted().insert(path.clone(), None);
         (path, true, copied)
     };
+    // The slot's submodules follow its new commit (made where an earlier task left none).
+    notes.extend(submodules_of(req.submodules, &path));
     Ok(PlanTree {
-        // The slot's submodules follow its new commit (made where an earlier task left none).
-        notes: submodules_of(req.submodules, &path),
+        notes,
         path,
         branch,
         base: tip_hex.clone(),
@@ -207,6 +218,42 @@ pub fn take_pool_tree(req: &TaskTreeRequest, save: (&str, &str)) -> Result<PlanT
         created,
         copied,
     })
+}
+
+/// What this process found in the pool slots it did not make, before it first gave one to a
+/// task, by path: `None`, nothing a save does not keep (the slot may be given); `Some(why)`, a
+/// file over `max_file_size` (ignored or not) or a place orch cannot read. Such a slot is one
+/// the end of an earlier `orch up` kept for `orch clean` to decide (or one a killed run left):
+/// it is never given to a task, whose agent could read, change or delete what it holds, or fail
+/// on a file it never made. orch's own record, in memory: nothing an agent writes decides it.
+/// A slot this process made, or found without such a file, is shared by the plan's tasks one
+/// after another as the pool is (ignored files stay).
+fn vetted() -> std::sync::MutexGuard<'static, HashMap<PathBuf, Option<String>>> {
+    static VETTED: OnceLock<Mutex<HashMap<PathBuf, Option<String>>>> = OnceLock::new();
+    VETTED
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether the free slot at `path` may be given to a task: a slot this process has not looked
+/// at is walked first ([`super::cleanup::unkeepable_in`], links never followed); one holding
+/// what no save keeps is passed over (the pool makes a new slot instead; a slot passed over
+/// does not count against `parallel_tasks`) and left exactly as it is, said once in `notes`.
+fn may_take(path: &Path, max_file: u64, notes: &mut Vec<String>) -> bool {
+    let mut vetted = vetted();
+    let why = vetted.entry(path.to_path_buf()).or_insert_with(|| {
+        let why = super::cleanup::unkeepable_in(path, max_file);
+        if let Some(why) = &why {
+            tracing::warn!(slot = %path.display(), %why, "pool slot kept, not reused");
+            notes.push(format!(
+                "task worktree kept, not given to a task again (a new one is made): {}: {why}",
+                path.display()
+            ));
+        }
+        why
+    });
+    why.is_none()
 }
 
 /// Whether `git worktree add` of entry `e` never finished: git takes the entry's lock
@@ -398,6 +445,8 @@ pub fn remove_pool(
         {
             tracing::warn!(slot = %path.display(), %why, "pool slot kept");
             kept.push(format!("{}: {why}", path.display()));
+            // Never given to a task again, by this process either ([`may_take`]); said already.
+            vetted().insert(path.clone(), Some(why));
             continue;
         }
         // Freed clean (its last task landed): nothing to save, no status of the whole tree.

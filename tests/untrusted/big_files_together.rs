@@ -432,3 +432,137 @@ fn big_files_together_the_pool_keeps_a_slot_holding_a_hidden_large_file() {
         }
     }
 }
+
+/// Red team 9: run 1 leaves pool slots orch keeps for the hidden files of its tasks (as above);
+/// a person adds tasks 1.4 and 1.5 and runs `orch up` again. Before, run 2 gave those very slots
+/// to its tasks: 1.4's agent deleted the file it found there (the slot then removed at the end,
+/// nothing said), 1.5's ordinary change (dropping the ignore rules) failed every attempt on
+/// "file larger than the limit … `big-1.1.bin`", a file it never made. Now a kept slot is never
+/// given to a task again: each of run 2's tasks works in a new slot (the path it reports is no
+/// kept slot's), completes at its first attempt with no failure naming a hidden file, every
+/// hidden file is still there with its bytes, run 2 says once per kept slot that it is kept and
+/// not reused, and `orch clean` still keeps the plan naming the file. The three ways to hide the
+/// file of the test above; sandbox on and off.
+#[test]
+fn big_files_together_a_kept_slot_is_never_given_to_the_next_runs_task() {
+    let hides = [
+        (
+            "mkdir -p sub && echo '*.bin' > sub/.gitignore && head -c 2000000 /dev/urandom > sub/big-$ORCH_TASK.bin",
+            "sub/big-",
+        ),
+        (
+            "echo 'big-*' >> .gitignore && head -c 2000000 /dev/urandom > big-$ORCH_TASK.bin",
+            "big-",
+        ),
+        (
+            "mkdir -p hide/in && echo hide/ > .gitignore && head -c 2000000 /dev/urandom > hide/in/big-$ORCH_TASK.bin",
+            "hide/in/big-",
+        ),
+    ];
+    for sandbox in support::sandboxes() {
+        for (hide, at) in hides {
+            let what = format!("{hide}, sandbox {sandbox}");
+            let repo = Repo::builder().identity_in_config().timeout(PROMPT).build();
+            repo.write(
+                "docs/plans/p.md",
+                "# P\n\n## Phase 1: Work\n- [ ] 1.1 One\n- [ ] 1.2 Two\n- [ ] 1.3 Three\n",
+            );
+            // Run 2's tasks: 1.4 deletes every hidden file it finds, 1.5 drops the ignore rules
+            // (a hidden file in its worktree then fails its save). Each says where it ran.
+            let script = format!(
+                "case \"$ORCH_TASK\" in \
+                 1.[123]) {hide} ;; \
+                 1.4) find . -name 'big-*' -exec rm -f {{}} + ;; \
+                 1.5) rm -f sub/.gitignore; : > .gitignore ;; \
+                 esac\npwd > \"work-$ORCH_TASK.txt\""
+            );
+            repo.write(
+                "plans.toml",
+                &format!(
+                    "[defaults]\nretries = 1\nbackoff = \"0s\"\nmax_agents = 2\n\
+                     max_file_size = \"1MiB\"\nsandbox = \"{sandbox}\"\n\n\
+                     [agents.a]\ncommand = {}\n\n\
+                     [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nagent = \"a\"\n\
+                     parallel_tasks = 2\n",
+                    toml_array(&["sh", "-c", &script]),
+                ),
+            );
+            repo.commit_all("plans");
+            let (code, out, err) =
+                repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+            assert_eq!(code, 0, "{what}: run 1\n{out}\n{err}");
+            // Each hidden file, its bytes and the slot that holds it.
+            let kept: Vec<(std::path::PathBuf, Vec<u8>, String)> = ["1.1", "1.2", "1.3"]
+                .iter()
+                .filter_map(|id| {
+                    (1..=2).find_map(|n| {
+                        let slot = format!("p+pool{n}");
+                        let file = repo
+                            .root()
+                            .join(".orch/worktrees")
+                            .join(&slot)
+                            .join(format!("{at}{id}.bin"));
+                        let bytes = std::fs::read(&file).ok()?;
+                        Some((file, bytes, slot))
+                    })
+                })
+                .collect();
+            assert_eq!(kept.len(), 3, "{what}: run 1 kept {kept:?}");
+            let mut slots: Vec<&str> = kept.iter().map(|(_, _, s)| s.as_str()).collect();
+            slots.sort_unstable();
+            slots.dedup();
+
+            repo.write(
+                "docs/plans/p.md",
+                "# P\n\n## Phase 1: Work\n- [x] 1.1 One\n- [x] 1.2 Two\n- [x] 1.3 Three\n\
+                 - [ ] 1.4 Four\n- [ ] 1.5 Five\n",
+            );
+            repo.commit_all("more tasks");
+            let (code, out, err) =
+                repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+            assert_eq!(code, 0, "{what}: run 2\n{out}\n{err}");
+            for id in ["1.4", "1.5"] {
+                let task = repo.task("p", id);
+                assert_eq!(task["status"], "completed", "{what} {id}: {task}\n{out}");
+                assert_eq!(task["attempts"], 1, "{what} {id}: a retry used\n{out}");
+                let ran_in = repo.git(&["show", &format!("plan/p:work-{id}.txt")]);
+                assert!(
+                    !slots
+                        .iter()
+                        .any(|s| ran_in.trim_end().ends_with(&format!("/{s}"))),
+                    "{what} {id} ran in a kept slot: {ran_in}"
+                );
+            }
+            let ev = support::events(&out);
+            let failed: Vec<&Value> = named(&ev, "attempt_finished")
+                .into_iter()
+                .filter(|e| e["cause"].as_str().is_some_and(|c| c.contains("big-")))
+                .collect();
+            assert!(failed.is_empty(), "{what}: {failed:?}");
+            for (file, bytes, slot) in &kept {
+                assert!(
+                    std::fs::read(file).is_ok_and(|now| &now == bytes),
+                    "{what}: {} changed or gone",
+                    file.display()
+                );
+                let said = named(&ev, "note")
+                    .into_iter()
+                    .filter(|e| {
+                        e["message"].as_str().is_some_and(|m| {
+                            m.contains("not given to a task again")
+                                && m.contains(&format!("/{slot}:"))
+                        })
+                    })
+                    .count();
+                assert_eq!(said, 1, "{what}: {slot} said {said} times\n{out}");
+            }
+            let (code, out, err) = repo.run(&["clean", "--force", "p"]);
+            assert_eq!(code, 5, "{what}\n{out}\n{err}");
+            assert!(
+                out.contains("p: kept: ") && out.contains("big-1."),
+                "{what}\n{out}"
+            );
+            assert!(kept.iter().all(|(f, _, _)| f.exists()), "{what}");
+        }
+    }
+}
