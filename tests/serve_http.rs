@@ -477,6 +477,7 @@ fn control_with_sec_fetch_site_none_is_refused_and_head_answers_have_no_body() {
         "/app.css",
         "/api/info",
         "/api/status",
+        "/api/events",
         "/nothing",
     ] {
         let (status, answer) = raw(&me, &format!("HEAD {path} HTTP/1.1\r\nHost: {me}"), "");

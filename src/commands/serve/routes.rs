@@ -68,6 +68,12 @@ pub(super) async fn connection(mut stream: TcpStream, served: &Served, slot: Own
         drop(live);
         return;
     }
+    // The stream's head, without a stream (red team 8: it answered 404).
+    if head_only && request.path() == "/api/events" {
+        let head = Answer::new(200, "OK", "text/event-stream; charset=utf-8", Vec::new());
+        http::write_answer(&mut stream, &head, true).await;
+        return;
+    }
     let answer = answer(&request, served).await;
     http::write_answer(&mut stream, &answer, head_only).await;
     drop(slot);
