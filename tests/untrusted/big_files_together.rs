@@ -295,6 +295,78 @@ fn big_files_together_a_plan_of_another_repository() {
     }
 }
 
+/// A plan of another repository (`repo = "api"`) is held to the change limits there as at home:
+/// too many files left for orch's commit, the agent's own commit of twenty copies of one file
+/// (each path counted whole) over `max_change_size` (sandbox off: a confined agent cannot write
+/// git's objects), and half committed, half left over `max_change_files`. The task (in api's
+/// status file) fails naming the limit; api's `plan/p` and `main`, and home's `main`, unmoved.
+#[test]
+fn big_files_together_a_plan_of_another_repository_is_held_to_the_change_limits() {
+    let own = "git add -A && git -c user.name=a -c user.email=a@a commit -qm mine";
+    let cases = [
+        (
+            "i=0; while [ $i -lt 60 ]; do : > f$i; i=$((i+1)); done".to_string(),
+            "max_change_files = 50\n",
+            "`max_change_files`",
+            false,
+        ),
+        (
+            format!(
+                "head -c 12000 /dev/urandom > c0.bin; for n in $(seq 1 19); do cp c0.bin c$n.bin; done; {own}"
+            ),
+            "max_change_size = \"200KiB\"\n",
+            "`max_change_size`",
+            true,
+        ),
+        (
+            format!(
+                "i=0; while [ $i -lt 30 ]; do : > h$i; i=$((i+1)); done; {own}; i=0; while [ $i -lt 30 ]; do : > k$i; i=$((i+1)); done"
+            ),
+            "max_change_files = 50\n",
+            "`max_change_files`",
+            false,
+        ),
+    ];
+    for sandbox in support::sandboxes() {
+        for (script, keys, named, unconfined_only) in &cases {
+            if *unconfined_only && sandbox != "off" {
+                continue;
+            }
+            let what = format!("[[repo]] api, {script}, sandbox {sandbox}");
+            let t = Three::new();
+            t.home
+                .write("plans/p.md", &support::one_task("P", "Make files"));
+            t.home.write(
+                "plans.toml",
+                &format!(
+                    "[defaults]\nagent = \"a\"\nretries = 0\nsandbox = \"{sandbox}\"\n\n\
+                     [agents.a]\ncommand = {}\n{}{}",
+                    toml_array(&["sh", "-c", script]),
+                    repo_table("api", &Three::rel(&t.api)),
+                    plan_table("p", "p", &format!("repo = \"api\"\n{keys}")),
+                ),
+            );
+            t.home.commit_all("plans");
+            let (home_main, api_main) = (t.home.rev("main"), t.api.rev("main"));
+            let mut cmd = t.home.orch(&["up", "--json"]);
+            cmd.env_remove("ORCH_SANDBOX");
+            let (code, out, err) = support::code_out_err(&support::wait_within(
+                cmd.spawn().expect("spawn orch"),
+                PROMPT,
+                "orch up",
+            ));
+            assert_eq!(code, 5, "{what}\n{out}\n{err}");
+            let task = t.api.task("p", "1.1");
+            assert_eq!(task["status"], "failed", "{what}: {task}\n{err}");
+            let error = task["error"].as_str().unwrap_or_default();
+            assert!(error.contains(named), "{what}: {error}");
+            assert_eq!(t.api.rev("plan/p"), api_main, "{what}: api's plan/p moved");
+            assert_eq!(t.api.rev("main"), api_main, "{what}: api's main moved");
+            assert_eq!(t.home.rev("main"), home_main, "{what}: home's main moved");
+        }
+    }
+}
+
 /// A container plan (`executor = "container"`, the test image): the agent makes the file
 /// inside its container, in the worktree mounted there. The task fails naming it, its branch
 /// unmoved, nothing that large hashed, the run ended promptly (its container too).
