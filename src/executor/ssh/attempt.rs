@@ -472,25 +472,25 @@ fn drive(spec: &Spec, in_flight: &mut Option<super::lost::Record>) -> Result<u8,
                 });
             }
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                let why = "the connection ended inside a frame";
-                return Err(match lost(&mut child, why.into()) {
-                    Failure::Other(why) if !started => not_taken(&why),
-                    f => f,
-                });
+                return Err(lost(
+                    &mut child,
+                    "the connection ended inside a frame".into(),
+                ));
             }
             Ok(Err(e)) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                let why = format!("the host sent what orch does not take: {e}");
-                return Err(if started {
-                    Failure::Other(why)
-                } else {
-                    not_taken(&why)
-                });
+                return Err(Failure::Other(format!(
+                    "the host sent what orch does not take: {e}"
+                )));
             }
         };
+        let first = !started;
+        if frame.0 != frames::ERROR {
+            started = true;
+        }
         match frame {
-            (frames::STARTED, _) if !started => started = true,
+            (frames::STARTED, _) if first => {}
             (frames::ERROR, bytes) if !started => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -498,15 +498,15 @@ fn drive(spec: &Spec, in_flight: &mut Option<super::lost::Record>) -> Result<u8,
                     &bytes[..bytes.len().min(4096)],
                 )));
             }
-            // Nothing but orch's copy's word that the agent started, or that it could not be,
-            // comes first.
-            (tag, _) if !started => {
+            // orch's copy sends nothing else before its word that the agent started: a host
+            // that does is taken at its word that it did (what follows is checked as any
+            // attempt's, and counts).
+            (frames::STARTED, _) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(not_taken(&format!(
-                    "orch's copy there sent a frame `{}` before the agent started",
-                    char::from(tag).escape_debug()
-                )));
+                return Err(Failure::Other(
+                    "the host said twice that the agent started".into(),
+                ));
             }
             (frames::LOG, bytes) => {
                 let mut o = std::io::stdout().lock();
