@@ -68,6 +68,7 @@ mod remote_lifecycle;
 mod remote_lost;
 mod remote_network;
 mod remote_processes;
+mod remote_untaken;
 mod replan;
 mod repos;
 mod repos_pr;

@@ -134,6 +134,15 @@ pub(crate) fn run(spec_path: &Path) -> u8 {
         Ok(code) => code,
         Err(Failure::Lost(why)) => {
             say(&format!("host lost: {why}"));
+            // orch's own last line (the console gives it): an agent's text before it is
+            // never taken for it.
+            refused(&format!("host lost: {why}"));
+            HOST_LOST
+        }
+        // Lost as one whose host was: not counted, run again (a bounded number of times in a
+        // row, as any attempt lost with its place).
+        Err(Failure::NotTaken(why)) => {
+            refused(&why);
             HOST_LOST
         }
         Err(Failure::NoHost(why)) => {
@@ -149,6 +158,10 @@ pub(crate) fn run(spec_path: &Path) -> u8 {
 
 enum Failure {
     Lost(String),
+    /// The host could not take the attempt: orch's own side failed there before the agent
+    /// started (the message names the host and the cause). Nothing of the attempt is left to
+    /// collect.
+    NotTaken(String),
     /// The host may not run agents ([`super::usable`]): another is taken.
     Refused(String),
     /// No host of the plan may run agents: why.
@@ -352,8 +365,8 @@ fn drive(spec: &Spec, in_flight: &mut Option<super::lost::Record>) -> Result<u8,
             }
             // Nothing of the agent's ran yet: not its failure. The attempt ends as one lost
             // with its host (run again, not counted, a bounded number of times).
-            Err(Failure::Other(why)) => {
-                return Err(Failure::Lost(format!(
+            Err(Failure::Other(why) | Failure::NotTaken(why)) => {
+                return Err(Failure::NotTaken(format!(
                     "the attempt could not be prepared on host `{}` (the agent did not start): {why}",
                     host.name
                 )));
@@ -422,6 +435,16 @@ fn drive(spec: &Spec, in_flight: &mut Option<super::lost::Record>) -> Result<u8,
     // else between them: a report or an end without its snapshot, or a snapshot not followed
     // by one of them, is refused (the host's word is taken only for what orch's copy sends).
     let mut snapshot_pending = false;
+    // orch's copy said it handed the attempt to the agent ([`frames::STARTED`]): until then,
+    // whatever ends the attempt (other than the connection) is orch's own side failing on the
+    // host, which could not take the attempt: not the agent's failure.
+    let mut started = false;
+    let not_taken = |why: &str| {
+        Failure::NotTaken(format!(
+            "host `{}` could not take the attempt (the agent did not start): {why}",
+            conn.host.name
+        ))
+    };
     // The stream ended early: ssh's own exit says whether the host was lost (255: the
     // connection, or its keep-alives unanswered) or orch's copy there ended.
     let lost = |child: &mut std::process::Child, why: String| -> Failure {
@@ -442,10 +465,11 @@ fn drive(spec: &Spec, in_flight: &mut Option<super::lost::Record>) -> Result<u8,
         let frame = match rx.recv() {
             Ok(Ok(Some(f))) => f,
             Ok(Ok(None)) | Err(_) => {
-                return Err(lost(
-                    &mut child,
-                    "the connection ended before the attempt did".into(),
-                ));
+                let why = "the connection ended before the attempt did";
+                return Err(match lost(&mut child, why.into()) {
+                    Failure::Other(why) if !started => not_taken(&why),
+                    f => f,
+                });
             }
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 return Err(lost(
@@ -461,7 +485,29 @@ fn drive(spec: &Spec, in_flight: &mut Option<super::lost::Record>) -> Result<u8,
                 )));
             }
         };
+        let first = !started;
+        if frame.0 != frames::ERROR {
+            started = true;
+        }
         match frame {
+            (frames::STARTED, _) if first => {}
+            (frames::ERROR, bytes) if !started => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(not_taken(&String::from_utf8_lossy(
+                    &bytes[..bytes.len().min(4096)],
+                )));
+            }
+            // orch's copy sends nothing else before its word that the agent started: a host
+            // that does is taken at its word that it did (what follows is checked as any
+            // attempt's, and counts).
+            (frames::STARTED, _) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Failure::Other(
+                    "the host said twice that the agent started".into(),
+                ));
+            }
             (frames::LOG, bytes) => {
                 let mut o = std::io::stdout().lock();
                 let _ = o.write_all(&bytes);

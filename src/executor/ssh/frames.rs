@@ -20,8 +20,13 @@ pub(crate) const SNAPSHOT: u8 = b'S';
 pub(crate) const REPORT: u8 = b'R';
 /// From the host: the agent ended with this exit status (decimal), after its last snapshot.
 pub(crate) const EXIT: u8 = b'X';
-/// From the host: orch's copy there could not run the attempt (a message).
+/// From the host: orch's copy there could not run the attempt (a message). Before
+/// [`STARTED`], the host could not take the attempt (orch's own preparation there failed, the
+/// agent never ran); after it, the attempt failed.
 pub(crate) const ERROR: u8 = b'E';
+/// From the host: orch's copy there is done preparing the attempt and hands it to the agent
+/// (sent once, before the agent's first output). What comes before it is orch's own side alone.
+pub(crate) const STARTED: u8 = b'G';
 
 /// The most one frame of `tag` may carry.
 pub(crate) fn max_len(tag: u8) -> usize {
@@ -63,7 +68,11 @@ pub(crate) fn read(r: &mut impl Read) -> std::io::Result<Option<(u8, Vec<u8>)>> 
         }
     }
     let tag = head[0];
-    if ![JOB, ANSWER, DONE, LOG, SNAPSHOT, REPORT, EXIT, ERROR].contains(&tag) {
+    if ![
+        JOB, ANSWER, DONE, LOG, SNAPSHOT, REPORT, EXIT, ERROR, STARTED,
+    ]
+    .contains(&tag)
+    {
         return Err(std::io::Error::other(format!(
             "an unknown frame tag {tag:#04x}"
         )));

@@ -63,6 +63,8 @@ pub(crate) fn run(dir: &Path) -> u8 {
         },
         _ => return fail(&out, "no job"),
     };
+    // An error before [`frames::STARTED`] is orch's own preparation failing on the host, never
+    // the agent's doing: the lead tells it from where it comes in the frames, not its words.
     match attempt(dir, &job, &out, &rx) {
         Ok(code) => code,
         Err(e) => fail(&out, &e),
@@ -289,6 +291,9 @@ fn attempt(
         cmd.env(var, d);
     }
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    // orch's side is ready: from here on, what happens is the agent's attempt (a program that
+    // cannot be started included, as for a local agent).
+    send(out, frames::STARTED, b"").map_err(|e| e.to_string())?;
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {

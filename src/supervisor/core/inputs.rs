@@ -361,9 +361,14 @@ impl Core {
                             )
                         }
                         None => {
+                            // The driver's own last line names the host and the cause (written
+                            // after anything the host sent, on a line of its own).
+                            let why = driver_line(output)
+                                .map(|w| format!(": {w}"))
+                                .unwrap_or_default();
                             out.push(Action::Report(Event::Note {
                                 plan: Some(self.plan_name(p)),
-                                message: "attempt lost with its host (not counted, the task runs again): its host stopped answering or could not take the attempt; the attempt's log says why".to_string(),
+                                message: format!("attempt lost with its host (not counted, the task runs again): its host stopped answering or could not take the attempt; the attempt's log says why{why}"),
                             }));
                             "its host was lost (no answer over ssh, or it could not take the attempt): the attempt does not count, \
                            and the task runs again on a host that answers, from the plan branch's tip"
@@ -401,6 +406,18 @@ impl Core {
                         error: format!(
                             "{} (lost with its place: this attempt counts, after {LOST_MAX} of the task's that did not, or of a plan agent)",
                             one_line(&why)
+                        ),
+                        record: true,
+                    });
+                }
+                // Its host lost (or unable to take it) once too often in a row: it counts, said
+                // so, with the driver's own last line, never as the agent's exit status.
+                if self.lost(p, *code) == Some(Lost::Place)
+                    && let Some(why) = driver_line(output)
+                {
+                    return Some(Settlement::Fail {
+                        error: format!(
+                            "{why} (lost with its host: this attempt counts, after {LOST_MAX} of the task's that did not)"
                         ),
                         record: true,
                     });
@@ -767,6 +784,16 @@ impl Core {
 
 /// The first line of a cause, for a one-line note.
 /// The last line of `s` that says something.
+/// The last line of an ssh attempt's driver (`orch remote-attempt: …`, on a line of its own
+/// after anything the host sent), escaped.
+fn driver_line(output: &AgentOutput) -> Option<String> {
+    output.cause().and_then(|c| {
+        last_line(&c)
+            .strip_prefix("orch remote-attempt: ")
+            .map(one_line)
+    })
+}
+
 fn last_line(s: &str) -> &str {
     s.lines()
         .rev()
