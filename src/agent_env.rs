@@ -170,6 +170,34 @@ pub(crate) fn fresh_run_removals() -> impl Iterator<Item = &'static str> {
 /// `TRACEPARENT` and `OTEL_RESOURCE_ATTRIBUTES` of its own. The rule is [`otel_withheld`]'s
 /// (every signal's headers, client key and certificate, whatever the case of their names);
 /// these are its names in the standard's spelling.
+/// A command orch starts, of `program`: what it inherits of orch's environment holds none of
+/// a collector's credentials nor the outer trace context ([`scrub`]). Every command orch starts
+/// is made here (`tests/conventions.rs`), so that the rule holds for the ones to come.
+pub(crate) fn command(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
+    scrub(&mut cmd);
+    cmd
+}
+
+/// [`command`] for tokio.
+pub(crate) fn tokio_command(program: impl AsRef<std::ffi::OsStr>) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(program);
+    scrub(cmd.as_std_mut());
+    cmd
+}
+
+/// OpenTelemetry's variables of orch's environment as `cmd` gets them: a collector's
+/// credentials and the outer trace context removed, an exporter's address without its user
+/// information ([`otel_inherited`]).
+pub(crate) fn scrub(cmd: &mut std::process::Command) {
+    for (name, value) in otel_inherited() {
+        match value {
+            None => cmd.env_remove(name),
+            Some(v) => cmd.env(name, v),
+        };
+    }
+}
+
 #[cfg(test)]
 const OTEL_NOT_INHERITED: &[&str] = &[
     "OTEL_EXPORTER_OTLP_HEADERS",
@@ -207,6 +235,31 @@ pub(crate) fn without_userinfo(url: &str) -> String {
         Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
         None => url.to_string(),
     }
+}
+
+/// `text` with the user information of every address in it removed ([`without_userinfo`]), as
+/// orch says it on the console.
+pub(crate) fn without_userinfo_in(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        let end = after
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#' | '`' | '\'' | '"' | ')') || c.is_whitespace()
+            })
+            .unwrap_or(after.len());
+        let authority = &after[..end];
+        out.push_str(
+            authority
+                .rfind('@')
+                .map_or(authority, |i| &authority[i + 1..]),
+        );
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// What OpenTelemetry's variables of orch's own environment become for a command orch starts:
@@ -266,6 +319,12 @@ mod tests {
         ] {
             assert_eq!(without_userinfo(url), bare, "{url}");
         }
+        assert_eq!(
+            without_userinfo_in(
+                "failed (`http://u:S@127.0.0.1:4399/v1/traces`): and https://k@h x"
+            ),
+            "failed (`http://127.0.0.1:4399/v1/traces`): and https://h x"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@
 use std::io::{Read as _, Write as _};
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -281,7 +281,7 @@ fn run_command(
     line: &str,
     timeout: Duration,
 ) -> Result<(), String> {
-    let mut cmd = Command::new(&run[0]);
+    let mut cmd = crate::agent_env::command(&run[0]);
     crate::process::place(&mut cmd, cwd);
     if let Some(tmp) = tmp {
         cmd.env("TMPDIR", tmp);

@@ -12,7 +12,7 @@
 pub(crate) mod probe;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::manifest::{AgentMode, KnownCli, Manifest, SandboxMode, expand_home};
@@ -243,7 +243,7 @@ fn run(
     if let Some(c) = confined {
         argv = crate::sandbox::wrap(&c.orch_bin, &c.rules, &argv);
     }
-    let mut cmd = Command::new(&argv[0]);
+    let mut cmd = crate::agent_env::command(&argv[0]);
     crate::process::place(&mut cmd, dir);
     let mut child = cmd
         .args(&argv[1..])

@@ -161,7 +161,7 @@ pub(super) fn start(
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty argv"))?;
     let out = open_log(log)?;
-    let mut cmd = tokio::process::Command::new(program);
+    let mut cmd = crate::agent_env::tokio_command(program);
     place(cmd.as_std_mut(), cwd);
     cmd.args(args)
         .stdin(stdin)
@@ -570,7 +570,7 @@ pub(crate) fn spawn_keeper(
     ];
     full.extend(argv.iter().cloned());
     let out = open_log(log)?;
-    let mut cmd = tokio::process::Command::new(&full[0]);
+    let mut cmd = crate::agent_env::tokio_command(&full[0]);
     cmd.args(&full[1..])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -729,16 +729,9 @@ pub(crate) fn hostname() -> Option<String> {
         .and_then(|h| h.into_string().ok())
 }
 
-/// OpenTelemetry's variables of orch's environment as `cmd` gets them: a collector's
-/// credentials and the outer trace context removed, an exporter's address without its user
-/// information ([`agent_env::otel_inherited`]).
+/// [`agent_env::scrub`]: what a command orch starts inherits of OpenTelemetry's variables.
 pub(crate) fn otel_inherited(cmd: &mut std::process::Command) {
-    for (name, value) in agent_env::otel_inherited() {
-        match value {
-            None => cmd.env_remove(name),
-            Some(v) => cmd.env(name, v),
-        };
-    }
+    agent_env::scrub(cmd);
 }
 
 #[cfg(test)]

@@ -411,6 +411,48 @@ fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
+/// Every command orch starts is made by `agent_env::command` (or `tokio_command`), which removes
+/// a collector's credentials and the outer trace context from what it inherits (red team 10:
+/// the preset probes and orch's own `ssh` got them): a `Command::new(` anywhere else in orch's
+/// code (tests, the sandbox's own re-execution of orch and clap's `Command` excepted) fails here.
+#[test]
+fn every_command_is_made_by_the_one_that_withholds_credentials() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    assert!(files.len() > 20, "no sources found under {}", src.display());
+    let mut offenders = Vec::new();
+    for f in files {
+        let rel = f.strip_prefix(&src).expect("inside").to_path_buf();
+        let allowed = rel.starts_with("sandbox")
+            || rel == std::path::Path::new("agent_env.rs")
+            || rel.components().any(|c| c.as_os_str() == "tests")
+            || rel.file_name().is_some_and(|n| n == "tests.rs");
+        if allowed {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).expect("read");
+        let code = text
+            .split("#[cfg(test)]\nmod tests")
+            .next()
+            .unwrap_or(&text);
+        for (i, line) in code.lines().enumerate() {
+            let l = line.trim();
+            if l.starts_with("//") || l.contains("clap::Command::new(") {
+                continue;
+            }
+            if l.contains("Command::new(") {
+                offenders.push(format!("{}:{}: {l}", rel.display(), i + 1));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "commands made without agent_env::command:\n{}",
+        offenders.join("\n")
+    );
+}
+
 /// Every run of git goes through `src/git/cli.rs`: it names the git directory and the
 /// work tree from orch's records and sets what keeps git from running a program an agent
 /// configured. A `Command::new("git")`, or a `"git"` program name, anywhere else in orch's code
@@ -426,7 +468,8 @@ fn git_is_spawned_only_by_the_git_runner() {
     let runner_text = std::fs::read_to_string(&runner).expect("runner");
     assert!(
         runner_text.contains("Command::new(\"git\")")
-            || runner_text.contains("Command::new(crate::sandbox::program_on_path(GIT)?)"),
+            || runner_text.contains("Command::new(crate::sandbox::program_on_path(GIT)?)")
+            || runner_text.contains("agent_env::command(crate::sandbox::program_on_path(GIT)?)"),
         "the runner moved"
     );
     let mut offenders = Vec::new();
@@ -451,7 +494,12 @@ fn git_is_spawned_only_by_the_git_runner() {
                 offenders.push(format!("{}:{}: {l}", rel.display(), i + 1));
             }
         }
-        for pattern in ["Command::new(\"git\"", "Command::new(\"/usr/bin/git\""] {
+        for pattern in [
+            "Command::new(\"git\"",
+            "Command::new(\"/usr/bin/git\"",
+            "command(\"git\"",
+            "command(\"/usr/bin/git\"",
+        ] {
             if compact.contains(pattern) {
                 offenders.push(format!("{}: {pattern}", rel.display()));
             }

@@ -391,6 +391,17 @@ fn two_repositories_at_one_path_never_share_a_hosts_cache() {
     }
 }
 
+/// Every log of plan `plan`'s attempts, one after the other.
+fn logs_of(repo: &Repo, plan: &str) -> String {
+    std::fs::read_dir(repo.root().join(".orch/logs").join(plan))
+        .map(|d| {
+            d.flatten()
+                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Plan `a` of one task on the lab's host `h1`, whose attempt was lost (its record kept here,
 /// the host keeping its work) and whose agent may now end: the lab, the repository and the
 /// attempt's key.
@@ -438,13 +449,7 @@ fn a_lost_attempts_record_the_host_keeps_nothing_of_is_said_once_and_removed() {
     let said = format!("record of attempt `{key}`, lost with host `h1`, is removed");
     let console = format!("{out}{err}");
     assert_eq!(console.matches(&said).count(), 1, "{what}");
-    let logs: String = std::fs::read_dir(repo.root().join(".orch/logs/a"))
-        .map(|d| {
-            d.flatten()
-                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-                .collect()
-        })
-        .unwrap_or_default();
+    let logs = logs_of(&repo, "a");
     assert_eq!(logs.matches(&said).count(), 1, "{logs}");
     // Said once: a later run says nothing of it.
     let (_, out, err) = up(&repo, &lab, "a");
@@ -530,13 +535,7 @@ fn a_lost_snapshot_past_the_limits_is_refused_once_on_the_host() {
             .expect("sh");
         assert!(made.status.success(), "{what}: {made:?}");
         let (code, out, err) = up(&repo, &lab, "a");
-        let logs: String = std::fs::read_dir(repo.root().join(".orch/logs/a"))
-            .map(|d| {
-                d.flatten()
-                    .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let logs = logs_of(&repo, "a");
         let shown = format!("{what}: stdout:\n{out}\nstderr:\n{err}\nlogs:\n{logs}");
         assert_eq!(code, 0, "{shown}");
         assert_eq!(

@@ -269,7 +269,7 @@ fn print_branches(m: &Manifest, dir: &Path) -> CliResult<()> {
 
 /// `orch` run in the demo repository, with nothing inherited that points elsewhere.
 fn orch_child(exe: &Path, dir: &Path) -> Command {
-    let mut c = Command::new(exe);
+    let mut c = crate::agent_env::command(exe);
     crate::process::place(&mut c, dir);
     // Nothing an outer `orch up` (or git) may have set: the demo's own run must not inherit it.
     for v in agent_env::fresh_run_removals() {

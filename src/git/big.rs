@@ -343,8 +343,30 @@ fn large_blobs(
     use super::tree_change::{Step, walk as walk_change};
     use std::ops::ControlFlow;
     let limit = limits.file;
+    // A chain of more commits than `max_change_files` since the base is refused before the walk
+    // below, which loads every commit down to the base before it gives the first (red team 10:
+    // a chain of a million empty commits cost 59 s and 939 MB): each commit is an entry of the
+    // change. Followed by first parents, at most that many.
+    if let Some(b) = base {
+        let mut at = repo.find_commit(tip)?;
+        let mut steps: u64 = 0;
+        while at.id() != b {
+            steps += 1;
+            if count.saturating_add(steps) > limits.files {
+                return Ok(refusal(
+                    Vec::new(),
+                    (total, count.saturating_add(steps)),
+                    limits,
+                ));
+            }
+            match at.parent(0) {
+                Ok(p) => at = p,
+                Err(_) => break,
+            }
+        }
+    }
     let mut walk = repo.revwalk()?;
-    walk.set_sorting(Sort::TOPOLOGICAL)?;
+    walk.set_sorting(Sort::NONE)?;
     walk.push(tip)?;
     if let Some(b) = base {
         walk.hide(b)?;
@@ -358,9 +380,18 @@ fn large_blobs(
     for id in walk {
         let id = id?;
         // A commit's own object (its message) is as large as the agent makes it.
+        // Each commit object counts towards `max_change_size` (its message: thirty messages of
+        // 900 KB each under a `max_file_size` of 1 MiB landed 27 MB, red team 10) and as one
+        // entry towards `max_change_files` (a chain of a million empty commits is a change of a
+        // million entries: walked until the limit, not to its end).
         let (size, _) = odb.read_header(id)?;
+        total = total.saturating_add(size as u64);
+        count = count.saturating_add(1);
         if size as u64 > limit {
             large.push((format!("(the message of commit {id})"), size as u64));
+        }
+        if count > limits.files || total > limits.change {
+            break;
         }
         let commit = repo.find_commit(id)?;
         let parent = commit.parent(0).ok().map(|p| p.tree_id());

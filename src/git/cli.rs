@@ -76,7 +76,7 @@ fn build(target: GitTarget<'_>, confine: bool) -> Result<Command, String> {
     let mut cmd = match confine.then(|| confined(&git_dir)).transpose()?.flatten() {
         Some(cmd) => cmd,
         // Never a `git` an agent could have put where it may write (`sandbox_write` on PATH).
-        None => Command::new(crate::sandbox::program_on_path(GIT)?),
+        None => crate::agent_env::command(crate::sandbox::program_on_path(GIT)?),
     };
     cmd.arg(git_dir_arg(&git_dir));
     match &work_tree {
@@ -108,7 +108,7 @@ fn scrub(cmd: &mut Command) {
 /// `git` at `git` (absolute) with the environment of [`command`], no settings, no confinement:
 /// for what [`super::programs`] asks git (its exec path, the config), which starts nothing.
 fn plain(git: &Path) -> Command {
-    let mut cmd = Command::new(git);
+    let mut cmd = crate::agent_env::command(git);
     cmd.stdin(Stdio::null());
     scrub(&mut cmd);
     cmd
@@ -138,7 +138,7 @@ fn confined(git_dir: &Path) -> Result<Option<Command>, String> {
     let Some(Some(orch)) = ORCH_EXE.get() else {
         return Ok(None);
     };
-    let mut cmd = Command::new(orch);
+    let mut cmd = crate::agent_env::command(orch);
     cmd.arg("git-exec")
         .arg(format!("--parent={}", std::process::id()));
     if !crate::sandbox::exec_supported() {

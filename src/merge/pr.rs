@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use anyhow::anyhow;
 use serde_json::Value;
@@ -540,7 +540,7 @@ impl<'a> PrRun<'a> {
         } else if argv[0] == "git" {
             crate::git::git_command(crate::git::GitTarget::WorkTree(root))?
         } else {
-            let mut cmd = Command::new(&argv[0]);
+            let mut cmd = crate::agent_env::command(&argv[0]);
             crate::process::place(&mut cmd, root);
             cmd.env_remove("GIT_DIR")
                 .env_remove("GIT_WORK_TREE")

@@ -311,7 +311,7 @@ pub(super) fn verify_command(
     target: &str,
     commit: Oid,
 ) -> Command {
-    let mut cmd = Command::new(program);
+    let mut cmd = crate::agent_env::command(program);
     crate::process::place(&mut cmd, cwd);
     cmd.args(args)
         .stdin(Stdio::null())

@@ -8,7 +8,7 @@
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::agent_output::Class;
@@ -145,7 +145,7 @@ fn run(
         rules.write.push(dir.to_path_buf());
         argv = crate::sandbox::wrap(orch_bin, &rules, &argv);
     }
-    let mut cmd = Command::new(&argv[0]);
+    let mut cmd = crate::agent_env::command(&argv[0]);
     crate::process::place(&mut cmd, dir);
     let stdin = match spec.stdin {
         StdinMode::Prompt => Stdio::piped(),

@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt as _;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -358,7 +358,7 @@ pub(crate) fn run(opts: &Options, argv: &[String]) -> io::Result<Ended> {
     // asked to enter one again.
     crate::sandbox::net::enter_from_env().map_err(io::Error::other)?;
     let (mut output, writer) = io::pipe()?;
-    let mut cmd = Command::new(program);
+    let mut cmd = crate::agent_env::command(program);
     cmd.env_remove(crate::sandbox::net::SPEC_VAR);
     cmd.args(args)
         .process_group(0)

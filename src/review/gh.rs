@@ -5,7 +5,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use super::feedback::{self, Check, PrView};
 
@@ -40,7 +40,7 @@ impl Gh {
 
     /// Runs `gh ARGS`: its stdout (at most [`MAX_OUTPUT`]), or why it failed.
     pub(crate) fn run(&self, args: &[String]) -> Result<String, String> {
-        let mut cmd = Command::new(&self.program);
+        let mut cmd = crate::agent_env::command(&self.program);
         crate::process::place(&mut cmd, &self.dir);
         cmd.args(args)
             .env_remove("GIT_DIR")

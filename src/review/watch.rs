@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
@@ -563,7 +563,7 @@ impl Loop<'_> {
     /// `orch ARGS` run to its end, its output in `plan`'s `review.log`.
     fn orch_child(&self, plan: &str, args: &[&str]) -> Result<(), String> {
         let exe = std::env::current_exe().map_err(|e| format!("cannot find orch itself: {e}"))?;
-        let mut cmd = Command::new(exe);
+        let mut cmd = crate::agent_env::command(exe);
         cmd.args(args);
         if let Some(m) = &self.sel.manifest {
             cmd.arg("--manifest").arg(m);

@@ -11,7 +11,7 @@
 //! exec` under the same wrapper here; the container goes when it ends.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -328,7 +328,7 @@ impl AgentRunner {
         // attempt. Found by orch's record of its wrapper, never by what a process says.
         let record = wrapper_record(job);
         process::recorded::stop(&record, job.grace);
-        let mut cmd = Command::new(program);
+        let mut cmd = crate::agent_env::command(program);
         process::place(&mut cmd, &job.workdir);
         cmd.args(args)
             .stdin(Stdio::piped())

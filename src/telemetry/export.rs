@@ -181,7 +181,8 @@ impl Worker {
         if let Err(e) = result {
             self.quiet_until = Some(Instant::now() + BACKOFF);
             if self.out.failure.is_none() {
-                self.out.failure = Some(e);
+                // Said on the console: never a collector's credential in an address.
+                self.out.failure = Some(crate::agent_env::without_userinfo_in(&e));
             }
         }
     }

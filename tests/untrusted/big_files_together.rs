@@ -231,6 +231,39 @@ fn big_files_together_best_of_n_the_good_attempt_lands() {
     }
 }
 
+/// `orch up` (`--json`) of plan `p` of one task in `t`'s repository `api`, from home, its agent
+/// `sh -c script` under `sandbox`, `keys` on the plan: its exit, stdout and stderr, with the
+/// `main` of home and api before it.
+fn up_in_api(
+    t: &Three,
+    sandbox: &str,
+    script: &str,
+    keys: &str,
+) -> ((i32, String, String), (String, String)) {
+    t.home
+        .write("plans/p.md", &support::one_task("P", "Make files"));
+    t.home.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nagent = \"a\"\nretries = 0\nsandbox = \"{sandbox}\"\n\n\
+             [agents.a]\ncommand = {}\n{}{}",
+            toml_array(&["sh", "-c", script]),
+            repo_table("api", &Three::rel(&t.api)),
+            plan_table("p", "p", &format!("repo = \"api\"\n{keys}")),
+        ),
+    );
+    t.home.commit_all("plans");
+    let mains = (t.home.rev("main"), t.api.rev("main"));
+    let mut cmd = t.home.orch(&["up", "--json"]);
+    cmd.env_remove("ORCH_SANDBOX");
+    let run = support::code_out_err(&support::wait_within(
+        cmd.spawn().expect("spawn orch"),
+        PROMPT,
+        "orch up",
+    ));
+    (run, mains)
+}
+
 /// A plan of another repository (`repo = "api"`): its agent's huge file is refused there as at
 /// home: the task (in api's status file) fails naming it, api's `plan/p` unmoved, no object
 /// over 1 MiB in api nor in the home repository.
@@ -248,27 +281,8 @@ fn big_files_together_a_plan_of_another_repository() {
         ] {
             let what = format!("[[repo]] api, {script}, sandbox {sandbox}");
             let t = Three::new();
-            t.home
-                .write("plans/p.md", &support::one_task("P", "Make a file"));
-            t.home.write(
-                "plans.toml",
-                &format!(
-                    "[defaults]\nagent = \"a\"\nretries = 0\nsandbox = \"{sandbox}\"\n\n\
-                     [agents.a]\ncommand = {}\n{}{}",
-                    toml_array(&["sh", "-c", &format!("{script}\necho done > work.txt")]),
-                    repo_table("api", &Three::rel(&t.api)),
-                    plan_table("p", "p", &format!("repo = \"api\"\n{keys}")),
-                ),
-            );
-            t.home.commit_all("plans");
-            let (home_main, api_main) = (t.home.rev("main"), t.api.rev("main"));
-            let mut cmd = t.home.orch(&["up", "--json"]);
-            cmd.env_remove("ORCH_SANDBOX");
-            let (code, out, err) = support::code_out_err(&support::wait_within(
-                cmd.spawn().expect("spawn orch"),
-                PROMPT,
-                "orch up",
-            ));
+            let script = format!("{script}\necho done > work.txt");
+            let ((code, out, err), (home_main, api_main)) = up_in_api(&t, sandbox, &script, keys);
             assert_eq!(code, 5, "{what}\n{out}\n{err}");
             let task = t.api.task("p", "1.1");
             assert_eq!(task["status"], "failed", "{what}: {task}\n{err}");
@@ -334,27 +348,7 @@ fn big_files_together_a_plan_of_another_repository_is_held_to_the_change_limits(
             }
             let what = format!("[[repo]] api, {script}, sandbox {sandbox}");
             let t = Three::new();
-            t.home
-                .write("plans/p.md", &support::one_task("P", "Make files"));
-            t.home.write(
-                "plans.toml",
-                &format!(
-                    "[defaults]\nagent = \"a\"\nretries = 0\nsandbox = \"{sandbox}\"\n\n\
-                     [agents.a]\ncommand = {}\n{}{}",
-                    toml_array(&["sh", "-c", script]),
-                    repo_table("api", &Three::rel(&t.api)),
-                    plan_table("p", "p", &format!("repo = \"api\"\n{keys}")),
-                ),
-            );
-            t.home.commit_all("plans");
-            let (home_main, api_main) = (t.home.rev("main"), t.api.rev("main"));
-            let mut cmd = t.home.orch(&["up", "--json"]);
-            cmd.env_remove("ORCH_SANDBOX");
-            let (code, out, err) = support::code_out_err(&support::wait_within(
-                cmd.spawn().expect("spawn orch"),
-                PROMPT,
-                "orch up",
-            ));
+            let ((code, out, err), (home_main, api_main)) = up_in_api(&t, sandbox, script, keys);
             assert_eq!(code, 5, "{what}\n{out}\n{err}");
             let task = t.api.task("p", "1.1");
             assert_eq!(task["status"], "failed", "{what}: {task}\n{err}");

@@ -130,7 +130,7 @@ fn build_in(
     }
     argv.push(context.display().to_string());
     let started = Instant::now();
-    let status = std::process::Command::new(podman::program())
+    let status = crate::agent_env::command(podman::program())
         .args(&argv)
         .current_dir(dir)
         .stdin(std::process::Stdio::null())

@@ -3,7 +3,7 @@
 //! by label and removed.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 /// The labels orch sets on its containers. Namespaced so that an image is unlikely to set them
 /// (a container inherits its image's labels); orch also requires its own name prefix
@@ -24,7 +24,7 @@ pub(crate) fn program() -> String {
 
 /// Whether podman answers (`podman --version`): its version line, or why not.
 pub(crate) fn version() -> Result<String, String> {
-    let out = Command::new(program())
+    let out = crate::agent_env::command(program())
         .arg("--version")
         .stdin(Stdio::null())
         .output()
@@ -129,7 +129,7 @@ pub(crate) fn run_argv(spec: &Spec<'_>) -> Vec<String> {
 /// Runs `argv` (a podman command), its stdout, or its stderr as the error.
 pub(crate) fn output(argv: &[String]) -> Result<String, String> {
     let (first, rest) = argv.split_first().ok_or("no command")?;
-    let out = Command::new(first)
+    let out = crate::agent_env::command(first)
         .args(rest)
         .stdin(Stdio::null())
         .output()
@@ -172,7 +172,7 @@ pub(crate) enum Ended {
 
 /// How container `name` is ([`Ended`]); `None` when podman does not answer.
 pub(crate) fn ended(name: &str) -> Option<Ended> {
-    let out = Command::new(program())
+    let out = crate::agent_env::command(program())
         .args([
             "inspect",
             "--type",
@@ -267,7 +267,7 @@ pub(crate) fn running_of(names: &[String]) -> std::collections::BTreeSet<String>
     if names.is_empty() {
         return Default::default();
     }
-    let Ok(out) = Command::new(program())
+    let Ok(out) = crate::agent_env::command(program())
         .args(["inspect", "--format", "{{.Name}} {{.State.Running}}"])
         .args(names)
         .stdin(Stdio::null())

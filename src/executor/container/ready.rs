@@ -12,7 +12,7 @@
 
 use std::io::Read as _;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -111,7 +111,7 @@ fn probe_once(argv: &[String], within: Duration) -> bool {
     let Some((first, rest)) = argv.split_first() else {
         return false;
     };
-    let Ok(mut child) = Command::new(first)
+    let Ok(mut child) = crate::agent_env::command(first)
         .args(rest)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -161,7 +161,7 @@ pub(crate) fn log_tail(container: &str) -> Vec<String> {
     let Ok(err) = writer.try_clone() else {
         return Vec::new();
     };
-    let mut cmd = Command::new(podman::program());
+    let mut cmd = crate::agent_env::command(podman::program());
     cmd.args(["logs", "--tail", &LOG_LINES.to_string(), container])
         .stdin(Stdio::null())
         .stdout(writer)
@@ -247,6 +247,6 @@ pub(crate) fn service_wait(spec: &str, argv: &[String], say: &dyn Fn(&str)) -> R
         return Ok(0);
     };
     use std::os::unix::process::CommandExt as _;
-    let e = Command::new(first).args(rest).exec();
+    let e = crate::agent_env::command(first).args(rest).exec();
     Err(format!("orch service-wait: cannot run `{first}`: {e}"))
 }

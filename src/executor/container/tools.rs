@@ -98,7 +98,7 @@ fn missing(image: &str, program: Option<&str>) -> Result<Option<String>, CliErro
 
 /// Whether podman has image `image` (`podman image exists`).
 fn podman_has(image: &str) -> bool {
-    std::process::Command::new(podman::program())
+    crate::agent_env::command(podman::program())
         .args(["image", "exists", image])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())

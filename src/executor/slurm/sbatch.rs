@@ -61,7 +61,10 @@ impl Slurm {
 
     /// Whether Slurm's commands are there and the controller answers.
     pub(crate) fn check() -> Result<(), String> {
-        let out = run(Command::new("squeue").args(["-h", "-j", "0"]), "squeue")?;
+        let out = run(
+            crate::agent_env::command("squeue").args(["-h", "-j", "0"]),
+            "squeue",
+        )?;
         // An unknown job id is an answer: the controller is reachable.
         if out.status.success() || String::from_utf8_lossy(&out.stderr).contains("Invalid job id") {
             Ok(())
@@ -139,7 +142,7 @@ impl BatchScheduler for Slurm {
         let mut tries = 0;
         loop {
             tries += 1;
-            let mut cmd = Command::new("sbatch");
+            let mut cmd = crate::agent_env::command("sbatch");
             cmd.args(&args);
             for var in GIT_ENV {
                 cmd.env_remove(var);
@@ -178,7 +181,14 @@ impl BatchScheduler for Slurm {
     fn list(&self) -> Result<Vec<ListedJob>, String> {
         let uid = self.uid.to_string();
         let out = run(
-            Command::new("squeue").args(["-h", "--states=all", "-u", &uid, "-o", "%i|%T|%k"]),
+            crate::agent_env::command("squeue").args([
+                "-h",
+                "--states=all",
+                "-u",
+                &uid,
+                "-o",
+                "%i|%T|%k",
+            ]),
             "squeue",
         )?;
         if !out.status.success() {
@@ -192,7 +202,7 @@ impl BatchScheduler for Slurm {
 
     fn final_state(&self, id: &str) -> Result<JobState, String> {
         let out = run(
-            Command::new("scontrol").args(["show", "job", "-o", id]),
+            crate::agent_env::command("scontrol").args(["show", "job", "-o", id]),
             "scontrol",
         )?;
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -221,7 +231,10 @@ impl BatchScheduler for Slurm {
 
     fn local_pids(&self, id: &str) -> Result<Vec<u32>, String> {
         // Asks this machine's slurmd, which tracks the job's processes (proctrack).
-        let out = run(Command::new("scontrol").args(["listpids", id]), "scontrol")?;
+        let out = run(
+            crate::agent_env::command("scontrol").args(["listpids", id]),
+            "scontrol",
+        )?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         if !out.status.success() && !stderr.contains("no steps for job") {
@@ -247,7 +260,10 @@ fn scancel(ids: &[String], options: &[&str]) -> Result<(), String> {
     if ids.is_empty() {
         return Ok(());
     }
-    let out = run(Command::new("scancel").args(options).args(ids), "scancel")?;
+    let out = run(
+        crate::agent_env::command("scancel").args(options).args(ids),
+        "scancel",
+    )?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.success() || stderr.contains("already completing or completed") {
         Ok(())

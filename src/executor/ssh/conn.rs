@@ -172,7 +172,7 @@ pub(crate) fn keep_masters(hosts: &[Host], orch_bin: &Path) {
         };
         let orch_bin = orch_bin.to_path_buf();
         std::thread::spawn(move || {
-            let mut cmd = Command::new(&orch_bin);
+            let mut cmd = crate::agent_env::command(&orch_bin);
             cmd.args(["git-exec", "--unconfined", "--parent"])
                 .arg(std::process::id().to_string())
                 .arg("--")
@@ -292,7 +292,7 @@ impl Conn {
 
     /// `ssh` with orch's options and the destination; the remote command follows.
     fn ssh(&self) -> Command {
-        let mut c = Command::new(ssh_program());
+        let mut c = crate::agent_env::command(ssh_program());
         c.args(self.options(self.master));
         c.arg("--").arg(&self.host.ssh);
         c

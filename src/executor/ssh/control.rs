@@ -22,7 +22,7 @@
 
 use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 /// How long a master stays after its last client (a master a killed orch left ends by then).
 pub(crate) const PERSIST_S: u32 = 60;
@@ -127,7 +127,7 @@ fn exit_masters(dir: &Path) {
 
 /// Ends the master listening at `socket`, if one does.
 pub(crate) fn exit_master(socket: &Path) {
-    let _ = Command::new(super::conn::ssh_program())
+    let _ = crate::agent_env::command(super::conn::ssh_program())
         .arg("-o")
         .arg(format!("ControlPath={}", socket.display()))
         .args(["-O", "exit", "--", "orch-control"])

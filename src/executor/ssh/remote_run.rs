@@ -265,7 +265,7 @@ fn attempt(
     let writer2 = writer
         .try_clone()
         .map_err(|e| format!("cannot make a pipe: {e}"))?;
-    let mut cmd = Command::new(&argv[0]);
+    let mut cmd = crate::agent_env::command(&argv[0]);
     cmd.args(&argv[1..])
         .current_dir(&p.worktree)
         .stdin(Stdio::null())
