@@ -416,6 +416,12 @@ mod tests {
         );
         assert_eq!(unheld(state, "h1"), Vec::<String>::new());
         drop(held);
+        // Another test's child forked at that moment holds the lock's file description until it
+        // runs its program (flock locks follow the description): looked at again until then.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while unheld(state, "h1").is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert_eq!(unheld(state, "h1"), vec!["k-1".to_string()]);
         std::fs::write(record_path(state, "h1", "k-2"), format!("{base}\n")).expect("old");
         assert_eq!(recorded(state, "h1", "k-2"), Some((base.clone(), None)));
