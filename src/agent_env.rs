@@ -175,22 +175,49 @@ pub(crate) fn fresh_run_removals() -> impl Iterator<Item = &'static str> {
 /// is made here (`tests/conventions.rs`), so that the rule holds for the ones to come.
 pub(crate) fn command(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
     let mut cmd = std::process::Command::new(program);
-    scrub(&mut cmd);
+    withhold_credentials(&mut cmd);
     cmd
+}
+
+/// The program a command orch started replaces itself with (`exec`: the sandbox's wrapper, git's
+/// confined runner, a service's wait): its environment is the one orch already decided for that
+/// command, handed on as it is (the attempt's own `TRACEPARENT` with it).
+pub(crate) fn continuing(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    std::process::Command::new(program)
 }
 
 /// [`command`] for tokio.
 pub(crate) fn tokio_command(program: impl AsRef<std::ffi::OsStr>) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(program);
-    scrub(cmd.as_std_mut());
+    withhold_credentials(cmd.as_std_mut());
     cmd
 }
 
 /// OpenTelemetry's variables of orch's environment as `cmd` gets them: a collector's
 /// credentials and the outer trace context removed, an exporter's address without its user
-/// information ([`otel_inherited`]).
+/// information ([`otel_inherited`]). For the commands that start an attempt or a check, whose
+/// trace context orch gives them itself.
 pub(crate) fn scrub(cmd: &mut std::process::Command) {
-    for (name, value) in otel_inherited() {
+    apply(cmd, otel_inherited());
+}
+
+/// [`scrub`] without touching the trace context: what every command orch starts gets
+/// ([`command`]). A process orch started for an attempt (its keeper, its wrapper) hands the
+/// attempt's own `TRACEPARENT` on to what it starts.
+fn withhold_credentials(cmd: &mut std::process::Command) {
+    let credentials = otel_inherited().into_iter().filter(|(name, _)| {
+        name.to_str().is_some_and(|n| {
+            !matches!(
+                n.to_ascii_uppercase().as_str(),
+                "TRACEPARENT" | "TRACESTATE" | "OTEL_RESOURCE_ATTRIBUTES"
+            )
+        })
+    });
+    apply(cmd, credentials.collect());
+}
+
+fn apply(cmd: &mut std::process::Command, changes: Vec<(std::ffi::OsString, Option<String>)>) {
+    for (name, value) in changes {
         match value {
             None => cmd.env_remove(name),
             Some(v) => cmd.env(name, v),

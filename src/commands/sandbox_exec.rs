@@ -53,7 +53,7 @@ pub(crate) fn run(rules: Option<Rules>, node: Node, argv: &[String]) -> CliResul
     }
     confine(&rules).map_err(|e| anyhow!("orch sandbox-exec: {e}"))?;
     // Entered: what it starts is not asked to enter one again.
-    let e = crate::agent_env::command(program)
+    let e = crate::agent_env::continuing(program)
         .args(args)
         .env_remove(crate::sandbox::net::SPEC_VAR)
         .exec();
@@ -189,6 +189,6 @@ pub(crate) fn run_git(
     if !unconfined {
         crate::sandbox::restrict_exec(allow).map_err(|e| anyhow!("orch git-exec: {e}"))?;
     }
-    let e = crate::agent_env::command(program).args(args).exec();
+    let e = crate::agent_env::continuing(program).args(args).exec();
     Err(anyhow!("cannot run `{}` confined: {e}", program.to_string_lossy()).into())
 }

@@ -326,8 +326,6 @@ pub(super) fn verify_command(
     for var in GIT_ENV.iter().chain(agent_env::ORCH_CREDENTIALS.iter()) {
         cmd.env_remove(var);
     }
-    // Nor a collector's credentials, nor the outer trace context.
-    crate::process::otel_inherited(&mut cmd);
     cmd
 }
 

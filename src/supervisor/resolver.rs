@@ -342,7 +342,6 @@ impl AgentRunner {
         for name in GIT_ENV {
             cmd.env_remove(name);
         }
-        process::otel_inherited(&mut cmd);
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
         let mut child = match process::spawn_std(&mut cmd) {
             Ok(c) => c,

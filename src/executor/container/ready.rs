@@ -247,6 +247,6 @@ pub(crate) fn service_wait(spec: &str, argv: &[String], say: &dyn Fn(&str)) -> R
         return Ok(0);
     };
     use std::os::unix::process::CommandExt as _;
-    let e = crate::agent_env::command(first).args(rest).exec();
+    let e = crate::agent_env::continuing(first).args(rest).exec();
     Err(format!("orch service-wait: cannot run `{first}`: {e}"))
 }

@@ -154,8 +154,6 @@ impl BatchScheduler for Slurm {
                     cmd.env_remove(var);
                 }
             }
-            // Nor a collector's credentials, nor the outer trace context.
-            crate::process::otel_inherited(&mut cmd);
             cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
             // The job's environment is sbatch's (`--export=ALL`): `PWD` is where it runs.
             cmd.env("PWD", &spec.cwd).env_remove("OLDPWD");

@@ -281,8 +281,6 @@ fn attempt(
             cmd.env_remove(var);
         }
     }
-    // Nor the host's own collector credentials and outer trace context.
-    crate::process::otel_inherited(&mut cmd);
     for (k, v) in &job.env {
         cmd.env(k, map(v));
     }
