@@ -642,6 +642,7 @@ mod inputs;
 mod integration;
 #[cfg(test)]
 mod integration_tests;
+mod lines;
 pub(crate) mod members;
 pub(crate) mod round;
 pub(crate) mod state;

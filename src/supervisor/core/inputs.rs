@@ -8,6 +8,8 @@ use crate::executor::Lost;
 use crate::status::TaskStatus;
 use crate::supervisor::event::Event;
 
+use super::lines::{driver_line, first_line, last_line, one_line};
+
 /// The most attempts of one task lost with their host (not counted) in a run: past it, a lost
 /// attempt counts as a failed one (a host that keeps dying does not run a task forever).
 pub(super) const LOST_MAX: u32 = 5;
@@ -780,41 +782,4 @@ impl Core {
             out.push(Action::Report(Event::Interrupted { immediate: false }));
         }
     }
-}
-
-/// The first line of a cause, for a one-line note.
-/// The last line of `s` that says something.
-/// The last line of an ssh attempt's driver (`orch remote-attempt: …`, on a line of its own
-/// after anything the host sent), escaped.
-fn driver_line(output: &AgentOutput) -> Option<String> {
-    output.cause().and_then(|c| {
-        last_line(&c)
-            .strip_prefix("orch remote-attempt: ")
-            .map(one_line)
-    })
-}
-
-fn last_line(s: &str) -> &str {
-    s.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or(s)
-        .trim()
-}
-
-/// `s` (an executor's words, with the end of a log) on one line, escaped: its lines trimmed,
-/// joined by ` | `.
-fn one_line(s: &str) -> String {
-    let mut out = String::new();
-    for l in s.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if !out.is_empty() {
-            out.push_str(if out.ends_with(':') { " " } else { " | " });
-        }
-        out.push_str(l);
-    }
-    crate::untrusted::text::escaped(&out).into_owned()
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or("").trim()
 }
