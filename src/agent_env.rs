@@ -251,20 +251,25 @@ pub(crate) fn otel_withheld(name: &str) -> bool {
             .any(|end| up.ends_with(end)))
 }
 
-/// `url` without its user information (`http://user:key@host:4318/x` → `http://host:4318/x`):
-/// a collector's credential stays with orch. Anything else as it is.
-pub(crate) fn without_userinfo(url: &str) -> String {
+/// `url` as a command orch starts gets it: without its user information
+/// (`http://user:key@host:4318/x` → `http://host:4318/x`), its query and its fragment
+/// (`…/v1/traces?api_key=K` → `…/v1/traces`): a collector's credential, wherever the address
+/// holds it, stays with orch. Anything that is not an address as it is.
+pub(crate) fn without_credentials(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
-        None => url.to_string(),
-    }
+    let host = match rest[..authority_end].rfind('@') {
+        Some(at) => &rest[at + 1..authority_end],
+        None => &rest[..authority_end],
+    };
+    let after = &rest[authority_end..];
+    let path = &after[..after.find(['?', '#']).unwrap_or(after.len())];
+    format!("{scheme}://{host}{path}")
 }
 
-/// `text` with the user information of every address in it removed ([`without_userinfo`]), as
+/// `text` with the user information of every address in it removed, as
 /// orch says it on the console.
 pub(crate) fn without_userinfo_in(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -291,7 +296,7 @@ pub(crate) fn without_userinfo_in(text: &str) -> String {
 
 /// What OpenTelemetry's variables of orch's own environment become for a command orch starts:
 /// `(name, None)` removed ([`otel_withheld`]), `(name, Some(value))` an exporter's address
-/// (`OTEL_EXPORTER_OTLP_…`, any case) given without its user information.
+/// (`OTEL_EXPORTER_OTLP_…`, any case) given without its credentials ([`without_credentials`]).
 pub(crate) fn otel_inherited() -> Vec<(std::ffi::OsString, Option<String>)> {
     let mut out = Vec::new();
     for (name, value) in std::env::vars_os() {
@@ -302,7 +307,7 @@ pub(crate) fn otel_inherited() -> Vec<(std::ffi::OsString, Option<String>)> {
             out.push((name, None));
         } else if n.to_ascii_uppercase().starts_with("OTEL_EXPORTER_OTLP_") {
             let text = value.to_string_lossy();
-            let bare = without_userinfo(&text);
+            let bare = without_credentials(&text);
             if bare != text {
                 out.push((name, Some(bare)));
             }
@@ -340,11 +345,18 @@ mod tests {
         for (url, bare) in [
             ("http://team:S3CRET@127.0.0.1:4318", "http://127.0.0.1:4318"),
             ("https://k@h:4317/v1/traces", "https://h:4317/v1/traces"),
-            ("http://a:b@c@h:1/p?x=y@z", "http://h:1/p?x=y@z"),
+            ("http://a:b@c@h:1/p?x=y@z", "http://h:1/p"),
             ("http://h:1/p@q", "http://h:1/p@q"),
+            ("http://h:4318?api_key=S3CRET", "http://h:4318"),
+            (
+                "http://h:4318/v1/traces?api_key=S3CRET&x=1",
+                "http://h:4318/v1/traces",
+            ),
+            ("https://h/otlp#S3CRET", "https://h/otlp"),
+            ("HTTP://u:S3CRET@h:4318/a?k=S3CRET#f", "HTTP://h:4318/a"),
             ("h:4317", "h:4317"),
         ] {
-            assert_eq!(without_userinfo(url), bare, "{url}");
+            assert_eq!(without_credentials(url), bare, "{url}");
         }
         assert_eq!(
             without_userinfo_in(

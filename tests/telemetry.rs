@@ -585,11 +585,15 @@ fn only_a_client_that_exports_reaches_the_collector_and_nothing_more() {
             let mut cmd = repo.orch(&["up", "--json", "a"]);
             cmd.env("ORCH_SANDBOX", sandbox);
             if exports {
-                // The collector's key in the address too, and in every other place the
-                // standard (or a lower-case spelling) puts a credential.
+                // The collector's key in the address too (its user information, its query,
+                // its fragment), and in every other place the standard (or a lower-case
+                // spelling) puts a credential.
                 cmd.env(
                     "OTEL_EXPORTER_OTLP_ENDPOINT",
-                    format!("http://team:S3CRET@{}", s.allowed.addr),
+                    format!(
+                        "http://team:S3CRET@{}/?api_key=S3CRET#S3CRET",
+                        s.allowed.addr
+                    ),
                 )
                 .env("OTEL_EXPORTER_OTLP_HEADERS", "api-key=secret")
                 .env("OTEL_EXPORTER_OTLP_PROFILES_HEADERS", "api-key=secret")
@@ -597,7 +601,7 @@ fn only_a_client_that_exports_reaches_the_collector_and_nothing_more() {
                 .env("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/keys/secret.pem")
                 .env(
                     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT_X",
-                    "http://u:S3CRET@h:1",
+                    "http://u:S3CRET@h:1/v1/traces?key=S3CRET",
                 );
             }
             let (code, out, err) = repo.run_cmd(&mut cmd);

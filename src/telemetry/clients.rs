@@ -71,9 +71,9 @@ pub(crate) fn export_of(
     argv: &[String],
     user: impl Fn(&str) -> Option<String>,
 ) -> Option<ClientExport> {
-    // The addresses without their user information (a collector's credential stays with orch,
-    // as its headers do), and without orch's headers.
-    let bare = |u: &Option<String>| u.as_deref().map(crate::agent_env::without_userinfo);
+    // The addresses without their user information, query and fragment (a collector's
+    // credential stays with orch, as its headers do), and without orch's headers.
+    let bare = |u: &Option<String>| u.as_deref().map(crate::agent_env::without_credentials);
     let config = &Config {
         traces: bare(&config.traces),
         metrics: bare(&config.metrics),
@@ -556,22 +556,55 @@ mod tests {
     /// keeps it.
     #[test]
     fn no_client_gets_the_user_information_of_an_address() {
-        let c = config(&[(
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            "http://team:S3CRET@127.0.0.1:4318",
-        )]);
-        for cli in [
-            KnownCli::Claude,
-            KnownCli::Gemini,
-            KnownCli::Qwen,
-            KnownCli::Codex,
-        ] {
+        let mut exported = 0;
+        for (c, cli) in [
+            config(&[(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "http://team:S3CRET@127.0.0.1:4318",
+            )]),
+            config(&[(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "http://127.0.0.1:4318?api_key=S3CRET",
+            )]),
+            config(&[(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "http://127.0.0.1:4318/#S3CRET",
+            )]),
+            config(&[
+                (
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    "http://127.0.0.1:4318/v1/traces?k=S3CRET",
+                ),
+                (
+                    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                    "http://u:S3CRET@127.0.0.1:4318/v1/metrics",
+                ),
+            ]),
+        ]
+        .iter()
+        .flat_map(|c| {
+            [
+                KnownCli::Claude,
+                KnownCli::Gemini,
+                KnownCli::Qwen,
+                KnownCli::Codex,
+            ]
+            .map(|k| (c, k))
+        }) {
             let argv = vec!["x".to_string(), "exec".to_string()];
-            let e = export_of(&c, cli, &argv, |_| None).expect("exports");
+            let Some(e) = export_of(c, cli, &argv, |_| None) else {
+                continue;
+            };
+            exported += 1;
             let all = format!("{:?}{:?}", e.env, e.args);
             assert!(!all.contains("S3CRET"), "{cli:?}: {all}");
+            assert!(
+                !all.contains("v1/traces/v1") && !all.contains("?"),
+                "{cli:?}: {all}"
+            );
             assert!(all.contains("http://127.0.0.1:4318"), "{cli:?}: {all}");
             assert_eq!(e.reach, vec!["127.0.0.1:4318".to_string()], "{cli:?}");
         }
+        assert!(exported >= 14, "{exported}");
     }
 }

@@ -64,9 +64,9 @@ impl Config {
         };
         let (traces, metrics, logs) = match protocol {
             OtlpProtocol::HttpProtobuf => (
-                traces.or_else(|| base.as_ref().map(|b| format!("{b}/v1/traces"))),
-                metrics.or_else(|| base.as_ref().map(|b| format!("{b}/v1/metrics"))),
-                base.as_ref().map(|b| format!("{b}/v1/logs")),
+                traces.or_else(|| base.as_deref().map(|b| signal_address(b, "traces"))),
+                metrics.or_else(|| base.as_deref().map(|b| signal_address(b, "metrics"))),
+                base.as_deref().map(|b| signal_address(b, "logs")),
             ),
             OtlpProtocol::Grpc => (traces.or(base.clone()), metrics.or(base.clone()), base),
         };
@@ -86,6 +86,17 @@ impl Config {
             headers,
         }))
     }
+}
+
+/// The address of `signal` under the base address `base` (OTLP/HTTP): `v1/<signal>` added to its
+/// path, before its query and fragment (`http://h:4318/otlp?k=v` → `http://h:4318/otlp/v1/traces?k=v`).
+fn signal_address(base: &str, signal: &str) -> String {
+    let start = base.find("://").map_or(0, |i| i + 3);
+    let end = base[start..]
+        .find(['?', '#'])
+        .map_or(base.len(), |i| start + i);
+    let (head, tail) = base.split_at(end);
+    format!("{}/v1/{signal}{tail}", head.trim_end_matches('/'))
 }
 
 /// `OTEL_EXPORTER_OTLP_HEADERS`: `k=v` pairs separated by commas, values percent-decoded.
@@ -166,6 +177,34 @@ mod tests {
             Ok(None)
         );
         assert_eq!(of(&[(ENDPOINT, " ")], &TelemetryTable::default()), Ok(None));
+    }
+
+    /// A base address with a path, a query or a fragment: the signal's path goes into its path.
+    #[test]
+    fn a_signal_path_goes_before_the_query() {
+        for (base, traces, metrics) in [
+            (
+                "http://127.0.0.1:4318?api_key=K",
+                "http://127.0.0.1:4318/v1/traces?api_key=K",
+                "http://127.0.0.1:4318/v1/metrics?api_key=K",
+            ),
+            (
+                "http://127.0.0.1:4318/otlp/?a=1&b=2",
+                "http://127.0.0.1:4318/otlp/v1/traces?a=1&b=2",
+                "http://127.0.0.1:4318/otlp/v1/metrics?a=1&b=2",
+            ),
+            (
+                "https://h/x#f",
+                "https://h/x/v1/traces#f",
+                "https://h/x/v1/metrics#f",
+            ),
+        ] {
+            let c = of(&[(ENDPOINT, base)], &TelemetryTable::default())
+                .expect("ok")
+                .expect("on");
+            assert_eq!(c.traces.as_deref(), Some(traces), "{base}");
+            assert_eq!(c.metrics.as_deref(), Some(metrics), "{base}");
+        }
     }
 
     #[test]
