@@ -75,17 +75,24 @@ fn a_dev_container_built_from_its_dockerfile_runs_the_plan_and_is_built_once() {
     }
     let n = nonce();
     let dockerfile = format!(
-        "# {n}\nFROM {IMAGE}\nARG GREETING\nCOPY hello.txt /opt/hello.txt\nRUN echo \"$GREETING\" > /opt/greeting\n"
+        "# {n}\nFROM {IMAGE}\nARG GREETING\nCOPY hello.txt /opt/hello.txt\nCOPY . /opt/ctx\nRUN echo \"$GREETING\" > /opt/greeting\n"
     );
+    // Its `features` and a lifecycle command are not done by orch, and said so; its
+    // `.dockerignore` is the build's.
     let json = format!(
-        "{{\n  // built here\n  \"build\": {{ \"dockerfile\": \"Dockerfile\", \"context\": \".\", \"args\": {{ \"GREETING\": \"hi {n}\" }} }},\n}}\n"
+        "{{\n  // built here\n  \"build\": {{ \"dockerfile\": \"Dockerfile\", \"context\": \".\", \"args\": {{ \"GREETING\": \"hi {n}\" }} }},\n  \"features\": {{ \"ghcr.io/devcontainers/features/node:1\": {{}} }},\n  \"postCreateCommand\": \"npm ci\",\n}}\n"
     );
     let repo = built_repo(
         &["b1"],
         &json,
         &dockerfile,
-        &[(".devcontainer/hello.txt", "only the image has me\n")],
-        "cat /opt/hello.txt /opt/greeting > work.txt",
+        &[
+            (".devcontainer/hello.txt", "only the image has me\n"),
+            (".devcontainer/.dockerignore", "secret.txt\nbig/\n"),
+            (".devcontainer/secret.txt", "not for the image\n"),
+            (".devcontainer/big/data.bin", "not for the image either\n"),
+        ],
+        "cat /opt/hello.txt /opt/greeting > work.txt && ls -A /opt/ctx > ctx.txt",
     );
     let (code, out, err) = repo.run(&["up"]);
     let all = format!("{out}{err}");
@@ -95,6 +102,16 @@ fn a_dev_container_built_from_its_dockerfile_runs_the_plan_and_is_built_once() {
     assert_eq!(
         repo.git(&["show", "plan/b1:work.txt"]),
         format!("only the image has me\nhi {n}")
+    );
+    let ctx = repo.git(&["show", "plan/b1:ctx.txt"]);
+    assert!(ctx.lines().any(|l| l == "hello.txt"), "{ctx}");
+    assert!(
+        !ctx.lines().any(|l| l == "secret.txt" || l == "big"),
+        "the .dockerignore'd files are in the image:\n{ctx}"
+    );
+    assert!(
+        all.contains("asks for its `features` (`ghcr.io/devcontainers/features/node:1`) and its `postCreateCommand`, which orch does not do"),
+        "{all}"
     );
     let tag = all
         .split("built the dev container's image `")

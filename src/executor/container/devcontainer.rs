@@ -1,7 +1,9 @@
 //! The image of a repository's dev container, from `.devcontainer/devcontainer.json` (JSON with
 //! comments and trailing commas, read bounded): its `image`, or the image built from its
 //! Dockerfile (`build.dockerfile`, `build.context`, `build.args`, and the legacy `dockerFile` and
-//! `context`: [`super::build`]). Every other key is ignored.
+//! `context`: [`super::build`]). Every other key is ignored; the ones that would set up the
+//! container (`features`, the lifecycle commands) are named in a note at the start
+//! ([`not_done_note`]).
 
 use std::path::{Component, Path, PathBuf};
 
@@ -43,8 +45,63 @@ pub(crate) fn image_noted(repo_root: &Path) -> Result<(String, Option<String>), 
     }
 }
 
-/// What `repo_root`'s dev container says its image is.
-pub(crate) fn source(repo_root: &Path) -> Result<Source, String> {
+/// The keys of the dev container's settings that set up a container and that orch does not
+/// do: its `features` and its lifecycle commands.
+const NOT_DONE: &[&str] = &[
+    "features",
+    "initializeCommand",
+    "onCreateCommand",
+    "updateContentCommand",
+    "postCreateCommand",
+    "postStartCommand",
+    "postAttachCommand",
+];
+
+/// A note naming what `repo_root`'s dev container asks that orch does not do (its `features`,
+/// its lifecycle commands), so that a tool they would have added is not missed silently; `None`
+/// when it asks none of them (or there is no such file).
+pub(crate) fn not_done_note(repo_root: &Path) -> Option<String> {
+    let v = settings(repo_root).ok()?;
+    let mut said = Vec::new();
+    for key in NOT_DONE {
+        let Some(value) = v.get(*key) else { continue };
+        let empty = value.is_null()
+            || value.as_object().is_some_and(serde_json::Map::is_empty)
+            || value.as_str().is_some_and(str::is_empty)
+            || value.as_array().is_some_and(Vec::is_empty);
+        if empty {
+            continue;
+        }
+        if *key == "features" {
+            let names: Vec<String> = value
+                .as_object()
+                .map(|m| {
+                    m.keys()
+                        .take(5)
+                        .map(|k| format!("`{}`", crate::untrusted::text::escaped(k)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let more = value.as_object().map_or(0, |m| m.len().saturating_sub(5));
+            let mut list = names.join(", ");
+            if more > 0 {
+                list.push_str(&format!(" and {more} more"));
+            }
+            said.push(format!("its `features` ({list})"));
+        } else {
+            said.push(format!("its `{key}`"));
+        }
+    }
+    (!said.is_empty()).then(|| {
+        format!(
+            "`{FILE}` asks for {}, which orch does not do: its containers run the image as it is (a tool a feature would add is missing unless the image or its Dockerfile has it; a plan's `setup` runs commands in its container)",
+            said.join(" and ")
+        )
+    })
+}
+
+/// `repo_root`'s dev container settings, read bounded.
+fn settings(repo_root: &Path) -> Result<serde_json::Value, String> {
     let path = repo_root.join(FILE);
     let limit = crate::untrusted::read::Limit {
         bytes: MAX,
@@ -61,8 +118,14 @@ pub(crate) fn source(repo_root: &Path) -> Result<Source, String> {
         Err(e) => return Err(format!("cannot read `{}`: {e}", path.display())),
     };
     let text = String::from_utf8_lossy(&bytes);
-    let v = crate::untrusted::jsonc::parse(&text)
-        .ok_or_else(|| format!("`{}` is not valid JSON with comments", path.display()))?;
+    crate::untrusted::jsonc::parse(&text)
+        .ok_or_else(|| format!("`{}` is not valid JSON with comments", path.display()))
+}
+
+/// What `repo_root`'s dev container says its image is.
+pub(crate) fn source(repo_root: &Path) -> Result<Source, String> {
+    let path = repo_root.join(FILE);
+    let v = settings(repo_root)?;
     let bad = |what: String| format!("`{}`: {what}", path.display());
     let build = v.get("build");
     let legacy = v.get("dockerFile").or_else(|| v.get("dockerfile"));
@@ -156,6 +219,37 @@ mod tests {
         std::fs::create_dir(d.path().join(".devcontainer")).expect("dir");
         std::fs::write(d.path().join(FILE), text).expect("write");
         d
+    }
+
+    /// What orch does not do is named (features by name, escaped; lifecycle commands by key);
+    /// nothing when the file asks none of it.
+    #[test]
+    fn features_and_lifecycle_commands_are_named_in_a_note() {
+        let d = write(
+            "{ \"image\": \"x\", \"features\": { \"ghcr.io/devcontainers/features/node:1\": {}, \"./local\\u001b[31m\": {} }, \"postCreateCommand\": \"npm ci\", \"onCreateCommand\": \"\" }",
+        );
+        let note = not_done_note(d.path()).expect("a note");
+        assert!(
+            note.contains("`ghcr.io/devcontainers/features/node:1`"),
+            "{note}"
+        );
+        assert!(note.contains("`postCreateCommand`"), "{note}");
+        assert!(!note.contains("onCreateCommand"), "{note}");
+        assert!(!note.contains('\u{1b}'), "{note}");
+        for quiet in [
+            "{ \"image\": \"x\" }",
+            "{ \"image\": \"x\", \"features\": {}, \"postStartCommand\": [] }",
+        ] {
+            assert_eq!(not_done_note(write(quiet).path()), None, "{quiet}");
+        }
+        let many: Vec<String> = (0..8).map(|i| format!("\"f{i}\": {{}}")).collect();
+        let d = write(&format!("{{ \"features\": {{ {} }} }}", many.join(", ")));
+        let note = not_done_note(d.path()).expect("a note");
+        assert!(note.contains("and 3 more"), "{note}");
+        assert_eq!(
+            not_done_note(tempfile::tempdir().expect("tmp").path()),
+            None
+        );
     }
 
     #[test]

@@ -628,6 +628,11 @@ impl Executor for ContainerExecutor {
                             .with_hint("set `image = \"…\"` on the plan, its agent or in `[defaults]` of plans.toml")
                     })?;
                     notes.extend(built);
+                    if let Some(n) = devcontainer::not_done_note(&run.manifest.root)
+                        && !notes.contains(&n)
+                    {
+                        notes.push(n);
+                    }
                     Some(image)
                 }
                 None => None,
