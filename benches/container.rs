@@ -16,19 +16,27 @@
 //!   monitors, the containers' processes), so that the difference between the two is what the
 //!   services cost this machine.
 //!
-//! Each run checks its outcome (every task completed, its agent having asked its database when
-//! it has one) and panics otherwise. The machine (CPUs, memory) and its 1-minute load average
+//! And first, **a container task's overhead over a local one**: one plan of `--tasks T` tasks
+//! (default 6, one after the other) with the trivial agent `echo $ORCH_TASK > $ORCH_TASK.txt`,
+//! run by `executor = "local"` and by `executor = "container"` (the image above, no service),
+//! alternating over the runs: each task's latency (`task_started` → `task_finished` event) for
+//! the plan's first task (its container made) and the later ones (an `exec` in it), and orch's
+//! own CPU per task (the supervisor's zombie) with that of what it waited for.
+//!
+//! Each run checks its outcome (every task completed and its file on the plan branch, its agent
+//! having asked its database when it has one) and panics otherwise. The machine (CPUs, memory) and its 1-minute load average
 //! before and after are printed: the machine may be shared. Network `none` (no proxy: its cost is
 //! `benches/network.rs`'), the sandbox off. Run: `cargo bench --bench container`. Under
 //! `cargo test` (no `--bench` argument) one plan with its service runs once, so that it cannot
 //! rot; without podman or the image it says so and passes, unless `ORCH_REQUIRE_PODMAN` is set.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 mod support;
-use support::{children_rusage, git, median};
+use support::{children_rusage, git, git_output, median, wait_with_cpu};
 
 const IMAGE: &str = "localhost/orch-test-postgres:latest";
 
@@ -155,6 +163,145 @@ fn up(dir: &Path, plans: usize, service: usize) -> (f64, f64, Vec<f64>, Vec<f64>
     (wall, cpu, ready, started)
 }
 
+/// A repository of one plan of `tasks` tasks, one after the other, with the trivial agent, in a
+/// container or here.
+fn setup_overhead(dir: &Path, tasks: usize, container: bool) {
+    git(dir, &["init", "-q", "-b", "main"]);
+    let executor = if container {
+        format!("executor = \"container\"\nimage = \"{IMAGE}\"\n")
+    } else {
+        "executor = \"local\"\n".to_string()
+    };
+    let toml = format!(
+        "[defaults]\nretries = 0\n{executor}agent = \"a\"\n\n\
+         [agents.a]\ncommand = [\"sh\", \"-c\", \"echo $ORCH_TASK > $ORCH_TASK.txt\"]\nreport = \"exit\"\nnetwork = \"none\"\n\n\
+         [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\n"
+    );
+    let mut plan = "# P\n\n## Phase 1: W\n".to_string();
+    for t in 1..=tasks {
+        plan.push_str(&format!("- [ ] 1.{t} Write file {t}\n"));
+    }
+    std::fs::create_dir_all(dir.join("docs/plans")).expect("mkdir");
+    std::fs::write(dir.join("docs/plans/p.md"), plan).expect("plan");
+    std::fs::write(dir.join("plans.toml"), toml).expect("manifest");
+    std::fs::write(dir.join(".gitignore"), ".orch/\n").expect("gitignore");
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-qm", "plans"]);
+}
+
+/// One `orch up --json` of [`setup_overhead`]'s repository: each task's latency in the order
+/// they finished (seconds), orch's own CPU and its children's, and its wall (seconds). Checks that every
+/// task finished and its file is on the plan branch.
+fn up_overhead(dir: &Path, tasks: usize) -> (Vec<f64>, f64, f64, f64) {
+    let events_path = dir.join("events.jsonl");
+    let t = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orch"))
+        .args(["up", "--json"])
+        .current_dir(dir)
+        .env("PWD", dir)
+        .env("ORCH_SANDBOX", "off")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&events_path).expect("events file"))
+        .stderr(std::fs::File::create(dir.join("stderr.txt")).expect("stderr file"))
+        .spawn()
+        .expect("orch up");
+    let (cpu, status) = wait_with_cpu(&mut child);
+    let wall = t.elapsed().as_secs_f64();
+    assert!(
+        status.success(),
+        "orch up failed: {}",
+        std::fs::read_to_string(dir.join("stderr.txt")).unwrap_or_default()
+    );
+    let at = |e: &serde_json::Value| {
+        let t = chrono::DateTime::parse_from_rfc3339(e["at"].as_str().expect("at")).expect("at");
+        t.timestamp_micros() as f64 / 1e6
+    };
+    let mut started: BTreeMap<String, f64> = BTreeMap::new();
+    let mut latencies = Vec::new();
+    for line in std::fs::read_to_string(&events_path)
+        .expect("events")
+        .lines()
+    {
+        let Ok(e) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let task = e["task"].as_str().unwrap_or_default().to_string();
+        match e["event"].as_str() {
+            Some("task_started") => {
+                started.insert(task, at(&e));
+            }
+            Some("task_finished") => {
+                let s = started.remove(&task).expect("a finished task had started");
+                latencies.push(at(&e) - s);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(latencies.len(), tasks, "not every task finished");
+    let files = git_output(dir, &["ls-tree", "--name-only", "plan/p"]);
+    for t in 1..=tasks {
+        assert!(
+            files.lines().any(|l| l == format!("1.{t}.txt")),
+            "task 1.{t} is not on the plan branch"
+        );
+    }
+    (latencies, cpu.own, cpu.children, wall)
+}
+
+/// The container's overhead over a local run, printed (see the module's comment).
+fn overhead(runs: usize, tasks: usize) {
+    // [local, container]: first latencies, later latencies (mean per run), own CPU per task,
+    // children's CPU per task.
+    let mut first = [Vec::new(), Vec::new()];
+    let mut later = [Vec::new(), Vec::new()];
+    let mut own = [Vec::new(), Vec::new()];
+    let mut waited = [Vec::new(), Vec::new()];
+    let mut walls = [Vec::new(), Vec::new()];
+    for _ in 0..runs {
+        for container in [false, true] {
+            let i = usize::from(container);
+            let dir = tempfile::tempdir().expect("tempdir");
+            setup_overhead(dir.path(), tasks, container);
+            let (lat, o, c, w) = up_overhead(dir.path(), tasks);
+            walls[i].push(w);
+            first[i].push(lat[0]);
+            let rest = &lat[1..];
+            later[i].push(rest.iter().sum::<f64>() / rest.len().max(1) as f64);
+            own[i].push(o / tasks as f64);
+            waited[i].push(c / tasks as f64);
+        }
+    }
+    let ms = |v: &mut Vec<f64>| median(v) * 1000.0;
+    println!(
+        "\none plan of {tasks} tasks, one after the other, sandbox off, network none, {runs} run(s) each, medians:"
+    );
+    println!(
+        "| executor | orch up wall | first task | later tasks (mean) | orch's own CPU per task | CPU of what it waited for, per task |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let mut m = [[0.0; 5]; 2];
+    for (i, name) in ["local", "container"].iter().enumerate() {
+        m[i] = [
+            ms(&mut first[i]),
+            ms(&mut later[i]),
+            ms(&mut own[i]),
+            ms(&mut waited[i]),
+            ms(&mut walls[i]),
+        ];
+        println!(
+            "| {name} | {:.0} ms | {:.0} ms | {:.0} ms | {:.1} ms | {:.1} ms |",
+            m[i][4], m[i][0], m[i][1], m[i][2], m[i][3]
+        );
+    }
+    println!(
+        "container over local: the whole run {:+.0} ms (the container made and removed, the image asked at the start), first task {:+.0} ms, later tasks {:+.0} ms each, orch's own CPU {:+.1} ms per task",
+        m[1][4] - m[0][4],
+        m[1][0] - m[0][0],
+        m[1][1] - m[0][1],
+        m[1][2] - m[0][2]
+    );
+}
+
 fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -203,6 +350,11 @@ fn main() {
     };
     println!("machine: {}", machine());
     println!("load average at start: {}", load());
+    if bench {
+        overhead(value("--runs", 3), value("--tasks", 6).max(2));
+    } else {
+        overhead(1, 2);
+    }
     let kinds: &[bool] = if bench { &[false, true] } else { &[true] };
     let mut walls = vec![Vec::new(); 2];
     let mut cpus = vec![Vec::new(); 2];
