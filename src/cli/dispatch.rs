@@ -213,31 +213,7 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             std::time::Duration::from_millis(within_ms),
             &argv,
         ),
-        Command::Internal(Internal::SessionExec {
-            log_max,
-            grace_ms,
-            keep,
-            gate,
-            stdin,
-            input,
-            stream_json,
-            turn_ended,
-            ended,
-            argv,
-        }) => commands::sandbox_exec::run_in_session(
-            &crate::process::wrapper::Options {
-                log_max,
-                grace: std::time::Duration::from_millis(grace_ms),
-                keep,
-                gate,
-                stdin_file: stdin,
-                input,
-                stream_json,
-                turn_ended,
-                ended,
-            },
-            &argv,
-        ),
+        Command::Internal(Internal::SessionExec(a)) => session_exec(a),
         Command::Logs {
             plan,
             task,
@@ -371,4 +347,22 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             )
         }
     }
+}
+
+/// `orch session-exec` ([`super::internal::SessionExecArgs`]).
+pub(super) fn session_exec(a: super::internal::SessionExecArgs) -> crate::error::CliResult<u8> {
+    commands::sandbox_exec::run_in_session(
+        &crate::process::wrapper::Options {
+            log_max: a.log_max,
+            grace: std::time::Duration::from_millis(a.grace_ms),
+            keep: a.keep,
+            gate: a.gate,
+            stdin_file: a.stdin,
+            input: a.input,
+            stream_json: a.stream_json,
+            turn_ended: a.turn_ended,
+            ended: a.ended,
+        },
+        &a.argv,
+    )
 }

@@ -119,43 +119,57 @@ pub(super) enum Internal {
     /// its output into the log (up to `--log-max` bytes), and ends every process `ARGV` left when
     /// it exits. `orch session-exec --log-max 33554432 --grace-ms 10000 -- ARGV…`.
     #[command(name = "session-exec", hide = true)]
-    SessionExec {
-        /// The most of the output kept in the log, in bytes: its beginning and its end.
-        #[arg(long = "log-max", value_name = "BYTES", default_value_t = crate::process::wrapper::LOG_MAX_DEFAULT)]
-        log_max: u64,
-        /// Milliseconds between SIGTERM and SIGKILL when it is stopped.
-        #[arg(long = "grace-ms", value_name = "MS", default_value_t = 10_000)]
-        grace_ms: u64,
-        /// Keep what `ARGV` left running after it succeeded, until stdin's end of file (a
-        /// setup's database); its status is written to stdout.
-        #[arg(long)]
-        keep: bool,
-        /// Start `ARGV` only once a byte comes on stdin (orch recorded the attempt); run
-        /// nothing at its end of file.
-        #[arg(long)]
-        gate: bool,
-        /// `ARGV`'s stdin (with `--gate`): this file, else /dev/null.
-        #[arg(long = "stdin", value_name = "PATH")]
-        stdin: Option<PathBuf>,
-        /// With `--gate`: `ARGV`'s stdin is the wrapper's own once the go-ahead came, the pipe
-        /// orch writes a person's messages into, one a line (`input = "lines"`).
-        #[arg(long)]
-        input: bool,
-        /// With `--gate` and `--stdin`: `ARGV`'s stdin is a pipe the wrapper feeds, the
-        /// `--stdin` file first as one user message of the stream-json input format, then
-        /// what orch writes on the wrapper's stdin, until orch closes it
-        /// (`input = "stream-json"`).
-        #[arg(long = "stream-json")]
-        stream_json: bool,
-        /// Where to record the end of `ARGV`'s first turn (a stream-json `result` event in
-        /// its output).
-        #[arg(long = "turn-ended", value_name = "PATH")]
-        turn_ended: Option<PathBuf>,
-        /// Where to write how `ARGV` ended (`exit N`, `signal N`) once it did.
-        #[arg(long = "ended", value_name = "PATH")]
-        ended: Option<PathBuf>,
-        /// The program to run and its arguments.
-        #[arg(last = true, required = true)]
-        argv: Vec<String>,
-    },
+    SessionExec(SessionExecArgs),
+}
+
+/// The arguments of `orch session-exec` (see [`Internal::SessionExec`]).
+#[derive(clap::Args, Debug, PartialEq)]
+pub(crate) struct SessionExecArgs {
+    /// The most of the output kept in the log, in bytes: its beginning and its end.
+    #[arg(long = "log-max", value_name = "BYTES", default_value_t = crate::process::wrapper::LOG_MAX_DEFAULT)]
+    pub(crate) log_max: u64,
+    /// Milliseconds between SIGTERM and SIGKILL when it is stopped.
+    #[arg(long = "grace-ms", value_name = "MS", default_value_t = 10_000)]
+    pub(crate) grace_ms: u64,
+    /// Keep what `ARGV` left running after it succeeded, until stdin's end of file (a
+    /// setup's database); its status is written to stdout.
+    #[arg(long)]
+    pub(crate) keep: bool,
+    /// Start `ARGV` only once a byte comes on stdin (orch recorded the attempt); run
+    /// nothing at its end of file.
+    #[arg(long)]
+    pub(crate) gate: bool,
+    /// `ARGV`'s stdin (with `--gate`): this file, else /dev/null.
+    #[arg(long = "stdin", value_name = "PATH")]
+    pub(crate) stdin: Option<PathBuf>,
+    /// With `--gate`: `ARGV`'s stdin is the wrapper's own once the go-ahead came, the pipe
+    /// orch writes a person's messages into, one a line (`input = "lines"`).
+    #[arg(long)]
+    pub(crate) input: bool,
+    /// With `--gate` and `--stdin`: `ARGV`'s stdin is a pipe the wrapper feeds, the
+    /// `--stdin` file first as one user message of the stream-json input format, then
+    /// what orch writes on the wrapper's stdin, until orch closes it
+    /// (`input = "stream-json"`).
+    #[arg(long = "stream-json")]
+    pub(crate) stream_json: bool,
+    /// Where to record the end of `ARGV`'s first turn (a stream-json `result` event in
+    /// its output).
+    #[arg(long = "turn-ended", value_name = "PATH")]
+    pub(crate) turn_ended: Option<PathBuf>,
+    /// Where to write how `ARGV` ended (`exit N`, `signal N`) once it did.
+    #[arg(long = "ended", value_name = "PATH")]
+    pub(crate) ended: Option<PathBuf>,
+    /// The program to run and its arguments.
+    #[arg(last = true, required = true)]
+    pub(crate) argv: Vec<String>,
+}
+
+/// `orch session-exec` parsed alone: the wrapper of every running agent, check and resolver
+/// starts with only its own arguments' parser built, not the whole command line's (less memory
+/// per running agent, less CPU per start), from the one definition above.
+#[derive(clap::Parser, Debug)]
+#[command(name = "orch session-exec", disable_help_flag = true, disable_version_flag = true)]
+pub(crate) struct SessionExecOnly {
+    #[command(flatten)]
+    pub(crate) args: SessionExecArgs,
 }

@@ -24,6 +24,11 @@ pub(crate) use args::Cli;
 
 /// Parses the command line, runs the command, prints errors; returns the exit code.
 pub fn main() -> ExitCode {
+    // The wrapper of every running agent parses only its own arguments (see
+    // `internal::SessionExecOnly`); everything else as below.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "session-exec") {
+        return session_exec();
+    }
     let cli = match Cli::try_parse_from(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
@@ -35,6 +40,26 @@ pub fn main() -> ExitCode {
     diagnostics();
     crate::git::confine_runs();
     let ran = dispatch::run(cli);
+    crate::sandbox::remove_tmp_root();
+    match ran {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            report(&e);
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+/// `orch session-exec`, its arguments parsed alone.
+fn session_exec() -> ExitCode {
+    let args = std::env::args_os().skip(1);
+    let parsed = match internal::SessionExecOnly::try_parse_from(args) {
+        Ok(p) => p,
+        Err(e) => return ExitCode::from(clap_error(&e)),
+    };
+    diagnostics();
+    crate::git::confine_runs();
+    let ran = dispatch::session_exec(parsed.args);
     crate::sandbox::remove_tmp_root();
     match ran {
         Ok(code) => ExitCode::from(code),
