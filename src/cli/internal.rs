@@ -168,7 +168,11 @@ pub(crate) struct SessionExecArgs {
 /// starts with only its own arguments' parser built, not the whole command line's (less memory
 /// per running agent, less CPU per start), from the one definition above.
 #[derive(clap::Parser, Debug)]
-#[command(name = "orch session-exec", disable_help_flag = true, disable_version_flag = true)]
+#[command(
+    name = "orch session-exec",
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
 pub(crate) struct SessionExecOnly {
     #[command(flatten)]
     pub(crate) args: SessionExecArgs,

@@ -26,7 +26,10 @@ pub(crate) use args::Cli;
 pub fn main() -> ExitCode {
     // The wrapper of every running agent parses only its own arguments (see
     // `internal::SessionExecOnly`); everything else as below.
-    if std::env::args_os().nth(1).is_some_and(|a| a == "session-exec") {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "session-exec")
+    {
         return session_exec();
     }
     let cli = match Cli::try_parse_from(std::env::args_os()) {

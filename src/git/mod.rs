@@ -31,6 +31,7 @@ mod programs;
 mod refs;
 mod repo;
 mod retry;
+mod since;
 mod size;
 mod sparse;
 mod status;

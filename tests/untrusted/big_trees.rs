@@ -110,6 +110,12 @@ fn big_trees_a_change_of_too_many_files_or_trees_too_large_together_is_refused()
         c=$(git -c user.name=a -c user.email=a@a commit-tree $root -p HEAD -m bomb)\n\
         git update-ref HEAD $c";
     let messages = "for i in $(seq 1 30); do head -c 12000 /dev/zero | tr '\\0' m | git -c user.name=a -c user.email=a@a commit -q --allow-empty -F -; done";
+    // Red team 11: a merge of the branch and a side chain of 20,000 empty commits dated 1970
+    // (the first-parent chain is one commit long), made with git's plumbing.
+    let side_chain = "set -e; h=$(git rev-parse HEAD)\n\
+        awk -v h=$h 'BEGIN { for (i = 1; i <= 20000; i++) { printf \"commit refs/heads/side\\nmark :%d\\ncommitter a <a@a> 0 +0000\\ndata 2\\nc\\n\", i; if (i == 1) printf \"from %s\\n\", h; printf \"\\n\" }\n\
+        printf \"commit refs/heads/side\\ncommitter a <a@a> 1 +0000\\ndata 2\\nm\\nfrom %s\\nmerge :20000\\n\\n\", h }' | git fast-import --quiet\n\
+        git reset -q --hard side";
     for sandbox in support::sandboxes() {
         for (script, keys, named) in [
             (
@@ -154,6 +160,11 @@ fn big_trees_a_change_of_too_many_files_or_trees_too_large_together_is_refused()
                 "max_change_size = \"200KiB\"",
                 "`max_change_size`",
             ),
+            (
+                side_chain.to_string(),
+                "max_change_files = 500",
+                "`max_change_files`",
+            ),
             // Eight trees of about 15 KiB each, under a file limit of 16 KiB, over a change
             // limit of 64 KiB together.
             (
@@ -164,7 +175,9 @@ fn big_trees_a_change_of_too_many_files_or_trees_too_large_together_is_refused()
         ] {
             // A confined agent cannot write git's objects (its commit fails, orch commits
             // instead): the plumbing-made commit needs the sandbox off.
-            if (script.contains("commit-tree") || script.contains("--allow-empty"))
+            if (script.contains("commit-tree")
+                || script.contains("--allow-empty")
+                || script.contains("fast-import"))
                 && sandbox != "off"
             {
                 continue;
@@ -184,6 +197,7 @@ fn big_trees_a_change_of_too_many_files_or_trees_too_large_together_is_refused()
             if !script.contains(OWN_COMMIT)
                 && !script.contains("commit-tree")
                 && !script.contains("--allow-empty")
+                && !script.contains("fast-import")
             {
                 assert!(error.contains("not saved"), "{what}: {error}");
                 let saved = repo.git(&["for-each-ref", "refs/orch/attempts/"]);
