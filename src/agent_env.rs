@@ -186,6 +186,15 @@ pub(crate) fn continuing(program: impl AsRef<std::ffi::OsStr>) -> std::process::
     std::process::Command::new(program)
 }
 
+/// orch's own executable run for one of its own commands, as the person who started this orch
+/// would run it (`orch up` started by `orch mcp`, the verbs `orch serve` and `orch mcp` answer
+/// with): its environment whole, a collector's credentials with it, which that orch withholds
+/// from what it starts in turn (red team 11: an `orch up` started by `orch mcp` exported
+/// without its key). Never for anything but orch's own executable.
+pub(crate) fn orch_itself(orch: impl AsRef<std::ffi::OsStr>) -> tokio::process::Command {
+    tokio::process::Command::new(orch)
+}
+
 /// [`command`] for tokio.
 pub(crate) fn tokio_command(program: impl AsRef<std::ffi::OsStr>) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(program);

@@ -453,6 +453,37 @@ fn every_command_is_made_by_the_one_that_withholds_credentials() {
     );
 }
 
+/// The one command function that keeps a collector's credentials, `agent_env::orch_itself`,
+/// starts orch's own executable only: from the two places that run orch's own commands for
+/// `orch mcp` and `orch serve`, each with `orch_exe()`.
+#[test]
+fn only_orch_itself_is_started_with_the_collectors_credentials() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut users = Vec::new();
+    for f in files {
+        let rel = f.strip_prefix(&src).expect("inside").to_path_buf();
+        if rel == std::path::Path::new("agent_env.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).expect("read");
+        for (i, line) in text.lines().enumerate() {
+            if line.contains("orch_itself(") {
+                assert!(
+                    line.contains("orch_itself(exe)") || line.contains("orch_itself(orch_exe()"),
+                    "{}:{}: not orch's own executable: {line}",
+                    rel.display(),
+                    i + 1
+                );
+                users.push(rel.display().to_string());
+            }
+        }
+    }
+    users.sort();
+    assert_eq!(users, ["commands/mcp/up.rs", "commands/orch_child.rs"]);
+}
+
 /// Every run of git goes through `src/git/cli.rs`: it names the git directory and the
 /// work tree from orch's records and sets what keeps git from running a program an agent
 /// configured. A `Command::new("git")`, or a `"git"` program name, anywhere else in orch's code

@@ -676,3 +676,59 @@ fn claude_code_calls_status_wait_and_answer_through_orch_mcp() {
     assert_eq!(task["status"], "pending", "{task}");
     assert_eq!(task["orchAnswers"][0]["answer"], answer, "{task}");
 }
+
+/// An `orch up` started by `orch mcp` exports as one started by hand: with the collector's key
+/// that `orch mcp`'s environment has, in its headers and in the address's user information (red
+/// team 11: started by `orch mcp`, it exported without either).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_started_by_orch_mcp_exports_with_the_collectors_key() {
+    tokio::time::timeout(DEADLINE, async {
+        let receiver = crate::support::otlp::Receiver::http();
+        let gate_dir = tempfile::tempdir().expect("tempdir");
+        let gate = gate_dir.path().join("open");
+        std::fs::write(&gate, "").expect("open the gate");
+        let repo = gated_repo(&gate);
+        let root = repo.root().to_path_buf();
+        let endpoint = receiver
+            .endpoint()
+            .replacen("http://", "http://team:S3CRET@", 1);
+        let mut std_cmd = repo.orch(&["mcp", "--allow-control"]);
+        support::in_dir(&mut std_cmd, &root);
+        std_cmd
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+            .env("OTEL_EXPORTER_OTLP_HEADERS", "x-orch-test=K3Y");
+        let (transport, _) = TokioChildProcess::builder(tokio::process::Command::from(std_cmd))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start orch mcp");
+        let c: Client = ().serve(transport).await.expect("the MCP session starts");
+        let (is_error, text) = call(&c, "up", json!({})).await;
+        assert!(!is_error, "{text}");
+        let pid = json_of(&text)["pid"].as_u64().expect("pid") as u32;
+        support::wait_for("the run to end", || !support::process_alive(pid));
+        c.cancel().await.expect("close");
+        assert_eq!(repo.task("g", "1.1")["status"], "completed");
+        let spans = receiver.spans();
+        assert!(
+            spans.iter().any(|s| s.name == "run"),
+            "the run's span reached the collector: {spans:#?}"
+        );
+        // `team:S3CRET` in base64.
+        let basic = "Basic dGVhbTpTM0NSRVQ=";
+        let headers = receiver.headers();
+        assert!(!headers.is_empty());
+        for h in &headers {
+            assert!(
+                h.iter().any(|(k, v)| k == "x-orch-test" && v == "K3Y"),
+                "{headers:?}"
+            );
+            assert!(
+                h.iter()
+                    .any(|(k, v)| k.eq_ignore_ascii_case("authorization") && *v == basic),
+                "{headers:?}"
+            );
+        }
+    })
+    .await
+    .expect("within the deadline");
+}

@@ -84,7 +84,7 @@ where
         .collect::<Vec<_>>()
         .join(" ");
     let exe = orch_exe().map_err(|e| ChildError::Spawn(shown.clone(), e))?;
-    let mut child = crate::agent_env::tokio_command(exe)
+    let mut child = crate::agent_env::orch_itself(exe)
         .args(argv)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

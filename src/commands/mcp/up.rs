@@ -31,7 +31,7 @@ pub(super) async fn start(state_dir: &Path, argv: &[String]) -> Result<Value, (i
         .map_err(failed)?;
     let err = out.try_clone().map_err(failed)?;
     let mut log = Log::open(state_dir, None);
-    let mut child = crate::agent_env::tokio_command(orch_exe().map_err(failed)?)
+    let mut child = crate::agent_env::orch_itself(orch_exe().map_err(failed)?)
         .args(argv)
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
