@@ -260,6 +260,19 @@ pub(crate) fn otel_withheld(name: &str) -> bool {
             .any(|end| up.ends_with(end)))
 }
 
+/// `url` as a command orch starts gets it ([`without_credentials`]), if orch can read it as an
+/// `http://` or `https://` address (the scheme in any case) with a host and nothing a parser
+/// could read otherwise (a backslash, a space, a control character); `None` otherwise.
+fn readable_address(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let known = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
+    let odd = url
+        .chars()
+        .any(|c| c == '\\' || c.is_whitespace() || c.is_control());
+    let host = rest.split(['/', '?', '#']).next()?.rsplit('@').next()?;
+    (known && !odd && !host.is_empty()).then(|| without_credentials(url))
+}
+
 /// `url` as a command orch starts gets it: without its user information
 /// (`http://user:key@host:4318/x` → `http://host:4318/x`), its query and its fragment
 /// (`…/v1/traces?api_key=K` → `…/v1/traces`): a collector's credential, wherever the address
@@ -276,6 +289,19 @@ pub(crate) fn without_credentials(url: &str) -> String {
     let after = &rest[authority_end..];
     let path = &after[..after.find(['?', '#']).unwrap_or(after.len())];
     format!("{scheme}://{host}{path}")
+}
+
+/// `url` without its user information, as orch keeps an address it sends the user information
+/// of as a header. Anything that is not an address as it is.
+pub(crate) fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
 }
 
 /// `text` with the user information of every address in it removed, as
@@ -315,10 +341,22 @@ pub(crate) fn otel_inherited() -> Vec<(std::ffi::OsString, Option<String>)> {
         if otel_withheld(n) {
             out.push((name, None));
         } else if n.to_ascii_uppercase().starts_with("OTEL_EXPORTER_OTLP_") {
+            // An address is given only as orch reads one (`http://` or `https://`, any case,
+            // without a backslash or a control character), without its credentials; one orch
+            // cannot read (`http:\\u:KEY@h`, `u:KEY@h:4317`) is withheld whole (red team 11).
+            // Any other value holding `@` or `://` is taken for an address.
             let text = value.to_string_lossy();
-            let bare = without_credentials(&text);
-            if bare != text {
-                out.push((name, Some(bare)));
+            let address = n.to_ascii_uppercase().ends_with("ENDPOINT")
+                || text.contains('@')
+                || text.contains("://")
+                || text.contains('\\');
+            if !address {
+                continue;
+            }
+            match readable_address(&text) {
+                Some(bare) if bare == text => {}
+                Some(bare) => out.push((name, Some(bare))),
+                None => out.push((name, None)),
             }
         }
     }
@@ -366,6 +404,22 @@ mod tests {
             ("h:4317", "h:4317"),
         ] {
             assert_eq!(without_credentials(url), bare, "{url}");
+        }
+        for (url, given) in [
+            (
+                "http://u:S3CRET@127.0.0.1:4399/",
+                Some("http://127.0.0.1:4399/"),
+            ),
+            ("HTTPS://h:4317?k=S3CRET", Some("HTTPS://h:4317")),
+            ("http:\\\\u:S3CRET@127.0.0.1:4399/", None),
+            ("http:/\\u:S3CRET@h/", None),
+            ("http://u:S3CRET@h/\\x", None),
+            ("u:S3CRET@127.0.0.1:4317", None),
+            ("ftp://u:S3CRET@h/", None),
+            ("http://u:S3CRET@/x", None),
+            ("http://h:1/a b", None),
+        ] {
+            assert_eq!(readable_address(url).as_deref(), given, "{url}");
         }
         assert_eq!(
             without_userinfo_in(

@@ -36,19 +36,45 @@ pub(crate) struct TelemetryTable {
     pub(crate) headers: BTreeMap<String, String>,
 }
 
-/// Whether `v` is an http:// or https:// address with a host.
+/// Whether `v` is an http:// or https:// address (the scheme in any case) with a host and, if
+/// any, a port from 1 to 65535: the address with its scheme in lower case and without a
+/// trailing `/`. The error does not quote `v`: an address may hold a key.
 pub(crate) fn check_endpoint(v: &str) -> Result<String, String> {
-    let rest = v
-        .strip_prefix("http://")
-        .or_else(|| v.strip_prefix("https://"));
-    match rest {
-        Some(r) if !r.is_empty() && !r.starts_with('/') && !v.chars().any(char::is_whitespace) => {
-            Ok(v.trim_end_matches('/').to_string())
-        }
-        _ => Err(format!(
-            "`{v}` is not an http:// or https:// address of a collector"
-        )),
+    let bad = |what: &str| {
+        Err(format!(
+            "the address is not {what} (its value is not shown: it may hold a key)"
+        ))
+    };
+    let Some((scheme, rest)) = v.split_once("://") else {
+        return bad("an http:// or https:// address of a collector");
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return bad("an http:// or https:// address of a collector");
     }
+    if v.chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '\\')
+    {
+        return bad("an address (a space, a control character or a backslash in it)");
+    }
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    let port = match host_port.rfind(':') {
+        Some(i) if !host_port[i..].contains(']') => Some(&host_port[i + 1..]),
+        _ => None,
+    };
+    let host = port.map_or(host_port, |p| &host_port[..host_port.len() - p.len() - 1]);
+    if host.is_empty() || host == "[]" {
+        return bad("an address with a host");
+    }
+    if let Some(p) = port
+        && !p.parse::<u16>().is_ok_and(|n| n > 0)
+    {
+        return bad("an address with a port from 1 to 65535");
+    }
+    Ok(format!("{scheme}://{rest}")
+        .trim_end_matches('/')
+        .to_string())
 }
 
 /// Whether `name` can be an HTTP header's name and `value` its value.

@@ -77,6 +77,30 @@ impl Config {
         if let Some(h) = var(HEADERS) {
             headers = parse_headers(&h)?;
         }
+        // The user information of an address is sent as HTTP Basic authentication, decoded
+        // (`%40` is `@`), over HTTP and gRPC alike, unless a header says otherwise; the
+        // addresses kept are without it.
+        let userinfo = [&traces, &metrics]
+            .into_iter()
+            .flatten()
+            .find_map(|u| userinfo_of(u));
+        if let Some((user, password)) = userinfo
+            && !headers
+                .keys()
+                .any(|k| k.eq_ignore_ascii_case("authorization"))
+        {
+            use base64::Engine as _;
+            let pair = format!("{}:{}", percent_decoded(&user), percent_decoded(&password));
+            headers.insert(
+                "authorization".to_string(),
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                ),
+            );
+        }
+        let bare = |u: Option<String>| u.map(|u| crate::agent_env::without_userinfo(&u));
+        let (traces, metrics, logs) = (bare(traces), bare(metrics), bare(logs));
         Ok(Some(Config {
             protocol,
             host_port: host_port(&any),
@@ -99,12 +123,30 @@ fn signal_address(base: &str, signal: &str) -> String {
     format!("{}/v1/{signal}{tail}", head.trim_end_matches('/'))
 }
 
+/// The user and password of `url`'s user information, as written (percent-encoded).
+fn userinfo_of(url: &str) -> Option<(String, String)> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let (info, _) = authority.rsplit_once('@')?;
+    let (user, password) = info.split_once(':').unwrap_or((info, ""));
+    Some((user.to_string(), password.to_string()))
+}
+
 /// `OTEL_EXPORTER_OTLP_HEADERS`: `k=v` pairs separated by commas, values percent-decoded.
 fn parse_headers(s: &str) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
-    for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    for (n, pair) in s
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .enumerate()
+    {
+        // Not quoted: the entry may be a key.
         let Some((k, v)) = pair.split_once('=') else {
-            return Err(format!("`{HEADERS}`: `{pair}` is not `name=value`"));
+            return Err(format!(
+                "`{HEADERS}`: its entry {} is not `name=value` (not shown: it may hold a key)",
+                n + 1
+            ));
         };
         let (k, v) = (k.trim(), percent_decoded(v.trim()));
         check_header(k, &v).map_err(|m| format!("`{HEADERS}`: {m}"))?;
@@ -177,6 +219,58 @@ mod tests {
             Ok(None)
         );
         assert_eq!(of(&[(ENDPOINT, " ")], &TelemetryTable::default()), Ok(None));
+    }
+
+    /// The user information of an address becomes Basic authentication, decoded, and leaves
+    /// the addresses; a header of the user's own wins; the scheme in any case; a bad address or
+    /// header entry is refused without quoting it.
+    #[test]
+    fn user_information_is_sent_decoded_and_errors_quote_no_key() {
+        use base64::Engine as _;
+        let c = of(
+            &[(ENDPOINT, "HTTP://team:S3CRET%40X@127.0.0.1:4318")],
+            &TelemetryTable::default(),
+        )
+        .expect("ok")
+        .expect("on");
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("team:S3CRET@X")
+        );
+        assert_eq!(c.headers.get("authorization"), Some(&basic));
+        assert_eq!(c.traces.as_deref(), Some("http://127.0.0.1:4318/v1/traces"));
+        assert_eq!(
+            c.metrics.as_deref(),
+            Some("http://127.0.0.1:4318/v1/metrics")
+        );
+        let c = of(
+            &[
+                (ENDPOINT, "http://team:S3CRET@127.0.0.1:4318"),
+                (HEADERS, "Authorization=Bearer%20T"),
+            ],
+            &TelemetryTable::default(),
+        )
+        .expect("ok")
+        .expect("on");
+        assert_eq!(c.headers.len(), 1);
+        assert_eq!(
+            c.headers.get("Authorization").map(String::as_str),
+            Some("Bearer T")
+        );
+        for (k, v) in [
+            (ENDPOINT, "http://u:S3CRET@127.0.0.1:99999"),
+            (ENDPOINT, "http://u:S3CRET@127.0.0.1:0"),
+            (ENDPOINT, "http:\\\\u:S3CRET@127.0.0.1:4318"),
+            (ENDPOINT, "ftp://u:S3CRET@h"),
+            (ENDPOINT, "http://u:S3CRET@/x"),
+            (HEADERS, "x-k S3CRET"),
+        ] {
+            let vars = [(ENDPOINT, "http://127.0.0.1:4318"), (k, v)];
+            let vars = if k == HEADERS { &vars[..] } else { &vars[1..] };
+            let e = of(vars, &TelemetryTable::default()).expect_err(v);
+            assert!(!e.contains("S3CRET"), "{e}");
+            assert!(e.contains(k), "{e}");
+        }
     }
 
     /// A base address with a path, a query or a fragment: the signal's path goes into its path.
