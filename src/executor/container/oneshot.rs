@@ -141,7 +141,7 @@ impl OneShot {
             files: &files,
             // The default bounds (a plan's own are its attempts').
             limits: Default::default(),
-        });
+        })?;
         // Its monitor, re-parented to `orch up` (the merge train's), is no orphan to sweep
         // until it is kept below.
         let adopting = crate::process::adopting();
@@ -158,8 +158,10 @@ impl OneShot {
             monitors: Vec::new(),
         };
         if let Some((pid, monitor)) = podman::pids(&made.name) {
-            crate::process::keep_adopted(monitor);
-            made.monitor = Some(monitor);
+            if let Some(monitor) = monitor {
+                crate::process::keep_adopted(monitor);
+            }
+            made.monitor = monitor;
             use std::os::unix::fs::MetadataExt as _;
             made.netns = std::fs::metadata(format!("/proc/{pid}/ns/net"))
                 .ok()
