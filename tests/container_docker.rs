@@ -209,7 +209,7 @@ fn a_killed_orch_up_leaves_no_docker_container_after_the_next_start() {
     // docker does not know orch is gone: both are there.
     assert_eq!(of_plan_in(Engine::Docker, "dkkill").len(), 2);
     let (code, out, err) =
-        repo.run_cmd(&mut orch_docker(&repo, &["up", "--json"]).env("ORCH_TEST_GO", "1"));
+        repo.run_cmd(orch_docker(&repo, &["up", "--json"]).env("ORCH_TEST_GO", "1"));
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(repo.task("dkkill", "1.1")["status"], "completed");
     assert_eq!(repo.git(&["show", "plan/dkkill:work.txt"]), "done");

@@ -120,13 +120,13 @@ fn build_in(
         "--file".into(),
         dockerfile.display().to_string(),
     ]);
-    if podman::is_docker() {
-        if let Some(base) = missing_base(&text, &b.args) {
-            return Err(format!(
-                "its `FROM {}` names an image docker does not have here; orch's build pulls nothing (build or load it first)",
-                crate::untrusted::text::escaped(&base)
-            ));
-        }
+    if podman::is_docker()
+        && let Some(base) = missing_base(&text, &b.args)
+    {
+        return Err(format!(
+            "its `FROM {}` names an image docker does not have here; orch's build pulls nothing (build or load it first)",
+            crate::untrusted::text::escaped(&base)
+        ));
     }
     argv.extend(podman::ulimits());
     for (k, v) in &b.args {
@@ -194,10 +194,10 @@ fn missing_base(text: &str, args: &[(String, String)]) -> Option<String> {
                 .replace(&format!("${k}"), v);
         }
         let local = image == "scratch" || stages.contains(&image.to_ascii_lowercase());
-        if let (Some(as_), Some(stage)) = (rest.get(1), rest.get(2)) {
-            if as_.eq_ignore_ascii_case("as") {
-                stages.push(stage.to_ascii_lowercase());
-            }
+        if let (Some(as_), Some(stage)) = (rest.get(1), rest.get(2))
+            && as_.eq_ignore_ascii_case("as")
+        {
+            stages.push(stage.to_ascii_lowercase());
         }
         if !local && (image.contains('$') || !podman::has_image(&image)) {
             return Some(image);
