@@ -5,7 +5,8 @@
 //! check reads it back completes, while its agent can neither write outside its worktree nor
 //! reach a loopback port it is not allowed; a killed `orch up` leaves no container of its plan
 //! or service after the next start, and the task then completes; an unknown engine, or none on
-//! `PATH`, is refused before anything is made. Skipped with a message when docker or the images
+//! `PATH`, is refused before anything is made; a dev container's image is built by docker, and
+//! a `FROM` docker lacks is refused before any build. Skipped with a message when docker or the images
 //! are missing, unless `ORCH_REQUIRE_DOCKER` is set.
 
 use crate::support;
@@ -269,4 +270,104 @@ fn an_unknown_engine_or_none_on_path_is_refused_before_anything_is_made() {
     assert!(err.contains("neither `podman` nor `docker`"), "{err}");
     assert_eq!(repo.branches(), branches);
     assert_eq!(repo.worktrees(), worktrees);
+}
+
+#[test]
+fn a_dev_container_is_built_by_docker_and_a_from_docker_lacks_is_refused() {
+    if !docker_available() {
+        return;
+    }
+    let n = support::podman::nonce();
+    let plain = "{ \"build\": { \"dockerfile\": \"Dockerfile\", \"args\": { \"G\": \"hi\" } } }";
+    let built = format!(
+        "# {n}\nFROM {} AS first\nFROM first\nARG G\nRUN echo \"$G-{n}\" > /opt/greeting\n",
+        support::podman::IMAGE
+    );
+    let repo = support::podman::built_repo(
+        &["dkbuild"],
+        plain,
+        &built,
+        &[],
+        "cat /opt/greeting > work.txt",
+    );
+    let started = Instant::now();
+    let (code, out, err) = repo.run_cmd(&mut orch_docker(&repo, &["up"]));
+    eprintln!("docker: build and orch up: {:.2?}", started.elapsed());
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(repo.task("dkbuild", "1.1")["status"], "completed");
+    assert_eq!(
+        repo.git(&["show", "plan/dkbuild:work.txt"]),
+        format!("hi-{n}")
+    );
+    // The image docker built (named in the console's note) goes: each run of this test builds
+    // a new one.
+    let all = format!("{out}{err}");
+    let tag = all
+        .split("built the dev container's image `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .unwrap_or_else(|| panic!("no build said:\n{all}"))
+        .to_string();
+    let removed = std::process::Command::new("docker")
+        .args(["rmi", &tag])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(removed, "docker has no image {tag}");
+    // A `FROM` docker would ask a registry for: refused before any build, naming the image.
+    for (what, dockerfile, image) in [
+        (
+            "a registry's",
+            format!("# {n}\nFROM docker.io/library/alpine:3\n"),
+            "docker.io/library/alpine:3",
+        ),
+        (
+            "through an ARG default",
+            format!("# {n}\nARG BASE=docker.io/library/debian:12\nFROM ${{BASE}}\n"),
+            "docker.io/library/debian:12",
+        ),
+        (
+            "a variable left",
+            format!("# {n}\nFROM $NOWHERE\n"),
+            "$NOWHERE",
+        ),
+        (
+            "a later stage",
+            format!(
+                "# {n}\nFROM {} AS a\nFROM example.org/x:1\n",
+                support::podman::IMAGE
+            ),
+            "example.org/x:1",
+        ),
+    ] {
+        let repo = support::podman::built_repo(
+            &["dkbad"],
+            "{ \"build\": { \"dockerfile\": \"Dockerfile\" } }",
+            &dockerfile,
+            &[],
+            "echo x > work.txt",
+        );
+        let started = Instant::now();
+        let (code, out, err) = repo.run_cmd(&mut orch_docker(&repo, &["up"]));
+        let all = format!("{out}{err}");
+        assert_eq!(code, 2, "{what}: {all}");
+        assert!(
+            all.contains(&format!(
+                "its `FROM {image}` names an image docker does not have"
+            )),
+            "{what}: {all}"
+        );
+        assert!(
+            all.contains(".devcontainer/devcontainer.json"),
+            "{what}: {all}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{what}: {:.2?}",
+            started.elapsed()
+        );
+        assert!(!repo.worktree("dkbad").exists(), "{what}");
+        assert!(!repo.branch_exists("plan/dkbad"), "{what}");
+    }
 }

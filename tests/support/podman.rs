@@ -229,3 +229,43 @@ pub fn repo(
     repo.commit_all("plans");
     repo
 }
+
+/// A word no earlier run's Dockerfile had: its image is built anew.
+pub fn nonce() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{t}-{}", std::process::id())
+}
+
+/// A repository whose plans `plans` (one task each) run in its dev container, built from
+/// `dockerfile` with `devcontainer` as its settings and `files` beside them in `.devcontainer/`,
+/// by the agent `script` (POSIX sh).
+pub fn built_repo(
+    plans: &[&str],
+    devcontainer: &str,
+    dockerfile: &str,
+    files: &[(&str, &str)],
+    script: &str,
+) -> super::Repo {
+    let repo = super::Repo::builder()
+        .timeout(std::time::Duration::from_secs(300))
+        .build();
+    for p in plans {
+        repo.write(&format!("docs/plans/{p}.md"), &super::one_task("P", "Work"));
+    }
+    repo.write(".devcontainer/devcontainer.json", devcontainer);
+    repo.write(".devcontainer/Dockerfile", dockerfile);
+    for (path, text) in files {
+        repo.write(path, text);
+    }
+    let listed: Vec<(&str, &str)> = plans.iter().map(|p| (*p, "")).collect();
+    repo.manifest(
+        &super::toml_array(&["sh", "-c", script]),
+        "report = \"exit\"\nnetwork = \"none\"",
+        "retries = 0\nexecutor = \"container\"",
+        &listed,
+    );
+    repo.commit_all("plans");
+    repo
+}
