@@ -120,6 +120,11 @@ fn a_plan_with_a_service_passes_its_check_in_a_docker_container_and_its_agent_st
         started.elapsed()
     );
     assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains("plan `dka` runs in docker containers (docker ")
+            && err.contains("ORCH_CONTAINER_ENGINE=docker)"),
+        "the engine is not said:\n{err}"
+    );
     assert_eq!(repo.task("dka", "1.1")["status"], "completed");
     assert_eq!(repo.git(&["show", "plan/dka:work.txt"]), "ok");
     let log = String::from_utf8_lossy(&repo.read(".orch/logs/dka/1.1.log")).into_owned();

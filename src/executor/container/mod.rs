@@ -600,9 +600,21 @@ impl Executor for ContainerExecutor {
                 return Err(CliError::new(exit::FAILURE, anyhow!("{e}")).with_hint(install));
             }
         }
-        podman::version()
+        let version = podman::version()
             .map_err(|e| CliError::new(exit::FAILURE, anyhow!("{e}")).with_hint(install))?;
         let mut notes = Vec::new();
+        // podman is the default: docker is said, and why.
+        if podman::is_docker() {
+            let why = if std::env::var_os(podman::ENGINE_VAR).is_some() {
+                format!("{}=docker", podman::ENGINE_VAR)
+            } else {
+                "podman is not on PATH".to_string()
+            };
+            notes.push(format!(
+                "plan `{first}` runs in docker containers ({}; {why})",
+                crate::untrusted::text::escaped(&version)
+            ));
+        }
         for p in plans {
             let mode = run
                 .manifest
