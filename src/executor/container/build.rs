@@ -47,6 +47,8 @@ pub(crate) fn image(repo_root: &Path, b: &Build) -> Result<(String, Option<Strin
             b.dockerfile.display()
         )
     };
+    // No engine (an unknown `ORCH_CONTAINER_ENGINE`, none installed): nothing is asked of one.
+    podman::engine().map_err(|e| named(e.to_string()))?;
     let (context_id, dockerfile_id) =
         crate::git::head_ids(repo_root, &b.context, &b.dockerfile).map_err(named)?;
     let mut h = Sha256::new();

@@ -104,6 +104,8 @@ impl OneShot {
         more: &Mounts,
     ) -> Result<Self, String> {
         let image = place.image.as_str();
+        // No engine (an unknown `ORCH_CONTAINER_ENGINE`, none installed): nothing is started.
+        podman::engine().map_err(|e| e.to_string())?;
         if open && !place.services.is_empty() {
             return Err(format!(
                 "plan `{plan}` has services, which need a network of their own: not with an open one"
