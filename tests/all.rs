@@ -25,6 +25,7 @@ mod compose;
 mod conflicts;
 mod container;
 mod container_build;
+mod container_docker;
 mod container_faults;
 mod container_resolve;
 mod container_services;

@@ -11,51 +11,9 @@
 use crate::support;
 
 use std::net::TcpListener;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use support::podman::{IMAGE, available};
-use support::{Repo, toml_array};
-
-/// A word no earlier run's Dockerfile had: its image is built anew.
-fn nonce() -> String {
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{t}-{}", std::process::id())
-}
-
-/// A repository whose plans `plans` (one task each) run in its dev container, built from
-/// `dockerfile` with `devcontainer` as its settings and `files` beside them in `.devcontainer/`,
-/// by the agent `script` (POSIX sh).
-fn built_repo(
-    plans: &[&str],
-    devcontainer: &str,
-    dockerfile: &str,
-    files: &[(&str, &str)],
-    script: &str,
-) -> Repo {
-    let repo = Repo::builder().timeout(Duration::from_secs(300)).build();
-    for p in plans {
-        repo.write(
-            &format!("docs/plans/{p}.md"),
-            &support::one_task("P", "Work"),
-        );
-    }
-    repo.write(".devcontainer/devcontainer.json", devcontainer);
-    repo.write(".devcontainer/Dockerfile", dockerfile);
-    for (path, text) in files {
-        repo.write(path, text);
-    }
-    let listed: Vec<(&str, &str)> = plans.iter().map(|p| (*p, "")).collect();
-    repo.manifest(
-        &toml_array(&["sh", "-c", script]),
-        "report = \"exit\"\nnetwork = \"none\"",
-        "retries = 0\nexecutor = \"container\"",
-        &listed,
-    );
-    repo.commit_all("plans");
-    repo
-}
+use support::podman::{IMAGE, available, built_repo, nonce};
+use support::toml_array;
 
 /// The id of image `tag`, if podman has it.
 fn image_id(tag: &str) -> Option<String> {

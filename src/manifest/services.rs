@@ -299,7 +299,7 @@ pub(super) fn plans(
             r.error_hint(
                 &span,
                 format!(
-                    "plan `{}` has services{whose}, but its agent `{}` has `network = \"open\"`: not yet, its services would be reachable from every container on podman's network",
+                    "plan `{}` has services{whose}, but its agent `{}` has `network = \"open\"`: not yet, its services would be reachable from every container on the engine's network",
                     entry.name, entry.agent
                 ),
                 format!("leave the agent's `network` confined (the default) or set it to \"none\"{opt_out}"),

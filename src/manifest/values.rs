@@ -18,7 +18,7 @@ pub(super) fn executor(ctx: &str) -> impl Fn(&String) -> Result<ExecutorKind, Ba
     move |v| {
         ExecutorKind::parse(v).ok_or_else(|| {
             Bad::new(format!("`{ctx}` must be \"local\", \"slurm\", \"ssh\" or \"container\", found \"{v}\""))
-                .hint("\"local\" runs agents as processes of `orch up`, \"slurm\" as Slurm batch jobs (see `[slurm]`), \"ssh\" on the `[[host]]` machines, \"container\" in a podman container per plan (`image`)")
+                .hint("\"local\" runs agents as processes of `orch up`, \"slurm\" as Slurm batch jobs (see `[slurm]`), \"ssh\" on the `[[host]]` machines, \"container\" in a podman (or docker) container per plan (`image`)")
         })
     }
 }
@@ -35,7 +35,7 @@ pub(super) fn image(ctx: &str) -> impl Fn(&String) -> Result<String, Bad> {
             Ok(v.clone())
         } else {
             Err(Bad::new(format!("`{ctx}` \"{v}\" is not an image reference"))
-                .hint("name an image as podman does: image = \"docker.io/library/debian:12\" (one word, no spaces, not starting with `-`)"))
+                .hint("name an image as podman or docker does: image = \"docker.io/library/debian:12\" (one word, no spaces, not starting with `-`)"))
         }
     }
 }

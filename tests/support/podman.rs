@@ -32,10 +32,66 @@ pub fn postgres_available() -> bool {
     available() && image::present(POSTGRES)
 }
 
+/// The variable that makes a missing docker (its daemon not answering) or image a failure.
+pub const REQUIRE_DOCKER: &str = "ORCH_REQUIRE_DOCKER";
+
+/// Whether docker's daemon answers and has [`IMAGE`] and [`POSTGRES`] (`.ci/docker images`
+/// loads them); without them the test says so on stderr and should pass, unless
+/// [`REQUIRE_DOCKER`] is set: then this fails.
+pub fn docker_available() -> bool {
+    let ok = [IMAGE, POSTGRES].iter().all(|image| {
+        Command::new("docker")
+            .args(["image", "inspect", "--format", "{{.Id}}", image])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if !ok {
+        assert!(
+            std::env::var_os(REQUIRE_DOCKER).is_none(),
+            "{REQUIRE_DOCKER} is set but docker or its images are missing (`.ci/docker images`)"
+        );
+        eprintln!("skipped: docker or its images are missing (`.ci/docker images` loads them)");
+    }
+    ok
+}
+
+/// The container engine a test asks: podman (`tests/container*.rs`) or docker
+/// (`tests/container_docker.rs`, which runs orch with `ORCH_CONTAINER_ENGINE=docker`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Podman,
+    Docker,
+}
+
+impl Engine {
+    pub fn program(self) -> &'static str {
+        match self {
+            Self::Podman => "podman",
+            Self::Docker => "docker",
+        }
+    }
+
+    /// A `ps --format` field of label `key` (docker's `ps` has `.Labels` as one string).
+    fn label(self, key: &str) -> String {
+        match self {
+            Self::Podman => format!("{{{{index .Labels \"{key}\"}}}}"),
+            Self::Docker => format!("{{{{.Label \"{key}\"}}}}"),
+        }
+    }
+}
+
 /// The containers orch made for plan `plan` (its label; any run, running or not): name, run
 /// label, service label (empty for the plan's own container).
 pub fn of_plan(plan: &str) -> Vec<(String, String, String)> {
-    let out = Command::new("podman")
+    of_plan_in(Engine::Podman, plan)
+}
+
+/// [`of_plan`], of `engine`'s containers.
+pub fn of_plan_in(engine: Engine, plan: &str) -> Vec<(String, String, String)> {
+    let out = Command::new(engine.program())
         .args([
             "ps",
             "-a",
@@ -43,12 +99,14 @@ pub fn of_plan(plan: &str) -> Vec<(String, String, String)> {
             &format!("label=dev.orch-cli.plan={plan}"),
             "--format",
             &format!(
-                "{{{{.Names}}}} {{{{index .Labels \"{RUN_LABEL}\"}}}} {{{{index .Labels \"{SERVICE_LABEL}\"}}}}"
+                "{{{{.Names}}}} {} {}",
+                engine.label(RUN_LABEL),
+                engine.label(SERVICE_LABEL)
             ),
         ])
         .stdin(Stdio::null())
         .output()
-        .expect("podman ps");
+        .expect("ps");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| {
@@ -168,6 +226,46 @@ pub fn repo(
         let text = std::fs::read_to_string(repo.root().join("plans.toml")).expect("manifest");
         repo.write("plans.toml", &format!("{text}{tail}"));
     }
+    repo.commit_all("plans");
+    repo
+}
+
+/// A word no earlier run's Dockerfile had: its image is built anew.
+pub fn nonce() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{t}-{}", std::process::id())
+}
+
+/// A repository whose plans `plans` (one task each) run in its dev container, built from
+/// `dockerfile` with `devcontainer` as its settings and `files` beside them in `.devcontainer/`,
+/// by the agent `script` (POSIX sh).
+pub fn built_repo(
+    plans: &[&str],
+    devcontainer: &str,
+    dockerfile: &str,
+    files: &[(&str, &str)],
+    script: &str,
+) -> super::Repo {
+    let repo = super::Repo::builder()
+        .timeout(std::time::Duration::from_secs(300))
+        .build();
+    for p in plans {
+        repo.write(&format!("docs/plans/{p}.md"), &super::one_task("P", "Work"));
+    }
+    repo.write(".devcontainer/devcontainer.json", devcontainer);
+    repo.write(".devcontainer/Dockerfile", dockerfile);
+    for (path, text) in files {
+        repo.write(path, text);
+    }
+    let listed: Vec<(&str, &str)> = plans.iter().map(|p| (*p, "")).collect();
+    repo.manifest(
+        &super::toml_array(&["sh", "-c", script]),
+        "report = \"exit\"\nnetwork = \"none\"",
+        "retries = 0\nexecutor = \"container\"",
+        &listed,
+    );
     repo.commit_all("plans");
     repo
 }

@@ -47,6 +47,8 @@ pub(crate) fn image(repo_root: &Path, b: &Build) -> Result<(String, Option<Strin
             b.dockerfile.display()
         )
     };
+    // No engine (an unknown `ORCH_CONTAINER_ENGINE`, none installed): nothing is asked of one.
+    podman::engine().map_err(|e| named(e.to_string()))?;
     let (context_id, dockerfile_id) =
         crate::git::head_ids(repo_root, &b.context, &b.dockerfile).map_err(named)?;
     let mut h = Sha256::new();
@@ -77,15 +79,9 @@ pub(crate) fn image(repo_root: &Path, b: &Build) -> Result<(String, Option<Strin
     }).map_err(named)
 }
 
-/// Whether podman has image `tag`.
+/// Whether the engine has image `tag`.
 fn exists(tag: &str) -> bool {
-    podman::output(&[
-        podman::program(),
-        "image".into(),
-        "exists".into(),
-        tag.into(),
-    ])
-    .is_ok()
+    podman::has_image(tag)
 }
 
 /// Builds `b` as `tag` in the directory `dir` of orch's: its seconds.
@@ -110,20 +106,30 @@ fn build_in(
     let out =
         std::fs::File::create(&log).map_err(|e| format!("cannot make `{}`: {e}", log.display()))?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
-    let mut argv: Vec<String> = vec![
-        "build".into(),
-        "--network".into(),
-        "none".into(),
-        "--pull=never".into(),
+    let mut argv: Vec<String> = vec!["build".into(), "--network".into(), "none".into()];
+    // docker's build has neither `--pull=never` nor `--no-hosts`: its `FROM` takes a local
+    // image, and one it lacks is asked of a registry, which `--network none` does not stop:
+    // every `FROM` must name an image docker has ([`missing_base`]).
+    if !podman::is_docker() {
+        argv.extend(["--pull=never".into(), "--no-hosts".into()]);
+    }
+    argv.extend([
         "--force-rm".into(),
-        "--no-hosts".into(),
         "--label".into(),
         format!("{LABEL}={hash}"),
         "--tag".into(),
         tag.into(),
         "--file".into(),
         dockerfile.display().to_string(),
-    ];
+    ]);
+    if podman::is_docker()
+        && let Some(base) = missing_base(&text, &b.args)
+    {
+        return Err(format!(
+            "its `FROM {}` names an image docker does not have here; orch's build pulls nothing (build or load it first)",
+            crate::untrusted::text::escaped(&base)
+        ));
+    }
     argv.extend(podman::ulimits());
     for (k, v) in &b.args {
         argv.extend(["--build-arg".into(), format!("{k}={v}")]);
@@ -146,12 +152,60 @@ fn build_in(
         .unwrap_or_default();
     let end = String::from_utf8_lossy(&end);
     let lines: Vec<&str> = end.lines().filter(|l| !l.trim().is_empty()).collect();
-    let mut why = format!("`podman build` failed ({status}); the end of its output:");
+    let mut why = format!(
+        "`{} build` failed ({status}); the end of its output:",
+        podman::name()
+    );
     for l in &lines[lines.len().saturating_sub(TAIL_LINES)..] {
         why.push_str("\n    ");
         why.push_str(&crate::untrusted::text::escaped(l));
     }
     Err(why)
+}
+
+/// The first image a `FROM` of the Dockerfile `text` names that the engine does not have (its
+/// build arguments `args` and the `ARG` defaults before it put in), or one it cannot tell (a
+/// variable left): docker's build would ask a registry for it. Earlier stages and `scratch`
+/// are not images.
+fn missing_base(text: &str, args: &[(String, String)]) -> Option<String> {
+    let mut vars: Vec<(String, String)> = Vec::new();
+    let mut stages: Vec<String> = Vec::new();
+    let mut seen_from = false;
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or("").to_ascii_uppercase();
+        if first == "ARG" && !seen_from {
+            if let Some((k, v)) = words.next().and_then(|w| w.split_once('=')) {
+                vars.push((k.to_string(), v.trim_matches('"').to_string()));
+            }
+            continue;
+        }
+        if first != "FROM" {
+            continue;
+        }
+        seen_from = true;
+        let rest: Vec<&str> = words.filter(|w| !w.starts_with("--")).collect();
+        let Some(image) = rest.first() else {
+            continue;
+        };
+        let mut image = image.to_string();
+        // The build's arguments first: they override the defaults.
+        for (k, v) in args.iter().chain(vars.iter()) {
+            image = image
+                .replace(&format!("${{{k}}}"), v)
+                .replace(&format!("${k}"), v);
+        }
+        let local = image == "scratch" || stages.contains(&image.to_ascii_lowercase());
+        if let (Some(as_), Some(stage)) = (rest.get(1), rest.get(2))
+            && as_.eq_ignore_ascii_case("as")
+        {
+            stages.push(stage.to_ascii_lowercase());
+        }
+        if !local && (image.contains('$') || !podman::has_image(&image)) {
+            return Some(image);
+        }
+    }
+    None
 }
 
 /// Why the Dockerfile `text` asks for more than orch's build gives, naming its line; `Ok` when

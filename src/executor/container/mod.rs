@@ -493,6 +493,7 @@ impl Executor for ContainerExecutor {
             }
             Some(podman::Ended::Stopped { .. }) => "stopped from outside",
             Some(podman::Ended::Gone) => "removed",
+            None if podman::is_docker() => "not known to docker (it did not answer)",
             None => "not known to podman (it did not answer)",
         };
         *self
@@ -583,12 +584,37 @@ impl Executor for ContainerExecutor {
         plans: &[PlanStart<'_>],
     ) -> Result<Vec<String>, CliError> {
         let first = plans.first().map_or("", |p| p.name);
-        podman::version().map_err(|e| {
-            CliError::new(exit::FAILURE, anyhow!("{e}")).with_hint(format!(
-                "plan `{first}` runs its agents in a container (`executor = \"container\"`): install podman (`apt-get install podman`), or set executor = \"local\""
-            ))
-        })?;
+        let install = format!(
+            "plan `{first}` runs its agents in a container (`executor = \"container\"`): install podman (`apt-get install podman`) or docker (`apt-get install docker.io`, its daemon running), or set executor = \"local\""
+        );
+        match podman::engine() {
+            Ok(_) => {}
+            Err(e @ podman::NoEngine::Unknown(_)) => {
+                return Err(CliError::invalid(anyhow!("{e}")).with_hint(format!(
+                    "set {}=podman or {}=docker, or unset it (podman when it is on PATH, else docker)",
+                    podman::ENGINE_VAR,
+                    podman::ENGINE_VAR
+                )));
+            }
+            Err(e @ podman::NoEngine::Missing) => {
+                return Err(CliError::new(exit::FAILURE, anyhow!("{e}")).with_hint(install));
+            }
+        }
+        let version = podman::version()
+            .map_err(|e| CliError::new(exit::FAILURE, anyhow!("{e}")).with_hint(install))?;
         let mut notes = Vec::new();
+        // podman is the default: docker is said, and why.
+        if podman::is_docker() {
+            let why = if std::env::var_os(podman::ENGINE_VAR).is_some() {
+                format!("{}=docker", podman::ENGINE_VAR)
+            } else {
+                "podman is not on PATH".to_string()
+            };
+            notes.push(format!(
+                "plan `{first}` runs in docker containers ({}; {why})",
+                crate::untrusted::text::escaped(&version)
+            ));
+        }
         for p in plans {
             let mode = run
                 .manifest

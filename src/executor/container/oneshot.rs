@@ -104,6 +104,8 @@ impl OneShot {
         more: &Mounts,
     ) -> Result<Self, String> {
         let image = place.image.as_str();
+        // No engine (an unknown `ORCH_CONTAINER_ENGINE`, none installed): nothing is started.
+        podman::engine().map_err(|e| e.to_string())?;
         if open && !place.services.is_empty() {
             return Err(format!(
                 "plan `{plan}` has services, which need a network of their own: not with an open one"
@@ -141,7 +143,7 @@ impl OneShot {
             files: &files,
             // The default bounds (a plan's own are its attempts').
             limits: Default::default(),
-        });
+        })?;
         // Its monitor, re-parented to `orch up` (the merge train's), is no orphan to sweep
         // until it is kept below.
         let adopting = crate::process::adopting();
@@ -158,8 +160,10 @@ impl OneShot {
             monitors: Vec::new(),
         };
         if let Some((pid, monitor)) = podman::pids(&made.name) {
-            crate::process::keep_adopted(monitor);
-            made.monitor = Some(monitor);
+            if let Some(monitor) = monitor {
+                crate::process::keep_adopted(monitor);
+            }
+            made.monitor = monitor;
             use std::os::unix::fs::MetadataExt as _;
             made.netns = std::fs::metadata(format!("/proc/{pid}/ns/net"))
                 .ok()

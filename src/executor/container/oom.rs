@@ -1,7 +1,7 @@
 //! The kernel's count of the processes its out-of-memory killer ended in a container (the
 //! container's memory bound, `memory`, reached): read from the container's control group on
-//! this machine, where podman put it (`podman inspect`'s cgroup path), never from inside the
-//! container. How an attempt killed that way is said: "out of memory" on the console.
+//! this machine, where the engine put it (`podman inspect`'s cgroup path; docker's, its first
+//! process's, read when it was made), never from inside the container. How an attempt killed that way is said: "out of memory" on the console.
 
 use std::path::PathBuf;
 
@@ -17,16 +17,7 @@ pub(super) struct OomCount {
 impl OomCount {
     /// Container `name`'s count as it is now; `None` when podman or the kernel does not say.
     pub(super) fn of(name: &str) -> Option<Self> {
-        let path = podman::output(&[
-            podman::program(),
-            "inspect".into(),
-            "--type".into(),
-            "container".into(),
-            "--format".into(),
-            "{{.State.CgroupPath}}".into(),
-            name.into(),
-        ])
-        .ok()?;
+        let path = podman::cgroup_path(name)?;
         let path = path.trim().trim_start_matches('/');
         if path.is_empty() || path.split('/').any(|c| c == ".." || c == ".") {
             return None;

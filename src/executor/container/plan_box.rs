@@ -164,7 +164,7 @@ impl ContainerExecutor {
             read: &read,
             files: &files,
             limits: self.limits,
-        });
+        })?;
         // Its monitor, re-parented to `orch up`, is no orphan to sweep until it is kept below.
         let _adopting = crate::process::adopting();
         podman::output(&argv).map_err(|e| {
@@ -182,7 +182,7 @@ impl ContainerExecutor {
         // Kept from here on. (A sweep of another attempt's orphans in the moment before would
         // stop it: this attempt then finds it stopped and is lost, and the next one makes it.)
         let pids = podman::pids(&self.box_.name);
-        if let Some((_, monitor)) = pids {
+        if let Some((_, Some(monitor))) = pids {
             crate::process::keep_adopted(monitor);
             *self
                 .box_

@@ -189,7 +189,7 @@ impl Instance {
                 self.recipe.name
             )
         })?;
-        let monitor = podman::pids(&self.container).map(|(_, m)| m);
+        let monitor = podman::pids(&self.container).and_then(|(_, m)| m);
         if let Some(m) = monitor {
             crate::process::keep_adopted(m);
         }

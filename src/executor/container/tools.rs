@@ -1,5 +1,5 @@
 //! What a plan's image must have, asked at the start of `orch up` before anything runs: the
-//! image itself (podman has it: a removed one is not pulled, nor an attempt failed on it), and
+//! image itself (the engine has it: a removed one is not pulled, nor an attempt failed on it), and
 //! in it `/usr/bin/env` (each attempt's program is found through it), `sh` and the agent's
 //! program on its `PATH` (a client orch knows is looked for by [`super::client`], which mounts
 //! this machine's when it can). One throwaway container per image and program, `--network
@@ -47,16 +47,17 @@ pub(super) fn check(plan: &str, image: &str, program: Option<&str>) -> Result<()
     )))
 }
 
-/// The first tool of the image's that is missing, if any; an error when podman has no such
+/// The first tool of the image's that is missing, if any; an error when the engine has no such
 /// image, or cannot run it.
 fn missing(image: &str, program: Option<&str>) -> Result<Option<String>, CliError> {
-    if !podman_has(image) {
+    if !podman::has_image(image) {
+        let engine = podman::name();
         return Err(CliError::new(
             exit::AGENT,
-            anyhow!("podman has no image `{image}` (removed, or never built or pulled)"),
+            anyhow!("{engine} has no image `{image}` (removed, or never built or pulled)"),
         )
         .with_hint(format!(
-            "build it or pull it (`podman pull {image}`), or set `image` to one that `podman images` lists"
+            "build it or pull it (`{engine} pull {image}`), or set `image` to one that `{engine} images` lists"
         )));
     }
     let mut argv = vec![
@@ -94,15 +95,4 @@ fn missing(image: &str, program: Option<&str>) -> Result<Option<String>, CliErro
             anyhow!("cannot look for the tools of plans in the image `{image}`: {e}"),
         )),
     }
-}
-
-/// Whether podman has image `image` (`podman image exists`).
-fn podman_has(image: &str) -> bool {
-    crate::agent_env::command(podman::program())
-        .args(["image", "exists", image])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
