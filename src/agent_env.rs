@@ -64,6 +64,10 @@ pub(crate) const ORCH_COMMIT_ON_DONE: &str = "ORCH_COMMIT_ON_DONE";
 /// value for a worktree's setup and its agents ([`crate::ports`]).
 pub(crate) const ORCH_PORT: &str = "ORCH_PORT";
 
+/// Set by `orch up` with [`ORCH_PORT`]: the size of that block (`ports`), the ports from
+/// `ORCH_PORT` on that are the worktree's.
+pub(crate) const ORCH_PORTS: &str = "ORCH_PORTS";
+
 /// Read by `orch up` from its own environment: `poll` turns the status-file watcher off and
 /// relies on the periodic re-read alone (network filesystems deliver no events).
 pub(crate) const ORCH_WATCH: &str = "ORCH_WATCH";

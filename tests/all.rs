@@ -50,6 +50,7 @@ mod mcp;
 mod merge;
 mod merge_verify;
 mod network;
+mod network_binds;
 mod network_merge;
 mod no_shell;
 mod notify;

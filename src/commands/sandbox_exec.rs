@@ -56,6 +56,7 @@ pub(crate) fn run(rules: Option<Rules>, node: Node, argv: &[String]) -> CliResul
     let e = crate::agent_env::continuing(program)
         .args(args)
         .env_remove(crate::sandbox::net::SPEC_VAR)
+        .env_remove(crate::sandbox::net::SHARED_VAR)
         .exec();
     Err(anyhow!("cannot run `{program}` in the sandbox: {e}").into())
 }
@@ -81,10 +82,19 @@ fn confine(rules: &Option<Rules>) -> Result<(), String> {
             crate::sandbox::read_only_outside(&rules.write)?;
             // No capability survives into the agent, root's included.
             crate::sandbox::drop_all_capabilities()?;
-            restrict(rules)
+            restrict(rules, shared_binds().as_deref())
         }
         None => Ok(()),
     }
+}
+
+/// The ports the agent may bind when it is in this machine's own network namespace
+/// ([`crate::sandbox::net::SHARED_VAR`], set by `orch up`): port 0 (one the kernel picks) and its
+/// worktree's block (`ORCH_PORT` and the `ORCH_PORTS` after it); `None` in a namespace of its
+/// own (any port: nothing else listens there).
+fn shared_binds() -> Option<Vec<u16>> {
+    (std::env::var(crate::sandbox::net::SHARED_VAR).as_deref() == Ok("1"))
+        .then(crate::sandbox::net::own_binds)
 }
 
 /// Makes `dir` (mode 0700) where it is missing; one there must be a directory of this user, not a

@@ -153,7 +153,15 @@ impl Network {
         match &made {
             Some(a) => env.extend(a.env()),
             // A value orch's own environment had is not passed on.
-            None => env.push((SPEC_VAR.to_string(), String::new())),
+            None => {
+                env.push((SPEC_VAR.to_string(), String::new()));
+                // Open, here: this machine's own network (a container's is its own).
+                let shared = if container.is_none() { "1" } else { "" };
+                env.push((
+                    crate::sandbox::net::SHARED_VAR.to_string(),
+                    shared.to_string(),
+                ));
+            }
         }
         Ok(made)
     }

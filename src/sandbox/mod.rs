@@ -110,26 +110,44 @@ pub(crate) fn uncontrolled(abi: u8) -> Vec<&'static str> {
     if abi < 5 {
         out.push("use ioctls on the devices it can open (terminals included)");
     }
+    if abi < 4 {
+        out.push("bind any TCP port when its network is this machine's (`network = \"open\"`)");
+    }
     if abi < 3 {
         out.push("truncate files it can only read");
     }
     out
 }
 
-/// Confines the current process (and everything it starts from now on) to `rules`.
-pub(crate) fn restrict(rules: &Rules) -> Result<(), String> {
+/// Confines the current process (and everything it starts from now on) to `rules`; with
+/// `bind`, it may bind TCP ports only among those (Landlock ABI 4, Linux 6.7: on an older
+/// kernel binds are not controlled, which `uncontrolled` says).
+pub(crate) fn restrict(rules: &Rules, bind: Option<&[u16]>) -> Result<(), String> {
     let why = |e: landlock::RulesetError| format!("cannot confine the process (Landlock): {e}");
     let (roots, dirs) = read_roots(&rules.deny_read);
     let read = AccessFs::from_read(ABI_USED);
-    let status = Ruleset::default()
+    let ruleset = Ruleset::default()
         .handle_access(AccessFs::from_all(ABI_USED))
         .map_err(why)?
         // Signals and abstract unix sockets stay inside the sandbox (best-effort: a kernel
         // before ABI 6 leaves them out, and `abi()` said so before the run).
         .scope(Scope::from_all(ABI_USED))
-        .map_err(why)?
-        .create()
-        .map_err(why)?
+        .map_err(why)?;
+    let ruleset = match bind {
+        Some(_) => ruleset.handle_access(AccessNet::BindTcp).map_err(why)?,
+        None => ruleset,
+    };
+    let mut created = ruleset.create().map_err(why)?;
+    if let Some(ports) = bind {
+        created = created
+            .add_rules(
+                ports
+                    .iter()
+                    .map(|p| Ok::<_, RulesetError>(landlock::NetPort::new(*p, AccessNet::BindTcp))),
+            )
+            .map_err(why)?;
+    }
+    let status = created
         .add_rules(path_beneath_rules(&roots, read))
         .map_err(why)?
         // Only those there now (Landlock opens each): one made later is not readable.

@@ -364,7 +364,12 @@ pub(crate) fn attempt(
     };
     match &made {
         Some(a) => env.extend(a.env()),
-        None => env.push((crate::sandbox::net::SPEC_VAR.to_string(), String::new())),
+        None => {
+            env.push((crate::sandbox::net::SPEC_VAR.to_string(), String::new()));
+            // Open, here: this machine's own network (a place's own is not).
+            let shared = if matches!(place, NetPlace::Here) { "1" } else { "" };
+            env.push((crate::sandbox::net::SHARED_VAR.to_string(), shared.to_string()));
+        }
     }
     Ok(made)
 }

@@ -288,6 +288,7 @@ async fn run_setup(
             plan.worktree.display().to_string(),
         ),
         (agent_env::ORCH_PORT.to_string(), port.to_string()),
+        (agent_env::ORCH_PORTS.to_string(), ctx.ports.to_string()),
     ];
     // Where the plan's commands run where its attempts do (a container): the setup too, with
     // the plan's services up, as a task's check runs there.
@@ -405,7 +406,10 @@ async fn setup_in_place(
         workdir: &plan.worktree,
         log: log.to_path_buf(),
         tmp: super::check::confined_tmp(plan, "setup"),
-        env: vec![(agent_env::ORCH_PORT.to_string(), port.to_string())],
+        env: vec![
+            (agent_env::ORCH_PORT.to_string(), port.to_string()),
+            (agent_env::ORCH_PORTS.to_string(), ctx.ports.to_string()),
+        ],
         agent: None,
     };
     let (outcome, _) = super::check::run_confined(plan, argv.to_vec(), &c, ctx, stop.clone()).await;

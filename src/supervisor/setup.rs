@@ -125,6 +125,7 @@ pub(crate) async fn in_task_tree(
             workdir.display().to_string(),
         ),
         (agent_env::ORCH_PORT.to_string(), port.to_string()),
+        (agent_env::ORCH_PORTS.to_string(), ctx.ports.to_string()),
     ];
     // The setup script is the repository's, which agents edit: confined as the agent is, to
     // its worktree and a TMPDIR of its own (no git directory, no state directory).

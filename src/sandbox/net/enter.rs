@@ -315,10 +315,27 @@ fn drop_capabilities(plain: bool) -> Result<(), String> {
     }
 }
 
+/// The ports a process in this machine's own network namespace may bind: port 0 (one the kernel
+/// picks) and its worktree's block, `ORCH_PORT` and the `ORCH_PORTS` after it, as `orch up` set
+/// them for it (its environment before the agent runs).
+pub(crate) fn own_binds() -> Vec<u16> {
+    let var = |k: &str| std::env::var(k).ok();
+    let mut ports = vec![0];
+    if let Some(first) = var(crate::agent_env::ORCH_PORT).and_then(|p| p.parse::<u16>().ok()) {
+        let n = var(crate::agent_env::ORCH_PORTS)
+            .and_then(|p| p.parse::<u16>().ok())
+            .unwrap_or(1)
+            .clamp(1, 1000);
+        ports.extend((0..n).filter_map(|i| first.checked_add(i)));
+    }
+    ports
+}
+
 /// Where no namespace can be made: Landlock's TCP rules (ABI 4, Linux 6.7) let the process
 /// connect only to `ports` (on any address: they are orch's proxy's and the allowed loopback
-/// endpoints'), and, where the kernel has UDP rules (ABI 10), send no UDP at all. A ruleset of
-/// its own, stacked under the file rules `orch sandbox-exec` applies next.
+/// endpoints'), bind only its own ports ([`own_binds`]: it shares this machine's network, where
+/// orch and other plans connect), and, where the kernel has UDP rules (ABI 10), send no UDP at
+/// all. A ruleset of its own, stacked under the file rules `orch sandbox-exec` applies next.
 fn limit_ports(ports: &[u16]) -> Result<(), String> {
     use landlock::{
         AccessNet, CompatLevel, Compatible as _, NetPort, Ruleset, RulesetAttr as _,
@@ -327,7 +344,7 @@ fn limit_ports(ports: &[u16]) -> Result<(), String> {
     let why = |e: landlock::RulesetError| format!("cannot limit the ports (Landlock): {e}");
     let status = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
-        .handle_access(AccessNet::ConnectTcp)
+        .handle_access(AccessNet::ConnectTcp | AccessNet::BindTcp)
         .map_err(why)?
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(AccessNet::ConnectSendUdp)
@@ -338,6 +355,12 @@ fn limit_ports(ports: &[u16]) -> Result<(), String> {
             ports
                 .iter()
                 .map(|p| Ok::<_, landlock::RulesetError>(NetPort::new(*p, AccessNet::ConnectTcp))),
+        )
+        .map_err(why)?
+        .add_rules(
+            own_binds()
+                .into_iter()
+                .map(|p| Ok::<_, landlock::RulesetError>(NetPort::new(p, AccessNet::BindTcp))),
         )
         .map_err(why)?
         .restrict_self()

@@ -255,7 +255,11 @@ impl NetAttempt {
     /// one the proxy variables that clients follow (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`,
     /// and their lowercase spellings).
     pub(crate) fn env(&self) -> Vec<(String, String)> {
-        let mut env = vec![(SPEC_VAR.to_string(), self.spec.to_var())];
+        let shared = if matches!(self.spec, Spec::Ports(_)) { "1" } else { "" };
+        let mut env = vec![
+            (SPEC_VAR.to_string(), self.spec.to_var()),
+            (super::spec::SHARED_VAR.to_string(), shared.to_string()),
+        ];
         if let Some(proxy_port) = self.proxy_port {
             let url = format!("http://127.0.0.1:{proxy_port}");
             for var in PROXY_VARS {

@@ -7,6 +7,13 @@ use std::path::PathBuf;
 /// The variable that carries a [`Spec`] to `orch session-exec` / `orch sandbox-exec`.
 pub(crate) const SPEC_VAR: &str = "ORCH_NET_CONFINE";
 
+/// Set (`1`) by `orch up` for a process in this machine's own network namespace (network
+/// "ports only", or `open` here), which every other process of the machine shares: `orch
+/// sandbox-exec` then lets the agent bind only its plan's ports (`ORCH_PORT` and the
+/// `ORCH_PORTS` after it) and port 0 (a port the kernel picks), so that it cannot listen where
+/// orch or another plan will connect (red team 11: the port of a collector that was down).
+pub(crate) const SHARED_VAR: &str = "ORCH_NET_SHARED";
+
 /// The port of the proxy in every namespace (`127.0.0.1` and `[::1]`): `HTTPS_PROXY` and the
 /// other proxy variables name it. Moved to the next free port when an allowed loopback
 /// endpoint uses it.

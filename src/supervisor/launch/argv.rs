@@ -145,6 +145,7 @@ pub(super) fn prepare_argv(
         agent_env::ORCH_PORT.to_string(),
         crate::supervisor::context::worktree_port(ctx, pc, workdir)?.to_string(),
     ));
+    env.push((agent_env::ORCH_PORTS.to_string(), ctx.ports.to_string()));
     env.extend(crate::supervisor::upstream_repos::env(&pc.upstreams));
     // When the run exports: the attempt's span as its trace context (derived, `telemetry::ids`).
     env.extend(crate::telemetry::attempt_env(pc.name(), &id, attempt));

@@ -1,0 +1,120 @@
+//! Red team 11: an agent in this machine's own network (`network = "open"` with the sandbox on,
+//! or "ports only" where no namespace can be made) listened on the port of orch's collector
+//! while it was down, and got orch's exports with the collector's key. Such an agent may bind
+//! only its worktree's ports (`ORCH_PORT` and the `ORCH_PORTS` after it) and port 0; in a
+//! namespace of its own (`confined`, the default where it can be made) any port, as before.
+//! A real `orch up`, a Python agent that tries each bind and writes what it could.
+
+use crate::support;
+
+use std::collections::BTreeMap;
+
+use support::net_probe::orch_without_namespaces;
+use support::{Repo, one_task, toml_array};
+
+/// The agent: binds TCP on 127.0.0.1 and [::1] at the victim port (argv[1]), 0.0.0.0 at it,
+/// its own first and last port, and port 0; writes `name ok|no` lines to binds.txt.
+const AGENT: &str = r#"
+import os, socket, sys
+victim = int(sys.argv[1])
+first = int(os.environ["ORCH_PORT"]); n = int(os.environ["ORCH_PORTS"])
+tries = [("victim_v4", socket.AF_INET, ("127.0.0.1", victim)),
+         ("victim_any", socket.AF_INET, ("0.0.0.0", victim)),
+         ("victim_v6", socket.AF_INET6, ("::1", victim)),
+         ("own_first", socket.AF_INET, ("127.0.0.1", first)),
+         ("own_last", socket.AF_INET, ("127.0.0.1", first + n - 1)),
+         ("past_own", socket.AF_INET, ("127.0.0.1", first + n)),
+         ("zero", socket.AF_INET, ("127.0.0.1", 0))]
+out = []
+for name, fam, addr in tries:
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    try:
+        s.bind(addr); s.listen(1); out.append(name + " ok")
+    except OSError as e:
+        out.append(name + " no " + str(e.errno))
+    finally:
+        s.close()
+open("binds.txt", "w").write("\n".join(out) + "\n")
+"#;
+
+fn repo(victim: u16, network: &str) -> Repo {
+    let repo = Repo::bare_minimum();
+    repo.write("docs/plans/a.md", &one_task("A", "Bind"));
+    repo.manifest(
+        &toml_array(&["python3", "-c", AGENT, &victim.to_string()]),
+        &if network.is_empty() {
+            "report = \"exit\"".to_string()
+        } else {
+            format!("report = \"exit\"\nnetwork = \"{network}\"")
+        },
+        "retries = 0\nports = 5",
+        &[("a", "")],
+    );
+    repo.commit_all("plans");
+    repo
+}
+
+/// A port nothing listens on now (a collector that is down).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn binds(repo: &Repo) -> BTreeMap<String, bool> {
+    repo.git(&["show", "plan/a:binds.txt"])
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some((w.next()?.to_string(), w.next()? == "ok"))
+        })
+        .collect()
+}
+
+#[test]
+fn an_agent_in_this_machines_network_binds_only_its_own_ports() {
+    if orch::sandbox::abi() < 4 {
+        eprintln!("skipped: this kernel's Landlock has no TCP rules (ABI 4)");
+        return;
+    }
+    // (what, network, sandbox, no namespaces, whether it is held to its own ports)
+    let cases = [
+        ("open, sandbox on", "open", "on", false, true),
+        // The default network where no namespace can be made: ports only, held by orch's
+        // wrapper whatever the sandbox (the simulation of such a machine refuses the sandbox's
+        // mount namespace too: sandbox off).
+        ("ports only, sandbox off", "", "off", true, true),
+        ("confined in its namespace", "", "on", false, false),
+        ("open, sandbox off", "open", "off", false, false),
+    ];
+    for (what, network, sandbox, no_netns, held) in cases {
+        let victim = free_port();
+        let repo = repo(victim, network);
+        let (code, out, err) = if no_netns {
+            let mut cmd = orch_without_namespaces(&repo, &["up", "--json", "a"]);
+            cmd.env("ORCH_SANDBOX", sandbox);
+            repo.run_cmd(&mut cmd)
+        } else {
+            repo.run_cmd(repo.orch(&["up", "--json", "a"]).env("ORCH_SANDBOX", sandbox))
+        };
+        assert_eq!(code, 0, "{what}\n{out}\n{err}");
+        if no_netns {
+            assert!(err.contains("network: ports only"), "{what}\n{err}");
+        }
+        let got = binds(&repo);
+        assert_eq!(got.len(), 7, "{what}: {got:?}");
+        for own in ["own_first", "own_last", "zero"] {
+            assert_eq!(got.get(own), Some(&true), "{what}: {own}: {got:?}");
+        }
+        for other in ["victim_v4", "victim_any", "victim_v6", "past_own"] {
+            let bound = got.get(other).copied();
+            if held {
+                assert_eq!(bound, Some(false), "{what}: {other}: {got:?}");
+            } else if other != "victim_v6" {
+                // In its own namespace, or unconfined: any port (::1 may be missing there).
+                assert_eq!(bound, Some(true), "{what}: {other}: {got:?}");
+            }
+        }
+    }
+}
