@@ -662,3 +662,46 @@ fn only_a_client_that_exports_reaches_the_collector_and_nothing_more() {
         }
     }
 }
+
+/// The file a collector's client key is in (`OTEL_EXPORTER_OTLP_CLIENT_KEY`, a signal's, in any
+/// case of its name) is not readable by a confined agent, whatever `sandbox_deny_read` says; a
+/// file beside it is (red team 11 read the key through the path its variable named).
+#[test]
+fn a_collectors_client_key_file_is_not_readable_by_a_confined_agent() {
+    if !orch::sandbox::supported() {
+        return;
+    }
+    let keys = tempfile::tempdir().expect("tmp");
+    let key = keys.path().join("client.key");
+    let other = keys.path().join("ca.pem");
+    std::fs::write(&key, "PRIVATE-S3CRET\n").expect("key");
+    std::fs::write(&other, "PUBLIC\n").expect("ca");
+    for (var, deny) in [
+        ("OTEL_EXPORTER_OTLP_CLIENT_KEY", ""),
+        ("otel_exporter_otlp_traces_client_key", "sandbox_deny_read = [\"~/.ssh\"]"),
+    ] {
+        let repo = Repo::bare_minimum();
+        repo.write("docs/plans/a.md", &one_task("A", "Read"));
+        let script = format!(
+            "cat '{}' > got.txt 2>&1; cat '{}' >> got.txt 2>&1; true",
+            key.display(),
+            other.display()
+        );
+        repo.manifest(
+            &toml_array(&["sh", "-c", &script]),
+            &format!("report = \"exit\"\nnetwork = \"none\"\n{deny}"),
+            "retries = 0",
+            &[("a", "")],
+        );
+        repo.commit_all("plans");
+        let (code, out, err) = repo.run_cmd(
+            repo.orch(&["up", "--json", "a"])
+                .env("ORCH_SANDBOX", "on")
+                .env(var, &key),
+        );
+        assert_eq!(code, 0, "{var}\n{out}\n{err}");
+        let got = repo.git(&["show", "plan/a:got.txt"]);
+        assert!(!got.contains("S3CRET"), "{var}: {got}");
+        assert!(got.contains("PUBLIC"), "{var}: {got}");
+    }
+}

@@ -93,6 +93,14 @@ impl SandboxKeys {
             .clone()
             .or_else(|| defaults.deny_read.clone())
             .unwrap_or_else(|| DEFAULT_DENY_READ.iter().filter_map(|p| expand(p)).collect());
+        // A collector's client key stays orch's whatever `sandbox_deny_read` says (its variable is
+        // withheld from every command; red team 11 read the file it named).
+        let mut deny_read = deny_read;
+        for key in collector_key_files() {
+            if !deny_read.contains(&key) {
+                deny_read.push(key);
+            }
+        }
         Sandbox {
             mode: self.mode.or(defaults.mode).unwrap_or_default(),
             write,
@@ -105,6 +113,30 @@ impl SandboxKeys {
             network: self.network.resolve(&defaults.network),
         }
     }
+}
+
+/// The files orch's environment names as a collector's client key
+/// (`OTEL_EXPORTER_OTLP_CLIENT_KEY` and each signal's, in any case): relative ones from orch's
+/// working directory, as an exporter reads them.
+pub(crate) fn collector_key_files() -> Vec<PathBuf> {
+    let cwd = std::env::current_dir().ok();
+    std::env::vars_os()
+        .filter(|(k, _)| {
+            k.to_str().is_some_and(|k| {
+                let up = k.to_ascii_uppercase();
+                up.starts_with("OTEL_EXPORTER_OTLP_") && up.ends_with("CLIENT_KEY")
+            })
+        })
+        .filter(|(_, v)| !v.is_empty())
+        .filter_map(|(_, v)| {
+            let p = PathBuf::from(v);
+            if p.is_absolute() {
+                Some(p)
+            } else {
+                cwd.as_ref().map(|c| c.join(p))
+            }
+        })
+        .collect()
 }
 
 /// `~` and `~/x` with `HOME`; an absolute path as it is; anything else `None`.
