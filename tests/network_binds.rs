@@ -96,7 +96,10 @@ fn an_agent_in_this_machines_network_binds_only_its_own_ports() {
             cmd.env("ORCH_SANDBOX", sandbox);
             repo.run_cmd(&mut cmd)
         } else {
-            repo.run_cmd(repo.orch(&["up", "--json", "a"]).env("ORCH_SANDBOX", sandbox))
+            repo.run_cmd(
+                repo.orch(&["up", "--json", "a"])
+                    .env("ORCH_SANDBOX", sandbox),
+            )
         };
         assert_eq!(code, 0, "{what}\n{out}\n{err}");
         if no_netns {

@@ -678,7 +678,10 @@ fn a_collectors_client_key_file_is_not_readable_by_a_confined_agent() {
     std::fs::write(&other, "PUBLIC\n").expect("ca");
     for (var, deny) in [
         ("OTEL_EXPORTER_OTLP_CLIENT_KEY", ""),
-        ("otel_exporter_otlp_traces_client_key", "sandbox_deny_read = [\"~/.ssh\"]"),
+        (
+            "otel_exporter_otlp_traces_client_key",
+            "sandbox_deny_read = [\"~/.ssh\"]",
+        ),
     ] {
         let repo = Repo::bare_minimum();
         repo.write("docs/plans/a.md", &one_task("A", "Read"));

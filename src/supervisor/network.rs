@@ -367,8 +367,15 @@ pub(crate) fn attempt(
         None => {
             env.push((crate::sandbox::net::SPEC_VAR.to_string(), String::new()));
             // Open, here: this machine's own network (a place's own is not).
-            let shared = if matches!(place, NetPlace::Here) { "1" } else { "" };
-            env.push((crate::sandbox::net::SHARED_VAR.to_string(), shared.to_string()));
+            let shared = if matches!(place, NetPlace::Here) {
+                "1"
+            } else {
+                ""
+            };
+            env.push((
+                crate::sandbox::net::SHARED_VAR.to_string(),
+                shared.to_string(),
+            ));
         }
     }
     Ok(made)

@@ -255,7 +255,11 @@ impl NetAttempt {
     /// one the proxy variables that clients follow (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`,
     /// and their lowercase spellings).
     pub(crate) fn env(&self) -> Vec<(String, String)> {
-        let shared = if matches!(self.spec, Spec::Ports(_)) { "1" } else { "" };
+        let shared = if matches!(self.spec, Spec::Ports(_)) {
+            "1"
+        } else {
+            ""
+        };
         let mut env = vec![
             (SPEC_VAR.to_string(), self.spec.to_var()),
             (super::spec::SHARED_VAR.to_string(), shared.to_string()),
