@@ -84,13 +84,7 @@ fn the_agent_in_a_container_cannot_write_outside_its_worktree() {
         home.join("new.txt"),
         home.join(".bashrc"),
     ];
-    let mut script = String::new();
-    for t in &targets {
-        script.push_str(&format!(
-            "if (echo x >> '{0}') 2>/dev/null; then echo 'wrote {0}' >> results.txt; else echo 'denied {0}' >> results.txt; fi; ",
-            t.display()
-        ));
-    }
+    let mut script = support::podman::write_tries(&targets, "results.txt");
     script.push_str("echo ok > work.txt");
     repo.write("docs/plans/a.md", &support::one_task("A", "Try"));
     repo.write("docs/plans/b.md", &support::one_task("B", "Write b"));
@@ -117,29 +111,15 @@ fn the_agent_in_a_container_cannot_write_outside_its_worktree() {
         repo.run_cmd(repo.orch(&["up", "--json", "a"]).env_remove("ORCH_SANDBOX"));
     assert_eq!(code, 0, "{out}\n{err}");
     let results = repo.git(&["show", "plan/a:results.txt"]);
-    for t in &targets {
-        assert!(
-            results.contains(&format!("denied {}", t.display())),
-            "{}\n{results}",
-            t.display()
-        );
-    }
+    support::podman::assert_all_denied(&results, &targets);
     assert_eq!(repo.git(&["show", "plan/a:work.txt"]), "ok");
     // Nothing of the main checkout, the other worktree or HOME changed (the state directory
     // and plan a's worktree change by orch's own hand).
     let after = support::disk_snapshot(&root);
-    let keep = |s: &std::collections::BTreeSet<(String, String)>| -> Vec<(String, String)> {
-        s.iter()
-            .filter(|(p, _)| {
-                !p.starts_with(".orch/state")
-                    && !p.starts_with(".orch/worktrees/a")
-                    && !p.starts_with(".orch/logs")
-                    && !p.starts_with(".git/")
-            })
-            .cloned()
-            .collect()
-    };
-    assert_eq!(keep(&before), keep(&after));
+    assert_eq!(
+        support::podman::outside_orch(&before, "a"),
+        support::podman::outside_orch(&after, "a")
+    );
     assert_eq!(home_before, support::disk_snapshot(&home));
     for t in &targets {
         if let Ok(text) = std::fs::read_to_string(t) {

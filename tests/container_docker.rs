@@ -65,13 +65,7 @@ fn a_plan_with_a_service_passes_its_check_in_a_docker_container_and_its_agent_st
         root.join(".orch/state/new.txt"),
         home.join("new.txt"),
     ];
-    let mut script = String::new();
-    for t in &targets {
-        script.push_str(&format!(
-            "if (echo x >> '{0}') 2>/dev/null; then echo 'wrote {0}' >> writes.txt; else echo 'denied {0}' >> writes.txt; fi; ",
-            t.display()
-        ));
-    }
+    let mut script = support::podman::write_tries(&targets, "writes.txt");
     script.push_str(&format!(
         "python3 probe.py {} {} && {} && echo ok > work.txt",
         s.allowed.addr.port(),
@@ -133,26 +127,12 @@ fn a_plan_with_a_service_passes_its_check_in_a_docker_container_and_its_agent_st
         "{log}"
     );
     let writes = repo.git(&["show", "plan/dka:writes.txt"]);
-    for t in &targets {
-        assert!(
-            writes.contains(&format!("denied {}", t.display())),
-            "{}\n{writes}",
-            t.display()
-        );
-    }
+    support::podman::assert_all_denied(&writes, &targets);
     let after = support::disk_snapshot(&root);
-    let keep = |s: &std::collections::BTreeSet<(String, String)>| -> Vec<(String, String)> {
-        s.iter()
-            .filter(|(p, _)| {
-                !p.starts_with(".orch/state")
-                    && !p.starts_with(".orch/worktrees/dka")
-                    && !p.starts_with(".orch/logs")
-                    && !p.starts_with(".git/")
-            })
-            .cloned()
-            .collect()
-    };
-    assert_eq!(keep(&before), keep(&after));
+    assert_eq!(
+        support::podman::outside_orch(&before, "dka"),
+        support::podman::outside_orch(&after, "dka")
+    );
     assert_eq!(home_before, support::disk_snapshot(&home));
     // The network: its allowed endpoint, nothing else.
     let got = parse_results(&repo.git(&["show", "plan/dka:results.txt"]));

@@ -42,7 +42,12 @@ pub fn main() -> ExitCode {
     color::choose(cli.color.into());
     diagnostics();
     crate::git::confine_runs();
-    let ran = dispatch::run(cli);
+    finish(dispatch::run(cli))
+}
+
+/// The end of every command: orch's private temporary directory removed, the error reported;
+/// the exit code.
+fn finish(ran: Result<u8, CliError>) -> ExitCode {
     crate::sandbox::remove_tmp_root();
     match ran {
         Ok(code) => ExitCode::from(code),
@@ -62,15 +67,7 @@ fn session_exec() -> ExitCode {
     };
     diagnostics();
     crate::git::confine_runs();
-    let ran = dispatch::session_exec(parsed.args);
-    crate::sandbox::remove_tmp_root();
-    match ran {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            report(&e);
-            ExitCode::from(e.code)
-        }
-    }
+    finish(dispatch::session_exec(parsed.args))
 }
 
 /// Prints clap's help, version or error (coloured as `--color` and the environment say);

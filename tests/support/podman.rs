@@ -269,3 +269,45 @@ pub fn built_repo(
     repo.commit_all("plans");
     repo
 }
+
+/// A POSIX sh script that tries to append to each of `targets` and writes `wrote PATH` or
+/// `denied PATH` for each to `file` (in the agent's worktree).
+pub fn write_tries(targets: &[std::path::PathBuf], file: &str) -> String {
+    let mut script = String::new();
+    for t in targets {
+        script.push_str(&format!(
+            "if (echo x >> '{0}') 2>/dev/null; then echo 'wrote {0}' >> {file}; else echo 'denied {0}' >> {file}; fi; ",
+            t.display()
+        ));
+    }
+    script
+}
+
+/// Fails unless [`write_tries`]'s output `got` says each of `targets` was denied.
+pub fn assert_all_denied(got: &str, targets: &[std::path::PathBuf]) {
+    for t in targets {
+        assert!(
+            got.contains(&format!("denied {}", t.display())),
+            "{}\n{got}",
+            t.display()
+        );
+    }
+}
+
+/// A disk snapshot of a repository without what orch itself changes in a run of plan `plan`
+/// (its state, the plan's worktree, the logs, the git directory).
+pub fn outside_orch(
+    s: &std::collections::BTreeSet<(String, String)>,
+    plan: &str,
+) -> Vec<(String, String)> {
+    let worktree = format!(".orch/worktrees/{plan}");
+    s.iter()
+        .filter(|(p, _)| {
+            !p.starts_with(".orch/state")
+                && !p.starts_with(&worktree)
+                && !p.starts_with(".orch/logs")
+                && !p.starts_with(".git/")
+        })
+        .cloned()
+        .collect()
+}

@@ -104,29 +104,10 @@ fn on_path(name: &str) -> bool {
 
 /// Whether docker's daemon answers (`docker version`, bounded: 20 s).
 fn docker_answers() -> bool {
-    let Ok(mut child) = crate::agent_env::command("docker")
-        .arg("version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-    else {
-        return false;
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return status.success(),
-            Ok(None) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return false;
-            }
-        }
-    }
+    super::ready::probe_once(
+        &["docker".to_string(), "version".to_string()],
+        std::time::Duration::from_secs(20),
+    )
 }
 
 /// Whether this process's engine is docker.

@@ -107,7 +107,7 @@ pub(crate) fn wait(plan: &str, services: &[WaitFor]) -> Result<Vec<(String, Dura
 }
 
 /// Runs `argv` once, at most `within`: whether it exited 0.
-fn probe_once(argv: &[String], within: Duration) -> bool {
+pub(super) fn probe_once(argv: &[String], within: Duration) -> bool {
     let Some((first, rest)) = argv.split_first() else {
         return false;
     };
