@@ -112,15 +112,27 @@ fn run(agents: usize) -> (Mem, Vec<Mem>) {
             started += 1;
         }
     }
+    // Each wrapper once its agent runs below it (a wrapper just started has not yet touched
+    // what it will).
+    let wrapper_pids = || -> Vec<u32> {
+        children(pid)
+            .into_iter()
+            .filter(|c| {
+                std::fs::read(format!("/proc/{c}/cmdline"))
+                    .is_ok_and(|b| b.windows(12).any(|w| w == b"session-exec"))
+            })
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while wrapper_pids().len() < agents || wrapper_pids().iter().any(|w| children(*w).is_empty()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agents did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let supervisor = mem_of(pid).expect("the supervisor's memory");
-    let wrappers: Vec<Mem> = children(pid)
-        .into_iter()
-        .filter(|c| {
-            std::fs::read(format!("/proc/{c}/cmdline"))
-                .is_ok_and(|b| b.windows(12).any(|w| w == b"session-exec"))
-        })
-        .filter_map(mem_of)
-        .collect();
+    let wrappers: Vec<Mem> = wrapper_pids().into_iter().filter_map(mem_of).collect();
     assert_eq!(wrappers.len(), agents, "one wrapper per running agent");
     std::fs::write(&gate, "").expect("open the gate");
     for _ in lines.by_ref() {}
