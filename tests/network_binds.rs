@@ -1,7 +1,8 @@
 //! Red team 11: an agent in this machine's own network (`network = "open"` with the sandbox on,
 //! or "ports only" where no namespace can be made) listened on the port of orch's collector
 //! while it was down, and got orch's exports with the collector's key. Such an agent may bind
-//! only its worktree's ports (`ORCH_PORT` and the `ORCH_PORTS` after it) and port 0; in a
+//! only its worktree's ports (`ORCH_PORT` and the `ORCH_PORTS` after it) and port 0, and makes
+//! no socket Landlock's TCP rules do not judge (MPTCP, SCTP: red team 12); in a
 //! namespace of its own (`confined`, the default where it can be made) any port, as before.
 //! A real `orch up`, a Python agent that tries each bind and writes what it could.
 
@@ -16,32 +17,52 @@ use support::{Repo, one_task, toml_array};
 /// its own first and last port, and port 0; writes `name ok|no` lines to binds.txt.
 const AGENT: &str = r#"
 import os, socket, sys
-victim = int(sys.argv[1])
+victim = int(sys.argv[1]); victim2 = int(sys.argv[2])
 first = int(os.environ["ORCH_PORT"]); n = int(os.environ["ORCH_PORTS"])
-tries = [("victim_v4", socket.AF_INET, ("127.0.0.1", victim)),
-         ("victim_any", socket.AF_INET, ("0.0.0.0", victim)),
-         ("victim_v6", socket.AF_INET6, ("::1", victim)),
-         ("own_first", socket.AF_INET, ("127.0.0.1", first)),
-         ("own_last", socket.AF_INET, ("127.0.0.1", first + n - 1)),
-         ("past_own", socket.AF_INET, ("127.0.0.1", first + n)),
-         ("zero", socket.AF_INET, ("127.0.0.1", 0))]
+S, MPTCP = socket.SOCK_STREAM, 262
+tries = [("victim_v4", socket.AF_INET, S, 0, ("127.0.0.1", victim)),
+         ("victim_any", socket.AF_INET, S, 0, ("0.0.0.0", victim)),
+         ("victim_v6", socket.AF_INET6, S, 0, ("::1", victim)),
+         ("own_first", socket.AF_INET, S, 0, ("127.0.0.1", first)),
+         ("own_last", socket.AF_INET, S, 0, ("127.0.0.1", first + n - 1)),
+         ("past_own", socket.AF_INET, S, 0, ("127.0.0.1", first + n)),
+         ("zero", socket.AF_INET, S, 0, ("127.0.0.1", 0)),
+         # Red team 12: protocols Landlock's TCP rules do not judge.
+         ("mptcp_victim", socket.AF_INET, S, MPTCP, ("127.0.0.1", victim)),
+         ("mptcp6_victim", socket.AF_INET6, S, MPTCP, ("::1", victim)),
+         ("sctp_victim", socket.AF_INET, socket.SOCK_SEQPACKET, 0, ("127.0.0.1", victim))]
 out = []
-for name, fam, addr in tries:
-    s = socket.socket(fam, socket.SOCK_STREAM)
+for name, fam, kind, proto, addr in tries:
+    try:
+        s = socket.socket(fam, kind, proto)
+    except OSError as e:
+        out.append(name + " no " + str(e.errno)); continue
     try:
         s.bind(addr); s.listen(1); out.append(name + " ok")
     except OSError as e:
         out.append(name + " no " + str(e.errno))
     finally:
         s.close()
+# And an MPTCP connection to a port not allowed (a service of this machine, listening).
+try:
+    c = socket.socket(socket.AF_INET, S, MPTCP); c.settimeout(2); c.connect(("127.0.0.1", victim2))
+    out.append("mptcp_connect ok")
+except OSError as e:
+    out.append("mptcp_connect no " + str(e.errno))
 open("binds.txt", "w").write("\n".join(out) + "\n")
 "#;
 
-fn repo(victim: u16, network: &str) -> Repo {
+fn repo(victim: u16, listening: u16, network: &str) -> Repo {
     let repo = Repo::bare_minimum();
     repo.write("docs/plans/a.md", &one_task("A", "Bind"));
     repo.manifest(
-        &toml_array(&["python3", "-c", AGENT, &victim.to_string()]),
+        &toml_array(&[
+            "python3",
+            "-c",
+            AGENT,
+            &victim.to_string(),
+            &listening.to_string(),
+        ]),
         &if network.is_empty() {
             "report = \"exit\"".to_string()
         } else {
@@ -90,7 +111,10 @@ fn an_agent_in_this_machines_network_binds_only_its_own_ports() {
     ];
     for (what, network, sandbox, no_netns, held) in cases {
         let victim = free_port();
-        let repo = repo(victim, network);
+        // A service of this machine no agent is allowed to reach.
+        let service = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let listening = service.local_addr().expect("addr").port();
+        let repo = repo(victim, listening, network);
         let (code, out, err) = if no_netns {
             let mut cmd = orch_without_namespaces(&repo, &["up", "--json", "a"]);
             cmd.env("ORCH_SANDBOX", sandbox);
@@ -106,9 +130,19 @@ fn an_agent_in_this_machines_network_binds_only_its_own_ports() {
             assert!(err.contains("network: ports only"), "{what}\n{err}");
         }
         let got = binds(&repo);
-        assert_eq!(got.len(), 7, "{what}: {got:?}");
+        assert_eq!(got.len(), 11, "{what}: {got:?}");
         for own in ["own_first", "own_last", "zero"] {
             assert_eq!(got.get(own), Some(&true), "{what}: {own}: {got:?}");
+        }
+        if held {
+            for other in [
+                "mptcp_victim",
+                "mptcp6_victim",
+                "sctp_victim",
+                "mptcp_connect",
+            ] {
+                assert_eq!(got.get(other), Some(&false), "{what}: {other}: {got:?}");
+            }
         }
         for other in ["victim_v4", "victim_any", "victim_v6", "past_own"] {
             let bound = got.get(other).copied();

@@ -82,7 +82,11 @@ fn confine(rules: &Option<Rules>) -> Result<(), String> {
             crate::sandbox::read_only_outside(&rules.write)?;
             // No capability survives into the agent, root's included.
             crate::sandbox::drop_all_capabilities()?;
-            restrict(rules, shared_binds().as_deref())
+            let binds = shared_binds();
+            if binds.is_some() {
+                crate::sandbox::net::only_tcp_and_udp()?;
+            }
+            restrict(rules, binds.as_deref())
         }
         None => Ok(()),
     }

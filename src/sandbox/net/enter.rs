@@ -49,6 +49,7 @@ fn enter(spec: &Spec) -> Result<(), String> {
         // As root the capabilities must go (nothing else stands between root and the network
         // here); another user has none to drop.
         drop_capabilities(nix::unistd::geteuid().is_root())?;
+        only_tcp_and_udp()?;
         return limit_ports(ports);
     }
     if let Spec::Confined {
@@ -329,6 +330,58 @@ pub(crate) fn own_binds() -> Vec<u16> {
         ports.extend((0..n).filter_map(|i| first.checked_add(i)));
     }
     ports
+}
+
+/// In this machine's own network, sockets Landlock's TCP rules do not judge are refused
+/// (`EACCES`), by a seccomp filter on this process and what it starts: an IPv4 or IPv6 socket of
+/// a protocol other than TCP and UDP (MPTCP, SCTP, …) or of a type other than a stream or a
+/// datagram (red team 12: an MPTCP socket bound the collector's port and connected to a port
+/// not allowed, past Landlock), and io_uring (its sockets are made without the `socket` call).
+/// A filter of another architecture's calls kills the process.
+pub(crate) fn only_tcp_and_udp() -> Result<(), String> {
+    use nix::libc;
+    use seccompiler::{
+        SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition as Cond,
+        SeccompFilter, SeccompRule,
+    };
+    fn why(e: impl std::fmt::Display) -> String {
+        format!("cannot limit the sockets (seccomp): {e}")
+    }
+    let cond = |arg: u8, op: Op, v: u64| Cond::new(arg, Len::Dword, op, v).map_err(why);
+    let mut rules = Vec::new();
+    for domain in [libc::AF_INET, libc::AF_INET6] {
+        let d = u64::try_from(domain).map_err(|e| e.to_string())?;
+        // Protocols other than 0 (the type's own), TCP (6) and UDP (17).
+        for (above, below) in [(0, 6), (6, 17), (17, u64::from(u32::MAX))] {
+            let mut c = vec![cond(0, Op::Eq, d)?, cond(2, Op::Gt, above)?];
+            if below != u64::from(u32::MAX) {
+                c.push(cond(2, Op::Lt, below)?);
+            }
+            rules.push(SeccompRule::new(c).map_err(why)?);
+        }
+        // Types other than a stream (1) and a datagram (2): raw, RDM, sequenced packets (SCTP
+        // by default), DCCP, packet.
+        for kind in [3u64, 4, 5, 6, 10] {
+            rules.push(
+                SeccompRule::new(vec![cond(0, Op::Eq, d)?, cond(1, Op::MaskedEq(0xf), kind)?])
+                    .map_err(why)?,
+            );
+        }
+    }
+    let filter = SeccompFilter::new(
+        [
+            (libc::SYS_socket, rules),
+            (libc::SYS_io_uring_setup, Vec::new()),
+        ]
+        .into_iter()
+        .collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(u32::try_from(libc::EACCES).map_err(|e| e.to_string())?),
+        std::env::consts::ARCH.try_into().map_err(why)?,
+    )
+    .map_err(why)?;
+    let program: seccompiler::BpfProgram = filter.try_into().map_err(why)?;
+    seccompiler::apply_filter_all_threads(&program).map_err(why)
 }
 
 /// Where no namespace can be made: Landlock's TCP rules (ABI 4, Linux 6.7) let the process

@@ -42,7 +42,7 @@ mod tls;
 mod tunnel;
 
 pub(crate) use attempt::{refusals_of, refusals_of_plan};
-pub(crate) use enter::{enter_from_env, own_binds, probe};
+pub(crate) use enter::{enter_from_env, only_tcp_and_udp, own_binds, probe};
 pub(crate) use own::OwnProxy;
 pub(crate) use proxy::{NetAttempt, NetProxy, PROXY_VARS};
 pub(crate) use spec::{Join, PROXY_PORT, SHARED_VAR, SPEC_VAR};
