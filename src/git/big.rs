@@ -368,14 +368,16 @@ fn large_blobs(
     // The range's commits one at a time, loading no more than are looked at (libgit2's walk
     // with a hidden base loads every commit first: red team 11's merge of a side chain of a
     // million commits).
-    let walk = super::since::Since::new(repo, tip, base)?;
+    // Each parent a commit names counts as an entry too (an octopus of a million parents, a
+    // mesh of merges naming thousands each: red team 12).
+    let mut walk = super::since::Since::new(repo, tip, base, limits.files.saturating_sub(count))?;
     let odb = repo.odb()?;
     // The trees counted, and the blobs named as too large, each once.
     let mut seen = std::collections::HashSet::new();
     let mut sizes: std::collections::HashMap<Oid, (u64, ObjectType)> =
         std::collections::HashMap::new();
     let mut large: Vec<(String, u64)> = Vec::new();
-    for id in walk {
+    for id in walk.by_ref() {
         let id = id?;
         // A commit's own object (its message) is as large as the agent makes it.
         // Each commit object counts towards `max_change_size` (its message: thirty messages of
@@ -456,6 +458,10 @@ fn large_blobs(
         if flow.is_break() {
             break;
         }
+    }
+    if walk.over {
+        // More parents than entries left: over `max_change_files` by them alone.
+        count = count.max(limits.files.saturating_add(1));
     }
     Ok(refusal(large, (total, count), limits))
 }

@@ -116,6 +116,12 @@ fn big_trees_a_change_of_too_many_files_or_trees_too_large_together_is_refused()
         awk -v h=$h 'BEGIN { for (i = 1; i <= 20000; i++) { printf \"commit refs/heads/side\\nmark :%d\\ncommitter a <a@a> 0 +0000\\ndata 2\\nc\\n\", i; if (i == 1) printf \"from %s\\n\", h; printf \"\\n\" }\n\
         printf \"commit refs/heads/side\\ncommitter a <a@a> 1 +0000\\ndata 2\\nm\\nfrom %s\\nmerge :20000\\n\\n\", h }' | git fast-import --quiet\n\
         git reset -q --hard side";
+    // Red team 12: a mesh, 30 merges in a chain on the branch, each naming the same 20 root
+    // commits: 50 commits, within the limit of 500 entries, but 630 parents, over it.
+    let octopus = "set -e; h=$(git rev-parse HEAD)\n\
+        awk -v h=$h 'BEGIN { for (i = 1; i <= 20; i++) printf \"reset refs/heads/r\\ncommit refs/heads/r\\nmark :%d\\ncommitter a <a@a> 0 +0000\\ndata 2\\nr\\n\\n\", i;\n\
+        for (m = 1; m <= 30; m++) { printf \"commit refs/heads/side\\ncommitter a <a@a> %d +0000\\ndata 2\\nm\\n\", m; if (m == 1) printf \"from %s\\n\", h; for (i = 1; i <= 20; i++) printf \"merge :%d\\n\", i; printf \"\\n\" } }' | git fast-import --quiet\n\
+        git reset -q --hard side";
     for sandbox in support::sandboxes() {
         for (script, keys, named) in [
             (
@@ -162,6 +168,11 @@ fn big_trees_a_change_of_too_many_files_or_trees_too_large_together_is_refused()
             ),
             (
                 side_chain.to_string(),
+                "max_change_files = 500",
+                "`max_change_files`",
+            ),
+            (
+                octopus.to_string(),
                 "max_change_files = 500",
                 "`max_change_files`",
             ),
