@@ -316,14 +316,18 @@ fn drop_capabilities(plain: bool) -> Result<(), String> {
     }
 }
 
+/// The names of `agent_env::ORCH_PORT` and `agent_env::ORCH_PORTS` (a layer above this one).
+pub(crate) const PORT_VAR: &str = "ORCH_PORT";
+pub(crate) const PORTS_VAR: &str = "ORCH_PORTS";
+
 /// The ports a process in this machine's own network namespace may bind: port 0 (one the kernel
 /// picks) and its worktree's block, `ORCH_PORT` and the `ORCH_PORTS` after it, as `orch up` set
 /// them for it (its environment before the agent runs).
 pub(crate) fn own_binds() -> Vec<u16> {
     let var = |k: &str| std::env::var(k).ok();
     let mut ports = vec![0];
-    if let Some(first) = var(crate::agent_env::ORCH_PORT).and_then(|p| p.parse::<u16>().ok()) {
-        let n = var(crate::agent_env::ORCH_PORTS)
+    if let Some(first) = var(PORT_VAR).and_then(|p| p.parse::<u16>().ok()) {
+        let n = var(PORTS_VAR)
             .and_then(|p| p.parse::<u16>().ok())
             .unwrap_or(1)
             .clamp(1, 1000);

@@ -42,6 +42,8 @@ mod tls;
 mod tunnel;
 
 pub(crate) use attempt::{refusals_of, refusals_of_plan};
+#[cfg(test)]
+pub(crate) use enter::{PORT_VAR, PORTS_VAR};
 pub(crate) use enter::{enter_from_env, only_tcp_and_udp, own_binds, probe};
 pub(crate) use own::OwnProxy;
 pub(crate) use proxy::{NetAttempt, NetProxy, PROXY_VARS};
