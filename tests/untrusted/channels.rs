@@ -45,7 +45,8 @@ for c in $cands; do
     [ $n -lt 400 ] || break
     n=$((n+1))
     echo "try $s" >> $log
-    if /usr/bin/ssh -F /dev/null -o ControlMaster=no -o ControlPath="$s" \
+    # Each try bounded: a socket that is not ssh's (dockerd's API) never answers its mux hello.
+    if timeout 3 /usr/bin/ssh -F /dev/null -o ControlMaster=no -o ControlPath="$s" \
         -o ProxyCommand=/bin/false -o BatchMode=yes -o ConnectTimeout=2 \
         orch-hijack "touch '$mark'" </dev/null >/dev/null 2>&1; then
       echo "HIJACKED through $s" >> $log
