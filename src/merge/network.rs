@@ -19,7 +19,7 @@ use anyhow::anyhow;
 use crate::error::{CliError, CliResult, exit};
 use crate::manifest::{AgentSpec, Manifest, NetworkMode};
 use crate::sandbox::net::allow::AllowList;
-use crate::sandbox::net::{NetAttempt, OwnProxy, SPEC_VAR};
+use crate::sandbox::net::{NetAttempt, OwnProxy};
 
 /// What the processes get.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,16 +152,7 @@ impl Network {
         };
         match &made {
             Some(a) => env.extend(a.env()),
-            // A value orch's own environment had is not passed on.
-            None => {
-                env.push((SPEC_VAR.to_string(), String::new()));
-                // Open, here: this machine's own network (a container's is its own).
-                let shared = if container.is_none() { "1" } else { "" };
-                env.push((
-                    crate::sandbox::net::SHARED_VAR.to_string(),
-                    shared.to_string(),
-                ));
-            }
+            None => env.extend(crate::sandbox::net::open_env(container.is_none())),
         }
         Ok(made)
     }

@@ -364,19 +364,10 @@ pub(crate) fn attempt(
     };
     match &made {
         Some(a) => env.extend(a.env()),
-        None => {
-            env.push((crate::sandbox::net::SPEC_VAR.to_string(), String::new()));
-            // Open, here: this machine's own network (a place's own is not).
-            let shared = if matches!(place, NetPlace::Here) {
-                "1"
-            } else {
-                ""
-            };
-            env.push((
-                crate::sandbox::net::SHARED_VAR.to_string(),
-                shared.to_string(),
-            ));
-        }
+        None => env.extend(crate::sandbox::net::open_env(matches!(
+            place,
+            NetPlace::Here
+        ))),
     }
     Ok(made)
 }

@@ -47,4 +47,4 @@ pub(crate) use enter::{PORT_VAR, PORTS_VAR};
 pub(crate) use enter::{enter_from_env, only_tcp_and_udp, own_binds, probe};
 pub(crate) use own::OwnProxy;
 pub(crate) use proxy::{NetAttempt, NetProxy, PROXY_VARS};
-pub(crate) use spec::{Join, PROXY_PORT, SHARED_VAR, SPEC_VAR};
+pub(crate) use spec::{Join, PROXY_PORT, SHARED_VAR, SPEC_VAR, open_env};

@@ -14,6 +14,19 @@ pub(crate) const SPEC_VAR: &str = "ORCH_NET_CONFINE";
 /// orch or another plan will connect (red team 11: the port of a collector that was down).
 pub(crate) const SHARED_VAR: &str = "ORCH_NET_SHARED";
 
+/// The variables of a process orch gives no network of its own (open): no [`SPEC_VAR`] (a value
+/// orch's own environment had is not passed on), and [`SHARED_VAR`] when it runs `here`, in this
+/// machine's own network (a place's, a container's, is its own).
+pub(crate) fn open_env(here: bool) -> Vec<(String, String)> {
+    vec![
+        (SPEC_VAR.to_string(), String::new()),
+        (
+            SHARED_VAR.to_string(),
+            if here { "1" } else { "" }.to_string(),
+        ),
+    ]
+}
+
 /// The port of the proxy in every namespace (`127.0.0.1` and `[::1]`): `HTTPS_PROXY` and the
 /// other proxy variables name it. Moved to the next free port when an allowed loopback
 /// endpoint uses it.
