@@ -64,6 +64,18 @@ pub(crate) fn open_append(path: &Path) -> io::Result<File> {
         .map_err(|e| refused(path, e))
 }
 
+/// Appends `line` and its newline to `path` ([`open_append`]) in one write: orch's lines in a log
+/// the agent's wrapper (or another of orch's writers) appends to at the same time are never torn
+/// (`writeln!` on a `File` writes the line and its newline apart, and another writer's output
+/// could land between them, glued onto orch's line).
+pub(crate) fn append_line(path: &Path, line: &str) -> io::Result<()> {
+    use std::io::Write;
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    open_append(path)?.write_all(&bytes)
+}
+
 /// Writes `bytes` to `path` (created or truncated), never through a symlink at `path`.
 pub(crate) fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
@@ -253,5 +265,46 @@ mod tests {
         assert_eq!(removed, [base.join("cache")]);
         assert!(outside.join("sub").is_dir(), "removed beyond the link");
         assert!(base.join("a/b").is_dir());
+    }
+
+    /// orch's lines and another writer's output, appended to one log at once (the agent's
+    /// wrapper and orch's network proxy, as in a resolver's log): no line of either is torn or
+    /// glued onto another. CI lost a resolver's daemon's first line this way (glued onto a note
+    /// of orch's written with `writeln!`, its newline a second write).
+    #[test]
+    fn lines_appended_at_once_by_two_writers_stay_whole() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("resolve.log");
+        let orch_line = "=== orch: network: refused 127.0.0.1:9 (not in network_allow) ===";
+        let agent_chunk =
+            "exfil: daemon-direct-http denied refused\nexfil: daemon-dns-udp denied refused\n";
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for _ in 0..3000 {
+                    append_line(&log, orch_line).unwrap();
+                }
+            });
+            s.spawn(|| {
+                let mut f = open_append(&log).unwrap();
+                for _ in 0..3000 {
+                    f.write_all(agent_chunk.as_bytes()).unwrap();
+                }
+            });
+        });
+        let text = std::fs::read_to_string(&log).unwrap();
+        let mut counts = (0, 0);
+        for line in text.lines() {
+            if line == orch_line {
+                counts.0 += 1;
+            } else {
+                assert!(
+                    line.starts_with("exfil: daemon-") && line.ends_with(" denied refused"),
+                    "a torn line: {line:?}"
+                );
+                counts.1 += 1;
+            }
+        }
+        assert_eq!(counts, (3000, 6000));
     }
 }

@@ -102,9 +102,7 @@ pub(crate) fn open_log(path: &Path) -> io::Result<File> {
 
 /// Appends one line to a log (a header before an attempt, a footer after it).
 pub(crate) fn log_line(path: &Path, line: &str) {
-    if let Ok(mut f) = open_log(path) {
-        let _ = writeln!(f, "{line}");
-    }
+    let _ = crate::links::append_line(path, line);
 }
 
 /// Spawns an agent or a check in `cwd`, stdout and stderr appended to `log`, with `env` added

@@ -692,15 +692,12 @@ fn append_plan(file: &Path, text: &str) -> Result<(), String> {
 /// `v` with its time, as one line of `<state_dir>/.events.jsonl` (the file of `orch up`'s events);
 /// a write that fails is dropped. The line written.
 fn append_event(state_dir: &Path, v: &Value) -> String {
-    use std::io::Write;
     let mut line =
         json!({"at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)});
     if let (Some(o), Some(e)) = (line.as_object_mut(), v.as_object()) {
         o.extend(e.clone());
     }
     let line = crate::untrusted::json_safe(line.to_string());
-    if let Ok(mut f) = crate::links::open_append(&crate::state_layout::EVENTS.at(state_dir)) {
-        let _ = writeln!(f, "{line}");
-    }
+    let _ = crate::links::append_line(&crate::state_layout::EVENTS.at(state_dir), &line);
     line
 }

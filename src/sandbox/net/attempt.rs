@@ -147,10 +147,7 @@ impl AttemptCtx {
 
 /// Appends one line to the attempt's log (never through a link).
 fn log_line(path: &Path, line: &str) {
-    use std::io::Write as _;
-    if let Ok(mut f) = crate::links::open_append(path) {
-        let _ = writeln!(f, "{line}");
-    }
+    let _ = crate::links::append_line(path, line);
 }
 
 #[cfg(test)]
