@@ -548,7 +548,7 @@ pub(crate) struct Keeper {
     grace: Duration,
 }
 
-/// Starts `argv` (a setup) under a keeper, `orch_bin session-exec --keep`, in `cwd`, with `env`
+/// Starts `argv` (a setup) under a keeper, the wrapper with `--keep` ([`session::wrapper`]), in `cwd`, with `env`
 /// added and orch's git variables removed, its output appended to `log` (at most `log_max`
 /// bytes); `grace` between SIGTERM and SIGKILL when it ends what it keeps. The keeper is in a
 /// session of its own.
@@ -558,14 +558,13 @@ pub(crate) fn spawn_keeper(
     (cwd, env, log): (&Path, &[(String, String)], &Path),
     (log_max, grace): (u64, Duration),
 ) -> io::Result<Keeper> {
-    let mut full = vec![
-        orch_bin.display().to_string(),
-        "session-exec".to_string(),
+    let mut full = session::wrapper(orch_bin);
+    full.extend([
         "--keep".to_string(),
         format!("--log-max={log_max}"),
         format!("--grace-ms={}", grace.as_millis()),
         "--".to_string(),
-    ];
+    ]);
     full.extend(argv.iter().cloned());
     let out = open_log(log)?;
     let mut cmd = crate::agent_env::tokio_command(&full[0]);

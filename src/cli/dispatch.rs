@@ -213,7 +213,6 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             std::time::Duration::from_millis(within_ms),
             &argv,
         ),
-        Command::Internal(Internal::SessionExec(a)) => session_exec(a),
         Command::Logs {
             plan,
             task,
@@ -349,8 +348,8 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
     }
 }
 
-/// `orch session-exec` ([`super::internal::SessionExecArgs`]).
-pub(super) fn session_exec(a: super::internal::SessionExecArgs) -> crate::error::CliResult<u8> {
+/// `orch session-exec` and `orch-session` ([`super::session_args::SessionExecArgs`]).
+pub(super) fn session_exec(a: super::session_args::SessionExecArgs) -> crate::error::CliResult<u8> {
     commands::sandbox_exec::run_in_session(
         &crate::process::wrapper::Options {
             log_max: a.log_max,

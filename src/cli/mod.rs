@@ -8,6 +8,7 @@ mod generate;
 mod internal;
 mod mcp_args;
 mod serve_args;
+mod session_args;
 mod task_args;
 #[cfg(test)]
 mod tests;
@@ -24,13 +25,13 @@ pub(crate) use args::Cli;
 
 /// Parses the command line, runs the command, prints errors; returns the exit code.
 pub fn main() -> ExitCode {
-    // The wrapper of every running agent parses only its own arguments (see
-    // `internal::SessionExecOnly`); everything else as below.
+    // The wrapper of every running agent parses only its own arguments, by hand
+    // (`session_args`); everything else as below.
     if std::env::args_os()
         .nth(1)
         .is_some_and(|a| a == "session-exec")
     {
-        return session_exec();
+        return session_exec(std::env::args_os().skip(2));
     }
     let cli = match Cli::try_parse_from(std::env::args_os()) {
         Ok(cli) => cli,
@@ -58,16 +59,24 @@ fn finish(ran: Result<u8, CliError>) -> ExitCode {
     }
 }
 
-/// `orch session-exec`, its arguments parsed alone.
-fn session_exec() -> ExitCode {
-    let args = std::env::args_os().skip(1);
-    let parsed = match internal::SessionExecOnly::try_parse_from(args) {
+/// `orch-session`: the small executable installed beside orch that every running agent, check
+/// and resolver is started under ([`crate::process::session`]); the same as `orch
+/// session-exec`.
+pub fn session_main() -> ExitCode {
+    session_exec(std::env::args_os().skip(1))
+}
+
+/// The wrapper, its arguments `args` read by hand ([`session_args`]).
+fn session_exec(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
+    let parsed = match session_args::parse(args) {
         Ok(p) => p,
-        Err(e) => return ExitCode::from(clap_error(&e)),
+        Err(e) => {
+            let e = CliError::invalid(anyhow::anyhow!("{e}\n{}", session_args::USAGE));
+            report(&e);
+            return ExitCode::from(e.code);
+        }
     };
-    diagnostics();
-    crate::git::confine_runs();
-    finish(dispatch::session_exec(parsed.args))
+    finish(dispatch::session_exec(parsed))
 }
 
 /// Prints clap's help, version or error (coloured as `--color` and the environment say);

@@ -37,9 +37,6 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-/// The default of `log_max`: the most of one attempt's output its log keeps.
-pub(crate) use crate::manifest::LOG_MAX_DEFAULT;
-
 /// The most of a setup's output a keeper hands orch as the cause of its failure.
 const CAUSE_BYTES: usize = 8 * 1024;
 
