@@ -2,7 +2,7 @@
 //! default) of one task each, `max_agents` N, whose agent (`sh`) waits for a gate file, so that
 //! all N run at once. Once every agent has started (N `task_started` events), the bench reads
 //! from `/proc/<pid>/smaps_rollup` the memory of orch's own processes: the supervisor and each
-//! agent's wrapper (`orch-session`, the subreaper that keeps the agent's processes and its
+//! agent's wrapper (`orch-exec session-exec`, the subreaper that keeps the agent's processes and its
 //! log) — RSS (what `ps` shows: shared pages of orch's executable counted in every process),
 //! PSS (shared pages divided among the processes that share them) and private (this process's
 //! alone: what one more running agent adds). Then it opens the gate and checks the outcome:
@@ -118,8 +118,7 @@ fn run(agents: usize) -> (Mem, Vec<Mem>) {
         children(pid)
             .into_iter()
             .filter(|c| {
-                std::fs::read(format!("/proc/{c}/comm"))
-                    .is_ok_and(|b| b.starts_with(b"orch-session"))
+                std::fs::read(format!("/proc/{c}/comm")).is_ok_and(|b| b.starts_with(b"orch-exec"))
             })
             .collect()
     };

@@ -47,8 +47,8 @@ fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
-/// The top-level modules of `src/` (a `name.rs` or a `name/` directory), `lib.rs` and `main.rs`
-/// aside.
+/// The top-level modules of `src/` (a `name.rs` or a `name/` directory), `lib.rs`, `main.rs` and
+/// `bin/` (the other executables' `main`s, which call the library as `main.rs` does) aside.
 fn modules() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(src())
         .expect("src/")
@@ -58,7 +58,7 @@ fn modules() -> Vec<String> {
             let name = name
                 .strip_suffix(".rs")
                 .map_or(name.clone(), str::to_string);
-            (name != "lib" && name != "main").then_some(name)
+            (name != "lib" && name != "main" && name != "bin").then_some(name)
         })
         .collect();
     names.sort();

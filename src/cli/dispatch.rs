@@ -196,12 +196,6 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
             },
             &argv,
         ),
-        Command::Internal(Internal::GitExec {
-            exec,
-            unconfined,
-            parent,
-            argv,
-        }) => commands::sandbox_exec::run_git((&exec, unconfined), parent, &argv),
         Command::Internal(Internal::ServiceWait {
             spec,
             connect,
@@ -348,8 +342,8 @@ pub(super) fn run(cli: Cli) -> Result<u8, CliError> {
     }
 }
 
-/// `orch session-exec` and `orch-session` ([`super::session_args::SessionExecArgs`]).
-pub(super) fn session_exec(a: super::session_args::SessionExecArgs) -> crate::error::CliResult<u8> {
+/// `orch session-exec` and `orch-exec session` ([`super::helper_args::SessionExecArgs`]).
+pub(super) fn session_exec(a: super::helper_args::SessionExecArgs) -> crate::error::CliResult<u8> {
     commands::sandbox_exec::run_in_session(
         &crate::process::wrapper::Options {
             log_max: a.log_max,

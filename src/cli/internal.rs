@@ -69,26 +69,6 @@ pub(super) enum Internal {
         #[arg(last = true, required = true)]
         argv: Vec<String>,
     },
-    /// How orch runs git: confined to executing the paths given (git's own programs and those
-    /// your git configuration names), then becomes `ARGV` (`exec`), in the same session.
-    /// `orch git-exec --exec P… -- ARGV…`.
-    #[command(name = "git-exec", hide = true)]
-    GitExec {
-        /// A file, or a directory, beneath which files may be executed.
-        #[arg(long = "exec", value_name = "PATH")]
-        exec: Vec<PathBuf>,
-        /// Execute anything (your git configuration names a driver, or the kernel has no
-        /// Landlock): only the end with the parent holds.
-        #[arg(long, conflicts_with = "exec")]
-        unconfined: bool,
-        /// The orch process that runs this git: when it dies (a `kill -9`), git is killed with
-        /// it, so that a checkout it started stops writing before the next orch cleans up.
-        #[arg(long, value_name = "PID")]
-        parent: Option<u32>,
-        /// The program to run, confined, and its arguments.
-        #[arg(last = true, required = true, value_parser = clap::value_parser!(std::ffi::OsString))]
-        argv: Vec<std::ffi::OsString>,
-    },
     #[command(name = "container-init", hide = true)]
     /// The first process of a plan's container (`executor = "container"`): keeps it running,
     /// reaps what is re-parented to it, ends on SIGTERM; not dumpable, so that no process of the

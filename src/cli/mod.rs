@@ -5,10 +5,10 @@ mod arg_types;
 mod args;
 mod dispatch;
 mod generate;
+mod helper_args;
 mod internal;
 mod mcp_args;
 mod serve_args;
-mod session_args;
 mod task_args;
 #[cfg(test)]
 mod tests;
@@ -25,13 +25,14 @@ pub(crate) use args::Cli;
 
 /// Parses the command line, runs the command, prints errors; returns the exit code.
 pub fn main() -> ExitCode {
-    // The wrapper of every running agent parses only its own arguments, by hand
-    // (`session_args`); everything else as below.
-    if std::env::args_os()
-        .nth(1)
-        .is_some_and(|a| a == "session-exec")
-    {
-        return session_exec(std::env::args_os().skip(2));
+    // orch's two busiest helpers read their own arguments by hand (`helper_args`): the
+    // wrapper beside every running agent and the start of each git run; everything else as
+    // below.
+    let mut args = std::env::args_os().skip(1);
+    match args.next() {
+        Some(verb) if verb == "session-exec" => return session_exec(args),
+        Some(verb) if verb == "git-exec" => return git_exec(args),
+        _ => {}
     }
     let cli = match Cli::try_parse_from(std::env::args_os()) {
         Ok(cli) => cli,
@@ -59,24 +60,43 @@ fn finish(ran: Result<u8, CliError>) -> ExitCode {
     }
 }
 
-/// `orch-session`: the small executable installed beside orch that every running agent, check
-/// and resolver is started under ([`crate::process::session`]); the same as `orch
-/// session-exec`.
-pub fn session_main() -> ExitCode {
-    session_exec(std::env::args_os().skip(1))
+/// `orch-exec`: the small executable installed beside orch ([`crate::process::session::helper`])
+/// that runs orch's two busiest helpers, with the same verbs and arguments as orch's own:
+/// `orch-exec session-exec …` and `orch-exec git-exec …`.
+pub fn exec_main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    match args.next() {
+        Some(verb) if verb == "session-exec" => session_exec(args),
+        Some(verb) if verb == "git-exec" => git_exec(args),
+        _ => helper_usage("orch-exec runs `session-exec` or `git-exec`".to_string()),
+    }
 }
 
-/// The wrapper, its arguments `args` read by hand ([`session_args`]).
+/// A helper's arguments refused: what was wrong and the usage, exit code 2.
+fn helper_usage(why: String) -> ExitCode {
+    let e = CliError::invalid(anyhow::anyhow!("{why}\n{}", helper_args::USAGE));
+    report(&e);
+    ExitCode::from(e.code)
+}
+
+/// The wrapper, its arguments `args` read by hand ([`helper_args`]).
 fn session_exec(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
-    let parsed = match session_args::parse(args) {
-        Ok(p) => p,
-        Err(e) => {
-            let e = CliError::invalid(anyhow::anyhow!("{e}\n{}", session_args::USAGE));
-            report(&e);
-            return ExitCode::from(e.code);
-        }
-    };
-    finish(dispatch::session_exec(parsed))
+    match helper_args::parse_session(args) {
+        Ok(parsed) => finish(dispatch::session_exec(parsed)),
+        Err(e) => helper_usage(e),
+    }
+}
+
+/// A confined git run, its arguments `args` read by hand ([`helper_args`]).
+fn git_exec(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
+    match helper_args::parse_git(args) {
+        Ok(a) => finish(crate::commands::sandbox_exec::run_git(
+            (&a.exec, a.unconfined),
+            a.parent,
+            &a.argv,
+        )),
+        Err(e) => helper_usage(e),
+    }
 }
 
 /// Prints clap's help, version or error (coloured as `--color` and the environment say);

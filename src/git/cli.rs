@@ -114,18 +114,19 @@ fn plain(git: &Path) -> Command {
     cmd
 }
 
-/// The orch executable that confines git runs (`orch git-exec`), once the binary said so
+/// The orch executable beside which the helper that confines git runs is (`orch-exec git-exec`,
+/// else `orch git-exec`, [`crate::process::session::helper`]), once the binary said so
 /// ([`confine_runs`]); a library used without it (its unit tests) runs git unconfined.
 static ORCH_EXE: OnceLock<Option<PathBuf>> = OnceLock::new();
 
-/// Makes every git run of this process (but `orch pr`'s push) start through `orch git-exec`,
+/// Makes every git run of this process (but `orch pr`'s push) start through `orch-exec git-exec`,
 /// confined to executing git's own programs ([`confined`]): called by the `orch` binary before
 /// it runs a command.
 pub fn confine_runs() {
     ORCH_EXE.get_or_init(|| std::env::current_exe().ok());
 }
 
-/// `orch git-exec --exec P… -- <git>` for a git run on the git directory `git_dir`; `None`
+/// `orch-exec git-exec --exec P… -- <git>` for a git run on the git directory `git_dir`; `None`
 /// when this process does not confine git ([`confine_runs`]), the kernel has no Landlock, or
 /// your git configuration names a driver ([`super::programs::allowed`]): then nothing confines
 /// what git executes, and what holds is that git reads no configuration of a work tree's
@@ -138,8 +139,12 @@ fn confined(git_dir: &Path) -> Result<Option<Command>, String> {
     let Some(Some(orch)) = ORCH_EXE.get() else {
         return Ok(None);
     };
-    let mut cmd = crate::agent_env::command(orch);
-    cmd.arg("git-exec")
+    let helper = crate::process::session::helper(orch, crate::process::session::Helper::Git);
+    let Some((program, verb)) = helper.split_first() else {
+        return Ok(None);
+    };
+    let mut cmd = crate::agent_env::command(program);
+    cmd.args(verb)
         .arg(format!("--parent={}", std::process::id()));
     if !crate::sandbox::exec_supported() {
         cmd.arg("--unconfined").arg("--").arg(GIT);

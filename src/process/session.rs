@@ -1,32 +1,55 @@
-//! How a process is started under the wrapper (`orch-session`, or `orch session-exec`,
+//! How a process is started under the wrapper (`orch-exec session-exec`, or `orch session-exec`,
 //! [`super::wrapper`]): the argv that puts it there. Whatever runs the agent's code (an attempt,
 //! a check, a setup, a resolver, `verify` of every merge) starts it this way, so that everything
 //! it leaves ends with it and its output is capped.
 //!
-//! The wrapper stays alive beside every running agent, so it is the small executable
-//! `orch-session` that `cargo install` puts beside `orch` (the wrapper's code alone): less
-//! memory per running agent and less CPU at each start than a second copy of orch. A copy of
-//! orch without it (orch's copy on a `[[host]]`, in a container) runs `orch session-exec`,
-//! which is the same wrapper.
+//! A wrapper stays alive beside every running agent, and each of orch's git runs starts through
+//! a confining helper, several times per task: both are the small executable `orch-exec` that
+//! `cargo install` puts beside `orch` (their code alone): less memory per running agent and
+//! less CPU at each start than a second copy of orch. A copy of orch without it (orch's copy on
+//! a `[[host]]`, in a container) runs the same code as `orch session-exec` and `orch git-exec`:
+//! `orch-exec` takes the same verbs and arguments.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-/// The name of the wrapper's own executable, beside orch's.
-pub(crate) const WRAPPER_BIN: &str = "orch-session";
+/// The name of the helpers' own executable, beside orch's.
+pub(crate) const HELPER_BIN: &str = "orch-exec";
 
-/// The start of a wrapper's argv for orch's executable `orch_bin`: `orch-session` beside it when
-/// that is a file there, else `orch_bin session-exec`.
-pub(crate) fn wrapper(orch_bin: &Path) -> Vec<String> {
-    match beside(orch_bin) {
-        Some(small) => vec![small.display().to_string()],
-        None => vec![orch_bin.display().to_string(), "session-exec".to_string()],
-    }
+/// Which of orch's helpers ([`helper`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Helper {
+    /// The wrapper of an agent, a check, a setup or a resolver.
+    Session,
+    /// A git run, confined.
+    Git,
 }
 
-/// `orch-session` beside `orch_bin`, when it is an executable file there (not a link).
+/// The start of the argv of helper `which` for orch's executable `orch_bin`: `orch-exec VERB`
+/// when `orch-exec` is an executable file beside it, else `orch_bin VERB` (the same verbs, the
+/// same arguments: `session-exec`, `git-exec`).
+pub(crate) fn helper(orch_bin: &Path, which: Helper) -> Vec<OsString> {
+    let verb = match which {
+        Helper::Session => "session-exec",
+        Helper::Git => "git-exec",
+    };
+    let program =
+        beside(orch_bin).map_or_else(|| orch_bin.as_os_str().to_owned(), PathBuf::into_os_string);
+    vec![program, verb.into()]
+}
+
+/// The start of a wrapper's argv ([`helper`]), as strings.
+pub(crate) fn wrapper(orch_bin: &Path) -> Vec<String> {
+    helper(orch_bin, Helper::Session)
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// `orch-exec` beside `orch_bin`, when it is an executable file there (not a link).
 fn beside(orch_bin: &Path) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt as _;
-    let small = orch_bin.parent()?.join(WRAPPER_BIN);
+    let small = orch_bin.parent()?.join(HELPER_BIN);
     let meta = std::fs::symlink_metadata(&small).ok()?;
     (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(small)
 }

@@ -67,7 +67,7 @@ fn procs_an_agent_cannot_stop_or_terminate_orch_up() {
     assert_eq!(got.get("stop"), Some(&"denied"), "{text}");
     assert_eq!(got.get("term"), Some(&"denied"), "{text}");
     // Nor the wrapper it runs under, which ends what it leaves behind.
-    assert_eq!(got.get("wrapper"), Some(&"orch-session"), "{text}");
+    assert_eq!(got.get("wrapper"), Some(&"orch-exec"), "{text}");
     assert_eq!(got.get("wrapper-stop"), Some(&"denied"), "{text}");
     assert_eq!(repo.rev("main"), main, "main moved");
     let status = repo.task("a", "1.1");
