@@ -20,6 +20,11 @@ use git2::{ObjectType, Oid, Repository};
 
 use super::cli::GitTarget::GitDir;
 
+/// What a conflict report says of two commits whose history is too wide to merge (more than
+/// [`super::bases::MAX_MERGE_BASES`] merge bases), in place of the paths.
+pub(crate) const TOO_WIDE: &str =
+    "(no file: the two histories share more than 16 merge bases, which orch does not merge)";
+
 /// What merging two commits gives.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum TreeMerge {
@@ -122,6 +127,8 @@ impl MergeTreeRun {
 /// Runs `git merge-tree --write-tree` on two commits of `repo` in a scratch repository that
 /// borrows `repo`'s objects.
 fn run_merge_tree(repo: &Repository, ours: Oid, theirs: Oid) -> Result<MergeTreeRun, git2::Error> {
+    // A history too wide (thousands of merge bases) is refused before git merges it.
+    super::bases::check_merge_bases(repo, ours, theirs)?;
     let scratch = scratch_for(repo, &[ours, theirs])?;
     let args = "merge-tree --write-tree --name-only --no-messages -z".split(' ');
     let output = super::cli::command(GitDir(&scratch.0)).and_then(|mut c| {
@@ -180,11 +187,34 @@ fn scratch_for(repo: &Repository, commits: &[Oid]) -> Result<Scratch, git2::Erro
 /// Whether each of `pairs` merges cleanly, as [`merge_commits`] with [`Keep::Nothing`] says it,
 /// from one git process (`git merge-tree --stdin`, git 2.40 or later) in one scratch repository:
 /// a conflict report of n plans asks n²/2 questions, a process each cost twice libgit2's merge
-/// in memory at 20 plans. Without `--stdin`, one process a pair.
+/// in memory at 20 plans. Without `--stdin`, one process a pair. A pair whose history is too
+/// wide to merge ([`super::bases`]) is not asked: it conflicts, on [`TOO_WIDE`].
 pub(crate) fn merge_many(
     repo: &Repository,
     pairs: &[(Oid, Oid)],
 ) -> Result<Vec<TreeMerge>, git2::Error> {
+    let mut wide = Vec::with_capacity(pairs.len());
+    for &(a, b) in pairs {
+        wide.push(super::bases::check_merge_bases(repo, a, b).is_err());
+    }
+    if wide.iter().any(|w| *w) {
+        let asked: Vec<(Oid, Oid)> = pairs
+            .iter()
+            .zip(&wide)
+            .filter(|(_, w)| !**w)
+            .map(|(p, _)| *p)
+            .collect();
+        let mut answers = merge_many(repo, &asked)?.into_iter();
+        return Ok(wide
+            .iter()
+            .map(|w| match w {
+                false => answers
+                    .next()
+                    .unwrap_or_else(|| TreeMerge::Conflict(vec![TOO_WIDE.to_string()])),
+                true => TreeMerge::Conflict(vec![TOO_WIDE.to_string()]),
+            })
+            .collect());
+    }
     let commits: BTreeSet<Oid> = pairs.iter().flat_map(|&(a, b)| [a, b]).collect();
     let scratch = scratch_for(repo, &commits.into_iter().collect::<Vec<_>>())?;
     let input: String = pairs.iter().map(|(a, b)| format!("{a} {b}\n")).collect();

@@ -8,6 +8,7 @@
 //! libgit2 runs no git hooks and its merge is not git's `ort`: merges are git's own, `git
 //! merge-tree --write-tree` (see [`merge_tree`]).
 
+mod bases;
 mod big;
 mod cleanup;
 mod cli;

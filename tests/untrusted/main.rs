@@ -33,6 +33,7 @@ mod history;
 mod hooks;
 mod implicit_code;
 mod links;
+mod merge_bases;
 mod modes;
 mod network;
 mod on_hosts;
