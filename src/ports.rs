@@ -6,7 +6,13 @@
 //! M}}`), read and written under a lock that stands for `<state_dir>/ports.lock` (in orch's private
 //! root, out of the agents' reach). A worktree keeps its block
 //! while its directory exists, so its setup command and its agents see the same value; the
-//! block of a worktree that is gone is given out again. Blocks start at [`FIRST_PORT`]. Whether
+//! block of a worktree that is gone is given out again. Blocks start at [`FIRST_PORT`] and lie
+//! outside the kernel's ephemeral port range (`net.ipv4.ip_local_port_range`, 32768-60999 by
+//! default, so 61000 on there): a port the kernel picks for a bind of port 0 or an outgoing
+//! connection is never in a block, so an agent in this machine's own network, which may bind
+//! port 0, cannot get another worktree's port that way (red team 13: it asked for port 0 with
+//! `IP_LOCAL_PORT_RANGE` set to another plan's port, or until the kernel gave it, and took that
+//! plan's dev server's port), nor does any program's connection take one by chance. Whether
 //! another program on the machine listens on a port is not checked.
 
 use std::collections::BTreeMap;
@@ -20,6 +26,34 @@ use crate::untrusted::read;
 pub(crate) const FIRST_PORT: u32 = 42_000;
 /// The last port a block may hold.
 pub(crate) const LAST_PORT: u32 = 65_535;
+
+/// The kernel's ephemeral port range, when `/proc` does not say (Linux's default).
+const EPHEMERAL_DEFAULT: (u32, u32) = (32_768, 60_999);
+
+/// The kernel's ephemeral port range (`/proc/sys/net/ipv4/ip_local_port_range`, which IPv6
+/// shares): the ports a bind of port 0 or an outgoing connection gets.
+fn ephemeral() -> (u32, u32) {
+    let text = read::whole(
+        Path::new("/proc/sys/net/ipv4/ip_local_port_range"),
+        read::STATE,
+    )
+    .ok()
+    .and_then(|b| String::from_utf8(b).ok());
+    let mut ports = text
+        .as_deref()
+        .unwrap_or("")
+        .split_whitespace()
+        .filter_map(|w| w.parse::<u32>().ok());
+    match (ports.next(), ports.next()) {
+        (Some(lo), Some(hi)) if lo <= hi => (lo, hi),
+        _ => EPHEMERAL_DEFAULT,
+    }
+}
+
+/// Whether the block of `size` ports from `start` holds a port of the range `(lo, hi)`.
+fn meets((lo, hi): (u32, u32), start: u32, size: u32) -> bool {
+    start <= hi && start + size - 1 >= lo
+}
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 struct Block {
@@ -46,8 +80,11 @@ pub(crate) fn port_for(state_dir: &Path, worktree: &Path, size: u16) -> Result<u
     let key = key_of(worktree);
     // Worktrees that are gone give their blocks back.
     blocks.retain(|k, _| *k == key || Path::new(k).is_dir());
+    let range = ephemeral();
+    // A block given before it had to lie outside the ephemeral range is given anew.
     if let Some(b) = blocks.get(&key)
         && b.size == size
+        && !meets(range, b.start, b.size)
     {
         return to_port(b.start);
     }
@@ -55,15 +92,24 @@ pub(crate) fn port_for(state_dir: &Path, worktree: &Path, size: u16) -> Result<u
     let mut taken: Vec<Block> = blocks.values().copied().collect();
     taken.sort_by_key(|b| b.start);
     let mut start = FIRST_PORT;
-    for b in &taken {
-        if start + size <= b.start {
-            break;
+    loop {
+        if meets(range, start, size) {
+            start = range.1 + 1;
         }
-        start = start.max(b.start + b.size);
+        match taken
+            .iter()
+            .find(|b| start < b.start + b.size && b.start < start + size)
+        {
+            Some(b) => start = b.start + b.size,
+            None => break,
+        }
     }
     if start + size - 1 > LAST_PORT {
         return Err(format!(
-            "no free block of {size} ports from {FIRST_PORT} on: {} worktrees hold one",
+            "no free block of {size} ports from {FIRST_PORT} on outside the kernel's ephemeral \
+             range ({}-{}, `net.ipv4.ip_local_port_range`): {} worktrees hold one",
+            range.0,
+            range.1,
             taken.len()
         ));
     }
@@ -99,17 +145,36 @@ mod tests {
             p
         };
         let (a, b, c) = (wt("a"), wt("b"), wt("c"));
+        // The first block outside the kernel's ephemeral range, from 42000 on.
+        let (lo, hi) = ephemeral();
+        let first = if meets((lo, hi), FIRST_PORT, 25) {
+            u16::try_from(hi + 1).expect("port")
+        } else {
+            42_000
+        };
         let pa = port_for(&state, &a, 10).expect("a");
         let pb = port_for(&state, &b, 10).expect("b");
-        assert_eq!((pa, pb), (42_000, 42_010));
+        assert_eq!((pa, pb), (first, first + 10));
         assert_eq!(port_for(&state, &a, 10).expect("a again"), pa, "stable");
         // `a` is gone: its block goes to the next worktree.
         std::fs::remove_dir_all(&a).expect("rm");
-        assert_eq!(port_for(&state, &c, 10).expect("c"), 42_000);
+        assert_eq!(port_for(&state, &c, 10).expect("c"), first);
         // A larger block does not overlap the others.
         let d = wt("d");
         let pd = port_for(&state, &d, 25).expect("d");
-        assert_eq!(pd, 42_020);
+        assert_eq!(pd, first + 20);
         assert_eq!(port_for(&state, &b, 10).expect("b again"), pb);
+        for p in [pa, pb, pd] {
+            assert!(!meets((lo, hi), u32::from(p), 10), "{p} in {lo}-{hi}");
+        }
+    }
+
+    #[test]
+    fn a_block_never_meets_the_ephemeral_range() {
+        assert!(meets((32_768, 60_999), 42_000, 10));
+        assert!(meets((32_768, 60_999), 32_760, 10));
+        assert!(meets((32_768, 60_999), 60_999, 1));
+        assert!(!meets((32_768, 60_999), 61_000, 10));
+        assert!(!meets((32_768, 60_999), 32_758, 10));
     }
 }

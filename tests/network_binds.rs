@@ -2,7 +2,9 @@
 //! or "ports only" where no namespace can be made) listened on the port of orch's collector
 //! while it was down, and got orch's exports with the collector's key. Such an agent may bind
 //! only its worktree's ports (`ORCH_PORT` and the `ORCH_PORTS` after it) and port 0, and makes
-//! no socket Landlock's TCP rules do not judge (MPTCP, SCTP: red team 12); in a
+//! no socket Landlock's TCP rules do not judge (MPTCP, SCTP: red team 12); the blocks lie outside
+//! the kernel's ephemeral port range, so port 0 never gives it another worktree's port, asked
+//! for one with `IP_LOCAL_PORT_RANGE` or not (red team 13); in a
 //! namespace of its own (`confined`, the default where it can be made) any port, as before.
 //! A real `orch up`, a Python agent that tries each bind and writes what it could.
 
@@ -49,6 +51,25 @@ try:
     out.append("mptcp_connect ok")
 except OSError as e:
     out.append("mptcp_connect no " + str(e.errno))
+# Red team 13: port 0 asked to fall on the next worktree's first port (IP_LOCAL_PORT_RANGE, 51),
+# and port 0 many times: the kernel picks from its ephemeral range, where no block lies.
+def zero(port=None):
+    s = socket.socket(socket.AF_INET, S)
+    try:
+        if port is not None:
+            try:
+                s.setsockopt(socket.IPPROTO_IP, 51, (port | (port << 16)).to_bytes(4, sys.byteorder))
+            except OSError:
+                pass
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+out.append("zero_range_next " + ("ok" if zero(first + n) == first + n else "no"))
+blocks = range(first, first + 10 * n)  # its own block and the next ones
+out.append("zero_in_a_block " + ("ok" if any(zero() in blocks for _ in range(2000)) else "no"))
+lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+out.append("own_outside_ephemeral " + ("ok" if first + n - 1 < lo or first > hi else "no"))
 open("binds.txt", "w").write("\n".join(out) + "\n")
 "#;
 
@@ -130,7 +151,13 @@ fn an_agent_in_this_machines_network_binds_only_its_own_ports() {
             assert!(err.contains("network: ports only"), "{what}\n{err}");
         }
         let got = binds(&repo);
-        assert_eq!(got.len(), 11, "{what}: {got:?}");
+        assert_eq!(got.len(), 14, "{what}: {got:?}");
+        // Whatever the network: the worktree's block is outside the kernel's ephemeral range,
+        // where a bind of port 0 never lands, asked for a port of the next block or not.
+        assert_eq!(got.get("own_outside_ephemeral"), Some(&true), "{what}: {got:?}");
+        for other in ["zero_range_next", "zero_in_a_block"] {
+            assert_eq!(got.get(other), Some(&false), "{what}: {other}: {got:?}");
+        }
         for own in ["own_first", "own_last", "zero"] {
             assert_eq!(got.get(own), Some(&true), "{what}: {own}: {got:?}");
         }
