@@ -154,7 +154,11 @@ fn an_agent_in_this_machines_network_binds_only_its_own_ports() {
         assert_eq!(got.len(), 14, "{what}: {got:?}");
         // Whatever the network: the worktree's block is outside the kernel's ephemeral range,
         // where a bind of port 0 never lands, asked for a port of the next block or not.
-        assert_eq!(got.get("own_outside_ephemeral"), Some(&true), "{what}: {got:?}");
+        assert_eq!(
+            got.get("own_outside_ephemeral"),
+            Some(&true),
+            "{what}: {got:?}"
+        );
         for other in ["zero_range_next", "zero_in_a_block"] {
             assert_eq!(got.get(other), Some(&false), "{what}: {other}: {got:?}");
         }

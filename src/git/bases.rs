@@ -99,11 +99,25 @@ pub(crate) fn merge_bases_within(
 pub(crate) fn check_merge_bases(repo: &Repository, one: Oid, two: Oid) -> Result<(), git2::Error> {
     match merge_bases_within(repo, one, two, MAX_MERGE_BASES)? {
         Some(_) => Ok(()),
-        None => Err(git2::Error::from_str(&format!(
-            "{one} and {two} share more than {MAX_MERGE_BASES} merge bases: orch does not merge \
-             a history that wide (a person merges it with git)"
-        ))),
+        None => Err(too_wide(one, two)),
     }
+}
+
+/// The error of two commits that share more than [`MAX_MERGE_BASES`] merge bases.
+pub(crate) fn too_wide(one: Oid, two: Oid) -> git2::Error {
+    git2::Error::from_str(&format!(
+        "{one} and {two} share more than {MAX_MERGE_BASES} merge bases: orch does not merge a \
+         history that wide (a person merges it with git)"
+    ))
+}
+
+/// libgit2's merge base of `one` and `two` (`repo.merge_base`), once they share at most
+/// [`MAX_MERGE_BASES`]: every merge base orch asks for (where a branch left its target, what it
+/// changes since) goes through here, so that a history too wide costs a bounded walk and an
+/// error, not libgit2's whole computation of thousands of bases.
+pub(crate) fn merge_base(repo: &Repository, one: Oid, two: Oid) -> Result<Oid, git2::Error> {
+    check_merge_bases(repo, one, two)?;
+    repo.merge_base(one, two)
 }
 
 #[cfg(test)]

@@ -320,7 +320,7 @@ pub(crate) fn large_blobs_since_fork(
     };
     let base = match super::repo::branch_commit(&repo, target).map_err(|e| e.to_string())? {
         Some(t) => Some(
-            repo.merge_base(t.id(), tip.id())
+            super::bases::merge_base(&repo, t.id(), tip.id())
                 .map_err(|e| format!("cannot read where `{branch}` left `{target}`: {e}"))?,
         ),
         None => None,

@@ -117,7 +117,7 @@ fn saved_elsewhere(repo: &Repository, tip: Oid) -> Result<bool, GitError> {
         let Ok(commit) = r.peel_to_commit() else {
             continue;
         };
-        if commit.id() == tip || repo.graph_descendant_of(commit.id(), tip).unwrap_or(false) {
+        if super::repo::contains(repo, commit.id(), tip).unwrap_or(false) {
             return Ok(true);
         }
     }

@@ -117,7 +117,7 @@ pub(crate) fn changed_files(
         target: format!("{target}...{branch}"),
         source,
     };
-    let base = match repo.merge_base(tip.id(), onto.id()) {
+    let base = match super::bases::merge_base(&repo, tip.id(), onto.id()) {
         Ok(base) => Some(repo.find_commit(base).map_err(diff_error)?),
         Err(e) if e.code() == ErrorCode::NotFound => None,
         Err(e) => return Err(diff_error(e)),

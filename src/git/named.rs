@@ -376,8 +376,7 @@ pub(crate) fn changed_since_fork(
     let Some(tip) = branch_commit(&repo, branch).map_err(|e| e.to_string())? else {
         return Ok(TrustedChanges::default());
     };
-    let (base, tip) = repo
-        .merge_base(target_tip.id(), tip.id())
+    let (base, tip) = super::bases::merge_base(&repo, target_tip.id(), tip.id())
         .and_then(|base| repo.find_commit(base))
         .and_then(|base| Ok((base.tree()?, tip.tree()?)))
         .map_err(|e| format!("cannot read where `{branch}` left `{target}`: {e}"))?;

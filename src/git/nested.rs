@@ -330,8 +330,7 @@ pub(crate) fn git_dirs_since_fork(
     let read = |e: git2::Error| format!("cannot read the trees of `{branch}`: {e}");
     let base = match super::repo::branch_commit(&repo, target).map_err(|e| e.to_string())? {
         Some(t) => {
-            let id = repo
-                .merge_base(t.id(), tip.id())
+            let id = super::bases::merge_base(&repo, t.id(), tip.id())
                 .map_err(|e| format!("cannot read where `{branch}` left `{target}`: {e}"))?;
             Some(repo.find_commit(id).and_then(|c| c.tree()).map_err(read)?)
         }

@@ -118,7 +118,7 @@ pub(crate) fn own_changes_in(
         let (base, tip) = commit(&format!("refs/heads/{branch}"))
             .and_then(|tip| {
                 let onto = commit(since)?;
-                let base = match repo.merge_base(tip.id(), onto.id()) {
+                let base = match super::bases::merge_base(&repo, tip.id(), onto.id()) {
                     Ok(b) => Some(repo.find_commit(b)?.tree()?),
                     Err(e) if e.code() == git2::ErrorCode::NotFound => None,
                     Err(e) => return Err(e),
@@ -157,7 +157,7 @@ pub(crate) fn own_changes_since_fork(
     };
     let onto = commit(&format!("refs/heads/{target}"))
         .map_err(|e| format!("cannot read `{target}`: {e}"))?;
-    let base = match repo.merge_base(tip.id(), onto.id()) {
+    let base = match super::bases::merge_base(&repo, tip.id(), onto.id()) {
         Ok(b) => Some(
             repo.find_commit(b)
                 .and_then(|c| c.tree())

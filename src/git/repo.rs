@@ -43,9 +43,17 @@ pub(crate) fn signature_now(name: &str, email: &str) -> Result<Signature<'static
     )
 }
 
-/// Whether `tip` has `other` in its history (or is it).
+/// Whether `tip` has `other` in its history (or is it): their one merge base is `other`. An
+/// error when they share more than [`super::bases::MAX_MERGE_BASES`] (a history too wide, which
+/// libgit2's `graph_descendant_of` took minutes over).
 pub(crate) fn contains(repo: &Repository, tip: Oid, other: Oid) -> Result<bool, git2::Error> {
-    Ok(tip == other || repo.graph_descendant_of(tip, other)?)
+    if tip == other {
+        return Ok(true);
+    }
+    match super::bases::merge_bases_within(repo, tip, other, super::bases::MAX_MERGE_BASES)? {
+        Some(bases) => Ok(bases == [other]),
+        None => Err(super::bases::too_wide(tip, other)),
+    }
 }
 
 /// Parses a hex commit id.
@@ -132,12 +140,10 @@ pub(crate) fn latest_of(repo_root: &Path, oids: &[String]) -> Result<Option<Stri
         let mut ancestors = 0;
         for &other in &commits {
             if other != candidate
-                && repo
-                    .graph_descendant_of(candidate, other)
-                    .map_err(|source| GitError::ReadCommit {
-                        oid: candidate.to_string(),
-                        source,
-                    })?
+                && contains(&repo, candidate, other).map_err(|source| GitError::ReadCommit {
+                    oid: candidate.to_string(),
+                    source,
+                })?
             {
                 ancestors += 1;
             }

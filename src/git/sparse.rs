@@ -155,7 +155,7 @@ pub(crate) fn outside_cone(
                 .revparse_single(since)
                 .and_then(|o| o.peel_to_commit())
                 .map_err(failed)?;
-            let base = repo.merge_base(head.id(), from.id()).map_err(failed)?;
+            let base = super::bases::merge_base(&repo, head.id(), from.id()).map_err(failed)?;
             let base_tree = repo
                 .find_commit(base)
                 .and_then(|c| c.tree())

@@ -198,8 +198,7 @@ pub(crate) fn uncommit_task_tree(
         })
     };
     let (ours, plan) = (tip(task_branch)?, tip(plan_branch)?);
-    let base = repo
-        .merge_base(ours.id(), plan.id())
+    let base = super::bases::merge_base(&repo, ours.id(), plan.id())
         .map_err(GitError::merging(task_branch, plan_branch))?;
     if base == ours.id() {
         return Ok(());
@@ -237,8 +236,7 @@ pub(crate) fn land_task_commit(
     }
     // Where the task branch left the plan branch: the agent may have committed on it before the
     // task commit, and all of that is the task's work.
-    let base = repo
-        .merge_base(ours.id(), theirs.id())
+    let base = super::bases::merge_base(&repo, ours.id(), theirs.id())
         .and_then(|id| repo.find_commit(id))
         .map_err(merge_error)?;
     if let Some(commit) =

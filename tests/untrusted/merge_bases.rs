@@ -96,7 +96,10 @@ fn merge_bases_the_merge_train_refuses_a_history_too_wide() {
     repo.commit_all("plans");
     let (code, out, err) = repo.run_cmd(repo.orch(&["up"]).env_remove("ORCH_SANDBOX"));
     let all = format!("{out}\n{err}");
-    assert!(all.contains("more than 16 merge bases"), "code {code}\n{all}");
+    assert!(
+        all.contains("more than 16 merge bases"),
+        "code {code}\n{all}"
+    );
     // `wide` landed, `bases` did not.
     let landed = repo.git(&["log", "--format=%s", "main"]);
     assert!(landed.contains("octopus"), "{landed}\n{all}");
