@@ -18,6 +18,7 @@ mod entries;
 mod error;
 mod export;
 mod history;
+mod ignores;
 mod inspect;
 mod links;
 mod locate;

@@ -439,6 +439,17 @@ pub(crate) fn changed_since_fork(
             }
         }
     }
+    // A `.gitignore` above orch's own paths or the files it copies, changed otherwise than to
+    // ignore more: it could un-ignore them for a person's `git add -A` (super::ignores).
+    let over: Vec<String> = guarded.own.iter().chain(&guarded.copied).cloned().collect();
+    let ignores = super::ignores::ignore_files_over(&over);
+    for f in super::ignores::unignoring_changes(&repo, &base, &tip, &ignores)
+        .map_err(|e| format!("cannot read what `{branch}` changes of `.gitignore`: {e}"))?
+    {
+        if named.insert(f.clone()) {
+            changed.push(f);
+        }
+    }
     Ok(TrustedChanges {
         changed,
         links,

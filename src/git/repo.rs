@@ -185,8 +185,15 @@ pub(crate) fn file_differs_from(
 }
 
 /// Appends the given repo-relative entries (e.g. `.orch/`) to `info/exclude` of the repository's
-/// common dir (shared by all its worktrees) unless a line equal to the entry is already there.
+/// common dir (shared by all its worktrees) unless a line equal to the entry is already there;
+/// when one lies in `.orch/`, that directory ignores itself too ([`ignore_own_dir`]).
 pub(crate) fn ensure_excluded(repo_root: &Path, entries: &[String]) -> Result<(), GitError> {
+    if entries.iter().any(|e| {
+        e.trim_start_matches('/')
+            .starts_with(crate::manifest::OWN_TOP_SLASH)
+    }) {
+        ignore_own_dir(repo_root)?;
+    }
     let repo = open(repo_root)?;
     let path = repo.commondir().join("info").join("exclude");
     let exclude_error = |source| GitError::Exclude {
@@ -226,6 +233,31 @@ pub(crate) fn ensure_excluded(repo_root: &Path, entries: &[String]) -> Result<()
         .map_err(exclude_error)?;
     file.write_all(text.as_bytes()).map_err(exclude_error)?;
     Ok(())
+}
+
+/// Writes `.orch/.gitignore` (`*`) under `repo_root` unless it holds that already: orch's own
+/// directory ignores itself, whatever a tracked `.gitignore` says of it (`!/.orch/` overrides
+/// `info/exclude`, not a `.gitignore` deeper down; red team 13 landed `!/.orch/**` and a
+/// person's `git add -A` staged orch's state and logs). Never written through a link; the file
+/// is orch's own path ([`crate::manifest::OWN_IGNORE`]), never committed nor landed.
+pub(crate) fn ignore_own_dir(repo_root: &Path) -> Result<(), GitError> {
+    let path = repo_root.join(crate::manifest::OWN_IGNORE);
+    let exclude_error = |source| GitError::Exclude {
+        path: path.clone(),
+        source,
+    };
+    if crate::untrusted::read::optional(&path, crate::untrusted::read::STATE)
+        .ok()
+        .flatten()
+        .is_some_and(|b| b == b"*\n")
+    {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(exclude_error)?;
+        crate::links::refuse_link(dir).map_err(exclude_error)?;
+    }
+    crate::links::write(&path, b"*\n").map_err(exclude_error)
 }
 
 /// The work dir of a repository, or its path for a bare one.

@@ -79,7 +79,9 @@ pub(crate) use names::is_valid_ref_name;
 pub(crate) use names::{check_plan_name, check_ref_name};
 pub(crate) use network::NetworkMode;
 pub(crate) use notify::NotifyHook;
-pub(crate) use own::{own_dirs_of, own_path, wildcard_match, worktree_include};
+pub(crate) use own::{
+    OWN_IGNORE, OWN_TOP_SLASH, own_dirs_of, own_path, wildcard_match, worktree_include,
+};
 pub(crate) use paths::in_cone;
 pub(crate) use protect::Protect;
 pub use raw::{agent_keys, defaults_keys, plan_keys};

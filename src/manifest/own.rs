@@ -104,6 +104,14 @@ pub(crate) fn own_dirs_of(manifest: Option<&super::Manifest>, repo_root: &Path) 
     }
 }
 
+/// The directory orch's directories lie in by default (`.orch/worktrees`, `.orch/state`,
+/// `.orch/logs`), with its slash.
+pub(crate) const OWN_TOP_SLASH: &str = ".orch/";
+
+/// The file that makes `.orch/` ignore itself (`*`), written by orch
+/// (`git::repo::ignore_own_dir`): one of orch's own paths when its directories lie there.
+pub(crate) const OWN_IGNORE: &str = ".orch/.gitignore";
+
 impl super::Manifest {
     /// orch's own paths in the repository at `repo_root`, `/`-separated, relative to its root:
     /// its directories (`worktree_root`, `state_dir`, `log_dir`; the manifest's own repository
@@ -143,6 +151,9 @@ impl super::Manifest {
                 Err(_) => continue,
             };
             if let Some(s) = plain(&rel) {
+                if s.starts_with(OWN_TOP_SLASH) {
+                    push(OWN_IGNORE.to_string());
+                }
                 push(s);
             }
         }

@@ -78,7 +78,8 @@ fn leads_files_are_intact(repo: &Repo, what: &str) {
 }
 
 /// An agent un-ignores the copies every way and changes them; orch commits its task, with
-/// its work and without them; `orch merge` lands that, and the lead's files are untouched.
+/// its work and without them; `orch merge` leaves the `.gitignore` change to a person, who
+/// lands it with `--allow-protected`, and the lead's files are untouched.
 /// Seen failing before: `plan/p` held `.env`, `config/db.local`, `secrets.txt`, `target/`.
 #[test]
 fn copied_files_are_never_committed_whatever_the_ignore_rules() {
@@ -103,7 +104,14 @@ fn copied_files_are_never_committed_whatever_the_ignore_rules() {
                 );
             }
             assert_eq!(history_holds_a_secret(&repo, "plan/p"), None, "{what}");
+            // Each way un-ignores a copy: the change is left to a person (red team 13), who
+            // lands it; the copies still never reach `main`.
+            let main = repo.rev("main");
             let (code, out, err) = repo.run(&["merge", "p"]);
+            assert_eq!(code, 4, "{what}\n{out}\n{err}");
+            assert!(err.contains(".gitignore"), "{what}: {err}");
+            assert_eq!(repo.rev("main"), main, "{what}: main moved");
+            let (code, out, err) = repo.run(&["merge", "p", "--allow-protected"]);
             assert_eq!(code, 0, "{what}\n{out}\n{err}");
             assert!(repo.tree_files("main").contains(&"work.txt".to_string()));
             assert_eq!(history_holds_a_secret(&repo, "main"), None, "{what}");

@@ -31,6 +31,7 @@ mod git;
 mod held;
 mod history;
 mod hooks;
+mod ignores;
 mod implicit_code;
 mod links;
 mod merge_bases;
