@@ -150,6 +150,10 @@ fn an_agent_in_this_machines_network_binds_only_its_own_ports() {
         if no_netns {
             assert!(err.contains("network: ports only"), "{what}\n{err}");
         }
+        // What the rule cannot hold is said at start (red team 13: Landlock judges no UDP bind).
+        if held {
+            assert!(err.contains("any UDP port"), "{what}\n{err}");
+        }
         let got = binds(&repo);
         assert_eq!(got.len(), 14, "{what}: {got:?}");
         // Whatever the network: the worktree's block is outside the kernel's ephemeral range,

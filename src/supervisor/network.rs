@@ -255,10 +255,10 @@ pub(crate) fn start_line<'a>(
                 "confined (each agent reaches its client's endpoints and `network_allow`, through orch's proxy; the network of `[[notify]]` hooks is not confined)".to_string()
             }
             PlanNetwork::Ports(_, why) => format!(
-                "ports only: {why}; Landlock lets each agent connect only to orch's proxy and the ports of its allowed loopback endpoints (on any address), and UDP (DNS included) is not confined before Landlock ABI 10"
+                "ports only: {why}; Landlock lets each agent connect only to orch's proxy and the ports of its allowed loopback endpoints (on any address) and bind only its worktree's ports, and UDP (DNS included) is not confined before Landlock ABI 10: an agent may send to any UDP port and bind any one, another plan's included"
             ),
             PlanNetwork::None => "none (no network at all)".to_string(),
-            PlanNetwork::Open => "open (`network = \"open\"`)".to_string(),
+            PlanNetwork::Open => "open (`network = \"open\"`; on this machine with the sandbox on, an agent binds only its worktree's TCP ports, but any UDP port, another plan's included)".to_string(),
             PlanNetwork::Unconfined(why) => format!("not confined: {why}"),
         };
         match groups.iter_mut().find(|(w, _)| *w == what) {
