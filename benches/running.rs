@@ -91,7 +91,13 @@ fn run(agents: usize) -> (Mem, Vec<Mem>) {
     let gate_dir = support::scratch("orch-running-gate");
     let gate = gate_dir.path().join("open");
     setup(dir.path(), agents, &gate);
-    let mut up = Command::new(env!("CARGO_BIN_EXE_orch"))
+    // `ORCH_BENCH_BIN=/path/to/orch` measures another build (e.g. a copy of orch alone, without
+    // `orch-exec` beside it: the wrapper is then orch itself).
+    let bin = std::env::var_os("ORCH_BENCH_BIN").map_or_else(
+        || std::path::PathBuf::from(env!("CARGO_BIN_EXE_orch")),
+        Into::into,
+    );
+    let mut up = Command::new(&bin)
         .args(["up", "--json"])
         .current_dir(dir.path())
         .env("PWD", dir.path())
@@ -118,7 +124,9 @@ fn run(agents: usize) -> (Mem, Vec<Mem>) {
         children(pid)
             .into_iter()
             .filter(|c| {
-                std::fs::read(format!("/proc/{c}/comm")).is_ok_and(|b| b.starts_with(b"orch-exec"))
+                // `orch-exec session-exec …`, or `orch session-exec …` beside no `orch-exec`.
+                std::fs::read(format!("/proc/{c}/cmdline"))
+                    .is_ok_and(|b| b.windows(12).any(|w| w == b"session-exec"))
             })
             .collect()
     };
@@ -167,9 +175,9 @@ fn main() {
         load.split_whitespace().next().unwrap_or("?")
     );
     println!(
-        "| agents running | supervisor RSS / PSS / private | each wrapper RSS / PSS / private (mean) | all of orch, PSS |"
+        "| agents running | supervisor RSS / PSS / private | each wrapper RSS / PSS / private (mean) | all of orch, PSS | all of orch, RSS summed |"
     );
-    println!("|---|---|---|---|");
+    println!("|---|---|---|---|---|");
     for n in sizes {
         let (s, w) = run(n);
         let mean = |f: fn(&Mem) -> u64| {
@@ -177,8 +185,9 @@ fn main() {
         };
         let mib = |k: u64| k as f64 / 1024.0;
         let all = mib(s.pss) + w.iter().map(|m| mib(m.pss)).sum::<f64>();
+        let all_rss = mib(s.rss) + w.iter().map(|m| mib(m.rss)).sum::<f64>();
         println!(
-            "| {n} | {:.1} / {:.1} / {:.1} MiB | {:.1} / {:.1} / {:.1} MiB | {all:.1} MiB |",
+            "| {n} | {:.1} / {:.1} / {:.1} MiB | {:.1} / {:.1} / {:.1} MiB | {all:.1} MiB | {all_rss:.1} MiB |",
             mib(s.rss),
             mib(s.pss),
             mib(s.private),

@@ -52,7 +52,7 @@ fn ephemeral() -> (u32, u32) {
 
 /// Whether the block of `size` ports from `start` holds a port of the range `(lo, hi)`.
 fn meets((lo, hi): (u32, u32), start: u32, size: u32) -> bool {
-    start <= hi && start + size - 1 >= lo
+    start <= hi && start + size > lo
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -407,7 +407,7 @@ fn decide(repo: &Repository, req: &TreeRequest) -> Result<Decision, GitError> {
         .id();
     let base = config_string(&config, &mark_key(req.branch, MARK_BASE))?
         .and_then(|b| Oid::from_str(&b).ok())
-        .or_else(|| super::bases::merge_base(&repo, tip, target.id()).ok())
+        .or_else(|| super::bases::merge_base(repo, tip, target.id()).ok())
         .unwrap_or(tip)
         .to_string();
 
