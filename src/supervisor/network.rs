@@ -509,9 +509,10 @@ mod tests {
         assert!(line.starts_with("network: confined ("), "{line}");
         let line = start_line([("a", &c), ("b", &PlanNetwork::Open)]);
         assert!(
-            line.contains("for a; open (`network = \"open\"`) for b"),
+            line.contains("for a; open (`network = \"open\"`; ") && line.ends_with(") for b"),
             "{line}"
         );
+        assert!(line.contains("any UDP port"), "{line}");
         assert_eq!(run_state([&c, &PlanNetwork::Open]), "mixed");
         assert_eq!(run_state([&c, &c]), "confined");
         assert_eq!(
