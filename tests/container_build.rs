@@ -323,8 +323,9 @@ fn a_plans_setup_runs_in_its_container_with_its_services_up() {
                 "{saw}"
             );
             assert_eq!(lines.get(1).copied(), Some("200"), "{saw}\n{log}");
-            assert!(
-                lines.get(2).is_some_and(|l| l.starts_with("port 42")),
+            assert_eq!(
+                lines.get(2).copied(),
+                Some(format!("port {}", crate::support::first_block(10)).as_str()),
                 "{saw}"
             );
             assert!(

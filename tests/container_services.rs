@@ -61,7 +61,7 @@ fn a_check_and_verify_that_need_the_service_pass_with_it_and_fail_without() {
     // they try the port the service would have (`ORCH_PORT + 1` of the plan's block).
     let ask = |what: &str| {
         format!(
-            "test \"$(psql -X -h 127.0.0.1 -p \"${{ORCH_SERVICE_DB_PORT:-42001}}\" -U postgres -tAc \"select '{what}'\")\" = {what}"
+            "test \"$(psql -X -h 127.0.0.1 -p \"${{ORCH_SERVICE_DB_PORT:-$((${{ORCH_PORT:-0}} + 1))}}\" -U postgres -tAc \"select '{what}'\")\" = {what}"
         )
     };
     for with in [true, false] {
@@ -154,7 +154,8 @@ const OTHER_TRIES: &str = r#"
 import os, socket, sys
 own = int(os.environ["ORCH_SERVICE_DB_PORT"])
 host_ip, other_box = sys.argv[1], sys.argv[2]
-ports = [p for p in (42001, 42011, 42021) if p != own]
+# The service ports of the blocks beside its own (each plan's block is 10 ports).
+ports = [p for p in (own - 20, own - 10, own + 10, own + 20) if 0 < p < 65536]
 def one(name, fn):
     try:
         ok, detail = fn()
@@ -361,7 +362,7 @@ fn a_service_that_does_not_get_ready_loses_the_attempt_without_spending_a_retry(
     for want in [
         "service `web` of plan `svcslow` did not get ready within 6s",
         "`test -e /tmp/ok` never succeeded",
-        "starting on 42001",
+        &format!("starting on {}", support::first_block(10) + 1),
         "screen \\u{1b}[2J cleared",
     ] {
         assert!(said.contains(want), "{want:?} not in {said}");
@@ -730,10 +731,10 @@ open("work.txt", "w").write("\n".join(got))
     );
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(repo.task("svc3", "1.1")["status"], "completed");
-    assert_eq!(
-        repo.git(&["show", "plan/svc3:work.txt"]),
-        "A 42001 200\nB 42002 200\nC 42003 200"
-    );
+    assert_eq!(repo.git(&["show", "plan/svc3:work.txt"]), {
+        let f = support::first_block(4);
+        format!("A {} 200\nB {} 200\nC {} 200", f + 1, f + 2, f + 3)
+    });
     let log = String::from_utf8_lossy(&repo.read(".orch/logs/svc3/1.1.log")).into_owned();
     let line = log
         .lines()

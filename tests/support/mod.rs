@@ -58,6 +58,26 @@ pub fn landlock() -> bool {
     ok
 }
 
+/// The first port of the first worktree's block of `size` ports, as orch gives it: 42000, or
+/// the first port after the kernel's ephemeral range when a block there would meet it
+/// (`net.ipv4.ip_local_port_range`, 32768-60999 by default: 61000).
+pub fn first_block(size: u32) -> u32 {
+    let text =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut it = text
+        .split_whitespace()
+        .filter_map(|w| w.parse::<u32>().ok());
+    let (lo, hi) = match (it.next(), it.next()) {
+        (Some(lo), Some(hi)) if lo <= hi => (lo, hi),
+        _ => (32_768, 60_999),
+    };
+    if 42_000 <= hi && 42_000 + size > lo {
+        hi + 1
+    } else {
+        42_000
+    }
+}
+
 /// The sandbox settings to try a test with: `off` always, `on` where Landlock confines.
 pub fn sandboxes() -> Vec<&'static str> {
     if landlock() {
