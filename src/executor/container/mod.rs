@@ -474,7 +474,7 @@ impl Executor for ContainerExecutor {
         // memory use with the keeper's kill score raised): the attempt counts, said why.
         // (`podman kill`'s SIGKILL from outside ends it with the same 137 as the kernel's
         // out-of-memory killer, and podman does not tell them apart: it counts too.)
-        let why = match podman::ended(&self.box_.name) {
+        let why = match podman::ended_settled(&self.box_.name) {
             Some(podman::Ended::Running) => {
                 self.said_out_of_memory();
                 return None;

@@ -363,6 +363,27 @@ pub(crate) enum Ended {
     Stopped { code: i64, oom: bool },
 }
 
+/// How container `name` ended, settled: a removal by hand (`podman rm -f`) kills the keeper
+/// (exit 137, SIGKILL) and removes the container a moment later, so a container seen stopped by
+/// SIGKILL is looked at again, every 50 ms for at most 2 s, until it is gone or stays so (seen
+/// under load: orch asked in between and counted a person's removal as the agent's doing).
+pub(crate) fn ended_settled(name: &str) -> Option<Ended> {
+    let first = ended(name);
+    if !matches!(first, Some(Ended::Stopped { code: 137, .. })) {
+        return first;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut last = first;
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        last = ended(name);
+        if !matches!(last, Some(Ended::Stopped { code: 137, .. })) {
+            return last;
+        }
+    }
+    last
+}
+
 /// How container `name` is ([`Ended`]); `None` when podman does not answer.
 pub(crate) fn ended(name: &str) -> Option<Ended> {
     let out = crate::agent_env::command(program())
