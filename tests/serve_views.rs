@@ -100,8 +100,7 @@ fn the_timeline_shows_each_attempt_with_its_check_time_and_each_plan_its_forecas
         matches!((whole, check), (Some(w), Some(c)) if c > 0.0 && c < w),
         "the check a part of its attempt: {widths}"
     );
-    let took = page.find_all("tr[data-task=\"a:1.1\"] .took");
-    let took = page.text(&took[0]);
+    let took = page.text_at("tr[data-task=\"a:1.1\"] .took");
     assert!(took.contains("check ") && took.ends_with(" s)"), "{took}");
     let title = page.execute(
         "return document.querySelector('#timeline .span[data-task=\"a:1.1\"]').getAttribute('title');",
@@ -147,8 +146,7 @@ fn the_timeline_shows_each_attempt_with_its_check_time_and_each_plan_its_forecas
         page.find_all("#timeline .band[data-plan=\"a\"]").is_empty(),
         "a is done: no forecast"
     );
-    let words = page.find_all(".forecast[data-plan=\"b\"]");
-    let words = page.text(&words[0]);
+    let words = page.text_at(".forecast[data-plan=\"b\"]");
     assert!(words.starts_with("forecast: ends "), "{words}");
 }
 
@@ -232,8 +230,7 @@ fn the_integration_preview_is_shown_running_passed_failed_and_in_conflict_its_te
     std::fs::write(&gate, "").expect("gate");
     assert_eq!(crate::serve::end_within(child, support::TIMEOUT), 0);
     page.wait_until("passed", SHOW, &state_is("green"));
-    let tested = page.find_all("#integration .tested");
-    let tested = page.text(&tested[0]);
+    let tested = page.text_at("#integration .tested");
     assert!(tested.starts_with("2 plans (x, y) on main"), "{tested}");
     assert_eq!(status(&serve)["integration_running"], false);
 
@@ -269,8 +266,7 @@ fn the_integration_preview_is_shown_running_passed_failed_and_in_conflict_its_te
         json!([]),
     );
     assert_eq!(files, json!([hostile]), "{out}");
-    let failure = page.find_all("#integration .failure");
-    let failure = page.text(&failure[0]);
+    let failure = page.text_at("#integration .failure");
     assert!(
         failure.starts_with("x + y break together (culprit y)"),
         "{failure}"

@@ -181,13 +181,27 @@ impl Session<'_> {
             .unwrap_or_default()
     }
 
-    /// An element's rendered text.
+    /// The rendered text of the first element `selector` matches (empty when none does), found
+    /// and read in one script: the live page may re-render between a find and a read (CI saw
+    /// "stale element reference" when an update came in between).
+    pub fn text_at(&self, selector: &str) -> String {
+        self.execute(
+            "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';",
+            serde_json::json!([selector]),
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    }
+
+    /// An element's rendered text; empty when the live page replaced it since it was found
+    /// ("stale element reference": a caller that waits for a text asks again).
     pub fn text(&self, element: &str) -> String {
-        self.cmd("GET", &format!("/element/{element}/text"), None)
-            .unwrap_or_else(|e| panic!("text: {e}"))
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        match self.cmd("GET", &format!("/element/{element}/text"), None) {
+            Ok(v) => v.as_str().unwrap_or_default().to_string(),
+            Err(e) if e.contains("stale element") => String::new(),
+            Err(e) => panic!("text: {e}"),
+        }
     }
 
     pub fn click(&self, element: &str) {
