@@ -95,9 +95,43 @@ pub(crate) fn merge_bases_within(
     Ok(Some(bases))
 }
 
+/// How many candidates the walk may find before it stops ([`merge_bases_within`] counts a
+/// commit below a true base too when commit times tie or are skewed; the redundant ones are
+/// removed after).
+const MAX_CANDIDATES: usize = 4 * MAX_MERGE_BASES;
+
+/// The merge bases of `one` and `two`, exact, when they are at most [`MAX_MERGE_BASES`]; `None`
+/// when there are more. The walk finds candidates (stopping past [`MAX_CANDIDATES`]); a
+/// candidate that is an ancestor of another is not a best one and goes (commits made within
+/// the same second order the walk by insertion, not by history: the demo's fixture had a
+/// plan's fork point counted beside its tip).
+pub(crate) fn merge_bases_exact(
+    repo: &Repository,
+    one: Oid,
+    two: Oid,
+) -> Result<Option<Vec<Oid>>, git2::Error> {
+    let Some(candidates) = merge_bases_within(repo, one, two, MAX_CANDIDATES)? else {
+        return Ok(None);
+    };
+    let mut bases = Vec::with_capacity(candidates.len());
+    for &c in &candidates {
+        let mut below_another = false;
+        for &d in &candidates {
+            if d != c && repo.graph_descendant_of(d, c)? {
+                below_another = true;
+                break;
+            }
+        }
+        if !below_another {
+            bases.push(c);
+        }
+    }
+    Ok((bases.len() <= MAX_MERGE_BASES).then_some(bases))
+}
+
 /// An error unless `one` and `two` share at most [`MAX_MERGE_BASES`] merge bases.
 pub(crate) fn check_merge_bases(repo: &Repository, one: Oid, two: Oid) -> Result<(), git2::Error> {
-    match merge_bases_within(repo, one, two, MAX_MERGE_BASES)? {
+    match merge_bases_exact(repo, one, two)? {
         Some(_) => Ok(()),
         None => Err(too_wide(one, two)),
     }
@@ -182,6 +216,27 @@ mod tests {
             let e = check_merge_bases(&repo, a, b).unwrap_err();
             assert!(e.message().contains("more than 16 merge bases"), "{e}");
         }
+    }
+
+    /// Commits of one second (the demo's): a plan's branch merged into `main`, then two more
+    /// plans merged after it; the plan's tip is the one base, never its fork point beside it.
+    #[test]
+    fn commits_of_one_second_give_the_one_base() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let base = commit(&repo, &[], "base", 7);
+        let d1 = commit(&repo, &[base], "d1", 7);
+        let d2 = commit(&repo, &[d1], "d2", 7);
+        let g = commit(&repo, &[base], "g", 7);
+        let m1 = commit(&repo, &[base, g], "merge g", 7);
+        let m2 = commit(&repo, &[m1, d2], "merge d", 7);
+        let p = commit(&repo, &[base], "p", 7);
+        let m3 = commit(&repo, &[m2, p], "merge p", 7);
+        assert_eq!(merge_bases_exact(&repo, m3, d2).unwrap(), Some(vec![d2]));
+        assert_eq!(merge_bases_exact(&repo, d2, m3).unwrap(), Some(vec![d2]));
+        assert!(crate::git::repo::contains(&repo, m3, d2).unwrap());
+        assert!(!crate::git::repo::contains(&repo, d2, m3).unwrap());
+        assert!(crate::git::repo::contains(&repo, m3, g).unwrap());
     }
 
     #[test]

@@ -50,7 +50,7 @@ pub(crate) fn contains(repo: &Repository, tip: Oid, other: Oid) -> Result<bool, 
     if tip == other {
         return Ok(true);
     }
-    match super::bases::merge_bases_within(repo, tip, other, super::bases::MAX_MERGE_BASES)? {
+    match super::bases::merge_bases_exact(repo, tip, other)? {
         Some(bases) => Ok(bases == [other]),
         None => Err(super::bases::too_wide(tip, other)),
     }
