@@ -32,9 +32,10 @@ const STALE: u8 = 4;
 /// Counted as a merge base.
 const RESULT: u8 = 8;
 
-/// The merge bases of `one` and `two` when they are at most `max`; `None` when there are more
-/// (the walk stopped there).
-pub(crate) fn merge_bases_within(
+/// The candidate merge bases of `one` and `two` when they are at most `max` (every merge base,
+/// and, where commit times tie or are skewed, perhaps a commit below one: [`merge_bases_exact`]
+/// removes those); `None` when there are more (the walk stopped there).
+pub(super) fn merge_bases_within(
     repo: &Repository,
     one: Oid,
     two: Oid,
