@@ -208,32 +208,16 @@ fn commit_task(
                  its directory to `paths` in plans.toml",
             ));
         }
-        if let Some(p) = protection {
-            // Its uncommitted changes, what this commit takes (no branch is read).
-            let found = crate::supervisor::settle::protected_changes(p, task, (worktree, "", None))
-                .map_err(|cause| CliError::new(exit::FAILURE, anyhow!(cause)))?;
-            if let Some(cause) = found {
-                return Err(CliError::new(
-                    exit::FAILURE,
-                    anyhow!("task `{id}` of plan `{}`: {cause}", lp.name),
-                )
-                .with_hint(format!(
-                    "the task is not marked done; undo the change (or, if a person wants it, \
-                     add the file to `allow_protected` of plan `{}` in plans.toml)",
-                    lp.name
-                )));
-            }
-        }
-        let message =
-            crate::supervisor::context::commit_message(&lp.name, &lp.plan, id, &task.description);
+        let dirt = crate::git::Dirt::new(worktree);
         // orch's own directories are never staged (those of the manifest's repository, else
         // their defaults).
         let own = match protection {
             Some(p) => p.guarded.own.clone(),
             None => crate::manifest::own_dirs_of(None, worktree),
         };
-        // Nothing over the limits is hashed (the commit would read it whole).
-        let large = crate::git::too_large_in_worktree(worktree, &own, limits).map_err(|e| {
+        // Nothing over the limits is hashed (the commit would read it whole), by the commit
+        // or by the status the checks read (one, for all of them, read first here).
+        let large = crate::git::worktree_change(&dirt, &own, limits).map(Result::err).map_err(|e| {
             CliError::new(
                 exit::FAILURE,
                 anyhow!(
@@ -252,6 +236,24 @@ fn commit_task(
                  `max_change_size` in plans.toml), then report it again",
             ));
         }
+        if let Some(p) = protection {
+            // Its uncommitted changes, what this commit takes (no branch is read).
+            let found = crate::supervisor::settle::protected_changes(p, task, (&dirt, "", None))
+                .map_err(|cause| CliError::new(exit::FAILURE, anyhow!(cause)))?;
+            if let Some(cause) = found {
+                return Err(CliError::new(
+                    exit::FAILURE,
+                    anyhow!("task `{id}` of plan `{}`: {cause}", lp.name),
+                )
+                .with_hint(format!(
+                    "the task is not marked done; undo the change (or, if a person wants it, \
+                     add the file to `allow_protected` of plan `{}` in plans.toml)",
+                    lp.name
+                )));
+            }
+        }
+        let message =
+            crate::supervisor::context::commit_message(&lp.name, &lp.plan, id, &task.description);
         let info =
             crate::git::commit_all_except(worktree, &message, (&own, limits)).map_err(|e| {
                 CliError::new(exit::FAILURE, e)

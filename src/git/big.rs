@@ -79,18 +79,22 @@ pub(crate) fn too_large_in_worktree(
     own: &[String],
     limits: SizeLimits,
 ) -> Result<Option<TooLarge>, super::GitError> {
-    Ok(worktree_change(worktree, own, limits)?.err())
+    Ok(worktree_change(&super::status::Dirt::new(worktree), own, limits)?.err())
 }
 
-/// [`too_large_in_worktree`], and when the change is within `limits`, its size and number of
-/// files (`Ok((total, count))`: what the commits of the same attempt add to).
+/// [`too_large_in_worktree`] of the status `dirt` (read here unless it was), and when the
+/// change is within `limits`, its size and number of files (`Ok((total, count))`: what the
+/// commits of the same attempt add to).
 pub(crate) fn worktree_change(
-    worktree: &Path,
+    dirt: &super::status::Dirt<'_>,
     own: &[String],
     limits: SizeLimits,
 ) -> Result<Result<(u64, u64), TooLarge>, super::GitError> {
-    // What git would hash before it could tell that it changed: refused before git runs.
-    let unhashed: Vec<(String, u64)> = large_unhashed(worktree, limits.file)?
+    let worktree = dirt.dir();
+    // What git's status would hash before it could tell that it changed: refused before git
+    // runs. (Untracked files it lists without reading them: found over the limit below, as
+    // every listed file is, by `lstat`.)
+    let unhashed: Vec<(String, u64)> = large_unhashed(worktree, limits.file, Untracked::Left)?
         .iter()
         .map(|u| (u.shown(), u.size))
         .filter(|(p, _)| !crate::manifest::own_path(own, p))
@@ -98,18 +102,18 @@ pub(crate) fn worktree_change(
     if !unhashed.is_empty() {
         return Ok(refusal(unhashed, (0, 0), limits).map_or(Ok((0, 0)), Err));
     }
-    let state = super::status::status(worktree, None, super::status::Submodules::Ignored)?;
+    let state = dirt.state()?;
     let mut large: Vec<(String, u64)> = Vec::new();
     let mut total: u64 = 0;
     let mut count: u64 = 0;
-    for path in state.paths() {
+    for path in state.changed.iter().chain(&state.untracked) {
         if crate::manifest::own_path(own, path.trim_end_matches('/')) {
             continue;
         }
         count += 1;
         // A deleted file holds nothing; a directory (a nested repository, refused elsewhere)
         // is not a file git hashes here.
-        let Ok(meta) = std::fs::symlink_metadata(worktree.join(&path)) else {
+        let Ok(meta) = std::fs::symlink_metadata(worktree.join(path)) else {
             continue;
         };
         if meta.is_dir() {
@@ -118,7 +122,7 @@ pub(crate) fn worktree_change(
         let size = meta.len();
         total = total.saturating_add(size);
         if size > limits.file {
-            large.push((path, size));
+            large.push((path.clone(), size));
         }
     }
     Ok(refusal(large, (total, count), limits).map_or(Ok((total, count)), Err))
@@ -166,6 +170,14 @@ impl Unhashed {
     }
 }
 
+/// Whether [`large_unhashed`] looks at the untracked files: `git add` hashes them (a save
+/// stages the tree), `git status` lists them unread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Untracked {
+    Found,
+    Left,
+}
+
 /// The mode of a gitlink (a submodule's commit) in the index.
 const GITLINK: u32 = 0o160_000;
 
@@ -182,6 +194,7 @@ const GITLINK: u32 = 0o160_000;
 pub(crate) fn large_unhashed(
     worktree: &Path,
     limit: u64,
+    untracked: Untracked,
 ) -> Result<Vec<Unhashed>, super::GitError> {
     let repo = super::repo::open(worktree)?;
     let index = repo.index().map_err(|source| super::GitError::Status {
@@ -210,6 +223,9 @@ pub(crate) fn large_unhashed(
                 entry: Some(entry),
             });
         }
+    }
+    if untracked == Untracked::Left {
+        return Ok(found);
     }
     let untracked = super::cli::run_in(
         worktree,

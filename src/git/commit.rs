@@ -337,19 +337,6 @@ pub(crate) fn dirty_paths(worktree: &Path) -> Result<Vec<String>, GitError> {
     dirty_files(worktree, Submodules::Ignored)
 }
 
-/// [`dirty_paths`] of `paths` only (relative to the root, `/`-separated): a `git status` limited
-/// to them, cheap in a large tree. None given: none dirty, git not run.
-pub(crate) fn dirty_paths_among(
-    worktree: &Path,
-    paths: &[String],
-) -> Result<Vec<String>, GitError> {
-    if paths.is_empty() {
-        return Ok(Vec::new());
-    }
-    open(worktree)?;
-    Ok(super::status::status(worktree, Some(paths), Submodules::Ignored)?.paths())
-}
-
 /// Saves the worktree's uncommitted state (if any) as a commit (parent = HEAD, `message`) under
 /// `refname` (e.g. `refs/orch/attempts/auth/1.2/1`, overwritten if it exists) WITHOUT moving HEAD,
 /// then resets the worktree to HEAD (force checkout, untracked non-ignored files removed; ignored
@@ -478,7 +465,7 @@ pub(crate) fn save_and_reset_within(
     // is removed first (the reset below would remove it, or put HEAD's back: HEAD's version is
     // what the save keeps), never through a link; an untracked one is left out of the staging
     // (the reset removes it).
-    let large = super::big::large_unhashed(worktree, max_file)?;
+    let large = super::big::large_unhashed(worktree, max_file, super::big::Untracked::Found)?;
     let mut replaced: Vec<git2::IndexEntry> = Vec::new();
     for found in large {
         let shown = found.shown();

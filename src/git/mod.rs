@@ -66,12 +66,11 @@ pub(crate) use cli::{stop_long_runs, stopping as long_runs_stopped};
 use commit::CommitInfo;
 pub use commit::SaveLimits;
 pub(crate) use commit::{
-    CommitRepo, RecentCommit, commit_all_except, commit_all_on, dirty_paths, dirty_paths_among,
-    head_of, is_dirty, recent_commits, save_and_reset_within, take_off_commits_over,
-    undo_attempt_commits,
+    CommitRepo, RecentCommit, commit_all_except, commit_all_on, head_of, is_dirty, recent_commits,
+    save_and_reset_within, take_off_commits_over, undo_attempt_commits,
 };
 #[cfg(test)]
-pub(crate) use commit::{commit_all, save_and_reset};
+pub(crate) use commit::{commit_all, dirty_paths, save_and_reset};
 #[cfg(test)]
 use copy::WORKTREE_INCLUDE;
 pub(crate) use error::GitError;
@@ -102,6 +101,7 @@ pub(crate) use repo::retry_locked;
 pub(crate) use repo::{branch_tip, ensure_excluded, file_differs_from, latest_of, work_dir};
 pub(crate) use size::lines_changed;
 pub(crate) use sparse::{missing_dirs, outside_cone};
+pub(crate) use status::Dirt;
 pub(crate) use submodules::{submodule_changes, sync_submodules};
 pub use task_tree::retire_task_tree;
 pub(crate) use task_tree::{

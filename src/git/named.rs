@@ -241,10 +241,11 @@ pub(crate) fn protected_in(
 /// the commit `base` (or HEAD), did not hold as they are: a link there makes the protected file
 /// another one. Each as its repository path.
 pub(crate) fn new_links_at(
-    worktree: &Path,
+    dirt: &super::status::Dirt<'_>,
     base: &str,
     paths: &[String],
 ) -> Result<Vec<String>, String> {
+    let worktree = dirt.dir();
     let repo = super::open(worktree).map_err(|e| e.to_string())?;
     let tree = git2::Oid::from_str(base)
         .and_then(|id| repo.find_commit(id))
@@ -281,7 +282,7 @@ pub(crate) fn new_links_at(
     // The patterns (`**/.claude/settings.json`): every link the work holds where one matches,
     // or at a directory above such a place (`docs/.claude`); and the paths in any other
     // spelling (`.Claude` where `.claude/settings.json` goes is `.claude` where names fold):
-    // found by git's status (its path specs ignore case), then each compared folded.
+    // found in git's status (its paths compared without case), then each compared folded.
     let mut specs: Vec<String> = Vec::new();
     for p in paths {
         let parts: Vec<&str> = p.split('/').collect();
@@ -294,7 +295,7 @@ pub(crate) fn new_links_at(
         }
     }
     if !specs.is_empty() {
-        let dirty = super::dirty_paths_among(worktree, &specs).map_err(|e| e.to_string())?;
+        let dirty = dirt.among(&specs).map_err(|e| e.to_string())?;
         for d in dirty {
             let d = d.trim_end_matches('/').to_string();
             let is_link = std::fs::symlink_metadata(worktree.join(&d))

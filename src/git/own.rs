@@ -88,30 +88,29 @@ pub(crate) fn own_changes_between(
 /// (`copied`, a part of `own`) count for what the branch committed only: a worktree may show
 /// them changed, never staged. At most a few, sorted.
 pub(crate) fn own_changes_in(
-    worktree: &Path,
+    dirt: &super::status::Dirt<'_>,
     (branch, since): (&str, Option<&str>),
     (own, copied): (&[String], &[String]),
 ) -> Result<Vec<String>, String> {
     if own.is_empty() {
         return Ok(Vec::new());
     }
+    let worktree = dirt.dir();
     let dirs: Vec<String> = own
         .iter()
         .filter(|d| !copied.contains(d))
         .cloned()
         .collect();
-    let scope = scope(&dirs);
-    let mut out: Vec<String> = super::status::status(
-        worktree,
-        scope.as_deref(),
-        super::status::Submodules::Ignored,
-    )
-    .map_err(|e| e.to_string())?
-    .paths()
-    .into_iter()
-    .map(|p| p.trim_end_matches('/').to_string())
-    .filter(|p| own_path(&dirs, p))
-    .collect();
+    let listed = match scope(&dirs) {
+        Some(scope) => dirt.among(&scope),
+        None => dirt.paths(),
+    };
+    let mut out: Vec<String> = listed
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|p| p.trim_end_matches('/').to_string())
+        .filter(|p| own_path(&dirs, p))
+        .collect();
     if let Some(since) = since {
         let repo = super::open(worktree).map_err(|e| e.to_string())?;
         let commit = |rev: &str| repo.revparse_single(rev).and_then(|o| o.peel_to_commit());

@@ -5,6 +5,7 @@
 //! so a `git commit` running at the same time there, an agent's or a verify command's, never
 //! fails because of orch).
 
+use std::cell::OnceCell;
 use std::path::Path;
 
 use super::GitError;
@@ -102,4 +103,118 @@ pub(crate) fn status(
 /// The paths of [`status`] (see [`WorkState::paths`]).
 pub(crate) fn dirty_files(dir: &Path, submodules: Submodules) -> Result<Vec<String>, GitError> {
     Ok(status(dir, None, submodules)?.paths())
+}
+
+/// One `git status` of a work tree (its whole tree, submodules left out), run at the first
+/// question and asked several: the checks of one task's work (its size, orch's own paths, the
+/// links and files at protected paths, the `protect` globs) read the tree once, not once each
+/// (a git run costs a few milliseconds of CPU even in a small tree).
+///
+/// Run lazily: a check that must come before any git runs on the tree (a nested repository,
+/// files git would hash before it could tell they changed) runs before the first question.
+pub(crate) struct Dirt<'a> {
+    dir: &'a Path,
+    read: OnceCell<WorkState>,
+}
+
+impl<'a> Dirt<'a> {
+    /// The status of `dir`, not read yet.
+    pub(crate) fn new(dir: &'a Path) -> Self {
+        Self {
+            dir,
+            read: OnceCell::new(),
+        }
+    }
+
+    /// The work tree.
+    pub(crate) fn dir(&self) -> &'a Path {
+        self.dir
+    }
+
+    /// What `git status` lists there (read at the first call).
+    pub(crate) fn state(&self) -> Result<&WorkState, GitError> {
+        if let Some(state) = self.read.get() {
+            return Ok(state);
+        }
+        let state = status(self.dir, None, Submodules::Ignored)?;
+        Ok(self.read.get_or_init(|| state))
+    }
+
+    /// Every path listed (see [`WorkState::paths`]).
+    pub(crate) fn paths(&self) -> Result<Vec<String>, GitError> {
+        Ok(self.state()?.clone().paths())
+    }
+
+    /// The paths listed at or below one of `paths` (literal paths from the root, or patterns
+    /// `**/NAME`): what [`status`] of those paths lists (git's pathspecs without ASCII case),
+    /// and the other spellings of them a Windows or macOS checkout takes for them, compared as
+    /// orch's landing compares names ([`crate::manifest::at_or_below`],
+    /// [`crate::manifest::pattern_covers`]); a directory listed above one of them (an untracked
+    /// repository inside the tree, listed `dir/`) too.
+    pub(crate) fn among(&self, paths: &[String]) -> Result<Vec<String>, GitError> {
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .paths()?
+            .into_iter()
+            .filter(|listed| paths.iter().any(|p| spec_matches(p, listed)))
+            .collect())
+    }
+}
+
+/// Whether the pathspec `:(top,icase,literal)spec` (or, for a pattern `**/NAME`, the globs
+/// `:(top,icase,glob)**/NAME` and `…/**`) holds the path `listed` of a status.
+fn spec_matches(spec: &str, listed: &str) -> bool {
+    let dir = listed.ends_with('/');
+    let path = listed.trim_end_matches('/');
+    // A directory listed (an untracked repository) may hold the pattern's place at any depth.
+    if crate::manifest::is_pattern(spec) {
+        return dir || crate::manifest::pattern_covers(spec, path) || glob_covers(spec, path);
+    }
+    let (s, p) = (spec.as_bytes(), path.as_bytes());
+    let below = |long: &[u8], short: &[u8]| {
+        long.len() > short.len()
+            && long[short.len()] == b'/'
+            && long[..short.len()].eq_ignore_ascii_case(short)
+    };
+    s.eq_ignore_ascii_case(p)
+        || below(p, s)
+        || (dir && below(s, p))
+        // The other spellings a checkout takes for the path (`PLANS~1.TOM`, `plans.toml.`):
+        // as the landing's check folds them.
+        || crate::manifest::at_or_below(spec, path)
+        || (dir && crate::manifest::at_or_below(path, spec))
+}
+
+/// git's own reading of `**/NAME` (and `**/NAME/**`) without ASCII case: `NAME`'s components
+/// (`*` and `?` wildcards within one) at any depth, or a path below them.
+fn glob_covers(spec: &str, path: &str) -> bool {
+    let Some(name) = spec.strip_prefix("**/") else {
+        return false;
+    };
+    let m: Vec<&str> = name.split('/').collect();
+    let c: Vec<&str> = path.split('/').collect();
+    (0..c.len()).any(|j| {
+        c.len() - j >= m.len()
+            && m.iter()
+                .zip(&c[j..])
+                .all(|(m, c)| wildmatch(m.as_bytes(), c.as_bytes()))
+    })
+}
+
+/// A name against one component of a glob (`*`, `?`; ASCII case ignored).
+fn wildmatch(pattern: &[u8], name: &[u8]) -> bool {
+    match (pattern.split_first(), name.split_first()) {
+        (None, None) => true,
+        (Some((b'*', rest)), _) => {
+            wildmatch(rest, name)
+                || name
+                    .split_first()
+                    .is_some_and(|(_, n)| wildmatch(pattern, n))
+        }
+        (Some((b'?', rest)), Some((_, n))) => wildmatch(rest, n),
+        (Some((p, rest)), Some((c, n))) => p.eq_ignore_ascii_case(c) && wildmatch(rest, n),
+        _ => false,
+    }
 }

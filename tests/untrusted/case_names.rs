@@ -152,11 +152,11 @@ fn case_names_orch_merge_refuses_a_branch_with_any_spelling_of_a_protected_file(
     assert_eq!(repo.rev("main"), main, "main moved");
 }
 
-/// A protected file in a spelling a Windows or macOS checkout takes for it, written by a task
-/// (sandbox off and on) or committed by a plan-mode agent: `orch merge` refuses the branch
-/// naming each (exit 4), `main` unmoved, none in the main checkout. (The check at a task's
-/// commit looks at the protected paths' own spellings only, a status of those paths alone;
-/// the landing looks at every path the branch changed.)
+/// A protected file in a spelling a Windows or macOS checkout takes for it: written by a task
+/// (sandbox off and on), the task fails at its commit naming each (its check compares the names
+/// of the worktree's status as the landing does), nothing on the plan branch; committed by a
+/// plan-mode agent, `orch merge` refuses the branch naming each (exit 4). `main` unmoved, none
+/// in the main checkout.
 #[test]
 fn case_names_windows_and_macos_spellings_of_a_protected_file_never_land() {
     let mut cases: Vec<(&str, &str)> = modes().iter().map(|m| ("task", *m)).collect();
@@ -179,15 +179,28 @@ fn case_names_windows_and_macos_spellings_of_a_protected_file_never_land() {
         let repo = repo_with(mode, &writes, sandbox);
         let (code, out, err) = repo.run_cmd(repo.orch(&["up"]).env_remove("ORCH_SANDBOX"));
         let log = std::fs::read_to_string(repo.root().join(".orch/logs/p/plan.log"));
-        assert_eq!(code, 0, "{ctx}\n{out}\n{err}\n{log:?}");
         let main = repo.rev("main");
-        let (code, out, err) = repo.run(&["merge", "p"]);
-        assert_eq!(code, 4, "{ctx}\n{out}\n{err}");
-        assert!(err.contains("--allow-protected"), "{ctx}: {err}");
-        for path in &writes {
-            let short = shown(path);
-            let tail = short.rsplit('/').next().unwrap_or(&short);
-            assert!(err.contains(tail), "{ctx}: {path:?} not named in {err}");
+        let named = |text: &str| {
+            for path in &writes {
+                let short = shown(path);
+                let tail = short.rsplit('/').next().unwrap_or(&short);
+                assert!(text.contains(tail), "{ctx}: {path:?} not named in {text}");
+            }
+        };
+        if mode == "task" {
+            assert_eq!(code, 5, "{ctx}: the task's commit took them\n{out}\n{err}");
+            let task = repo.task("p", "1.1");
+            assert_eq!(task["status"], "failed", "{ctx}: {task}");
+            let error = task["error"].as_str().unwrap_or_default().to_string();
+            assert!(error.contains("changed protected paths"), "{ctx}: {error}");
+            named(&error);
+            assert_eq!(repo.rev("plan/p"), main, "{ctx}: the plan branch moved");
+        } else {
+            assert_eq!(code, 0, "{ctx}\n{out}\n{err}\n{log:?}");
+            let (code, out, err) = repo.run(&["merge", "p"]);
+            assert_eq!(code, 4, "{ctx}\n{out}\n{err}");
+            assert!(err.contains("--allow-protected"), "{ctx}: {err}");
+            named(&err);
         }
         assert_eq!(repo.rev("main"), main, "{ctx}: main moved");
         assert!(!repo.root().join("PLANS~1.TOM").exists(), "{ctx}");

@@ -14,6 +14,7 @@ use crate::exit::{self, Coded};
 
 mod commit;
 mod cover;
+mod dirt;
 mod locate;
 mod merge;
 mod merge_tree;

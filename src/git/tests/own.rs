@@ -2,6 +2,7 @@
 //! `.gitignore` says), what a branch changes there, and a landing that would write there.
 
 use super::*;
+use crate::git::status::Dirt;
 
 fn own() -> Vec<String> {
     [".orch/worktrees", ".orch/state", ".orch/logs"]
@@ -38,13 +39,13 @@ fn a_commit_leaves_orchs_directories_out_whatever_the_ignore_rules_say() {
     assert_eq!(at(".orch/state/q/status.json"), None);
     // What is left there, seen through the `.gitignore`, is named, as a link at `.orch` is.
     assert_eq!(
-        own_changes_in(wt, ("plan/auth", Some("main")), (&own(), &[])).unwrap(),
+        own_changes_in(&Dirt::new(wt), ("plan/auth", Some("main")), (&own(), &[])).unwrap(),
         [".orch/state/q/status.json", ".orch/worktrees/q/planted.txt"]
     );
     fs::remove_dir_all(wt.join(".orch")).unwrap();
     std::os::unix::fs::symlink("/tmp", wt.join(".orch")).unwrap();
     assert_eq!(
-        own_changes_in(wt, ("plan/auth", None), (&own(), &[])).unwrap(),
+        own_changes_in(&Dirt::new(wt), ("plan/auth", None), (&own(), &[])).unwrap(),
         [".orch"]
     );
     let tip = fx.tip("plan/auth");

@@ -36,9 +36,10 @@ pub(crate) fn checked_size(
     git::pin_worktree(&tree, &branch)
         .map_err(|e| format!("cannot put back the git files of `{}`: {e}", tree.display()))?;
     let work = (tree.as_path(), branch.as_str(), Some(pc.branch()));
+    let dirt = git::Dirt::new(&tree);
     if let Some(cause) = refusal(
         once_with(|| Found::of(nested_repositories(work)))
-            .chain(once_with(|| Found::of(too_large(pc, task, work))))
+            .chain(once_with(|| Found::of(too_large(pc, task, work, &dirt))))
             .chain(once_with(|| {
                 Found::of(outside_paths(&tree, &pc.entry.paths, Some(pc.branch())))
             }))
@@ -46,7 +47,7 @@ pub(crate) fn checked_size(
                 Found::of(submodule_lines(pc, &tree).map(|_| None))
             }))
             .chain(once_with(|| {
-                Found::of(protected_changes_in(pc, task, work))
+                Found::of(protected_changes_in(pc, task, work, &dirt))
             })),
     ) {
         return Err(cause);

@@ -211,6 +211,9 @@ pub(super) fn commit_refused(
             .map(|()| None)
             .or_else(|e| cannot("make uncommitted again the commits made in", &e)),
     };
+    // One status of the tree for the checks that read it (the first asks, after those that
+    // must come before any git runs there).
+    let dirt = git::Dirt::new(tree);
     checks::refusal(
         once_with(|| Found::of(put_back()))
             .chain(once_with(|| Found::of(uncommit())))
@@ -218,14 +221,16 @@ pub(super) fn commit_refused(
             // diffs them or runs git on the tree (a plumbing-made commit of a million paths).
             .chain(once_with(|| Found::of(committed_too_large(plan, t, work))))
             .chain(once_with(|| Found::of(nested_repositories(work))))
-            .chain(once_with(|| Found::of(too_large(plan, t, work))))
+            .chain(once_with(|| Found::of(too_large(plan, t, work, &dirt))))
             .chain(once_with(|| {
                 Found::of(outside_paths(tree, &plan.entry.paths, since))
             }))
             .chain(once_with(|| {
                 Found::of(submodule_lines(plan, tree).map(|_| None))
             }))
-            .chain(once_with(|| Found::of(protected_changes_in(plan, t, work)))),
+            .chain(once_with(|| {
+                Found::of(protected_changes_in(plan, t, work, &dirt))
+            })),
     )
 }
 
@@ -239,6 +244,7 @@ pub(crate) fn too_large(
     plan: &PlanCtx,
     t: &crate::plan::Task,
     (tree, branch, since): (&std::path::Path, &str, Option<&str>),
+    dirt: &git::Dirt<'_>,
 ) -> Result<Option<String>, String> {
     let limits = plan.entry.size_limits;
     let cannot = |e: &dyn std::fmt::Display| {
@@ -263,7 +269,7 @@ pub(crate) fn too_large(
     let found = match committed {
         Some(found) => Some((found, false)),
         None => {
-            match git::worktree_change(tree, &plan.guarded.own, limits).map_err(|e| cannot(&e))? {
+            match git::worktree_change(dirt, &plan.guarded.own, limits).map_err(|e| cannot(&e))? {
                 Err(found) => Some((found, true)),
                 Ok(left) if since.is_some() => {
                     git::large_blobs_after(tree, (since, branch), limits, left)
@@ -442,7 +448,8 @@ pub(crate) fn outside_paths(
 pub(super) fn protected_changes_in(
     plan: &PlanCtx,
     t: &crate::plan::Task,
-    work: (&std::path::Path, &str, Option<&str>),
+    (_, branch, since): (&std::path::Path, &str, Option<&str>),
+    dirt: &git::Dirt<'_>,
 ) -> Result<Option<String>, String> {
     let protection = Protection {
         guarded: &plan.guarded,
@@ -451,7 +458,7 @@ pub(super) fn protected_changes_in(
         base: &plan.base,
         repo_root: &plan.repo_root,
     };
-    protected_changes(&protection, t, work)
+    protected_changes(&protection, t, (dirt, branch, since))
 }
 
 /// What the protected-paths check of a task's work looks at: what a later run trusts
@@ -471,8 +478,9 @@ pub(crate) struct Protection<'a> {
 pub(crate) fn protected_changes(
     p: &Protection<'_>,
     t: &crate::plan::Task,
-    (tree, branch, since): (&std::path::Path, &str, Option<&str>),
+    (dirt, branch, since): (&git::Dirt<'_>, &str, Option<&str>),
 ) -> Result<Option<String>, String> {
+    let tree = dirt.dir();
     let cannot = |e: &dyn std::fmt::Display| {
         format!(
             "cannot commit task `{}`: cannot check the protected paths in `{}` (nothing is committed unchecked): {e}",
@@ -482,7 +490,7 @@ pub(crate) fn protected_changes(
     };
     // orch's own directories (its state, worktrees, logs; a file or link at `.orch`) and the
     // files it copied in: never committed, whatever is allowed or the ignore rules say.
-    let own = git::own_changes_in(tree, (branch, since), (&p.guarded.own, &p.guarded.copied))
+    let own = git::own_changes_in(dirt, (branch, since), (&p.guarded.own, &p.guarded.copied))
         .map_err(|e| cannot(&e))?;
     if !own.is_empty() {
         return Ok(Some(format!(
@@ -498,7 +506,7 @@ pub(crate) fn protected_changes(
     };
     // The exact paths: a status of those alone, whatever the tree's size.
     let found = git::protected_at(p.guarded, tree, p.base, p.repo_root).map_err(|e| cannot(&e))?;
-    let links = git::new_links_at(tree, p.base, &found.trusted).map_err(|e| cannot(&e))?;
+    let links = git::new_links_at(dirt, p.base, &found.trusted).map_err(|e| cannot(&e))?;
     if !links.is_empty() {
         return Ok(Some(format!(
             "a symbolic link at a protected path: {} (orch never takes a link there, whatever `allow_protected` says)",
@@ -527,17 +535,17 @@ pub(crate) fn protected_changes(
     // A file orch copied in (`.env` of `copy`) that the worktree shows changed is never staged:
     // no change of the work (what the branch committed there was refused above).
     let copied = |c: &String| !crate::manifest::own_path(&p.guarded.copied, c);
-    let dirty = git::dirty_paths_among(tree, exact).map_err(|e| cannot(&e))?;
+    let dirty = dirt.among(exact).map_err(|e| cannot(&e))?;
     let cover = git::Cover::new(exact);
     add(&mut dirty
         .into_iter()
         .filter(copied)
         .chain(committed.iter().filter(|c| cover.covers(c)).cloned()));
-    // `protect`'s globs: a status of the whole tree (0.2-0.5 s at 100,000 files), only then.
+    // `protect`'s globs: every path of the status.
     if let Some(globs) = p.protect
         && !globs.patterns.is_empty()
     {
-        let changed = git::dirty_paths(tree).map_err(|e| cannot(&e))?;
+        let changed = dirt.paths().map_err(|e| cannot(&e))?;
         add(&mut changed
             .into_iter()
             .filter(copied)
