@@ -4,7 +4,8 @@
 //! only its worktree's ports (`ORCH_PORT` and the `ORCH_PORTS` after it) and port 0, and makes
 //! no socket Landlock's TCP rules do not judge (MPTCP, SCTP: red team 12); the blocks lie outside
 //! the kernel's ephemeral port range, so port 0 never gives it another worktree's port, asked
-//! for one with `IP_LOCAL_PORT_RANGE` or not (red team 13); in a
+//! for one with `IP_LOCAL_PORT_RANGE` or not (red team 13); it connects by no TCP Fast Open send
+//! (red team 14: Landlock does not judge one); in a
 //! namespace of its own (`confined`, the default where it can be made) any port, as before.
 //! A real `orch up`, a Python agent that tries each bind and writes what it could.
 
@@ -70,6 +71,25 @@ blocks = range(first, first + 10 * n)  # its own block and the next ones
 out.append("zero_in_a_block " + ("ok" if any(zero() in blocks for _ in range(2000)) else "no"))
 lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
 out.append("own_outside_ephemeral " + ("ok" if first + n - 1 < lo or first > hi else "no"))
+# Red team 14: TCP Fast Open connects by a send, which Landlock does not judge: to the service
+# no agent may reach, by sendto, sendmsg, v4-mapped IPv6, and TCP_FASTOPEN_CONNECT then connect.
+def tfo(name, fam, addr, how):
+    try:
+        # Blocking (a timeout makes the socket non-blocking: the send would say EINPROGRESS).
+        s = socket.socket(fam, S)
+        if how == "sendto":
+            s.sendto(b"x", socket.MSG_FASTOPEN, addr)
+        elif how == "sendmsg":
+            s.sendmsg([b"x"], [], socket.MSG_FASTOPEN, addr)
+        else:
+            s.setsockopt(socket.IPPROTO_TCP, 30, 1); s.connect(addr); s.send(b"x")
+        out.append(name + " ok")
+    except OSError as e:
+        out.append(name + " no " + str(e.errno))
+tfo("tfo_sendto", socket.AF_INET, ("127.0.0.1", victim2), "sendto")
+tfo("tfo_sendmsg", socket.AF_INET, ("127.0.0.1", victim2), "sendmsg")
+tfo("tfo_mapped", socket.AF_INET6, ("::ffff:127.0.0.1", victim2), "sendto")
+tfo("tfo_connect_option", socket.AF_INET, ("127.0.0.1", victim2), "option")
 open("binds.txt", "w").write("\n".join(out) + "\n")
 "#;
 
@@ -155,7 +175,7 @@ fn an_agent_in_this_machines_network_binds_only_its_own_ports() {
             assert!(err.contains("any UDP port"), "{what}\n{err}");
         }
         let got = binds(&repo);
-        assert_eq!(got.len(), 14, "{what}: {got:?}");
+        assert_eq!(got.len(), 18, "{what}: {got:?}");
         // Whatever the network: the worktree's block is outside the kernel's ephemeral range,
         // where a bind of port 0 never lands, asked for a port of the next block or not.
         assert_eq!(
@@ -175,6 +195,17 @@ fn an_agent_in_this_machines_network_binds_only_its_own_ports() {
                 "mptcp6_victim",
                 "sctp_victim",
                 "mptcp_connect",
+            ] {
+                assert_eq!(got.get(other), Some(&false), "{what}: {other}: {got:?}");
+            }
+        }
+        // Where the network is held to its ports (an open one may connect anywhere).
+        if no_netns {
+            for other in [
+                "tfo_sendto",
+                "tfo_sendmsg",
+                "tfo_mapped",
+                "tfo_connect_option",
             ] {
                 assert_eq!(got.get(other), Some(&false), "{what}: {other}: {got:?}");
             }

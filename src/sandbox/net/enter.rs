@@ -340,7 +340,8 @@ pub(crate) fn own_binds() -> Vec<u16> {
 /// (`EACCES`), by a seccomp filter on this process and what it starts: an IPv4 or IPv6 socket of
 /// a protocol other than TCP and UDP (MPTCP, SCTP, …) or of a type other than a stream or a
 /// datagram (red team 12: an MPTCP socket bound the collector's port and connected to a port
-/// not allowed, past Landlock), and io_uring (its sockets are made without the `socket` call).
+/// not allowed, past Landlock), io_uring (its sockets are made without the `socket` call), and
+/// TCP Fast Open (a connection made by a send, which Landlock does not judge: red team 14).
 /// A filter of another architecture's calls kills the process.
 pub(crate) fn only_tcp_and_udp() -> Result<(), String> {
     use nix::libc;
@@ -372,10 +373,34 @@ pub(crate) fn only_tcp_and_udp() -> Result<(), String> {
             );
         }
     }
+    // TCP Fast Open: a `sendto`, `sendmsg` or `sendmmsg` with `MSG_FASTOPEN` connects without
+    // the `connect` Landlock judges (red team 14: a "ports only" agent reached a port it was
+    // refused); `TCP_FASTOPEN_CONNECT` asked for with `setsockopt`, refused with it.
+    let fastopen = u64::try_from(libc::MSG_FASTOPEN).map_err(|e| e.to_string())?;
+    let flag = |arg: u8| -> Result<Vec<SeccompRule>, String> {
+        Ok(vec![
+            SeccompRule::new(vec![cond(arg, Op::MaskedEq(fastopen), fastopen)?]).map_err(why)?,
+        ])
+    };
+    let tcp_option = vec![
+        SeccompRule::new(vec![
+            cond(1, Op::Eq, u64::try_from(libc::IPPROTO_TCP).map_err(|e| e.to_string())?)?,
+            cond(
+                2,
+                Op::Eq,
+                u64::try_from(libc::TCP_FASTOPEN_CONNECT).map_err(|e| e.to_string())?,
+            )?,
+        ])
+        .map_err(why)?,
+    ];
     let filter = SeccompFilter::new(
         [
             (libc::SYS_socket, rules),
             (libc::SYS_io_uring_setup, Vec::new()),
+            (libc::SYS_sendto, flag(3)?),
+            (libc::SYS_sendmsg, flag(2)?),
+            (libc::SYS_sendmmsg, flag(3)?),
+            (libc::SYS_setsockopt, tcp_option),
         ]
         .into_iter()
         .collect(),
