@@ -384,7 +384,11 @@ pub(crate) fn only_tcp_and_udp() -> Result<(), String> {
     };
     let tcp_option = vec![
         SeccompRule::new(vec![
-            cond(1, Op::Eq, u64::try_from(libc::IPPROTO_TCP).map_err(|e| e.to_string())?)?,
+            cond(
+                1,
+                Op::Eq,
+                u64::try_from(libc::IPPROTO_TCP).map_err(|e| e.to_string())?,
+            )?,
             cond(
                 2,
                 Op::Eq,
