@@ -35,22 +35,34 @@ pub(super) fn ignore_files_over(paths: &[String]) -> BTreeSet<String> {
 }
 
 /// Whether a `.gitignore` going from `old` to `new` only ignores more: every line of `old` kept,
-/// in order, and every line added not a negation.
+/// in order, and every line added a plain pattern ([`plain`]).
 pub(super) fn only_ignores_more(old: &[u8], new: &[u8]) -> bool {
     let old: Vec<&[u8]> = lines(old);
     let mut old = old.into_iter().peekable();
     for line in lines(new) {
         if old.peek() == Some(&line) {
             old.next();
-        } else if line.first() == Some(&b'!') {
+        } else if !plain(line) {
             return false;
         }
     }
     old.next().is_none()
 }
 
-/// The lines of a `.gitignore`, the empty ones aside (they mean nothing).
+/// Whether an added line can only ignore: printable ASCII (a tab, a carriage return at its end),
+/// no `!` anywhere (a negation, however git may come to read it: red team 14 hid one behind a
+/// byte-order mark, which git skips and a byte compare does not). Anything else is left to a
+/// person.
+fn plain(line: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    line.iter()
+        .all(|b| ((b' '..=b'~').contains(b) && *b != b'!') || *b == b'\t')
+}
+
+/// The lines of a `.gitignore` as git reads them (a UTF-8 byte-order mark at its start skipped),
+/// the empty ones aside (they mean nothing).
 fn lines(text: &[u8]) -> Vec<&[u8]> {
+    let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
     text.split(|b| *b == b'\n')
         .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
         .collect()
@@ -127,6 +139,24 @@ mod tests {
         }
         assert!(only_ignores_more(b"", b"node_modules/\n"));
         assert!(!only_ignores_more(b"", b"!/.orch/**\n"));
+        // Red team 14: a negation behind a byte-order mark, before the old lines or alone; one
+        // with a carriage return; a `!` elsewhere, a byte outside printable ASCII.
+        for new in [
+            &b"\xEF\xBB\xBF!.env\ntarget/\n.env\n/.orch/\n"[..],
+            b"\xEF\xBB\xBF!/.orch/\n",
+            b"target/\n.env\n/.orch/\n!.env\r\n",
+            b"target/\n.env\n/.orch/\n\\!.env\n",
+            b"target/\n.env\n/.orch/\n\xC2\xA0!.env\n",
+            b"target/\n.env\n/.orch/\nr\xC3\xA9sum\xC3\xA9\n",
+        ] {
+            assert!(!only_ignores_more(old, new), "{new:?}");
+        }
+        // A mark added or dropped changes nothing git reads.
+        assert!(only_ignores_more(old, b"\xEF\xBB\xBFtarget/\n.env\n/.orch/\n"));
+        assert!(only_ignores_more(
+            b"\xEF\xBB\xBFtarget/\n.env\n/.orch/\n",
+            b"target/\n.env\n/.orch/\n\tdist/\r\n"
+        ));
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! it can then only ignore more. And `.orch/` ignores itself (`.orch/.gitignore`, orch's own
 //! file): whatever a landed `.gitignore` says, `git add -A` in the main checkout stages nothing
 //! of orch's. Variants: un-ignoring `.orch/` two ways, `!.env`, the `.env` line removed, the
-//! lines reordered, the file deleted; a change that only ignores more lands as before.
+//! lines reordered, the file deleted, a negation behind a byte-order mark or a no-break space
+//! (red team 14); a change that only ignores more lands as before.
 
 use crate::big_files::plan_p;
 
@@ -20,6 +21,13 @@ fn ignores_a_change_that_could_un_ignore_orchs_paths_or_a_copied_file_needs_a_pe
         ("printf 'node_modules/\\n' > .gitignore", true),
         ("printf 'node_modules/\\n.env\\n' > .gitignore", true),
         ("rm .gitignore", true),
+        // Red team 14: a negation behind a UTF-8 byte-order mark (git skips it), before the old
+        // lines; one after a no-break space.
+        (
+            "{ printf '\\357\\273\\277!.env\\n'; cat .gitignore; } > g && mv g .gitignore",
+            true,
+        ),
+        ("printf '\\302\\240!.env\\n' >> .gitignore", true),
         ("printf 'dist/\\n' >> .gitignore", false),
         (
             "printf 'build/\\n.env\\nnode_modules/\\ntarget/\\n' > .gitignore",
