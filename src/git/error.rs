@@ -180,7 +180,7 @@ pub enum GitError {
     /// submodule: git would read that repository's configuration (and run its programs), so
     /// nothing is committed.
     #[error(
-        "nested git repository in `{path}`: {found} (a `.git` or a git directory under another name below the worktree's root, or a new gitlink, that is not a submodule the main checkout declares; nothing is committed)",
+        "nested git repository in `{path}`: {found} (a `.git` or a git directory under another name below the worktree's root, or a new gitlink, that is not a submodule the main checkout declares; or a FIFO, socket or device where git reads a file of its own, `.gitignore`, `.gitattributes`, `.gitmodules` or `.mailmap`, which would block it; nothing is committed)",
         path = path.display(),
         found = crate::diagnostic::path_list(found, 5)
     )]

@@ -152,7 +152,10 @@ mod tests {
             assert!(!only_ignores_more(old, new), "{new:?}");
         }
         // A mark added or dropped changes nothing git reads.
-        assert!(only_ignores_more(old, b"\xEF\xBB\xBFtarget/\n.env\n/.orch/\n"));
+        assert!(only_ignores_more(
+            old,
+            b"\xEF\xBB\xBFtarget/\n.env\n/.orch/\n"
+        ));
         assert!(only_ignores_more(
             b"\xEF\xBB\xBFtarget/\n.env\n/.orch/\n",
             b"target/\n.env\n/.orch/\n\tdist/\r\n"

@@ -86,7 +86,9 @@ pub(in crate::git) use named::protected_in;
 pub(crate) use named::{
     Cover, Protected, changed_since_fork, disk_view, new_files_above, new_links_at, protected_at,
 };
-pub(crate) use nested::{check as check_nested, git_dirs_since_fork, nested_in};
+pub(crate) use nested::{
+    check as check_nested, git_dirs_since_fork, is_special_git_file, nested_in,
+};
 pub(crate) use own::{own_changes_in, own_changes_since_fork};
 pub use pool::take_pool_tree;
 pub use pool::{PoolRemoval, remove_pool};

@@ -31,6 +31,40 @@ use super::GitError;
 /// found).
 const NAMED: usize = 10;
 
+/// The files of its own git opens in a work tree as it reads it (ignore rules, attributes, the
+/// submodules' list, the mail map). One of them that is a FIFO, a socket or a device blocks
+/// git in its `open` (red team 14: a FIFO `sub/.gitignore` hung every git run there, the task
+/// never settled, `orch up` did not stop): the walk finds them as it finds a nested `.git`.
+const READ_BY_GIT: [&str; 4] = [".gitignore", ".gitattributes", ".gitmodules", ".mailmap"];
+
+/// Whether `rel` (a path [`walk`] found) names one of git's own files ([`READ_BY_GIT`]): a
+/// special file there, not a repository.
+pub(crate) fn is_special_git_file(rel: &str) -> bool {
+    READ_BY_GIT.contains(&rel.rsplit('/').next().unwrap_or(rel))
+}
+
+/// `Err(GitError::Nested)` naming the FIFOs, sockets and devices at git's own files in the
+/// linked worktree `worktree` ([`READ_BY_GIT`]), before a git run there reads it; `Ok` for a
+/// main work tree (no agent writes it).
+pub(crate) fn refuse_special(worktree: &Path) -> Result<(), GitError> {
+    let loc = super::locate::locate(worktree)?;
+    if !loc.linked {
+        return Ok(());
+    }
+    let found: Vec<String> = walk(&loc.work_tree, &super::submodules::own_checkouts(worktree))?
+        .into_iter()
+        .filter(|f| is_special_git_file(f))
+        .collect();
+    if found.is_empty() {
+        Ok(())
+    } else {
+        Err(GitError::Nested {
+            path: loc.work_tree,
+            found,
+        })
+    }
+}
+
 /// `Err(GitError::Nested)` naming the nested repositories of `worktree` (the `.git` entries
 /// below its root other than those of orch's submodule checkouts, and the git directories by
 /// another name, [`is_git_dir`], its root too); `Ok` when there are none or
@@ -94,6 +128,12 @@ fn walk(root: &Path, allowed: &[String]) -> Result<Vec<String>, GitError> {
                 return Ok(found);
             }
         }
+        for name in &listing.special {
+            found.push(child(name));
+            if found.len() >= NAMED {
+                return Ok(found);
+            }
+        }
         for name in &listing.dirs {
             stack.push((dir.join(name), child(name)));
         }
@@ -111,6 +151,8 @@ struct Listing {
     git: bool,
     bare: bool,
     dirs: Vec<std::ffi::OsString>,
+    /// Its entries named as git's own files ([`READ_BY_GIT`]) that are FIFOs, sockets or devices.
+    special: Vec<std::ffi::OsString>,
 }
 
 /// Whether a directory whose entries are these is one git takes for a git directory when it
@@ -157,6 +199,7 @@ fn listing(dir: &Path) -> Result<Option<Listing>, GitError> {
         git: false,
         bare: false,
         dirs: Vec::new(),
+        special: Vec::new(),
     };
     // The names git's `is_git_directory` looks at, as seen here.
     let (mut head, mut common, mut objects, mut refs) = (false, false, false, false);
@@ -168,11 +211,21 @@ fn listing(dir: &Path) -> Result<Option<Listing>, GitError> {
             continue;
         }
         // `DirEntry::file_type` does not follow a link: a link to a directory is a leaf.
-        let is_dir = match entry.file_type() {
-            Ok(t) => t.is_dir(),
+        let kind = match entry.file_type() {
+            Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(source) => return Err(unreadable(&entry.path(), source)),
         };
+        let is_dir = kind.is_dir();
+        if !is_dir
+            && !kind.is_file()
+            && !kind.is_symlink()
+            && READ_BY_GIT
+                .iter()
+                .any(|n| name.as_encoded_bytes() == n.as_bytes())
+        {
+            listing.special.push(name.clone());
+        }
         match name.as_encoded_bytes() {
             b"HEAD" => head = !is_dir,
             b"commondir" => common = true,
@@ -441,7 +494,10 @@ pub(crate) fn remove_nested(worktree: &Path) {
         for rel in &found {
             // A `.git` goes; a git directory by another name loses its `HEAD` (git no longer
             // takes it for one), its other files saved as ordinary ones.
-            let path = if Path::new(rel).file_name() == Some(std::ffi::OsStr::new(".git")) {
+            // A FIFO, socket or device at one of git's files goes (git stores none of them).
+            let path = if Path::new(rel).file_name() == Some(std::ffi::OsStr::new(".git"))
+                || is_special_git_file(rel)
+            {
                 loc.work_tree.join(rel)
             } else {
                 loc.work_tree.join(rel).join("HEAD")

@@ -57,6 +57,10 @@ pub(crate) fn status(
         Submodules::Ignored | Submodules::Orch => "--ignore-submodules=all",
         Submodules::Git => "--ignore-submodules=none",
     };
+    // An agent's worktree: no FIFO where git opens a file of its own (it would block there).
+    if submodules != Submodules::Git {
+        super::nested::refuse_special(dir)?;
+    }
     let mut args: Vec<String> = [
         "--no-optional-locks",
         "status",

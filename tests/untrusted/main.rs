@@ -50,6 +50,7 @@ mod reports;
 mod resolve;
 mod resume;
 mod setuid;
+mod special_files;
 mod submodules;
 mod supervisor_lock;
 mod terminal;

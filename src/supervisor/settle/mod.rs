@@ -340,6 +340,14 @@ pub(crate) fn nested_repositories(
             tree.display()
         )
     })?;
+    let (special, found): (Vec<String>, Vec<String>) =
+        found.into_iter().partition(|f| git::is_special_git_file(f));
+    if !special.is_empty() {
+        return Ok(Some(format!(
+            "a FIFO, socket or device where git reads a file of its own: {} (git would block opening it; nothing was committed)",
+            crate::diagnostic::path_list(&special, 5)
+        )));
+    }
     Ok((!found.is_empty()).then(|| {
         format!(
             "nested git repository: {} (a git repository inside the worktree that the main checkout does not declare as a submodule; git would run what its configuration names; nothing was committed)",
