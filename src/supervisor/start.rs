@@ -171,7 +171,7 @@ impl<'w> Checked<'w> {
                 let root = workspace::repos::root_of(manifest, entry, &repo_root);
                 checks::tree_action(manifest, &root, lp, entry)?
             };
-            let sandbox = match manifest.agent_of(entry) {
+            let mut sandbox = match manifest.agent_of(entry) {
                 Some(agent) => super::sandbox::decide(
                     &lp.name,
                     &entry.agent,
@@ -182,6 +182,19 @@ impl<'w> Checked<'w> {
                 )?,
                 None => super::sandbox::PlanSandbox::Off,
             };
+            // Every attempt's private copy of its client's state, in every repository's state
+            // directory, is denied to a confined process (its own is in its write set): red
+            // team 14 read the lead's tokens from another plan's copy.
+            if let super::sandbox::PlanSandbox::Confined(rules) = &mut sandbox {
+                for other in &ws.plans {
+                    if let Some(state) = other.status_path.parent().and_then(Path::parent) {
+                        let clients = state.join(crate::client_state::DIR);
+                        if !rules.deny_read.contains(&clients) {
+                            rules.deny_read.push(clients);
+                        }
+                    }
+                }
+            }
             let network = match manifest.agent_of(entry) {
                 Some(agent) => {
                     let probe = || {

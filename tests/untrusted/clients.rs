@@ -433,3 +433,100 @@ fn clients_hostile_opencode_qwen_and_copilot_cannot_plant_in_the_users_client_st
         Vec::<PathBuf>::new()
     );
 }
+
+/// Red team 14: a confined agent denied the user's client state (`sandbox_deny_read`) read the
+/// same tokens from another plan's attempt's private copy of it, under the state directory
+/// every confined agent could read. Every attempt's copy is denied to every other confined
+/// process: the reader (a plain agent, and another `claude` whose own copy it may read) lists
+/// and reads the copies while a `claude` of another plan holds its own; it finds none it can
+/// read, and no secret lands on its branch.
+#[test]
+fn clients_an_agent_cannot_read_another_attempts_copy_of_its_clients_state() {
+    if !landlock() {
+        return;
+    }
+    let repo = Repo::bare_minimum();
+    let secret = "sk-ant-oat01-USER-SECRET-7d1e";
+    user_state(&[
+        (
+            &repo.home().join(".claude/.credentials.json"),
+            &format!("{{\"claudeAiOauth\": {{\"accessToken\": \"{secret}\"}}}}\n"),
+        ),
+        (&repo.home().join(".claude.json"), "{\"userID\": \"u\"}\n"),
+    ]);
+    let clients = repo.root().join(".orch/state/.clients");
+    let done = |plan: &str| {
+        repo.root()
+            .join(format!(".orch/worktrees/{plan}/result.txt"))
+    };
+    // The holder: a client orch knows (`claude`), which keeps its copy until both readers wrote.
+    let bin = repo.outside("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let holder = bin.join("claude");
+    std::fs::write(
+        &holder,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in --*) echo 2.0.0; exit 0;; esac\n\
+             touch ready.flag\ni=0\nwhile [ $i -lt 600 ] && ! {{ [ -e {r1} ] && [ -e {r2} ]; }}; do sleep 0.1; i=$((i+1)); done\n\
+             echo held > work.txt\n",
+            r1 = done("r").display(),
+            r2 = done("s").display()
+        ),
+    )
+    .expect("write holder");
+    std::fs::set_permissions(&holder, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // The readers: wait for the holder's copy, then read every file beneath the copies.
+    let ready = repo.root().join(".orch/worktrees/h/ready.flag");
+    let reader = format!(
+        "i=0; while [ $i -lt 600 ] && ! [ -e {ready} ]; do sleep 0.1; i=$((i+1)); done; \
+         ls -R {c}/h > listing.txt 2>&1; \
+         find {c}/h -type f -exec cat {{}} + > read.txt 2>&1; \
+         cat {c}/h/1.1-1/.credentials.json {c}/h/1.1-1/.claude.json >> read.txt 2>&1; \
+         echo end > result.txt",
+        c = clients.display(),
+        ready = ready.display()
+    );
+    let mut reader_as_claude = bin.join("reader");
+    reader_as_claude.push("claude");
+    std::fs::create_dir_all(reader_as_claude.parent().expect("dir")).expect("mkdir");
+    std::fs::write(
+        &reader_as_claude,
+        format!("#!/bin/sh\ncase \"$1\" in --*) echo 2.0.0; exit 0;; esac\n{reader}\n"),
+    )
+    .expect("write");
+    std::fs::set_permissions(&reader_as_claude, std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    for plan in ["h", "r", "s"] {
+        repo.write(
+            &format!("docs/plans/{plan}.md"),
+            &support::one_task(&plan.to_uppercase(), "Work"),
+        );
+    }
+    let manifest = format!(
+        "[defaults]\nretries = 0\nsandbox = \"on\"\nmax_agents = 3\nintegrate = \"off\"\n\n\
+         [agents.h]\ncommand = [{h:?}, \"-p\"]\nreport = \"exit\"\n\n\
+         [agents.r]\ncommand = [\"sh\", \"-c\", {reader:?}]\nreport = \"exit\"\n\
+         sandbox_deny_read = [\"~/.claude\", \"~/.claude.json\"]\n\n\
+         [agents.s]\ncommand = [{s:?}, \"-p\"]\nreport = \"exit\"\n\n\
+         [[plan]]\nname = \"h\"\nfile = \"docs/plans/h.md\"\nagent = \"h\"\n\n\
+         [[plan]]\nname = \"r\"\nfile = \"docs/plans/r.md\"\nagent = \"r\"\n\n\
+         [[plan]]\nname = \"s\"\nfile = \"docs/plans/s.md\"\nagent = \"s\"\n",
+        h = holder.display().to_string(),
+        s = reader_as_claude.display().to_string(),
+    );
+    repo.write("plans.toml", &manifest);
+    repo.commit_all("plans");
+    let (code, out, err) = repo.run_cmd(repo.orch(&["up", "--json"]).env_remove("ORCH_SANDBOX"));
+    assert_eq!(code, 0, "{out}\n{err}");
+    for plan in ["r", "s"] {
+        let read = repo.git(&["show", &format!("plan/{plan}:read.txt")]);
+        assert!(!read.contains(secret), "{plan} read the copy:\n{read}");
+        let listing = repo.git(&["show", &format!("plan/{plan}:listing.txt")]);
+        assert!(
+            read.contains("Permission denied"),
+            "{plan}: nothing was tried:\n{read}\n{listing}"
+        );
+    }
+    // The holder's own copy held the secret: it was there to be read.
+    assert_eq!(repo.git(&["show", "plan/h:work.txt"]).trim(), "held");
+}
