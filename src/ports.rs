@@ -14,9 +14,19 @@
 //! `IP_LOCAL_PORT_RANGE` set to another plan's port, or until the kernel gave it, and took that
 //! plan's dev server's port), nor does any program's connection take one by chance. Whether
 //! another program on the machine listens on a port is not checked.
+//!
+//! The registry is a repository's; the machine's ports are shared by every repository and every
+//! user (red team 14: a `[[repo]]` plan of the same run, and another repository's run, were
+//! given the same block, and one agent took the other's port and read its requests). So each
+//! port of a block is also claimed on the machine while orch gives it out: an exclusive `flock`
+//! on `/tmp/orch-ports/<port>.lock` ([`CLAIMS`]) held by the `orch up` that gave the block until
+//! it ends; a port another process holds is not given, and a block recorded before whose port
+//! another holds now is given anew. The directory is denied to every confined process (a lock
+//! needs only a descriptor Landlock lets it read).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -81,10 +91,13 @@ pub(crate) fn port_for(state_dir: &Path, worktree: &Path, size: u16) -> Result<u
     // Worktrees that are gone give their blocks back.
     blocks.retain(|k, _| *k == key || Path::new(k).is_dir());
     let range = ephemeral();
-    // A block given before it had to lie outside the ephemeral range is given anew.
+    // A block given before it had to lie outside the ephemeral range is given anew, as is one
+    // whose ports another process of the machine holds now.
     if let Some(b) = blocks.get(&key)
         && b.size == size
         && !meets(range, b.start, b.size)
+        && b.start + b.size - 1 <= LAST_PORT
+        && claim(&key, b.start, b.size)?.is_none()
     {
         return to_port(b.start);
     }
@@ -96,22 +109,28 @@ pub(crate) fn port_for(state_dir: &Path, worktree: &Path, size: u16) -> Result<u
         if meets(range, start, size) {
             start = range.1 + 1;
         }
-        match taken
+        if let Some(b) = taken
             .iter()
             .find(|b| start < b.start + b.size && b.start < start + size)
         {
-            Some(b) => start = b.start + b.size,
-            None => break,
+            start = b.start + b.size;
+            continue;
         }
-    }
-    if start + size - 1 > LAST_PORT {
-        return Err(format!(
-            "no free block of {size} ports from {FIRST_PORT} on outside the kernel's ephemeral \
-             range ({}-{}, `net.ipv4.ip_local_port_range`): {} worktrees hold one",
-            range.0,
-            range.1,
-            taken.len()
-        ));
+        if start + size - 1 > LAST_PORT {
+            return Err(format!(
+                "no free block of {size} ports from {FIRST_PORT} on outside the kernel's \
+                 ephemeral range ({}-{}, `net.ipv4.ip_local_port_range`): {} worktrees of this \
+                 repository hold one, the rest are held by other runs of this machine \
+                 (`{CLAIMS}`)",
+                range.0,
+                range.1,
+                taken.len()
+            ));
+        }
+        match claim(&key, start, size)? {
+            None => break,
+            Some(held) => start = held + 1,
+        }
     }
     blocks.insert(key, Block { start, size });
     let text = serde_json::to_vec_pretty(&blocks).map_err(|e| e.to_string())?;
@@ -120,6 +139,107 @@ pub(crate) fn port_for(state_dir: &Path, worktree: &Path, size: u16) -> Result<u
         .and_then(|()| std::fs::rename(&tmp, &path))
         .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
     to_port(start)
+}
+
+/// Where the ports given out on this machine are claimed, one lock file per port.
+pub(crate) const CLAIMS: &str = "/tmp/orch-ports";
+
+/// The ports this process claimed: for which worktree (its key), and their locks, held until it
+/// ends.
+type Claimed = (String, nix::fcntl::Flock<std::fs::File>);
+static HELD: Mutex<BTreeMap<u32, Claimed>> = Mutex::new(BTreeMap::new());
+
+/// The claims' directory ([`CLAIMS`]), made when missing (open to every user, sticky: each
+/// user's orch makes its own files there); a link or a file there is refused.
+pub(crate) fn claims_dir() -> Result<PathBuf, String> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    let dir = PathBuf::from(CLAIMS);
+    let cannot = |e: &dyn std::fmt::Display| format!("cannot claim ports in `{CLAIMS}`: {e}");
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777))
+            .map_err(|e| cannot(&e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let meta = std::fs::symlink_metadata(&dir).map_err(|e| cannot(&e))?;
+            if !meta.is_dir() {
+                return Err(cannot(&"it is not a directory"));
+            }
+        }
+        Err(e) => return Err(cannot(&e)),
+    }
+    Ok(dir)
+}
+
+/// Claims the ports `start..start + size` for the worktree `key`: `None` when this process holds
+/// them all for it now (claimed before, or now), else the first one held for another: by
+/// another process, or by this one for another worktree that still exists (a `[[repo]]` plan's,
+/// whose repository's registry is another); those it took for this block given back. `Err`
+/// when a claim cannot be made (nothing is given unclaimed).
+fn claim(key: &str, start: u32, size: u32) -> Result<Option<u32>, String> {
+    use nix::fcntl::{Flock, FlockArg};
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let dir = claims_dir()?;
+    let mut held = HELD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut took: Vec<u32> = Vec::new();
+    let give_back = |held: &mut BTreeMap<u32, Claimed>, took: Vec<u32>| {
+        for p in took {
+            held.remove(&p);
+        }
+    };
+    for port in start..start + size {
+        if let Some((owner, _)) = held.get_mut(&port) {
+            if owner == key {
+                continue;
+            }
+            // Its worktree is gone: the port is this one's now.
+            if !Path::new(owner.as_str()).is_dir() {
+                *owner = key.to_string();
+                continue;
+            }
+            give_back(&mut held, took);
+            return Ok(Some(port));
+        }
+        let path = dir.join(format!("{port}.lock"));
+        let cannot = |e: &dyn std::fmt::Display| {
+            format!("cannot claim port {port} (`{}`): {e}", path.display())
+        };
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o644)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&path);
+        let file = match opened {
+            Ok(f) => {
+                // Readable by every user's orch, whatever the umask.
+                let _ = f.set_permissions(std::fs::Permissions::from_mode(0o644));
+                f
+            }
+            // Another user's: read is enough for a lock.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(nix::libc::O_NOFOLLOW)
+                    .open(&path)
+                    .map_err(|e| cannot(&e))?
+            }
+            Err(e) => return Err(cannot(&e)),
+        };
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => {
+                held.insert(port, (key.to_string(), lock));
+                took.push(port);
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                give_back(&mut held, took);
+                return Ok(Some(port));
+            }
+            Err((_, e)) => return Err(cannot(&e)),
+        }
+    }
+    Ok(None)
 }
 
 fn key_of(worktree: &Path) -> String {
@@ -152,21 +272,85 @@ mod tests {
         } else {
             42_000
         };
+        // (Other runs of this machine may hold the first blocks: where each lies is relative.)
+        let disjoint = |x: u16, n: u16, y: u16, m: u16| x + n <= y || y + m <= x;
         let pa = port_for(&state, &a, 10).expect("a");
         let pb = port_for(&state, &b, 10).expect("b");
-        assert_eq!((pa, pb), (first, first + 10));
+        assert!(pa >= first && pb >= first, "{pa} {pb}");
+        assert!(disjoint(pa, 10, pb, 10), "{pa} {pb}");
         assert_eq!(port_for(&state, &a, 10).expect("a again"), pa, "stable");
         // `a` is gone: its block goes to the next worktree.
         std::fs::remove_dir_all(&a).expect("rm");
-        assert_eq!(port_for(&state, &c, 10).expect("c"), first);
+        let pc = port_for(&state, &c, 10).expect("c");
+        assert_eq!(pc, pa);
         // A larger block does not overlap the others.
         let d = wt("d");
         let pd = port_for(&state, &d, 25).expect("d");
-        assert_eq!(pd, first + 20);
+        assert!(disjoint(pd, 25, pb, 10) && disjoint(pd, 25, pc, 10), "{pd}");
         assert_eq!(port_for(&state, &b, 10).expect("b again"), pb);
         for p in [pa, pb, pd] {
             assert!(!meets((lo, hi), u32::from(p), 10), "{p} in {lo}-{hi}");
         }
+    }
+
+    /// Red team 14: two repositories' registries (a `[[repo]]` plan of the same run) and another
+    /// process's claim: no port given twice on the machine; a worktree whose recorded block
+    /// another process holds now gets another.
+    #[test]
+    fn a_port_is_given_once_on_the_machine() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let wt = |n: &str| {
+            let p = tmp.path().join(n);
+            std::fs::create_dir_all(&p).expect("mkdir");
+            p
+        };
+        let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+        let (a, b) = (wt("a"), wt("b"));
+        let pa = port_for(&one, &a, 10).expect("a");
+        let pb = port_for(&two, &b, 10).expect("b");
+        assert!(pa + 10 <= pb || pb + 10 <= pa, "{pa} {pb}");
+        // Another process (a lock of its own) holds the port the next block would start at,
+        // and one inside the block after it.
+        let c = wt("c");
+        let mut probe = u32::from(pa.max(pb)) + 10;
+        let lock = |port: u32| {
+            let f = std::fs::File::open(Path::new(CLAIMS).join(format!("{port}.lock")))
+                .or_else(|_| std::fs::File::create(Path::new(CLAIMS).join(format!("{port}.lock"))))
+                .expect("open");
+            nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock)
+                .map_err(|(_, e)| e)
+        };
+        // A port some other test or run holds already is skipped for the probe too.
+        let mut others = Vec::new();
+        while others.len() < 2 {
+            if let Ok(l) = lock(probe) {
+                others.push((probe, l));
+            }
+            probe += 5;
+        }
+        let pc = u32::from(port_for(&one, &c, 10).expect("c"));
+        for (held, _) in &others {
+            assert!(!(pc..pc + 10).contains(held), "{pc} holds {held}");
+        }
+        drop(others);
+        assert_eq!(
+            port_for(&two, &b, 10).expect("b again"),
+            pb,
+            "stable while held"
+        );
+        // A later run (this process's claims of `b` let go) finds `b`'s recorded block held by
+        // another process: `b` gets another.
+        {
+            let mut held = HELD.lock().expect("held");
+            for p in u32::from(pb)..u32::from(pb) + 10 {
+                held.remove(&p);
+            }
+        }
+        let other = lock(u32::from(pb) + 3).expect("lock a port of b's block");
+        let moved = port_for(&two, &b, 10).expect("b moved");
+        assert_ne!(moved, pb);
+        assert!(!(moved..moved + 10).contains(&(pb + 3)), "{moved}");
+        drop(other);
     }
 
     #[test]

@@ -325,7 +325,13 @@ fn a_plans_setup_runs_in_its_container_with_its_services_up() {
             assert_eq!(lines.get(1).copied(), Some("200"), "{saw}\n{log}");
             assert_eq!(
                 lines.get(2).copied(),
-                Some(format!("port {}", crate::support::first_block(10)).as_str()),
+                Some(
+                    format!(
+                        "port {}",
+                        crate::support::block_of(repo.root(), &format!(".orch/worktrees/{plan}"))
+                    )
+                    .as_str()
+                ),
                 "{saw}"
             );
             assert!(

@@ -362,7 +362,10 @@ fn a_service_that_does_not_get_ready_loses_the_attempt_without_spending_a_retry(
     for want in [
         "service `web` of plan `svcslow` did not get ready within 6s",
         "`test -e /tmp/ok` never succeeded",
-        &format!("starting on {}", support::first_block(10) + 1),
+        &format!(
+            "starting on {}",
+            support::block_of(repo.root(), ".orch/worktrees/svcslow") + 1
+        ),
         "screen \\u{1b}[2J cleared",
     ] {
         assert!(said.contains(want), "{want:?} not in {said}");
@@ -732,7 +735,7 @@ open("work.txt", "w").write("\n".join(got))
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(repo.task("svc3", "1.1")["status"], "completed");
     assert_eq!(repo.git(&["show", "plan/svc3:work.txt"]), {
-        let f = support::first_block(4);
+        let f = support::block_of(repo.root(), ".orch/worktrees/svc3");
         format!("A {} 200\nB {} 200\nC {} 200", f + 1, f + 2, f + 3)
     });
     let log = String::from_utf8_lossy(&repo.read(".orch/logs/svc3/1.1.log")).into_owned();

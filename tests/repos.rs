@@ -226,6 +226,24 @@ fn plans_of_other_repositories_work_where_that_repository_keeps_its_plans() {
     let env = std::fs::read_to_string(journal.path().join("v2-1.1.env")).expect("env");
     let cwd = t.api.root().join(".orch/worktrees/v2");
     assert!(env.contains(&format!("cwd={}", cwd.display())), "{env}");
+    // Each plan's block of ports is its own on the machine, whichever repository's registry
+    // gave it (red team 14: api's plan and home's were both given the first block).
+    let ports: Vec<u32> = ["v2-1.1", "client-v2-1.1", "docs-1.1"]
+        .iter()
+        .map(|me| {
+            let env =
+                std::fs::read_to_string(journal.path().join(format!("{me}.env"))).expect("env");
+            env.lines()
+                .find_map(|l| l.strip_prefix("ORCH_PORT="))
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| panic!("{me}: no ORCH_PORT in {env}"))
+        })
+        .collect();
+    for (i, a) in ports.iter().enumerate() {
+        for b in &ports[i + 1..] {
+            assert!(a + 10 <= *b || b + 10 <= *a, "blocks meet: {ports:?}");
+        }
+    }
     // The targets did not move (no merge asked), and api's own work tree is untouched.
     assert_eq!(
         t.api

@@ -213,6 +213,9 @@ impl AgentRunner {
             rules
                 .deny_read
                 .push(job.state_dir.join(crate::client_state::DIR));
+            rules
+                .deny_read
+                .push(std::path::PathBuf::from(crate::ports::CLAIMS));
             rules.write.push(job.notes_dir.clone());
             if names_usage {
                 rules.write.extend(usage_dir.iter().cloned());

@@ -58,24 +58,18 @@ pub fn landlock() -> bool {
     ok
 }
 
-/// The first port of the first worktree's block of `size` ports, as orch gives it: 42000, or
-/// the first port after the kernel's ephemeral range when a block there would meet it
-/// (`net.ipv4.ip_local_port_range`, 32768-60999 by default: 61000).
-pub fn first_block(size: u32) -> u32 {
-    let text =
-        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
-    let mut it = text
-        .split_whitespace()
-        .filter_map(|w| w.parse::<u32>().ok());
-    let (lo, hi) = match (it.next(), it.next()) {
-        (Some(lo), Some(hi)) if lo <= hi => (lo, hi),
-        _ => (32_768, 60_999),
-    };
-    if 42_000 <= hi && 42_000 + size > lo {
-        hi + 1
-    } else {
-        42_000
-    }
+/// The first port of the block orch gave the worktree `worktree` (relative to the repository,
+/// `.orch/worktrees/<plan>`), from the repository's registry (`.orch/state/.ports.json`): other
+/// runs of the machine (the tests beside) hold blocks of their own, so the first block is not
+/// always the first one free.
+pub fn block_of(root: &std::path::Path, worktree: &str) -> u32 {
+    let text = std::fs::read_to_string(root.join(".orch/state/.ports.json")).expect("the registry");
+    let blocks: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let key = root.join(worktree);
+    blocks[key.display().to_string()]["start"]
+        .as_u64()
+        .and_then(|p| u32::try_from(p).ok())
+        .unwrap_or_else(|| panic!("no block of {} in {text}", key.display()))
 }
 
 /// The sandbox settings to try a test with: `off` always, `on` where Landlock confines.
