@@ -17,6 +17,7 @@ mod copy;
 mod entries;
 mod error;
 mod export;
+mod foreign;
 mod history;
 mod ignores;
 mod inspect;
@@ -75,6 +76,7 @@ pub(crate) use commit::{commit_all, dirty_paths, save_and_reset};
 use copy::WORKTREE_INCLUDE;
 pub(crate) use error::GitError;
 pub(crate) use export::{head_export, head_ids};
+pub(crate) use foreign::carries_unlanded;
 /// A git object id (a commit, a tree), as it crosses the module's boundary.
 pub(crate) use git2::Oid;
 pub(crate) use history::{History, commit_files, current_branch_at, init_repo};

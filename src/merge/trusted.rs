@@ -162,6 +162,7 @@ pub(crate) fn refusal_of(
 ) -> CliResult<()> {
     large_files_refused(landings)?;
     git_dirs_refused(landings)?;
+    foreign_history_refused(landings, manifest)?;
     let found = unallowed_in(landings, ws, manifest)
         .map_err(|why| CliError::new(crate::exit::REFUSED, anyhow::anyhow!("{why}")))?;
     let file = manifest
@@ -218,6 +219,76 @@ fn git_dirs_refused(landings: &[Landing<'_>]) -> CliResult<()> {
     .map_err(|e| {
         e.with_hint(
             "take the directory off the plan branch (`git rm -r --cached DIR` in its worktree, then commit), then merge again",
+        )
+    })
+}
+
+/// Refuses (exit 4, before anything moves) landings where a plan's branch holds commits of
+/// another plan's branch that the target does not ([`crate::git::carries_unlanded`]: a `git merge
+/// -s ours` of it): landed, they would be in the target's history without their changes, and
+/// that plan would look merged, its branch and worktree then removed by `orch clean` (red team
+/// 14). Not refused: a plan's upstream (`depends_on`, direct or not: orch's own sync brings its
+/// work), and a plan that lands before it in the same landing. Whoever allows it:
+/// `--allow-protected` does not.
+fn foreign_history_refused(landings: &[Landing<'_>], manifest: &Manifest) -> CliResult<()> {
+    let upstream = |name: &str| -> std::collections::BTreeSet<String> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut todo = vec![name.to_string()];
+        while let Some(p) = todo.pop() {
+            if let Some(e) = manifest.plans.iter().find(|e| e.name == p) {
+                for d in &e.depends_on {
+                    if seen.insert(d.plan.clone()) {
+                        todo.push(d.plan.clone());
+                    }
+                }
+            }
+        }
+        seen
+    };
+    let mut found = Vec::new();
+    for (i, l) in landings.iter().enumerate() {
+        let before: Vec<&str> = landings[..i]
+            .iter()
+            .map(|b| b.entry.name.as_str())
+            .collect();
+        let ups = upstream(&l.entry.name);
+        for other in manifest.plans.iter().filter(|o| {
+            o.name != l.entry.name
+                && o.repo == l.entry.repo
+                && !ups.contains(&o.name)
+                && !before.contains(&o.name.as_str())
+        }) {
+            let carries = crate::git::carries_unlanded(
+                l.root,
+                l.target,
+                (&l.entry.branch, &other.branch),
+            )
+            .map_err(|e| {
+                CliError::new(
+                    crate::exit::REFUSED,
+                    anyhow::anyhow!(
+                        "cannot tell whether plan `{}`'s branch holds commits of plan `{}`: {e}",
+                        l.entry.name,
+                        other.name
+                    ),
+                )
+            })?;
+            if carries {
+                found.push(format!(
+                    "plan `{}` (branch `{}`) holds commits of plan `{}` (branch `{}`) that `{}` does not",
+                    l.entry.name, l.entry.branch, other.name, other.branch, l.target
+                ));
+            }
+        }
+    }
+    refused_if(
+        found,
+        "",
+        " (a merge of another plan's branch: landed, its commits would be in the target without their changes, and that plan would look merged); nothing was merged",
+    )
+    .map_err(|e| {
+        e.with_hint(
+            "land the other plan first (`orch merge OTHER`), or declare it in the plan's `depends_on`, or take the merge off the plan branch; then merge again",
         )
     })
 }

@@ -27,6 +27,7 @@ mod code;
 mod containers;
 mod copied;
 mod exemptions;
+mod foreign_history;
 mod git;
 mod held;
 mod history;
