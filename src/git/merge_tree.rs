@@ -15,6 +15,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use git2::{ObjectType, Oid, Repository};
 
@@ -24,6 +25,13 @@ use super::cli::GitTarget::GitDir;
 /// [`super::bases::MAX_MERGE_BASES`] merge bases), in place of the paths.
 pub(crate) const TOO_WIDE: &str =
     "(no file: the two histories share more than 16 merge bases, which orch does not merge)";
+
+/// The longest one `git merge-tree` run may take: git merges the merge bases of a criss-cross
+/// history recursively, and a lattice of a few dozen commits with three merge bases (under
+/// every other bound) doubled the time at each level (red team 14: 95 s at 18 levels, hours
+/// at 24); past this the run is killed and the merge is an error (nothing lands, the console
+/// says why: a person merges such a history with git).
+pub(crate) const MERGE_DEADLINE: Duration = Duration::from_secs(30);
 
 /// What merging two commits gives.
 #[derive(Debug, PartialEq, Eq)]
@@ -61,6 +69,10 @@ pub(crate) fn merge_commits(
             Ok(TreeMerge::Clean(tree))
         }
         (Some(1), Some(_)) => Ok(TreeMerge::Conflict(run.paths)),
+        (None, _) => Err(git2::Error::from_str(&format!(
+            "cannot merge {theirs} into {ours}: {}",
+            run.stderr
+        ))),
         _ => Err(git2::Error::from_str(&format!(
             "`git merge-tree --write-tree {ours} {theirs}` failed (git 2.38 or later is needed): {}",
             run.stderr
@@ -132,11 +144,11 @@ fn run_merge_tree(repo: &Repository, ours: Oid, theirs: Oid) -> Result<MergeTree
     let scratch = scratch_for(repo, &[ours, theirs])?;
     let args = "merge-tree --write-tree --name-only --no-messages -z".split(' ');
     let output = super::cli::command(GitDir(&scratch.0)).and_then(|mut c| {
-        let c = c.args(args).arg(ours.to_string()).arg(theirs.to_string());
-        c.output().map_err(|e| format!("cannot run git: {e}"))
+        c.args(args).arg(ours.to_string()).arg(theirs.to_string());
+        within(c, None, MERGE_DEADLINE)
     });
     let (code, stdout, stderr) = match output {
-        Ok(out) => (out.status.code(), out.stdout, out.stderr),
+        Ok(out) => out,
         Err(e) => (None, Vec::new(), e.into_bytes()),
     };
     let mut fields = stdout.split(|b| *b == 0);
@@ -220,24 +232,15 @@ pub(crate) fn merge_many(
     let input: String = pairs.iter().map(|(a, b)| format!("{a} {b}\n")).collect();
     let args = "merge-tree --stdin --write-tree --name-only --no-messages -z".split(' ');
     let output = super::cli::command(GitDir(&scratch.0)).and_then(|mut c| {
-        c.args(args).stdin(std::process::Stdio::piped());
-        c.stdout(std::process::Stdio::piped());
-        c.stderr(std::process::Stdio::null());
-        let mut child = c.spawn().map_err(|e| format!("cannot run git: {e}"))?;
-        // The input is a few lines a pair: written whole before the output is read, the pipe's
-        // buffer would fill only at thousands of pairs, so a thread writes it.
-        let stdin = child.stdin.take();
-        let writer = std::thread::spawn(move || {
-            stdin.map(|mut s| std::io::Write::write_all(&mut s, input.as_bytes()))
-        });
-        let out = child.wait_with_output().map_err(|e| e.to_string())?;
-        let _ = writer.join();
-        Ok(out)
+        c.args(args);
+        within(c, Some(input), MERGE_DEADLINE)
     });
+    // Killed past the deadline: one of the pairs is a history git merges for too long; asked
+    // one by one, that one fails (an error), the others answer.
     let parsed = output
         .ok()
-        .filter(|out| out.status.success())
-        .and_then(|out| parse_many(&out.stdout))
+        .filter(|(code, _, _)| *code == Some(0))
+        .and_then(|(_, stdout, _)| parse_many(&stdout))
         .filter(|merges| merges.len() == pairs.len());
     match parsed {
         Some(merges) => Ok(merges),
@@ -246,6 +249,97 @@ pub(crate) fn merge_many(
             .map(|&(a, b)| merge_commits(repo, a, b, Keep::Nothing))
             .collect(),
     }
+}
+
+/// A run's exit code (`None`: killed, or never ran), output and error output.
+type Ran = (Option<i32>, Vec<u8>, Vec<u8>);
+
+/// Runs `cmd` (its `stdin` given `input`, written by a thread: the pipe's buffer would fill at
+/// thousands of lines), in a process group of its own, for at most `deadline`, or until orch
+/// stops at once ([`super::cli::stopping`]): its exit code (`None` when killed), its output and
+/// its error output (when killed, why).
+fn within(
+    mut cmd: std::process::Command,
+    input: Option<String>,
+    deadline: Duration,
+) -> Result<Ran, String> {
+    use std::io::Read as _;
+    use std::os::unix::process::CommandExt as _;
+    use std::process::Stdio;
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .process_group(0);
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run git: {e}"))?;
+    let stdin = child.stdin.take();
+    let writer = std::thread::spawn(move || {
+        if let (Some(mut s), Some(input)) = (stdin, input) {
+            let _ = std::io::Write::write_all(&mut s, input.as_bytes());
+        }
+    });
+    let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut out);
+            }
+            out
+        })
+    };
+    let stdout = read(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
+    let stderr = read(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    let code = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status.code(),
+            Ok(None) if start.elapsed() >= deadline || super::cli::stopping() => {
+                crate::process::signal_group(child.id(), nix::sys::signal::Signal::SIGKILL);
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = writer.join();
+                let _ = stdout.join();
+                let _ = stderr.join();
+                let why = if super::cli::stopping() {
+                    "stopped: orch is stopping".to_string()
+                } else {
+                    format!(
+                        "git merged for longer than {} s and was stopped (a history whose merge \
+                         bases git merges recursively, level after level: a person merges it with git)",
+                        deadline.as_secs()
+                    )
+                };
+                return Ok((None, Vec::new(), why.into_bytes()));
+            }
+            Ok(None) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e.to_string());
+            }
+        }
+    };
+    let _ = writer.join();
+    let out = stdout.join().unwrap_or_default();
+    let err = stderr.join().unwrap_or_default();
+    Ok((code, out, err))
 }
 
 /// `git merge-tree --stdin -z`'s answers: for each merge, `1` (clean) or `0` (conflicts), the
@@ -388,4 +482,38 @@ pub(crate) fn pick_onto(
         }
     }
     update.create_updated(repo, ours).map(Some)
+}
+
+#[cfg(test)]
+mod deadline_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A run past its deadline is killed, its whole process group, and says why; one within it
+    /// gives its code and output.
+    #[test]
+    fn a_run_past_its_deadline_is_stopped_and_says_why() {
+        let mut slow = std::process::Command::new("sh");
+        slow.args(["-c", "sleep 30 & sleep 30; echo never"]);
+        let started = Instant::now();
+        let (code, out, err) = within(slow, None, Duration::from_millis(200)).unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(code, None);
+        assert!(out.is_empty());
+        assert!(
+            String::from_utf8_lossy(&err).contains("longer than"),
+            "{err:?}"
+        );
+        let mut quick = std::process::Command::new("sh");
+        quick.args(["-c", "cat; echo done >&2; exit 3"]);
+        let (code, out, err) =
+            within(quick, Some("in\n".to_string()), Duration::from_secs(30)).unwrap();
+        assert_eq!(code, Some(3));
+        assert_eq!(out, b"in\n");
+        assert_eq!(err, b"done\n");
+    }
 }
