@@ -90,6 +90,11 @@ tfo("tfo_sendto", socket.AF_INET, ("127.0.0.1", victim2), "sendto")
 tfo("tfo_sendmsg", socket.AF_INET, ("127.0.0.1", victim2), "sendmsg")
 tfo("tfo_mapped", socket.AF_INET6, ("::ffff:127.0.0.1", victim2), "sendto")
 tfo("tfo_connect_option", socket.AF_INET, ("127.0.0.1", victim2), "option")
+# Red team 14: a vsock socket, which no network namespace holds (it reaches the hypervisor's host).
+try:
+    socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM).close(); out.append("vsock ok")
+except OSError as e:
+    out.append("vsock no " + str(e.errno))
 open("binds.txt", "w").write("\n".join(out) + "\n")
 "#;
 
@@ -148,6 +153,7 @@ fn an_agent_in_this_machines_network_binds_only_its_own_ports() {
         // mount namespace too: sandbox off).
         ("ports only, sandbox off", "", "off", true, true),
         ("confined in its namespace", "", "on", false, false),
+        ("no network", "none", "on", false, false),
         ("open, sandbox off", "open", "off", false, false),
     ];
     for (what, network, sandbox, no_netns, held) in cases {
@@ -175,7 +181,11 @@ fn an_agent_in_this_machines_network_binds_only_its_own_ports() {
             assert!(err.contains("any UDP port"), "{what}\n{err}");
         }
         let got = binds(&repo);
-        assert_eq!(got.len(), 18, "{what}: {got:?}");
+        assert_eq!(got.len(), 19, "{what}: {got:?}");
+        // No vsock socket for a confined agent, whatever its network (unconfined: its own).
+        if sandbox == "on" || no_netns {
+            assert_eq!(got.get("vsock"), Some(&false), "{what}: {got:?}");
+        }
         // Whatever the network: the worktree's block is outside the kernel's ephemeral range,
         // where a bind of port 0 never lands, asked for a port of the next block or not.
         assert_eq!(

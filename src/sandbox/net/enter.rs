@@ -59,7 +59,8 @@ fn enter(spec: &Spec) -> Result<(), String> {
         join: Some(join),
     } = spec
     {
-        return joined(*join, socket, *proxy_port, direct);
+        joined(*join, socket, *proxy_port, direct)?;
+        return no_vsock();
     }
     let plain = namespace()?;
     let mut nl = Netlink::open()?;
@@ -78,7 +79,39 @@ fn enter(spec: &Spec) -> Result<(), String> {
         let sockets = open_sockets(*proxy_port, direct, v6).map_err(|e| e.to_string())?;
         hand_over(socket, &sockets)?;
     }
-    drop_capabilities(plain)
+    drop_capabilities(plain)?;
+    no_vsock()
+}
+
+/// No `AF_VSOCK` socket (red team 14: an agent of `network = "none"` made one; a network
+/// namespace does not hold it, it reaches the hypervisor's host): refused (`EACCES`) by a
+/// seccomp filter on this process and what it starts, whatever its network.
+fn no_vsock() -> Result<(), String> {
+    use seccompiler::{SeccompAction, SeccompFilter};
+    fn why(e: impl std::fmt::Display) -> String {
+        format!("cannot refuse vsock sockets (seccomp): {e}")
+    }
+    let filter = SeccompFilter::new(
+        [(nix::libc::SYS_socket, vec![vsock_rule().map_err(why)?])]
+            .into_iter()
+            .collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(u32::try_from(nix::libc::EACCES).map_err(|e| e.to_string())?),
+        std::env::consts::ARCH.try_into().map_err(why)?,
+    )
+    .map_err(why)?;
+    let program: seccompiler::BpfProgram = filter.try_into().map_err(why)?;
+    seccompiler::apply_filter_all_threads(&program).map_err(why)
+}
+
+/// `socket(AF_VSOCK, …)`.
+fn vsock_rule() -> Result<seccompiler::SeccompRule, String> {
+    use seccompiler::{SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition as Cond};
+    let vsock = u64::try_from(nix::libc::AF_VSOCK).map_err(|e| e.to_string())?;
+    seccompiler::SeccompRule::new(vec![
+        Cond::new(0, Len::Dword, Op::Eq, vsock).map_err(|e| e.to_string())?,
+    ])
+    .map_err(|e| e.to_string())
 }
 
 /// The attempt's sockets opened in the existing namespace `join` (a container's, which the
@@ -397,6 +430,7 @@ pub(crate) fn only_tcp_and_udp() -> Result<(), String> {
         ])
         .map_err(why)?,
     ];
+    rules.push(vsock_rule()?);
     let filter = SeccompFilter::new(
         [
             (libc::SYS_socket, rules),
