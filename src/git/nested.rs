@@ -47,22 +47,7 @@ pub(crate) fn is_special_git_file(rel: &str) -> bool {
 /// linked worktree `worktree` ([`READ_BY_GIT`]), before a git run there reads it; `Ok` for a
 /// main work tree (no agent writes it).
 pub(crate) fn refuse_special(worktree: &Path) -> Result<(), GitError> {
-    let loc = super::locate::locate(worktree)?;
-    if !loc.linked {
-        return Ok(());
-    }
-    let found: Vec<String> = walk(&loc.work_tree, &super::submodules::own_checkouts(worktree))?
-        .into_iter()
-        .filter(|f| is_special_git_file(f))
-        .collect();
-    if found.is_empty() {
-        Ok(())
-    } else {
-        Err(GitError::Nested {
-            path: loc.work_tree,
-            found,
-        })
-    }
+    refuse_found(worktree, &is_special_git_file)
 }
 
 /// `Err(GitError::Nested)` naming the nested repositories of `worktree` (the `.git` entries
@@ -70,11 +55,21 @@ pub(crate) fn refuse_special(worktree: &Path) -> Result<(), GitError> {
 /// another name, [`is_git_dir`], its root too); `Ok` when there are none or
 /// `worktree` is a main work tree. A directory that cannot be read fails the check (closed).
 pub(crate) fn check(worktree: &Path) -> Result<(), GitError> {
+    refuse_found(worktree, &|_| true)
+}
+
+/// `Err(GitError::Nested)` naming what [`walk`] finds in the linked worktree `worktree` that
+/// `keep` keeps; `Ok` when nothing, or for a main work tree.
+fn refuse_found(worktree: &Path, keep: &dyn Fn(&str) -> bool) -> Result<(), GitError> {
     let loc = super::locate::locate(worktree)?;
     if !loc.linked {
         return Ok(());
     }
-    let found = walk(&loc.work_tree, &super::submodules::own_checkouts(worktree))?;
+    let found = walk(
+        &loc.work_tree,
+        &super::submodules::own_checkouts(worktree),
+        keep,
+    )?;
     if found.is_empty() {
         Ok(())
     } else {
@@ -87,7 +82,9 @@ pub(crate) fn check(worktree: &Path) -> Result<(), GitError> {
 
 /// The `.git` entries below `root` (not `root/.git`), `/`-separated from the root, except those
 /// of the checkouts at `allowed`, and the directories that are git directories by another name
-/// ([`is_git_dir`]; `.` for `root` itself); at most [`NAMED`].
+/// ([`is_git_dir`]; `.` for `root` itself), and the FIFOs, sockets and devices at git's own
+/// files ([`READ_BY_GIT`]): those `keep` keeps, at most [`NAMED`] (so a search for one kind is not
+/// cut short by many of another).
 ///
 /// A directory is read only when it changed since a walk of this process last read it: its
 /// entries are kept with its change time (`ctime`, which no process can set back, as it can
@@ -95,7 +92,11 @@ pub(crate) fn check(worktree: &Path) -> Result<(), GitError> {
 /// so that an entry made in the same clock tick as the read is never missed. A walk of a tree
 /// that did not change stats each directory once (a task's commit walks its tree twice: the
 /// check before the commit, and staging's).
-fn walk(root: &Path, allowed: &[String]) -> Result<Vec<String>, GitError> {
+fn walk(
+    root: &Path,
+    allowed: &[String],
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Vec<String>, GitError> {
     let mut found = Vec::new();
     let mut stack: Vec<(PathBuf, String)> = vec![(root.to_path_buf(), String::new())];
     while let Some((dir, rel)) = stack.pop() {
@@ -109,28 +110,34 @@ fn walk(root: &Path, allowed: &[String]) -> Result<Vec<String>, GitError> {
                 format!("{rel}/{}", name.to_string_lossy())
             }
         };
-        // The root's own `.git`, and orch's submodule checkouts' (put back by orch).
-        if listing.git && !rel.is_empty() && !allowed.contains(&rel) {
-            found.push(child(std::ffi::OsStr::new(".git")));
-            if found.len() >= NAMED {
-                return Ok(found);
+        // Whether the walk has named enough.
+        let mut add = |p: String| {
+            if keep(&p) {
+                found.push(p);
             }
+            found.len() >= NAMED
+        };
+        // The root's own `.git`, and orch's submodule checkouts' (put back by orch).
+        if listing.git
+            && !rel.is_empty()
+            && !allowed.contains(&rel)
+            && add(child(std::ffi::OsStr::new(".git")))
+        {
+            return Ok(found);
         }
         // A git directory by another name: the directory itself; the root too (`.`): its own
         // `.git` is found first in this checkout, but not in a copy of its files.
-        if listing.bare {
-            found.push(if rel.is_empty() {
+        if listing.bare
+            && add(if rel.is_empty() {
                 ".".to_string()
             } else {
                 rel.clone()
-            });
-            if found.len() >= NAMED {
-                return Ok(found);
-            }
+            })
+        {
+            return Ok(found);
         }
         for name in &listing.special {
-            found.push(child(name));
-            if found.len() >= NAMED {
+            if add(child(name)) {
                 return Ok(found);
             }
         }
@@ -484,7 +491,7 @@ pub(crate) fn remove_nested(worktree: &Path) {
     }
     let allowed = super::submodules::own_checkouts(worktree);
     loop {
-        let Ok(found) = walk(&loc.work_tree, &allowed) else {
+        let Ok(found) = walk(&loc.work_tree, &allowed, &|_| true) else {
             return;
         };
         if found.is_empty() {
@@ -536,7 +543,7 @@ mod tests {
         std::os::unix::fs::symlink("/nowhere", root.join("x.git")).expect("link");
         std::fs::create_dir_all(root.join("l")).expect("mkdir");
         std::os::unix::fs::symlink("/tmp", root.join("l/.git")).expect("link");
-        let found = walk(root, &["libs/sub".to_string()]).expect("walk");
+        let found = walk(root, &["libs/sub".to_string()], &|_| true).expect("walk");
         assert_eq!(
             found,
             [
@@ -548,7 +555,7 @@ mod tests {
         );
         // A directory changed since the last walk is read again.
         std::fs::create_dir_all(root.join("a/b/.git")).expect("mkdir");
-        let found = walk(root, &["libs/sub".to_string()]).expect("walk");
+        let found = walk(root, &["libs/sub".to_string()], &|_| true).expect("walk");
         assert!(found.contains(&"a/b/.git".to_string()), "{found:?}");
     }
 
@@ -590,12 +597,12 @@ mod tests {
         std::fs::create_dir_all(root.join("linked/refs")).expect("mkdir");
         std::os::unix::fs::symlink("/tmp", root.join("linked/objects")).expect("link");
         std::os::unix::fs::symlink("refs/heads/main", root.join("linked/HEAD")).expect("link");
-        let found = walk(root, &[]).expect("walk");
+        let found = walk(root, &[], &|_| true).expect("walk");
         assert_eq!(found, ["bare", "common", "deep/x/y", "linked"]);
         // The root itself.
         std::fs::write(root.join("HEAD"), "x\n").expect("head");
         std::fs::write(root.join("commondir"), "bare\n").expect("commondir");
-        let found = walk(root, &[]).expect("walk");
+        let found = walk(root, &[], &|_| true).expect("walk");
         assert!(found.contains(&".".to_string()), "{found:?}");
     }
 

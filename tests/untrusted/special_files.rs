@@ -101,7 +101,15 @@ fn special_files_orch_clean_ends_on_a_worktree_with_a_fifo() {
     repo.commit_all("plans");
     let (code, out, err) = repo.run(&["up"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    let fifo = repo.root().join(".orch/worktrees/p/.gitignore");
+    // Below a chain of twelve nested repositories (one directory each, so that the walk meets
+    // them all first): a walk names at most a few of what it finds, and many of another kind
+    // do not hide it.
+    let mut at = repo.root().join(".orch/worktrees/p");
+    for n in 0..12 {
+        at = at.join(format!("n{n}"));
+        std::fs::create_dir_all(at.join(".git")).expect("nested");
+    }
+    let fifo = at.join(".gitignore");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
     let (code, out, err) = repo.run(&["clean"]);
     assert_ne!(
