@@ -493,7 +493,7 @@ mod deadline_tests {
     /// gives its code and output.
     #[test]
     fn a_run_past_its_deadline_is_stopped_and_says_why() {
-        let mut slow = std::process::Command::new("sh");
+        let mut slow = crate::agent_env::command("sh");
         slow.args(["-c", "sleep 30 & sleep 30; echo never"]);
         let started = Instant::now();
         let (code, out, err) = within(slow, None, Duration::from_millis(200)).unwrap();
@@ -508,7 +508,7 @@ mod deadline_tests {
             String::from_utf8_lossy(&err).contains("longer than"),
             "{err:?}"
         );
-        let mut quick = std::process::Command::new("sh");
+        let mut quick = crate::agent_env::command("sh");
         quick.args(["-c", "cat; echo done >&2; exit 3"]);
         let (code, out, err) =
             within(quick, Some("in\n".to_string()), Duration::from_secs(30)).unwrap();
