@@ -218,10 +218,24 @@ fn sigterm_stops_the_previews_verify_at_once() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("spawn orch up");
-        // It says its pid in its log (confined, it writes nothing of the repository).
-        wait_for("the preview's verify to start", || {
-            !leftovers(&repo).is_empty()
-        });
+        // It says its pid in its log (confined, it writes nothing of the repository). The
+        // preview may start on the first plan done while the other's task still runs (CI, under
+        // load, sent the signal then and found `b` pending): both tasks done first.
+        wait_for(
+            "the preview's verify to start and both tasks to be done",
+            || {
+                !leftovers(&repo).is_empty()
+                    && ["a", "b"].iter().all(|p| {
+                        std::fs::read_to_string(repo.status_path(p))
+                            .ok()
+                            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                            .is_some_and(|doc| {
+                                support::try_task_in(&doc, "1.1")
+                                    .is_some_and(|t| t["status"] == "completed")
+                            })
+                    })
+            },
+        );
         let sent = std::time::Instant::now();
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(i32::try_from(up.id()).expect("pid")),
