@@ -209,13 +209,9 @@ impl AgentRunner {
             tmp_dir = Some(tmp.clone());
             env.push(("TMPDIR".into(), tmp.display().to_string()));
             let mut rules = sandbox::attempt_rules(base, &job.workdir, &tmp);
-            // The attempts' private copies of their clients' state (its own in its write set).
-            rules
-                .deny_read
-                .push(job.state_dir.join(crate::client_state::DIR));
-            rules
-                .deny_read
-                .push(std::path::PathBuf::from(crate::ports::CLAIMS));
+            if let Err(e) = sandbox::deny_private(&mut rules, &[&job.state_dir]) {
+                return failed(e);
+            }
             rules.write.push(job.notes_dir.clone());
             if names_usage {
                 rules.write.extend(usage_dir.iter().cloned());

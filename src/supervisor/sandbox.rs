@@ -104,6 +104,40 @@ pub(crate) fn attempt_rules(base: &Rules, workdir: &Path, tmpdir: &Path) -> Rule
     rules
 }
 
+/// Denies to a confined process what orch keeps private beside it: the attempts' copies of
+/// their clients' state (`.clients` of each of `state_dirs`, made here when missing: red team
+/// 14 read the lead's tokens from another plan's copy; its own copy is in its write set) and the
+/// machine's claims on ports ([`crate::ports::CLAIMS`]: a lock needs only a descriptor).
+pub(crate) fn deny_private(rules: &mut Rules, state_dirs: &[&Path]) -> Result<(), String> {
+    let mut deny = vec![crate::ports::claims_dir()?];
+    for state in state_dirs {
+        let clients = state.join(crate::client_state::DIR);
+        std::fs::create_dir_all(&clients)
+            .map_err(|e| format!("cannot create `{}`: {e}", clients.display()))?;
+        deny.push(clients);
+    }
+    for d in deny {
+        if !rules.deny_read.contains(&d) {
+            rules.deny_read.push(d);
+        }
+    }
+    Ok(())
+}
+
+/// [`deny_private`] for an agent of a run whose plans' status files are `statuses`: in each
+/// plan's state directory. Each plan's status directory is made first: Landlock's "all but" is
+/// made of the entries the directories above a denied path hold when the agent starts, so a
+/// plan that starts later (its status, which an agent's `orch task` reads) stays readable.
+pub(crate) fn deny_private_of_run(rules: &mut Rules, statuses: &[&Path]) -> Result<(), String> {
+    let mut states = Vec::new();
+    for own in statuses.iter().filter_map(|s| s.parent()) {
+        std::fs::create_dir_all(own)
+            .map_err(|e| format!("cannot create `{}`: {e}", own.display()))?;
+        states.extend(own.parent());
+    }
+    deny_private(rules, &states)
+}
+
 /// The private `TMPDIR` of an attempt (`what`: the task id, `plan`, or `<id>.check`), in this
 /// process's directory of them ([`crate::sandbox::tmp_root`], which every confined process
 /// has denied but for its own).

@@ -182,39 +182,12 @@ impl<'w> Checked<'w> {
                 )?,
                 None => super::sandbox::PlanSandbox::Off,
             };
-            // Every attempt's private copy of its client's state, in every repository's state
-            // directory, is denied to a confined process (its own is in its write set): red
-            // team 14 read the lead's tokens from another plan's copy.
             if let super::sandbox::PlanSandbox::Confined(rules) = &mut sandbox {
-                // And the machine's claims on ports (a lock needs only a descriptor).
-                let claims = crate::ports::claims_dir().map_err(|e| {
+                let statuses: Vec<&Path> =
+                    ws.plans.iter().map(|p| p.status_path.as_path()).collect();
+                super::sandbox::deny_private_of_run(rules, &statuses).map_err(|e| {
                     CliError::new(exit::FAILURE, anyhow!("plan `{}`: {e}", lp.name))
                 })?;
-                rules.deny_read.push(claims);
-                // Landlock's "all but" is made of the entries the directories above a denied
-                // path hold when the agent starts: each plan's status directory and each state
-                // directory's `.clients` are made now, so that a plan that starts later (its
-                // status, which an agent's `orch task` reads) is readable all the same.
-                for other in &ws.plans {
-                    let Some(own) = other.status_path.parent() else {
-                        continue;
-                    };
-                    let Some(state) = own.parent() else {
-                        continue;
-                    };
-                    let clients = state.join(crate::client_state::DIR);
-                    for dir in [own, clients.as_path()] {
-                        std::fs::create_dir_all(dir).map_err(|e| {
-                            CliError::new(
-                                exit::FAILURE,
-                                anyhow!("cannot create `{}`: {e}", dir.display()),
-                            )
-                        })?;
-                    }
-                    if !rules.deny_read.contains(&clients) {
-                        rules.deny_read.push(clients);
-                    }
-                }
             }
             let network = match manifest.agent_of(entry) {
                 Some(agent) => {
