@@ -73,12 +73,16 @@ fn setup(root: &Path, plans: usize, per: usize) {
 }
 
 /// One `GET path` to `authority`: milliseconds and the body's length.
-fn get(authority: &str, path: &str) -> (f64, usize) {
+fn get(authority: &str, token: &str, path: &str) -> (f64, usize) {
     let t0 = Instant::now();
     let mut s = std::net::TcpStream::connect(authority).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(60)))
         .expect("timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {authority}\r\n\r\n").expect("write");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .expect("write");
     let mut out = Vec::new();
     s.read_to_end(&mut out).expect("read");
     assert!(
@@ -126,8 +130,10 @@ fn main() {
     BufReader::new(serve.0.stdout.take().expect("stdout"))
         .read_line(&mut line)
         .expect("the address");
+    // The page's address, with the token in its fragment.
     let url = line.trim().trim_start_matches("orch serve: ").to_string();
-    let authority = url
+    let (bare, token) = url.split_once("#token=").expect("a token printed");
+    let authority = bare
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_string();
@@ -135,7 +141,7 @@ fn main() {
     let mut api = Vec::new();
     let mut size = 0;
     for _ in 0..3 {
-        let (ms, n) = get(&authority, "/api/status");
+        let (ms, n) = get(&authority, token, "/api/status");
         api.push(ms);
         size = n;
     }

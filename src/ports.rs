@@ -204,29 +204,55 @@ fn claim(key: &str, start: u32, size: u32) -> Result<Option<u32>, String> {
         let cannot = |e: &dyn std::fmt::Display| {
             format!("cannot claim port {port} (`{}`): {e}", path.display())
         };
+        // Never through a link, and never waiting: a FIFO another user left there opens at once
+        // (and is refused below) rather than hanging the run.
+        let flags = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK;
         let opened = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .mode(0o644)
-            .custom_flags(nix::libc::O_NOFOLLOW)
+            .custom_flags(flags)
             .open(&path);
-        let file = match opened {
-            Ok(f) => {
-                // Readable by every user's orch, whatever the umask.
-                let _ = f.set_permissions(std::fs::Permissions::from_mode(0o644));
-                f
-            }
-            // Another user's: read is enough for a lock.
+        // Another user's: read is enough for a lock.
+        let opened = match opened {
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                 std::fs::OpenOptions::new()
                     .read(true)
-                    .custom_flags(nix::libc::O_NOFOLLOW)
+                    .custom_flags(flags)
                     .open(&path)
-                    .map_err(|e| cannot(&e))?
+            }
+            other => other,
+        };
+        let file = match opened {
+            Ok(f) => f,
+            // A link, a socket, a directory, a file nobody else may read: not a claim this
+            // process can make or check, so the port is not given (as one held elsewhere).
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(
+                        nix::libc::ELOOP | nix::libc::ENXIO | nix::libc::EISDIR | nix::libc::EACCES
+                    )
+                ) =>
+            {
+                give_back(&mut held, took);
+                return Ok(Some(port));
             }
             Err(e) => return Err(cannot(&e)),
         };
+        // Only a plain file is a claim: a FIFO, socket, device or directory there is someone's
+        // trap, and the port is not given (as one held elsewhere).
+        match file.metadata() {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => {
+                give_back(&mut held, took);
+                return Ok(Some(port));
+            }
+            Err(e) => return Err(cannot(&e)),
+        }
+        // Readable by every user's orch, whatever the umask (ours only).
+        let _ = file.set_permissions(std::fs::Permissions::from_mode(0o644));
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => {
                 held.insert(port, (key.to_string(), lock));
@@ -255,8 +281,19 @@ fn to_port(start: u32) -> Result<u16, String> {
 mod tests {
     use super::*;
 
+    /// The tests that claim ports, one at a time: they share this process's claims ([`HELD`]),
+    /// where a worktree one removed is another's to take.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+    fn alone() -> std::sync::MutexGuard<'static, ()> {
+        ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     #[test]
     fn blocks_are_disjoint_stable_and_given_back() {
+        let _alone = alone();
         let tmp = tempfile::tempdir().expect("tmp");
         let state = tmp.path().join("state");
         let wt = |n: &str| {
@@ -297,7 +334,53 @@ mod tests {
     /// process's claim: no port given twice on the machine; a worktree whose recorded block
     /// another process holds now gets another.
     #[test]
+    fn a_trap_at_a_claim_is_a_port_not_given_and_never_waited_on() {
+        let _alone = alone();
+        use std::os::unix::fs::FileTypeExt as _;
+        let dir = claims_dir().expect("claims");
+        // Near the top, where no run's blocks reach while the tests run.
+        let start = 64_990;
+        let trap = |i: u32| dir.join(format!("{}.lock", start + i));
+        let target = tempfile::NamedTempFile::new().expect("target");
+        let clear = || {
+            for i in 0..4 {
+                let p = trap(i);
+                let _ = std::fs::remove_file(&p).or_else(|_| std::fs::remove_dir(&p));
+            }
+        };
+        clear();
+        nix::unistd::mkfifo(&trap(0), nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .expect("fifo");
+        std::os::unix::fs::symlink(target.path(), trap(1)).expect("link");
+        std::fs::create_dir(trap(2)).expect("dir");
+        let _socket = std::os::unix::net::UnixListener::bind(trap(3)).expect("socket");
+        for first in 0..4 {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(claim("/nowhere/trap", start + first, 1));
+            });
+            let got = rx
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("claim {first} waited on the trap"));
+            assert_eq!(got, Ok(Some(start + first)), "the trap at {first}");
+        }
+        assert_eq!(
+            std::fs::read(target.path()).expect("target"),
+            b"",
+            "nothing written through the link"
+        );
+        assert!(
+            std::fs::symlink_metadata(trap(0))
+                .expect("fifo")
+                .file_type()
+                .is_fifo()
+        );
+        clear();
+    }
+
+    #[test]
     fn a_port_is_given_once_on_the_machine() {
+        let _alone = alone();
         let tmp = tempfile::tempdir().expect("tmp");
         let wt = |n: &str| {
             let p = tmp.path().join(n);

@@ -27,7 +27,8 @@ pub(crate) struct Serve {
     pub(crate) url: String,
     /// `127.0.0.1:PORT`
     pub(crate) authority: String,
-    pub(crate) token: Option<String>,
+    /// The token it printed, which every `/api/` request carries.
+    pub(crate) token: String,
 }
 
 impl Serve {
@@ -52,10 +53,14 @@ impl Serve {
             .trim()
             .strip_prefix("orch serve: ")
             .unwrap_or_else(|| panic!("{line}"));
-        let (url, token) = match at.split_once("#token=") {
-            Some((u, t)) => (u.to_string(), Some(t.to_string())),
-            None => (at.to_string(), None),
-        };
+        let (url, token) = at
+            .split_once("#token=")
+            .map(|(u, t)| (u.to_string(), t.to_string()))
+            .unwrap_or_else(|| panic!("no token printed: {line}"));
+        assert!(
+            token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{line}"
+        );
         let authority = url
             .trim_start_matches("http://")
             .trim_end_matches('/')
@@ -69,13 +74,14 @@ impl Serve {
         }
     }
 
-    /// The page's address with the token in its fragment.
-    pub(crate) fn control_url(&self) -> String {
-        format!(
-            "{}#token={}",
-            self.url,
-            self.token.as_deref().expect("a token")
-        )
+    /// The page's address with the token in its fragment, as `orch serve` printed it.
+    pub(crate) fn page_url(&self) -> String {
+        format!("{}#token={}", self.url, self.token)
+    }
+
+    /// The header line every `/api/` request carries.
+    pub(crate) fn auth(&self) -> String {
+        format!("Authorization: Bearer {}", self.token)
     }
 }
 
@@ -165,8 +171,19 @@ fn the_page_follows_a_running_run_of_several_plans_without_a_reload() {
     let gates = tempfile::tempdir().expect("tempdir");
     let repo = gated(gates.path());
     let serve = Serve::start(&repo, &[]);
+    // The address without its token (typed, or found by another program of this machine):
+    // the page says what to open, and shows nothing of the run.
+    let stranger = driver.session();
+    stranger.goto(&serve.url);
+    stranger.wait_until(
+        "the page saying it needs the printed address",
+        SHOW,
+        "const p = document.getElementById('problem'); return !p.hidden && p.textContent.includes('#token=');",
+    );
+    assert!(stranger.find_all(".plan").is_empty(), "no plan shown");
+    drop(stranger);
     let page = driver.session();
-    page.goto(&serve.url);
+    page.goto(&serve.page_url());
 
     // Before the run: the three plans, every task pending, the graph's edge drawn.
     page.wait_until(
@@ -260,7 +277,7 @@ fn a_question_answered_from_the_page_makes_the_task_pending_with_the_answer() {
     // Read-only: the question shown, no box to answer.
     let ro = Serve::start(&repo, &[]);
     let page = driver.session();
-    page.goto(&ro.url);
+    page.goto(&ro.page_url());
     page.wait_until("the question", SHOW, "const q = document.querySelector('.question[data-task=\"a:1.1\"] .question-text'); return q && q.textContent;");
     assert!(
         page.find_all(".question textarea").is_empty(),
@@ -269,7 +286,7 @@ fn a_question_answered_from_the_page_makes_the_task_pending_with_the_answer() {
     drop(ro);
 
     let serve = Serve::start(&repo, &["--control"]);
-    page.goto(&serve.control_url());
+    page.goto(&serve.page_url());
     page.wait_until(
         "the answer box",
         SHOW,
@@ -326,7 +343,7 @@ fn agents_markup_and_escapes_render_as_text() {
     assert_eq!(code, 5, "h fails: {out}{err}");
     let serve = Serve::start(&repo, &["--control"]);
     let page = driver.session();
-    page.goto(&serve.control_url());
+    page.goto(&serve.page_url());
     page.wait_until(
         "the task",
         SHOW,
@@ -461,7 +478,11 @@ fn a_status_past_the_old_bound_is_shown_with_long_texts_cut() {
 
     let serve = Serve::start(&repo, &[]);
     let me = serve.authority.clone();
-    let (status, answer) = raw(&me, &format!("GET /api/status HTTP/1.1\r\nHost: {me}"), "");
+    let (status, answer) = raw(
+        &me,
+        &format!("GET /api/status HTTP/1.1\r\nHost: {me}\r\n{}", serve.auth()),
+        "",
+    );
     assert_eq!(status, 200, "{}", &answer[..answer.len().min(400)]);
     assert!(answer.len() < 2 << 20, "{} bytes", answer.len());
     let v = body_json(&answer);
@@ -483,7 +504,7 @@ fn the_token_leaves_the_address_bar_the_page_still_acts_and_keeps_its_last_statu
     let Some(driver) = browser() else { return };
     let (repo, _rec, serve) = waiting(true);
     let page = driver.session();
-    page.goto(&serve.control_url());
+    page.goto(&serve.page_url());
     page.wait_until(
         "the answer box",
         SHOW,
@@ -494,7 +515,7 @@ fn the_token_leaves_the_address_bar_the_page_still_acts_and_keeps_its_last_statu
     let href = href.as_str().expect("href").to_string();
     assert!(!href.contains("token") && !href.contains('#'), "{href}");
     assert_eq!(href, serve.url);
-    let token = serve.token.clone().expect("token");
+    let token = serve.token.clone();
     let history = page.execute(
         "return window.history.length + ' ' + document.URL;",
         json!([]),

@@ -53,7 +53,7 @@ fn stop_say_retry_pause_and_resume_clicked_in_the_page_reach_orch() {
     let up = repo.orch(&["up"]).spawn().expect("orch up");
     let serve = Serve::start(&repo, &["--control"]);
     let page = driver.session();
-    page.goto(&serve.control_url());
+    page.goto(&serve.page_url());
     for key in ["a:1.1", "a:1.2", "b:1.1"] {
         page.wait_until(
             &format!("{key} running"),

@@ -29,6 +29,7 @@ fn other_hosts_and_control_without_the_token_or_from_another_site_are_refused() 
 
     let serve = Serve::start(&repo, &["--control"]);
     let me = serve.authority.clone();
+    let auth = serve.auth();
     let port: u16 = me
         .rsplit(':')
         .next()
@@ -42,7 +43,11 @@ fn other_hosts_and_control_without_the_token_or_from_another_site_are_refused() 
         page.contains("X-Content-Type-Options: nosniff\r\n"),
         "{page}"
     );
-    let (status, st) = raw(&me, &format!("GET /api/status HTTP/1.1\r\nHost: {me}"), "");
+    let (status, st) = raw(
+        &me,
+        &format!("GET /api/status HTTP/1.1\r\nHost: {me}\r\n{auth}"),
+        "",
+    );
     assert_eq!(status, 200, "{st}");
     assert_eq!(
         body_json(&st)["plans"][0]["tasks"][0]["status"],
@@ -76,7 +81,7 @@ fn other_hosts_and_control_without_the_token_or_from_another_site_are_refused() 
     // Control without the token, with a wrong one, from another origin or site: refused,
     // nothing changed on disk.
     let before = support::file_snapshot(repo.root());
-    let token = serve.token.clone().expect("token");
+    let token = serve.token.clone();
     let body = json!({"plan": "a", "task": "1.1", "text": "from elsewhere"}).to_string();
     let good = format!("Authorization: Bearer {token}\r\nContent-Type: application/json");
     let cases: Vec<(String, u16)> = vec![
@@ -156,7 +161,11 @@ fn other_hosts_and_control_without_the_token_or_from_another_site_are_refused() 
         let mut s = TcpStream::connect(authority).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
-        write!(s, "GET /api/events HTTP/1.1\r\nHost: {authority}\r\n\r\n").expect("write");
+        write!(
+            s,
+            "GET /api/events HTTP/1.1\r\nHost: {authority}\r\n{auth}\r\n\r\n"
+        )
+        .expect("write");
         let mut head = [0u8; 12];
         s.read_exact(&mut head).expect("status line");
         let status = String::from_utf8_lossy(&head[9..12])
@@ -184,21 +193,25 @@ fn other_hosts_and_control_without_the_token_or_from_another_site_are_refused() 
     drop(streams);
     drop(serve);
 
-    // Without --control: every control route 403, the token or not.
+    // Without --control: every control route 403 with this server's token, 401 with another
+    // server's (each `orch serve` makes its own).
     let ro = Serve::start(&repo, &[]);
-    assert!(ro.token.is_none());
+    assert_ne!(ro.token, token, "a token of its own");
     let me = ro.authority.clone();
+    let own = format!("{}\r\nContent-Type: application/json", ro.auth());
     let before = support::file_snapshot(repo.root());
     for verb in [
         "answer", "say", "pause", "resume", "retry", "stop", "up", "nothing",
     ] {
         for method in ["POST", "GET"] {
-            let (status, answer) = raw(
-                &me,
-                &format!("{method} /api/control/{verb} HTTP/1.1\r\nHost: {me}\r\n{good}"),
-                &json!({"plan": "a"}).to_string(),
-            );
-            assert_eq!(status, 403, "{method} {verb}: {answer}");
+            for (headers, want) in [(&own, 403), (&good, 401)] {
+                let (status, answer) = raw(
+                    &me,
+                    &format!("{method} /api/control/{verb} HTTP/1.1\r\nHost: {me}\r\n{headers}"),
+                    &json!({"plan": "a"}).to_string(),
+                );
+                assert_eq!(status, want, "{method} {verb}: {answer}");
+            }
         }
     }
     assert_eq!(support::file_snapshot(repo.root()), before);
@@ -253,7 +266,7 @@ fn trickle(authority: &str, bytes: Vec<u8>) -> (Duration, String) {
 fn a_request_sent_a_byte_a_second_is_cut_off_at_the_deadline_and_others_are_served_meanwhile() {
     let (_repo, _rec, serve) = waiting(true);
     let me = serve.authority.clone();
-    let token = serve.token.clone().expect("token");
+    let token = serve.token.clone();
     let long_head = format!("GET / HTTP/1.1\r\nHost: {me}\r\nX-Pad: {}", "a".repeat(60));
     let body_late = format!(
         "POST /api/control/pause HTTP/1.1\r\nHost: {me}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 60\r\n\r\n{{\"plan\": \"a\"                                                  "
@@ -287,6 +300,50 @@ fn a_request_sent_a_byte_a_second_is_cut_off_at_the_deadline_and_others_are_serv
 fn live_streams_are_capped_apart_and_the_page_and_status_still_answer() {
     let (_repo, _rec, serve) = waiting(false);
     let me = serve.authority.clone();
+    let auth = serve.auth();
+    // A process of this machine without the token (an agent whose network is the machine's)
+    // takes no stream and reads nothing, however it asks: the page's streams stay free.
+    let mut refused = Vec::new();
+    let wrong = format!("Authorization: Bearer {}", "0".repeat(64));
+    let lower = format!("Authorization: bearer {}", serve.token);
+    let upper = format!("Authorization: Bearer {}", serve.token.to_uppercase());
+    let in_query = format!("?token={}", serve.token);
+    let in_cookie = format!("Cookie: token={}", serve.token);
+    let twice = format!("{auth}\r\n{wrong}");
+    for i in 0..24 {
+        let (query, extra) = match i % 6 {
+            0 => ("", String::new()),
+            1 => ("", wrong.clone()),
+            2 => ("", lower.clone()),
+            3 => (in_query.as_str(), String::new()),
+            4 => ("", in_cookie.clone()),
+            _ => (
+                "",
+                if i % 12 == 5 {
+                    upper.clone()
+                } else {
+                    twice.clone()
+                },
+            ),
+        };
+        for path in ["/api/events", "/api/status", "/api/info", "/api/logs"] {
+            let mut s = TcpStream::connect(&me).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(30)))
+                .expect("timeout");
+            s.write_all(
+                format!("GET {path}{query} HTTP/1.1\r\nHost: {me}\r\n{extra}\r\n\r\n").as_bytes(),
+            )
+            .expect("write");
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            assert!(
+                answer.starts_with("HTTP/1.1 401 "),
+                "{path}{query} with {extra:?}: {answer}"
+            );
+            assert!(!answer.contains("needs_input"), "{answer}");
+            refused.push(s);
+        }
+    }
     let mut open = Vec::new();
     // The cap of streams, opened and never read, with the red team's spellings.
     for i in 0..16 {
@@ -296,8 +353,10 @@ fn live_streams_are_capped_apart_and_the_page_and_status_still_answer() {
             1 => "Last-Event-ID: 0\r\n".to_string(),
             _ => "Accept: text/event-stream\r\nSec-Fetch-Site: same-origin\r\n".to_string(),
         };
-        s.write_all(format!("GET /api/events HTTP/1.1\r\nHost: {me}\r\n{extra}\r\n").as_bytes())
-            .expect("write");
+        s.write_all(
+            format!("GET /api/events HTTP/1.1\r\nHost: {me}\r\n{auth}\r\n{extra}\r\n").as_bytes(),
+        )
+        .expect("write");
         s.set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
         let mut first = [0u8; 15];
@@ -306,16 +365,28 @@ fn live_streams_are_capped_apart_and_the_page_and_status_still_answer() {
         open.push(s);
     }
     // One more: refused at once.
-    let (status, answer) = raw(&me, &format!("GET /api/events HTTP/1.1\r\nHost: {me}"), "");
+    let (status, answer) = raw(
+        &me,
+        &format!("GET /api/events HTTP/1.1\r\nHost: {me}\r\n{auth}"),
+        "",
+    );
     assert_eq!(status, 503, "{answer}");
     // The page, its data and the status still answer, many times over.
     for _ in 0..3 {
         for path in ["/", "/app.js", "/api/info", "/api/status"] {
-            let (status, answer) = raw(&me, &format!("GET {path} HTTP/1.1\r\nHost: {me}"), "");
+            let (status, answer) = raw(
+                &me,
+                &format!("GET {path} HTTP/1.1\r\nHost: {me}\r\n{auth}"),
+                "",
+            );
             assert_eq!(status, 200, "{path}: {answer}");
         }
     }
-    let (_, st) = raw(&me, &format!("GET /api/status HTTP/1.1\r\nHost: {me}"), "");
+    let (_, st) = raw(
+        &me,
+        &format!("GET /api/status HTTP/1.1\r\nHost: {me}\r\n{auth}"),
+        "",
+    );
     assert_eq!(
         body_json(&st)["plans"][0]["tasks"][0]["status"],
         "needs_input"
@@ -326,7 +397,7 @@ fn live_streams_are_capped_apart_and_the_page_and_status_still_answer() {
         let mut s = TcpStream::connect(&me).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
-        s.write_all(format!("GET /api/events HTTP/1.1\r\nHost: {me}\r\n\r\n").as_bytes())
+        s.write_all(format!("GET /api/events HTTP/1.1\r\nHost: {me}\r\n{auth}\r\n\r\n").as_bytes())
             .expect("write");
         let mut first = [0u8; 15];
         s.read_exact(&mut first).is_ok() && &first == b"HTTP/1.1 200 OK"
@@ -364,6 +435,7 @@ fn most_children_while(pid: u32, work: impl FnOnce() + Send + 'static) -> usize 
 fn reads_from_another_site_are_refused_and_the_status_is_computed_once_at_a_time() {
     let (repo, _rec, serve) = waiting(false);
     let me = serve.authority.clone();
+    let auth = serve.auth();
     let port = me.rsplit(':').next().expect("port").to_string();
     let refused = [
         "Sec-Fetch-Site: cross-site".to_string(),
@@ -386,7 +458,7 @@ fn reads_from_another_site_are_refused_and_the_status_is_computed_once_at_a_time
         ] {
             let (status, answer) = raw(
                 &me,
-                &format!("GET {path} HTTP/1.1\r\nHost: {me}\r\n{headers}"),
+                &format!("GET {path} HTTP/1.1\r\nHost: {me}\r\n{auth}\r\n{headers}"),
                 "",
             );
             assert_eq!(status, 403, "{path} with {headers}: {answer}");
@@ -394,14 +466,14 @@ fn reads_from_another_site_are_refused_and_the_status_is_computed_once_at_a_time
         }
     }
     for headers in [
-        String::new(),
+        "Accept: */*".to_string(),
         "Sec-Fetch-Site: same-origin".to_string(),
         "Sec-Fetch-Site: none".to_string(),
         format!("Sec-Fetch-Site: same-origin\r\nOrigin: http://{me}"),
     ] {
         let (status, answer) = raw(
             &me,
-            &format!("GET /api/status HTTP/1.1\r\nHost: {me}\r\n{headers}"),
+            &format!("GET /api/status HTTP/1.1\r\nHost: {me}\r\n{auth}\r\n{headers}"),
             "",
         );
         assert_eq!(status, 200, "{headers}: {answer}");
@@ -420,8 +492,13 @@ fn reads_from_another_site_are_refused_and_the_status_is_computed_once_at_a_time
         let asks: Vec<_> = (0..24)
             .map(|_| {
                 let me = me2.clone();
+                let auth = auth.clone();
                 std::thread::spawn(move || {
-                    raw(&me, &format!("GET /api/status HTTP/1.1\r\nHost: {me}"), "")
+                    raw(
+                        &me,
+                        &format!("GET /api/status HTTP/1.1\r\nHost: {me}\r\n{auth}"),
+                        "",
+                    )
                 })
             })
             .collect();
@@ -442,8 +519,7 @@ fn reads_from_another_site_are_refused_and_the_status_is_computed_once_at_a_time
 fn control_with_sec_fetch_site_none_is_refused_and_head_answers_have_no_body() {
     let (repo, _rec, serve) = waiting(true);
     let me = serve.authority.clone();
-    let token = serve.token.clone().expect("token");
-    let good = format!("Authorization: Bearer {token}\r\nContent-Type: application/json");
+    let good = format!("{}\r\nContent-Type: application/json", serve.auth());
     let before = support::file_snapshot(repo.root());
     for site in [
         "none",
@@ -480,7 +556,11 @@ fn control_with_sec_fetch_site_none_is_refused_and_head_answers_have_no_body() {
         "/api/events",
         "/nothing",
     ] {
-        let (status, answer) = raw(&me, &format!("HEAD {path} HTTP/1.1\r\nHost: {me}"), "");
+        let (status, answer) = raw(
+            &me,
+            &format!("HEAD {path} HTTP/1.1\r\nHost: {me}\r\n{}", serve.auth()),
+            "",
+        );
         let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
         assert!(body.is_empty(), "HEAD {path}: {answer}");
         assert!(head.contains("Content-Length: "), "{head}");

@@ -21,7 +21,11 @@ fn numbers(css: &str, attr: &str) -> String {
 /// `orch status --json` as `orch serve` answers it.
 fn status(serve: &Serve) -> Value {
     let me = &serve.authority;
-    let (code, answer) = raw(me, &format!("GET /api/status HTTP/1.1\r\nHost: {me}"), "");
+    let (code, answer) = raw(
+        me,
+        &format!("GET /api/status HTTP/1.1\r\nHost: {me}\r\n{}", serve.auth()),
+        "",
+    );
     assert_eq!(code, 200, "{answer}");
     body_json(&answer)
 }
@@ -72,7 +76,7 @@ fn the_timeline_shows_each_attempt_with_its_check_time_and_each_plan_its_forecas
     );
 
     let page = driver.session();
-    page.goto(&serve.url);
+    page.goto(&serve.page_url());
     // On the timeline: two attempts of a's 1.1, each with its check's part and time.
     page.wait_until(
         "a's attempts",
@@ -214,7 +218,7 @@ fn the_integration_preview_is_shown_running_passed_failed_and_in_conflict_its_te
     commit_on(&repo, "y", &[("y.txt", "y\n")]);
     let serve = Serve::start(&repo, &[]);
     let page = driver.session();
-    page.goto(&serve.url);
+    page.goto(&serve.page_url());
     page.wait_until(
         "the plans",
         SHOW,

@@ -4,9 +4,9 @@
 "use strict";
 
 (function () {
-  // The control token, from the address's fragment (`#token=`) once: kept in this tab's
-  // sessionStorage at most, and taken out of the address bar (and so of the browser's history)
-  // at once.
+  // The token `orch serve` printed, from the address's fragment (`#token=`) once: kept in this
+  // tab's sessionStorage at most, and taken out of the address bar (and so of the browser's
+  // history) at once. Every /api/ request carries it (`Authorization: Bearer`).
   const token = (function () {
     const m = /(?:^#|&)token=([0-9a-f]{16,128})(?:&|$)/.exec(window.location.hash);
     let t = m ? m[1] : null;
@@ -60,8 +60,14 @@
     p.hidden = !text;
   }
 
+  function authorized(headers) {
+    const h = Object.assign({}, headers || {});
+    if (token) { h["Authorization"] = "Bearer " + token; }
+    return h;
+  }
+
   async function getJson(path) {
-    const r = await fetch(path, { cache: "no-store", credentials: "omit" });
+    const r = await fetch(path, { cache: "no-store", credentials: "omit", headers: authorized() });
     let v = null;
     try { v = await r.json(); } catch (e) { throw new Error("HTTP " + r.status + ", not JSON"); }
     if (!r.ok || v === null || typeof v !== "object") {
@@ -74,7 +80,7 @@
     const r = await fetch("/api/control/" + encodeURIComponent(verb), {
       method: "POST",
       credentials: "omit",
-      headers: { "Content-Type": "application/json", "Authorization": "Bearer " + token },
+      headers: authorized({ "Content-Type": "application/json" }),
       body: JSON.stringify(args),
     });
     let v = {};
@@ -505,30 +511,70 @@
     }
   }
 
-  function listen() {
-    const es = new EventSource("/api/events");
-    es.addEventListener("open", function () { $("conn").textContent = "live"; });
-    es.addEventListener("ready", function () { $("conn").textContent = "live"; schedule(0); });
-    es.addEventListener("orch", function () { schedule(); });
-    // An integration test began or ended (no event of the log says so).
-    es.addEventListener("state", function () { schedule(); });
-    es.addEventListener("error", function () {
+  // orch's events, read as server-sent events over fetch (an EventSource cannot send the
+  // token): each event makes the status be read again; a stream that ends or is refused (the
+  // server's streams all taken) is opened again later, from the last event's id.
+  async function listen() {
+    let lastId = null;
+    for (;;) {
+      let wait = 2000;
+      try {
+        const headers = authorized();
+        if (lastId !== null) { headers["Last-Event-ID"] = lastId; }
+        const r = await fetch("/api/events", { cache: "no-store", credentials: "omit", headers: headers });
+        if (!r.ok || !r.body) { wait = 5000; throw new Error("HTTP " + r.status); }
+        $("conn").textContent = "live";
+        const reader = r.body.getReader();
+        const decoder = new TextDecoder();
+        let buf = "", name = "message", id = null;
+        for (;;) {
+          const part = await reader.read();
+          if (part.done) { break; }
+          buf += decoder.decode(part.value, { stream: true });
+          let nl;
+          while ((nl = buf.indexOf("\n")) >= 0) {
+            let line = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            if (line.endsWith("\r")) { line = line.slice(0, -1); }
+            if (line === "") {
+              if (id !== null) { lastId = id; }
+              if (name === "ready") { $("conn").textContent = "live"; schedule(0); } else if (name === "orch" || name === "state") { schedule(); }
+              name = "message";
+              continue;
+            }
+            const colon = line.indexOf(":");
+            if (colon === 0) { continue; }
+            const field = colon < 0 ? line : line.slice(0, colon);
+            let value = colon < 0 ? "" : line.slice(colon + 1);
+            if (value.startsWith(" ")) { value = value.slice(1); }
+            if (field === "event") { name = value; } else if (field === "id" && /^[0-9]{1,20}$/.test(value)) { id = value; }
+          }
+          // A line longer than any event orch writes: the stream is not orch's.
+          if (buf.length > 4194304) { reader.cancel(); break; }
+        }
+      } catch (e) { /* refused or gone: tried again below */ }
       $("conn").textContent = "reconnecting";
-      // Refused (the server's streams all taken): the status read again, a stream tried later.
-      if (es.readyState === EventSource.CLOSED) { schedule(0); setTimeout(listen, 5000); }
-    });
+      schedule(0);
+      await new Promise(function (done) { setTimeout(done, wait); });
+    }
   }
 
   async function start() {
+    $("say-send").addEventListener("click", sendSay);
+    $("say-cancel").addEventListener("click", closeSay);
+    if (!token) {
+      $("mode").textContent = "no token";
+      $("conn").textContent = "not connected";
+      problem("open the address `orch serve` printed, with its #token=…: the server answers nothing else");
+      return;
+    }
     try {
       const info = await getJson("/api/info");
-      control = Boolean(info.control && token);
-      $("mode").textContent = control ? "control" : (info.control ? "read-only (no token)" : "read-only");
+      control = Boolean(info.control);
+      $("mode").textContent = control ? "control" : "read-only";
     } catch (e) {
       problem("cannot reach orch serve: " + e.message);
     }
-    $("say-send").addEventListener("click", sendSay);
-    $("say-cancel").addEventListener("click", closeSay);
     listen();
     refresh();
   }

@@ -6,9 +6,10 @@
 //!
 //! Who may connect: only requests whose `Host` is exactly the address served (a page of
 //! another site that a DNS name rebinds to 127.0.0.1 sends its own name); the `/api/` routes
-//! not from another site (`Sec-Fetch-Site`, `Origin`); the control routes only with
-//! `--control`, a token printed once and sent as `Authorization: Bearer`, from the served
-//! origin only. Bounded: a request read within 10 s, 64 connections and 16 live streams at
+//! not from another site (`Sec-Fetch-Site`, `Origin`) and only with the token printed once
+//! (`Authorization: Bearer`: a process of this machine that did not see it, an agent whose
+//! network is the machine's, reads nothing and takes no stream); the control routes only with
+//! `--control`, from the served origin only. Bounded: a request read within 10 s, 64 connections and 16 live streams at
 //! once, one status computed at a time (`status.rs`).
 
 mod data;
@@ -54,8 +55,10 @@ pub(crate) struct Served {
     state_dir: PathBuf,
     /// The `Host` a request must name: the address and port served (`127.0.0.1:8080`).
     authority: String,
-    /// The control token (`--control`), else `None`: every control route refused.
-    token: Option<String>,
+    /// The token printed once, which every `/api/` request carries.
+    token: String,
+    /// Whether the control routes are there (`--control`), else every one is refused.
+    control: bool,
     /// The last status computed, locked while one is computed.
     status: tokio::sync::Mutex<Option<status::Cached>>,
     /// The live streams' slots.
@@ -69,13 +72,15 @@ impl Served {
         manifest: PathBuf,
         state_dir: PathBuf,
         authority: String,
-        token: Option<String>,
+        token: String,
+        control: bool,
     ) -> Self {
         Self {
             manifest,
             state_dir,
             authority,
             token,
+            control,
             status: tokio::sync::Mutex::new(None),
             streams: Arc::new(tokio::sync::Semaphore::new(STREAMS)),
             log_reads: tokio::sync::Semaphore::new(LOG_READS),
@@ -102,26 +107,23 @@ pub(crate) fn run(args: ServeArgs) -> CliResult<u8> {
     listener
         .set_nonblocking(true)
         .map_err(|e| CliError::new(exit::FAILURE, anyhow!("cannot listen: {e}")))?;
-    let token = if args.control {
-        Some(
-            token()
-                .map_err(|e| CliError::new(exit::FAILURE, anyhow!("cannot make a token: {e}")))?,
-        )
-    } else {
-        None
-    };
-    let served = Arc::new(Served::new(manifest, state_dir, local.to_string(), token));
+    let token =
+        token().map_err(|e| CliError::new(exit::FAILURE, anyhow!("cannot make a token: {e}")))?;
+    let served = Arc::new(Served::new(
+        manifest,
+        state_dir,
+        local.to_string(),
+        token,
+        args.control,
+    ));
     if !ip.is_loopback() {
         crate::commands::output::eprintln_safe(&format!(
             "warning: `orch serve` listens on {ip}, not the loopback address: other machines \
-             can reach the page (read-only without the token)"
+             can reach the server (nothing but the page's own files without the token)"
         ));
     }
     let url = format!("http://{}/", served.authority);
-    crate::commands::output::println_safe(&match &served.token {
-        Some(t) => format!("orch serve: {url}#token={t}"),
-        None => format!("orch serve: {url}"),
-    });
+    crate::commands::output::println_safe(&format!("orch serve: {url}#token={}", served.token));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

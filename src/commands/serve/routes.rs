@@ -2,9 +2,10 @@
 //! address served (else 421: a page of another site whose name a DNS server rebinds to this
 //! address sends its own name). Every `/api/` route then: not from another site
 //! (`Sec-Fetch-Site` `cross-site` or `same-site`, or an `Origin` other than the served one:
-//! 403, before any work). The control routes then: there only with `--control` (else 403),
-//! `Sec-Fetch-Site` only `same-origin` (or none sent), with the token (`Authorization:
-//! Bearer`, else 401), a JSON body.
+//! 403, before any work), and with the token printed once (`Authorization: Bearer`, else 401,
+//! before any work: another process of this machine reads nothing and takes no stream). The
+//! control routes then: there only with `--control` (else 403), `Sec-Fetch-Site` only
+//! `same-origin` (or none sent), a JSON body.
 
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt as _;
@@ -47,6 +48,12 @@ pub(super) async fn connection(mut stream: TcpStream, served: &Served, slot: Own
         .await;
         return;
     }
+    if request.path().starts_with("/api/")
+        && let Err(a) = carries_the_token(&request, served)
+    {
+        http::write_answer(&mut stream, &a, head_only).await;
+        return;
+    }
     if request.method == "GET" && request.path() == "/api/events" {
         let Ok(live) = served.streams.clone().try_acquire_owned() else {
             let busy = Answer::error(
@@ -79,6 +86,24 @@ pub(super) async fn connection(mut stream: TcpStream, served: &Served, slot: Own
     drop(slot);
 }
 
+/// `Err` (401) unless the request carries the token `orch serve` printed, as its one
+/// `Authorization: Bearer`.
+fn carries_the_token(r: &Request, served: &Served) -> Result<(), Answer> {
+    let sent = match r.header("authorization") {
+        Ok(Some(v)) => v.strip_prefix("Bearer ").unwrap_or(""),
+        _ => "",
+    };
+    if same_bytes(sent.as_bytes(), served.token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(Answer::error(
+            401,
+            "Unauthorized",
+            "this server answers the page opened at the address `orch serve` printed, with its #token=",
+        ))
+    }
+}
+
 /// `Err` (421) unless the request names exactly the address served as its one `Host`.
 fn host_is_served(r: &Request, served: &Served) -> Result<(), Answer> {
     match r.header("host") {
@@ -93,6 +118,11 @@ fn host_is_served(r: &Request, served: &Served) -> Result<(), Answer> {
 
 async fn answer(r: &Request, served: &Served) -> Answer {
     let path = r.path();
+    if path.starts_with("/api/")
+        && let Err(a) = carries_the_token(r, served)
+    {
+        return a;
+    }
     if let Some(verb) = path.strip_prefix("/api/control/") {
         return control(r, served, verb).await;
     }
@@ -107,7 +137,7 @@ async fn answer(r: &Request, served: &Served) -> Answer {
         "/api/info" => Answer::json(
             200,
             "OK",
-            &json!({"control": served.token.is_some(), "version": env!("CARGO_PKG_VERSION")}),
+            &json!({"control": served.control, "version": env!("CARGO_PKG_VERSION")}),
         ),
         "/api/status" => super::status::status(served).await,
         "/api/logs" => data::logs(served, r.query("plan"), r.query("task")).await,
@@ -117,29 +147,18 @@ async fn answer(r: &Request, served: &Served) -> Answer {
 
 /// `POST /api/control/<verb>`: the checks in order, then the verb.
 async fn control(r: &Request, served: &Served, verb: &str) -> Answer {
-    let Some(token) = &served.token else {
+    if !served.control {
         return Answer::error(
             403,
             "Forbidden",
             "this server is read-only: a person starts `orch serve --control` to act from the page",
         );
-    };
+    }
     if r.method != "POST" {
         return Answer::error(405, "Method Not Allowed", "control is POST only");
     }
     if let Err(why) = not_cross_site(r, served, &["same-origin"]) {
         return Answer::error(403, "Forbidden", why);
-    }
-    let sent = match r.header("authorization") {
-        Ok(Some(v)) => v.strip_prefix("Bearer ").unwrap_or(""),
-        _ => "",
-    };
-    if !same_bytes(sent.as_bytes(), token.as_bytes()) {
-        return Answer::error(
-            401,
-            "Unauthorized",
-            "a control request needs the token `orch serve --control` printed",
-        );
     }
     let json_type = matches!(r.header("content-type"), Ok(Some(t)) if t.split(';').next().map(str::trim) == Some("application/json"));
     if !json_type {
@@ -191,12 +210,13 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn served(token: Option<&str>) -> Served {
+    fn served(control: bool) -> Served {
         Served::new(
             "/nowhere/plans.toml".into(),
             "/nowhere/.orch".into(),
             "127.0.0.1:4000".into(),
-            token.map(str::to_string),
+            "t0k".into(),
+            control,
         )
     }
 
@@ -214,7 +234,7 @@ mod tests {
 
     #[test]
     fn only_the_served_host_is_answered() {
-        let s = served(None);
+        let s = served(false);
         for host in [
             Some("evil.example"),
             Some("127.0.0.1.evil:4000"),
@@ -241,10 +261,64 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn every_api_route_needs_the_token_and_the_page_does_not() {
+        let h = "127.0.0.1:4000";
+        for control in [false, true] {
+            let s = served(control);
+            for path in [
+                "/api/info",
+                "/api/status",
+                "/api/logs?plan=a&task=1.1",
+                "/api/events",
+                "/api/control/pause",
+                "/api/nowhere",
+            ] {
+                for method in ["GET", "HEAD", "POST"] {
+                    for auth in [
+                        None,
+                        Some("Bearer "),
+                        Some("Bearer t0"),
+                        Some("Bearer t0k "),
+                        Some("Bearer T0K"),
+                        Some("bearer t0k"),
+                        Some("t0k"),
+                        Some("Basic dDBr"),
+                    ] {
+                        let mut headers = vec![("host", h), ("content-type", "application/json")];
+                        headers.extend(auth.map(|a| ("authorization", a)));
+                        let a = answer(&request(method, path, &headers), &s).await;
+                        assert_eq!(a.status, 401, "{method} {path} {auth:?}");
+                    }
+                }
+            }
+            let twice = request(
+                "GET",
+                "/api/info",
+                &[
+                    ("host", h),
+                    ("authorization", "Bearer t0k"),
+                    ("authorization", "Bearer t0k"),
+                ],
+            );
+            assert_eq!(answer(&twice, &s).await.status, 401);
+            let with = request(
+                "GET",
+                "/api/info",
+                &[("host", h), ("authorization", "Bearer t0k")],
+            );
+            assert_eq!(answer(&with, &s).await.status, 200);
+            for path in ["/", "/index.html", "/app.js", "/app.css"] {
+                let a = answer(&request("GET", path, &[("host", h)]), &s).await;
+                assert_eq!(a.status, 200, "{path}");
+            }
+        }
+    }
+
+    #[tokio::test]
     async fn control_needs_the_flag_the_origin_and_the_token() {
         let bearer = "Bearer t0k";
         let h = "127.0.0.1:4000";
-        let ro = served(None);
+        let ro = served(false);
         let ok = [
             ("host", h),
             ("authorization", bearer),
@@ -260,9 +334,9 @@ mod tests {
             answer(&request("GET", "/api/control/x", &[]), &ro)
                 .await
                 .status,
-            403
+            401
         );
-        let rw = served(Some("t0k"));
+        let rw = served(true);
         let cases: [(&[(&str, &str)], u16); 6] = [
             (&[("host", h), ("content-type", "application/json")], 401),
             (
