@@ -12,12 +12,15 @@ Serve a live web view of the run on 127.0.0.1 (a port chosen, or --port): the pl
 progress and outcome, each plan's tasks and their states, the dependency graph, a timeline of \
 attempts, the questions waiting, tokens and cost, and a task's log tail on click. The page \
 updates as orch's event log grows, whether `orch up` runs or not; everything is served from \
-this binary (no CDN). It prints the page's address once.
+this binary (no CDN).
 
-Read-only unless started with --control: it then prints a fresh random token once, in the \
-address's fragment (`#token=...`), and the page can answer questions, say, pause, resume, retry \
-and stop (the control verbs of `orch mcp --allow-control`). A control request needs the token, \
-from the served origin and not cross-site.
+It prints the page's address once, with a fresh random token in its fragment (`#token=...`): \
+open that address. Every data route (`/api/...`) needs the token (`Authorization: Bearer`), so \
+no other program of this machine reads the run or takes the page's live streams.
+
+Read-only unless started with --control: the page can then answer questions, say, pause, \
+resume, retry and stop (the control verbs of `orch mcp --allow-control`). A control request \
+needs the token, from the served origin and not cross-site.
 
 It answers only requests whose `Host` is the address it serves (no DNS rebinding), and binds \
 only the loopback address unless given --bind (then it says so). Exit codes: 0 stopped (Ctrl-C), \
@@ -42,7 +45,7 @@ pub(super) struct Serve {
     /// other machines reach the page: orch says so when it starts. Example: `--bind 0.0.0.0`.
     #[arg(long, value_name = "ADDR")]
     pub(super) bind: Option<IpAddr>,
-    /// Let the page act (answer, say, pause, resume, retry, stop), with a token printed once.
+    /// Let the page act (answer, say, pause, resume, retry, stop), behind the token it prints.
     /// Example: `orch serve --control`.
     #[arg(long)]
     pub(super) control: bool,
