@@ -266,7 +266,7 @@ fn run_confined(
         .map_err(|e| format!("cannot make its TMPDIR `{}`: {e}", tmp.display()))?;
     let mut rules = c.rules.clone();
     rules.write.push(tmp.clone());
-    let wrapped = crate::sandbox::wrap(&c.orch_bin, &rules, argv);
+    let wrapped = crate::sandbox::wrap_here(&c.orch_bin, &rules, argv);
     let result = run_command(argv, (&wrapped, cwd, Some(&tmp)), line, timeout);
     let _ = crate::sandbox::remove_tmp(&tmp);
     result

@@ -241,7 +241,7 @@ fn run(
     let mut argv: Vec<String> = vec![program.display().to_string()];
     argv.extend(args.iter().map(|a| (*a).to_string()));
     if let Some(c) = confined {
-        argv = crate::sandbox::wrap(&c.orch_bin, &c.rules, &argv);
+        argv = crate::sandbox::wrap_here(&c.orch_bin, &c.rules, &argv);
     }
     let mut cmd = crate::agent_env::command(&argv[0]);
     crate::process::place(&mut cmd, dir);

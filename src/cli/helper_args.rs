@@ -1,6 +1,7 @@
-//! The arguments of orch's two busiest helpers, read by hand: the wrapper every running agent,
-//! check and resolver is started under (`orch-exec session-exec ARGS`) and the confined start of
-//! each git run (`orch-exec git-exec ARGS`). `orch-exec` is the small executable installed beside
+//! The arguments of orch's busiest helpers, read by hand: the wrapper every running agent,
+//! check and resolver is started under (`orch-exec session-exec ARGS`), the confined start of
+//! each git run (`orch-exec git-exec ARGS`) and an agent's confinement (`orch-exec sandbox-exec
+//! ARGS`, the arguments clap reads for the hidden `orch sandbox-exec`). `orch-exec` is the small executable installed beside
 //! orch ([`crate::process::session::helper`]); `orch session-exec ARGS` and `orch git-exec
 //! ARGS` are the same from orch's own executable, where the small one is missing (a copy of
 //! orch alone). A parser of their own, not clap's: a wrapper stays alive beside every running
@@ -60,9 +61,30 @@ pub(crate) struct GitExecArgs {
     pub(crate) argv: Vec<OsString>,
 }
 
+/// What an agent, a check or a command of code an agent wrote is confined with
+/// ([`crate::commands::sandbox_exec::run`]).
+#[derive(Debug, PartialEq)]
+pub(crate) struct SandboxExecArgs {
+    /// Paths the process may write beneath.
+    pub(crate) write: Vec<PathBuf>,
+    /// Paths it may not read beneath.
+    pub(crate) deny_read: Vec<PathBuf>,
+    /// Paths it may read beneath, denied above or not.
+    pub(crate) read: Vec<PathBuf>,
+    /// The network's step alone, no file rules.
+    pub(crate) network_only: bool,
+    /// Private directories made when missing, then writable.
+    pub(crate) private_dir: Vec<PathBuf>,
+    /// Where this machine cannot confine, run unconfined and say so.
+    pub(crate) if_supported: bool,
+    /// The program to run, confined, and its arguments.
+    pub(crate) argv: Vec<String>,
+}
+
 /// The usage lines of an error.
 pub(crate) const USAGE: &str = "usage: orch-exec session-exec [--log-max BYTES] [--grace-ms MS] [--keep] [--gate] [--stdin PATH] [--input] [--stream-json] [--turn-ended PATH] [--ended PATH] -- ARGV…
        orch-exec git-exec [--parent PID] [--exec PATH]… [--unconfined] -- ARGV…
+       orch-exec sandbox-exec [--write PATH]… [--deny-read PATH]… [--read PATH]… [--network-only] [--private-dir PATH]… [--if-supported] -- ARGV…
 (orch's helpers, run by orch, not by people)";
 
 /// One option of `args`: its name and its value when given as `--name=value`; `None` at `--`
@@ -139,6 +161,48 @@ pub(crate) fn parse_git<I: IntoIterator<Item = OsString>>(args: I) -> Result<Git
     Ok(a)
 }
 
+/// Parses `orch-exec sandbox-exec`'s arguments (those of `orch sandbox-exec`), after the verb.
+pub(crate) fn parse_sandbox<I: IntoIterator<Item = OsString>>(
+    args: I,
+) -> Result<SandboxExecArgs, String> {
+    let mut a = SandboxExecArgs {
+        write: Vec::new(),
+        deny_read: Vec::new(),
+        read: Vec::new(),
+        network_only: false,
+        private_dir: Vec::new(),
+        if_supported: false,
+        argv: Vec::new(),
+    };
+    let mut args = args.into_iter();
+    while let Some((name, inline)) = next_option(&mut args)? {
+        match name.as_str() {
+            "--write" => a.write.push(value_of(&name, inline, &mut args)?.into()),
+            "--deny-read" => a.deny_read.push(value_of(&name, inline, &mut args)?.into()),
+            "--read" => a.read.push(value_of(&name, inline, &mut args)?.into()),
+            "--private-dir" => a
+                .private_dir
+                .push(value_of(&name, inline, &mut args)?.into()),
+            "--network-only" => a.network_only = flag(&name, inline)?,
+            "--if-supported" => a.if_supported = flag(&name, inline)?,
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    for rest in args {
+        a.argv.push(
+            rest.into_string()
+                .map_err(|r| format!("an argument that is not UTF-8: {}", r.to_string_lossy()))?,
+        );
+    }
+    if a.argv.is_empty() {
+        return Err("no program to run after `--`".to_string());
+    }
+    if a.network_only && !(a.write.is_empty() && a.deny_read.is_empty() && a.read.is_empty()) {
+        return Err("`--network-only` excludes `--write`, `--deny-read` and `--read`".to_string());
+    }
+    Ok(a)
+}
+
 /// Parses `orch-exec session-exec`'s arguments (and `orch session-exec`'s), after the verb.
 pub(crate) fn parse_session<I: IntoIterator<Item = OsString>>(
     args: I,
@@ -194,6 +258,49 @@ mod tests {
 
     fn git(s: &[&str]) -> Result<GitExecArgs, String> {
         parse_git(s.iter().map(OsString::from))
+    }
+
+    fn sandbox(s: &[&str]) -> Result<SandboxExecArgs, String> {
+        parse_sandbox(s.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn a_confinement_as_clap_read_it() {
+        let a = sandbox(&[
+            "--write",
+            "/w",
+            "--write=/v",
+            "--deny-read",
+            "/d",
+            "--read=/r",
+            "--private-dir",
+            "/p",
+            "--if-supported",
+            "--",
+            "agent",
+            "--write",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(a.write, [PathBuf::from("/w"), PathBuf::from("/v")]);
+        assert_eq!(a.deny_read, [PathBuf::from("/d")]);
+        assert_eq!(a.read, [PathBuf::from("/r")]);
+        assert_eq!(a.private_dir, [PathBuf::from("/p")]);
+        assert!(a.if_supported && !a.network_only);
+        assert_eq!(a.argv, ["agent", "--write", "x"]);
+        let n = sandbox(&["--network-only", "--", "v"]).unwrap();
+        assert!(n.network_only && n.write.is_empty());
+        for bad in [
+            &["--"][..],
+            &["--write", "/w"],
+            &["--network-only", "--write=/w", "--", "v"],
+            &["--network-only=yes", "--", "v"],
+            &["--writ", "/w", "--", "v"],
+            &["--write"],
+            &["agent"],
+        ] {
+            assert!(sandbox(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -25,13 +25,14 @@ pub(crate) use args::Cli;
 
 /// Parses the command line, runs the command, prints errors; returns the exit code.
 pub fn main() -> ExitCode {
-    // orch's two busiest helpers read their own arguments by hand (`helper_args`): the
-    // wrapper beside every running agent and the start of each git run; everything else as
-    // below.
+    // orch's busiest helpers read their own arguments by hand (`helper_args`): the wrapper
+    // beside every running agent, the start of each git run, an agent's confinement;
+    // everything else as below.
     let mut args = std::env::args_os().skip(1);
     match args.next() {
         Some(verb) if verb == "session-exec" => return session_exec(args),
         Some(verb) if verb == "git-exec" => return git_exec(args),
+        Some(verb) if verb == "sandbox-exec" => return sandbox_exec(args),
         _ => {}
     }
     let cli = match Cli::try_parse_from(std::env::args_os()) {
@@ -61,14 +62,17 @@ fn finish(ran: Result<u8, CliError>) -> ExitCode {
 }
 
 /// `orch-exec`: the small executable installed beside orch ([`crate::process::session::helper`])
-/// that runs orch's two busiest helpers, with the same verbs and arguments as orch's own:
-/// `orch-exec session-exec …` and `orch-exec git-exec …`.
+/// that runs orch's busiest helpers, with the same verbs and arguments as orch's own:
+/// `orch-exec session-exec …`, `orch-exec git-exec …` and `orch-exec sandbox-exec …`.
 pub fn exec_main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
     match args.next() {
         Some(verb) if verb == "session-exec" => session_exec(args),
         Some(verb) if verb == "git-exec" => git_exec(args),
-        _ => helper_usage("orch-exec runs `session-exec` or `git-exec`".to_string()),
+        Some(verb) if verb == "sandbox-exec" => sandbox_exec(args),
+        _ => {
+            helper_usage("orch-exec runs `session-exec`, `git-exec` or `sandbox-exec`".to_string())
+        }
     }
 }
 
@@ -93,6 +97,26 @@ fn git_exec(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
         Ok(a) => finish(crate::commands::sandbox_exec::run_git(
             (&a.exec, a.unconfined),
             a.parent,
+            &a.argv,
+        )),
+        Err(e) => helper_usage(e),
+    }
+}
+
+/// An agent's (or a check's, or a command's of code an agent wrote) confinement, its arguments
+/// `args` read by hand ([`helper_args`]).
+fn sandbox_exec(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
+    match helper_args::parse_sandbox(args) {
+        Ok(a) => finish(crate::commands::sandbox_exec::run(
+            (!a.network_only).then_some(crate::sandbox::Rules {
+                write: a.write,
+                deny_read: a.deny_read,
+                read: a.read,
+            }),
+            crate::commands::sandbox_exec::Node {
+                private_dirs: a.private_dir,
+                if_supported: a.if_supported,
+            },
             &a.argv,
         )),
         Err(e) => helper_usage(e),

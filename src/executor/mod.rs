@@ -89,7 +89,7 @@ pub(crate) trait Executor: Send + Sync + std::fmt::Debug {
         argv: Vec<String>,
     ) -> Vec<String> {
         let _ = (tmp, mode);
-        crate::sandbox::wrap(orch_bin, rules, &argv)
+        crate::sandbox::wrap_here(orch_bin, rules, &argv)
     }
 
     /// The argv that runs the attempt's (wrapped, confined) `argv` where its executor runs it,

@@ -169,7 +169,7 @@ impl Network {
 /// not confined (for a process that is not under Landlock's file rules).
 pub(crate) fn network_only(orch_bin: &Path, argv: &[String]) -> Vec<String> {
     let mut out = vec![
-        orch_bin.display().to_string(),
+        crate::sandbox::helper_or_orch(orch_bin),
         "sandbox-exec".to_string(),
         "--network-only".to_string(),
         "--".to_string(),

@@ -143,7 +143,7 @@ fn run(
     if confined {
         let mut rules = super::preflight_rules(spec);
         rules.write.push(dir.to_path_buf());
-        argv = crate::sandbox::wrap(orch_bin, &rules, &argv);
+        argv = crate::sandbox::wrap_here(orch_bin, &rules, &argv);
     }
     let mut cmd = crate::agent_env::command(&argv[0]);
     crate::process::place(&mut cmd, dir);

@@ -13,9 +13,6 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-/// The name of the helpers' own executable, beside orch's.
-pub(crate) const HELPER_BIN: &str = "orch-exec";
-
 /// Which of orch's helpers ([`helper`]).
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Helper {
@@ -33,8 +30,8 @@ pub(crate) fn helper(orch_bin: &Path, which: Helper) -> Vec<OsString> {
         Helper::Session => "session-exec",
         Helper::Git => "git-exec",
     };
-    let program =
-        beside(orch_bin).map_or_else(|| orch_bin.as_os_str().to_owned(), PathBuf::into_os_string);
+    let program = crate::sandbox::helper_beside(orch_bin)
+        .map_or_else(|| orch_bin.as_os_str().to_owned(), PathBuf::into_os_string);
     vec![program, verb.into()]
 }
 
@@ -44,14 +41,6 @@ pub(crate) fn wrapper(orch_bin: &Path) -> Vec<String> {
         .into_iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect()
-}
-
-/// `orch-exec` beside `orch_bin`, when it is an executable file there (not a link).
-fn beside(orch_bin: &Path) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let small = orch_bin.parent()?.join(HELPER_BIN);
-    let meta = std::fs::symlink_metadata(&small).ok()?;
-    (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(small)
 }
 
 /// `argv` run under the wrapper ([`wrapper`]; every local agent, check, setup and resolver, and

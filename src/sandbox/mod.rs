@@ -278,20 +278,53 @@ pub(crate) struct Confine {
 }
 
 impl Confine {
-    /// `argv`, run in `cwd` with `tmp` for its `TMPDIR`, as the argv to spawn: `orch
-    /// sandbox-exec RULES -- argv`.
+    /// `argv`, run in `cwd` with `tmp` for its `TMPDIR`, as the argv to spawn: `orch-exec
+    /// sandbox-exec RULES -- argv` ([`wrap_here`]).
     pub(crate) fn argv(&self, argv: &[String], cwd: &Path, tmp: &Path) -> Vec<String> {
-        wrap(&self.orch_bin, &code_rules(&self.rules, cwd, tmp), argv)
+        wrap_here(&self.orch_bin, &code_rules(&self.rules, cwd, tmp), argv)
     }
 }
 
-/// `argv` run through `orch_bin sandbox-exec` under `rules`.
+/// `argv` run through `orch_bin sandbox-exec` under `rules`: where `orch_bin` is the path of
+/// orch's executable where the process starts (a container's, a Slurm node's), not this
+/// machine's ([`wrap_here`] for this machine's).
 pub(crate) fn wrap(orch_bin: &Path, rules: &Rules, argv: &[String]) -> Vec<String> {
-    let mut out = vec![orch_bin.display().to_string(), "sandbox-exec".to_string()];
+    wrap_with(orch_bin.display().to_string(), rules, argv)
+}
+
+/// `argv` run on this machine through orch's helper under `rules`: `orch-exec sandbox-exec`
+/// when the helper lies beside `orch_bin` ([`helper_beside`]: an executable of its code alone,
+/// cheaper to start than a second copy of orch), else `orch_bin sandbox-exec`.
+pub(crate) fn wrap_here(orch_bin: &Path, rules: &Rules, argv: &[String]) -> Vec<String> {
+    wrap_with(helper_or_orch(orch_bin), rules, argv)
+}
+
+fn wrap_with(program: String, rules: &Rules, argv: &[String]) -> Vec<String> {
+    let mut out = vec![program, "sandbox-exec".to_string()];
     out.extend(args(rules));
     out.push("--".to_string());
     out.extend(argv.iter().cloned());
     out
+}
+
+/// The name of orch's helpers' own executable, beside orch's (`src/bin/orch_exec.rs`): the
+/// wrapper of every running agent, the start of each git run, an agent's confinement.
+pub(crate) const HELPER_BIN: &str = "orch-exec";
+
+/// `orch-exec` beside `orch_bin`, when it is an executable file there (not a link).
+pub(crate) fn helper_beside(orch_bin: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let small = orch_bin.parent()?.join(HELPER_BIN);
+    let meta = std::fs::symlink_metadata(&small).ok()?;
+    (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(small)
+}
+
+/// [`helper_beside`] `orch_bin`, else `orch_bin` itself (the same verbs), as a string.
+pub(crate) fn helper_or_orch(orch_bin: &Path) -> String {
+    helper_beside(orch_bin)
+        .unwrap_or_else(|| orch_bin.to_path_buf())
+        .display()
+        .to_string()
 }
 
 /// The devices every confined process may write (and, from ABI 5, use ioctls on): `/dev/null`

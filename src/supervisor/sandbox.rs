@@ -145,13 +145,10 @@ pub(crate) fn tmp_dir(plan: &str, what: &str, attempt: u32) -> PathBuf {
     crate::sandbox::tmp_root().join(format!("{plan}-{what}-{attempt}"))
 }
 
-/// `argv` run through `orch sandbox-exec` under `rules`.
+/// `argv` run on this machine through `orch-exec sandbox-exec` (or `orch sandbox-exec`) under
+/// `rules` ([`crate::sandbox::wrap_here`]).
 pub(crate) fn wrap(orch_bin: &Path, rules: &Rules, argv: Vec<String>) -> Vec<String> {
-    let mut out = vec![orch_bin.display().to_string(), "sandbox-exec".to_string()];
-    out.extend(crate::sandbox::args(rules));
-    out.push("--".to_string());
-    out.extend(argv);
-    out
+    crate::sandbox::wrap_here(orch_bin, rules, &argv)
 }
 
 pub(crate) use crate::process::session::{in_session, in_session_gated};
