@@ -19,10 +19,20 @@
 //! user (red team 14: a `[[repo]]` plan of the same run, and another repository's run, were
 //! given the same block, and one agent took the other's port and read its requests). So each
 //! port of a block is also claimed on the machine while orch gives it out: an exclusive `flock`
-//! on `/tmp/orch-ports/<port>.lock` ([`CLAIMS`]) held by the `orch up` that gave the block until
-//! it ends; a port another process holds is not given, and a block recorded before whose port
+//! on `<claims>/<port>.lock` ([`claims_dir`]) held by the `orch up` that gave the block until it
+//! ends; a port another process holds is not given, and a block recorded before whose port
 //! another holds now is given anew. The directory is denied to every confined process (a lock
 //! needs only a descriptor Landlock lets it read).
+//!
+//! Where the claims lie is decided so that no other user controls them (red team 15): the
+//! machine's `/run/orch-ports` ([`CLAIMS`]), which only root can make (root's orch makes it, mode
+//! 1777, or an administrator does), and which must be a directory of root's with the sticky bit;
+//! without it, this user's own directory in orch's private root (then the runs of other users
+//! are not seen). A claim is a file this process makes new (its mode set on its own descriptor,
+//! never a `chmod` of a name: a hard link to a private file stays private), or one already there
+//! that is a plain file of one link owned by root or by this user, opened without following a
+//! link and without waiting; anything else at a claim's name (a FIFO, a socket, a directory, a
+//! link, another user's file) is a port not given, and the next block is looked at.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -120,11 +130,14 @@ pub(crate) fn port_for(state_dir: &Path, worktree: &Path, size: u16) -> Result<u
             return Err(format!(
                 "no free block of {size} ports from {FIRST_PORT} on outside the kernel's \
                  ephemeral range ({}-{}, `net.ipv4.ip_local_port_range`): {} worktrees of this \
-                 repository hold one, the rest are held by other runs of this machine \
-                 (`{CLAIMS}`)",
+                 repository hold one, the rest are held by other runs of this machine or not \
+                 plain claims (`{}`)",
                 range.0,
                 range.1,
-                taken.len()
+                taken.len(),
+                claims_dir()
+                    .unwrap_or_else(|_| PathBuf::from(CLAIMS))
+                    .display()
             ));
         }
         match claim(&key, start, size)? {
@@ -141,32 +154,68 @@ pub(crate) fn port_for(state_dir: &Path, worktree: &Path, size: u16) -> Result<u
     to_port(start)
 }
 
-/// Where the ports given out on this machine are claimed, one lock file per port.
-pub(crate) const CLAIMS: &str = "/tmp/orch-ports";
+/// Where the ports given out on this machine are claimed, one lock file per port, for every
+/// user: a directory only root can make ([`claims_dir`]).
+pub(crate) const CLAIMS: &str = "/run/orch-ports";
 
 /// The ports this process claimed: for which worktree (its key), and their locks, held until it
 /// ends.
 type Claimed = (String, nix::fcntl::Flock<std::fs::File>);
 static HELD: Mutex<BTreeMap<u32, Claimed>> = Mutex::new(BTreeMap::new());
 
-/// The claims' directory ([`CLAIMS`]), made when missing (open to every user, sticky: each
-/// user's orch makes its own files there); a link or a file there is refused.
+/// The claims' directory: [`CLAIMS`] when it is a directory of root's with the sticky bit (made
+/// so here when missing and this process is root's), else this user's own `ports` in orch's
+/// private root (mode 0700). Root's orch refuses a [`CLAIMS`] that is anything else.
 pub(crate) fn claims_dir() -> Result<PathBuf, String> {
-    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
-    let dir = PathBuf::from(CLAIMS);
+    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
+    let shared = PathBuf::from(CLAIMS);
+    let root = nix::unistd::geteuid().is_root();
     let cannot = |e: &dyn std::fmt::Display| format!("cannot claim ports in `{CLAIMS}`: {e}");
-    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-        Ok(()) => std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777))
-            .map_err(|e| cannot(&e))?,
+    let sound = |m: &std::fs::Metadata| m.is_dir() && m.uid() == 0 && m.mode() & 0o1000 != 0;
+    match std::fs::symlink_metadata(&shared) {
+        Ok(m) if sound(&m) => return Ok(shared),
+        Ok(m) if root && m.is_dir() && m.uid() == 0 => {
+            std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777))
+                .map_err(|e| cannot(&e))?;
+            return Ok(shared);
+        }
+        Ok(_) if root => {
+            return Err(cannot(
+                &"it is not a directory of root's: remove it, and orch makes it anew",
+            ));
+        }
+        Err(e) if root && e.kind() == std::io::ErrorKind::NotFound => {
+            match std::fs::DirBuilder::new().mode(0o700).create(&shared) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return claims_dir(),
+                Err(e) => return Err(cannot(&e)),
+            }
+            std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777))
+                .map_err(|e| cannot(&e))?;
+            return Ok(shared);
+        }
+        Err(e) if root => return Err(cannot(&e)),
+        // Another user's, or none: this user's own claims.
+        _ => {}
+    }
+    let private = crate::sandbox::private_root();
+    crate::sandbox::make_private_root(&private).map_err(|e| format!("cannot claim ports: {e}"))?;
+    let own = private.join("ports");
+    match std::fs::DirBuilder::new().mode(0o700).create(&own) {
+        Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let meta = std::fs::symlink_metadata(&dir).map_err(|e| cannot(&e))?;
-            if !meta.is_dir() {
-                return Err(cannot(&"it is not a directory"));
+            let m = std::fs::symlink_metadata(&own)
+                .map_err(|e| format!("cannot claim ports in `{}`: {e}", own.display()))?;
+            if !m.is_dir() || m.uid() != nix::unistd::geteuid().as_raw() {
+                return Err(format!(
+                    "cannot claim ports in `{}`: it is not a directory of this user's",
+                    own.display()
+                ));
             }
         }
-        Err(e) => return Err(cannot(&e)),
+        Err(e) => return Err(format!("cannot claim ports in `{}`: {e}", own.display())),
     }
-    Ok(dir)
+    Ok(own)
 }
 
 /// Claims the ports `start..start + size` for the worktree `key`: `None` when this process holds
@@ -176,7 +225,7 @@ pub(crate) fn claims_dir() -> Result<PathBuf, String> {
 /// when a claim cannot be made (nothing is given unclaimed).
 fn claim(key: &str, start: u32, size: u32) -> Result<Option<u32>, String> {
     use nix::fcntl::{Flock, FlockArg};
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
     let dir = claims_dir()?;
     let mut held = HELD
         .lock()
@@ -207,26 +256,28 @@ fn claim(key: &str, start: u32, size: u32) -> Result<Option<u32>, String> {
         // Never through a link, and never waiting: a FIFO another user left there opens at once
         // (and is refused below) rather than hanging the run.
         let flags = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK;
-        let opened = std::fs::OpenOptions::new()
+        // Made new here: its mode set on this descriptor, readable by every user's orch.
+        let made = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
+            .create_new(true)
             .mode(0o644)
             .custom_flags(flags)
             .open(&path);
-        // Another user's: read is enough for a lock.
-        let opened = match opened {
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                std::fs::OpenOptions::new()
-                    .read(true)
-                    .custom_flags(flags)
-                    .open(&path)
-            }
-            other => other,
+        let opened = match made {
+            Ok(f) => f
+                .set_permissions(std::fs::Permissions::from_mode(0o644))
+                .map(|()| f),
+            // There already (an earlier run's, another user's): read is enough for a lock.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(flags)
+                .open(&path),
+            Err(e) => Err(e),
         };
         let file = match opened {
             Ok(f) => f,
-            // A link, a socket, a directory, a file nobody else may read: not a claim this
+            // A link, a socket, a directory, a file this user may not read: not a claim this
             // process can make or check, so the port is not given (as one held elsewhere).
             Err(e)
                 if matches!(
@@ -241,18 +292,18 @@ fn claim(key: &str, start: u32, size: u32) -> Result<Option<u32>, String> {
             }
             Err(e) => return Err(cannot(&e)),
         };
-        // Only a plain file is a claim: a FIFO, socket, device or directory there is someone's
-        // trap, and the port is not given (as one held elsewhere).
+        // Only a plain file of one link, root's or this user's, is a claim: a FIFO, socket,
+        // device or directory there is someone's trap, another user's file may be swapped by
+        // its owner, and a second link is a file of elsewhere; the port is not given.
+        let me = nix::unistd::geteuid().as_raw();
         match file.metadata() {
-            Ok(m) if m.is_file() => {}
+            Ok(m) if m.is_file() && m.nlink() == 1 && (m.uid() == 0 || m.uid() == me) => {}
             Ok(_) => {
                 give_back(&mut held, took);
                 return Ok(Some(port));
             }
             Err(e) => return Err(cannot(&e)),
         }
-        // Readable by every user's orch, whatever the umask (ours only).
-        let _ = file.set_permissions(std::fs::Permissions::from_mode(0o644));
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => {
                 held.insert(port, (key.to_string(), lock));
@@ -336,14 +387,14 @@ mod tests {
     #[test]
     fn a_trap_at_a_claim_is_a_port_not_given_and_never_waited_on() {
         let _alone = alone();
-        use std::os::unix::fs::FileTypeExt as _;
+        use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, PermissionsExt as _};
         let dir = claims_dir().expect("claims");
         // Near the top, where no run's blocks reach while the tests run.
         let start = 64_990;
         let trap = |i: u32| dir.join(format!("{}.lock", start + i));
         let target = tempfile::NamedTempFile::new().expect("target");
         let clear = || {
-            for i in 0..4 {
+            for i in 0..6 {
                 let p = trap(i);
                 let _ = std::fs::remove_file(&p).or_else(|_| std::fs::remove_dir(&p));
             }
@@ -354,7 +405,16 @@ mod tests {
         std::os::unix::fs::symlink(target.path(), trap(1)).expect("link");
         std::fs::create_dir(trap(2)).expect("dir");
         let _socket = std::os::unix::net::UnixListener::bind(trap(3)).expect("socket");
-        for first in 0..4 {
+        // A second link of a private file (another user's hard link, where the kernel lets one
+        // be made), and a file of another user's: neither is a claim, and neither is changed.
+        let secret = tempfile::NamedTempFile::new_in(&dir).expect("secret");
+        std::fs::write(secret.path(), "S3CRET").expect("write");
+        std::fs::set_permissions(secret.path(), std::fs::Permissions::from_mode(0o600))
+            .expect("chmod");
+        std::fs::hard_link(secret.path(), trap(4)).expect("hard link");
+        std::fs::write(trap(5), "").expect("write");
+        std::os::unix::fs::chown(trap(5), Some(65534), Some(65534)).expect("chown");
+        for first in 0..6 {
             let (tx, rx) = std::sync::mpsc::channel();
             std::thread::spawn(move || {
                 let _ = tx.send(claim("/nowhere/trap", start + first, 1));
@@ -375,6 +435,19 @@ mod tests {
                 .file_type()
                 .is_fifo()
         );
+        assert_eq!(
+            std::fs::metadata(secret.path()).expect("secret").mode() & 0o777,
+            0o600,
+            "the private file is still private"
+        );
+        clear();
+        // A plain claim of its own is taken, and made readable by every user's orch.
+        assert_eq!(claim("/nowhere/trap", start, 1), Ok(None));
+        assert_eq!(
+            std::fs::metadata(trap(0)).expect("claim").mode() & 0o777,
+            0o644
+        );
+        HELD.lock().expect("held").remove(&start);
         clear();
     }
 
@@ -397,8 +470,9 @@ mod tests {
         let c = wt("c");
         let mut probe = u32::from(pa.max(pb)) + 10;
         let lock = |port: u32| {
-            let f = std::fs::File::open(Path::new(CLAIMS).join(format!("{port}.lock")))
-                .or_else(|_| std::fs::File::create(Path::new(CLAIMS).join(format!("{port}.lock"))))
+            let at = claims_dir().expect("claims").join(format!("{port}.lock"));
+            let f = std::fs::File::open(&at)
+                .or_else(|_| std::fs::File::create(&at))
                 .expect("open");
             nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock)
                 .map_err(|(_, e)| e)

@@ -259,26 +259,47 @@ pub(crate) fn become_subreaper() -> io::Result<()> {
 /// every process still in it is killed, then every orphan orch did not start
 /// ([`sweep_orphans`]: what a wrapper that died first kept).
 pub(crate) async fn end_session(sid: u32) {
-    kill_session(sid);
-    sweep_orphans().await;
+    // One walk of `/proc` for both (each is a read of every process's `stat`, the most of
+    // what an attempt's end costs orch): the sweep goes on only when that walk could not
+    // look for orphans or killed one.
+    if kill_session(sid) {
+        sweep_orphans().await;
+    }
     lock(&SPAWNED).remove(&sid);
 }
 
 /// SIGKILL to every live process of session `sid` (also those that moved to another process
-/// group of the session).
-fn kill_session(sid: u32) {
-    if group_pid(sid).is_none() {
-        return;
-    }
+/// group of the session), and in the same walk one round of [`sweep_round`] unless orch is
+/// having a process made that it keeps ([`adopting`]): whether the orphans are still to be
+/// swept (that round was not made, or killed one).
+fn kill_session(sid: u32) -> bool {
+    let me = std::process::id();
+    let Some(my_sid) = stat_of(me).map(|s| s.session) else {
+        return true;
+    };
+    let Some(_) = group_pid(sid) else {
+        return true;
+    };
+    let ours = lock(&SPAWNED);
+    let orphans = !adopting_now();
+    let mut pending = !orphans;
     for pid in all_pids() {
-        if let Some(st) = stat_of(pid)
-            && st.session == sid
-            && st.state != 'Z'
-            && let Ok(raw) = i32::try_from(pid)
-        {
+        let Some(st) = stat_of(pid) else { continue };
+        let Ok(raw) = i32::try_from(pid) else {
+            continue;
+        };
+        if st.session == sid && st.state != 'Z' {
             let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);
+        } else if orphans && is_orphan(&st, me, my_sid, ours.contains(&pid)) {
+            if st.state == 'Z' {
+                let _ = waitpid(Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG));
+                continue;
+            }
+            let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);
+            pending = true;
         }
     }
+    pending
 }
 
 /// Kills and reaps this process's adopted orphans: processes re-parented to it (it is a
