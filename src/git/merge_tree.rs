@@ -173,9 +173,12 @@ fn run_merge_tree(repo: &Repository, ours: Oid, theirs: Oid) -> Result<MergeTree
 /// of `commits` that only `repo`'s memory has (a dry run's virtual commits), where git sees them.
 fn scratch_for(repo: &Repository, commits: &[Oid]) -> Result<Scratch, git2::Error> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "orch-merge-tree-{}-{}",
-        std::process::id(),
+    // In this process's private directory (mode 0700, denied to every confined process, and
+    // removed by the next start when a kill left it): the merged files git writes here are the
+    // repository's, which another user of the machine must not read (red team 15 read them in
+    // a world-readable `/tmp/orch-merge-tree-…`).
+    let dir = crate::sandbox::tmp_root().join(format!(
+        "merge-tree-{}",
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     // Made fresh at its predictable name: a link planted there is removed, never followed.
@@ -515,5 +518,29 @@ mod deadline_tests {
         assert_eq!(code, Some(3));
         assert_eq!(out, b"in\n");
         assert_eq!(err, b"done\n");
+    }
+
+    /// The scratch repository (where git writes the merged files) lies in a directory of this
+    /// user's that no one else may enter, not open in the system's temporary directory; and
+    /// it is gone once used.
+    #[test]
+    fn a_scratch_repository_is_this_users_alone() {
+        use std::os::unix::fs::MetadataExt as _;
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = Repository::init(tmp.path()).unwrap();
+        let s = scratch_for(&repo, &[]).unwrap();
+        let path = s.0.clone();
+        assert!(path.join("objects/info/alternates").is_file());
+        let mut enclosed = false;
+        for dir in path.ancestors().skip(1) {
+            if dir == std::env::temp_dir() || dir == Path::new("/") {
+                break;
+            }
+            let m = std::fs::symlink_metadata(dir).unwrap();
+            enclosed |= m.uid() == nix::unistd::geteuid().as_raw() && m.mode() & 0o077 == 0;
+        }
+        assert!(enclosed, "{} lies in no private directory", path.display());
+        drop(s);
+        assert!(!path.exists(), "removed once used");
     }
 }

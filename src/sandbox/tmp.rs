@@ -63,7 +63,8 @@ pub(crate) fn remove_tmp_root() {
 }
 
 /// Removes what earlier orch processes of this user that are gone (a `kill -9`) left in the
-/// system's temporary directory: each `orch-tmp-<pid>-<n>` directory of this user whose
+/// system's temporary directory: each `orch-tmp-<pid>-<n>` (and an older orch's
+/// `orch-merge-tree-<pid>-<n>`) directory of this user whose
 /// process no longer runs, never following a link, within the remover's budget. A live
 /// process's (another `orch up` of another repository) is left alone.
 pub(crate) fn remove_dead_roots() {
@@ -77,9 +78,13 @@ pub(crate) fn remove_dead_roots() {
     };
     for e in entries.flatten() {
         let name = e.file_name();
+        // Also the scratch repositories of `git merge-tree` that earlier orch made here.
         let Some(pid) = name
             .to_str()
-            .and_then(|n| n.strip_prefix("orch-tmp-"))
+            .and_then(|n| {
+                n.strip_prefix("orch-tmp-")
+                    .or_else(|| n.strip_prefix("orch-merge-tree-"))
+            })
             .and_then(|rest| rest.split_once('-'))
             .and_then(|(pid, _)| pid.parse::<u32>().ok())
         else {
