@@ -44,6 +44,9 @@ struct Report {
     unmerged_commits: Option<usize>,
     /// The status file says `orch merge` merged it.
     status_says_merged: bool,
+    /// The tasks orch's records say are not done (neither completed nor skipped).
+    #[serde(skip)]
+    unfinished: Vec<String>,
     /// Relative to the repository's root.
     worktree_removed: Option<String>,
     branch_deleted: bool,
@@ -112,6 +115,7 @@ pub(crate) fn run(sel: &Selection, args: CleanArgs) -> CliResult<u8> {
                 plan: lp.name.clone(),
                 branch: entry.branch.clone(),
                 status_says_merged: status_says_merged(&lp.status_path),
+                unfinished: unfinished_tasks(&lp.status_path),
                 ..Report::default()
             };
             // A plan of another repository: its worktree, branch and target are there.
@@ -236,6 +240,27 @@ fn status_says_merged(status_path: &Path) -> bool {
     })
 }
 
+/// The tasks the status file says are not done (pending, running, failed, waiting for an
+/// answer), by id; none when it cannot be read.
+fn unfinished_tasks(status_path: &Path) -> Vec<String> {
+    status::load(status_path)
+        .ok()
+        .flatten()
+        .map(|doc| {
+            doc.tasks
+                .iter()
+                .filter(|t| {
+                    !matches!(
+                        t.status,
+                        status::TaskStatus::Completed | status::TaskStatus::Skipped
+                    )
+                })
+                .map(|t| t.id.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Inspects the plan's branch and worktree, decides, and (unless `--dry-run`) acts.
 fn clean_branch(
     repo_root: &Path,
@@ -337,7 +362,27 @@ fn clean_branch(
         TreeState::Live { dirty, .. } => dirty.clone(),
         _ => Vec::new(),
     };
-    let unsafe_reasons = unsafe_reasons(&info, target, report.status_says_merged, &dirty);
+    let mut unsafe_reasons = unsafe_reasons(&info, target, report.status_says_merged, &dirty);
+    // Its work is in the target, but not by `orch merge`, and orch's records say it is not
+    // done: what is in the target may be a copy of its commits made by another plan (red team
+    // 15: a confined agent copied an unfinished plan's committed files, and `orch clean`
+    // called that failed plan squash-merged and removed it). Kept: `orch up` goes on with it.
+    if !report.status_says_merged
+        && !report.unfinished.is_empty()
+        && !matches!(info.merge, MergeState::Unmerged { .. })
+    {
+        unsafe_reasons.push(format!(
+            "{} of its tasks {} not done ({}), and `orch merge` did not land it: its changes \
+             in `{target}` came another way",
+            report.unfinished.len(),
+            if report.unfinished.len() == 1 {
+                "is"
+            } else {
+                "are"
+            },
+            crate::diagnostic::path_list(&report.unfinished, 5)
+        ));
+    }
     if !unsafe_reasons.is_empty() && !args.force {
         report.outcome = "kept";
         report.reasons = unsafe_reasons;

@@ -93,3 +93,98 @@ fn foreign_history_a_plan_that_merges_its_upstream_lands_after_it() {
         );
     }
 }
+
+/// Red team 15: plan `thief` gets plan `victim`'s committed work into its own branch while
+/// victim is unfinished (its 1.1 done, its 1.2 failed): by copying victim's files out of the
+/// repository's objects (confined: `git show`, `git cat-file`), or, unconfined, by moving its
+/// branch onto victim's tip. `orch merge thief` lands, and victim's changes are then in main.
+/// `orch clean` called victim merged (by content, or by its tip in main's history) and removed
+/// its branch and worktree. Now orch's records decide: a plan with tasks not done that
+/// `orch merge` did not land is kept, saying why; `--force` removes it.
+#[test]
+fn foreign_history_an_unfinished_plan_whose_changes_came_another_way_is_kept_by_clean() {
+    for (how, sandbox) in [
+        ("git show \"$v:victim.txt\" > victim.txt", "on"),
+        ("git cat-file -p \"$v:victim.txt\" > victim.txt", "on"),
+        ("git merge -q --ff-only \"$v\"", "off"),
+    ] {
+        let repo = Repo::bare_minimum();
+        repo.write(
+            "docs/plans/victim.md",
+            "# V\n\n## Phase 1: Work\n- [ ] 1.1 write\n- [ ] 1.2 more\n",
+        );
+        repo.write("docs/plans/thief.md", &one_task("T", "Work"));
+        let thief = format!(
+            "export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.com GIT_COMMITTER_NAME=t \
+             GIT_COMMITTER_EMAIL=t@example.com; base=$(git rev-parse HEAD); i=0; \
+             while [ $i -lt 600 ]; do v=$(git rev-parse -q --verify refs/heads/plan/victim); \
+             [ -n \"$v\" ] && [ \"$v\" != \"$base\" ] && break; sleep 0.1; i=$((i+1)); done; \
+             {how} && echo thief > thief.txt"
+        );
+        let manifest = format!(
+            "[defaults]\nretries = 0\nmax_agents = 2\nintegrate = \"off\"\n\n\
+             [agents.thief]\ncommand = {}\nreport = \"exit\"\nsandbox = \"{sandbox}\"\n\n\
+             [agents.victim]\ncommand = {}\nreport = \"exit\"\n\n\
+             [[plan]]\nname = \"thief\"\nfile = \"docs/plans/thief.md\"\nagent = \"thief\"\n\n\
+             [[plan]]\nname = \"victim\"\nfile = \"docs/plans/victim.md\"\nagent = \"victim\"\n",
+            toml_array(&["sh", "-c", &thief]),
+            toml_array(&[
+                "sh",
+                "-c",
+                "[ \"$ORCH_TASK\" = 1.2 ] && exit 1; echo victim > victim.txt",
+            ]),
+        );
+        repo.write("plans.toml", &manifest);
+        repo.commit_all("plans");
+        let (code, out, err) = repo.run(&["up"]);
+        assert_ne!(code, 0, "{how}: victim's 1.2 fails\n{out}\n{err}");
+        assert_eq!(repo.task("victim", "1.1")["status"], "completed", "{how}");
+        assert_eq!(repo.task("victim", "1.2")["status"], "failed", "{how}");
+        assert_eq!(repo.task("thief", "1.1")["status"], "completed", "{how}");
+        let (code, out, err) = repo.run(&["merge", "thief"]);
+        assert_eq!(code, 0, "{how}: thief lands\n{out}\n{err}");
+        assert_eq!(
+            repo.git(&["show", "main:victim.txt"]).trim(),
+            "victim",
+            "{how}"
+        );
+        let victim_tip = repo.rev("plan/victim");
+
+        // Plain clean, and its dry run: victim kept, saying why; its branch and worktree stay.
+        for args in [&["clean", "--dry-run", "--json"][..], &["clean", "--json"]] {
+            let (code, out, err) = repo.run(args);
+            assert_eq!(code, 5, "{how}: {args:?} kept a plan\n{out}\n{err}");
+            let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+            let victim = v["plans"]
+                .as_array()
+                .expect("plans")
+                .iter()
+                .find(|p| p["plan"] == "victim")
+                .expect("victim")
+                .clone();
+            assert_eq!(victim["outcome"], "kept", "{how}: {args:?} {victim}");
+            assert!(
+                victim["reasons"].to_string().contains("1.2")
+                    && victim["reasons"].to_string().contains("not done"),
+                "{how}: {victim}"
+            );
+        }
+        assert_eq!(
+            repo.rev("plan/victim"),
+            victim_tip,
+            "{how}: victim's branch kept"
+        );
+        assert!(
+            repo.root().join(".orch/worktrees/victim").is_dir(),
+            "{how}: worktree kept"
+        );
+
+        // A person's --force removes it (its tip saved when it is not in main's history).
+        let (code, out, err) = repo.run(&["clean", "--force", "victim"]);
+        assert_eq!(code, 0, "{how}\n{out}\n{err}");
+        assert!(
+            !repo.root().join(".orch/worktrees/victim").exists(),
+            "{how}"
+        );
+    }
+}
