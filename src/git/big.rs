@@ -324,6 +324,40 @@ pub(crate) fn large_blobs_after(
 
 /// The large blobs (see [`large_blobs_between`]) that `branch` brings to `target` since it
 /// left it (their merge base).
+/// The most commits a landing examines on a plan's branch (since it left its target): each is
+/// read for the blobs, git directories and protected files it brings, so a branch of more
+/// (red team 15: 300,000 small commits, 71 s of a dry run before any merge) is refused first.
+pub(crate) const LANDING_COMMITS: usize = 20_000;
+
+/// How many commits `branch` has that `target` lacks, counted up to `cap` and one more: `None`
+/// within `cap`, else `Some(cap + 1)` ("more than `cap`"); the walk stops there, whatever the
+/// history's length.
+pub(crate) fn commits_past(
+    repo_dir: &Path,
+    target: &str,
+    branch: &str,
+    cap: usize,
+) -> Result<Option<usize>, String> {
+    let repo = super::open(repo_dir).map_err(|e| e.to_string())?;
+    let Some(tip) = super::repo::branch_commit(&repo, branch).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let mut walk = repo.revwalk().map_err(|e| e.to_string())?;
+    walk.push(tip.id()).map_err(|e| e.to_string())?;
+    if let Some(t) = super::repo::branch_commit(&repo, target).map_err(|e| e.to_string())? {
+        walk.hide(t.id()).map_err(|e| e.to_string())?;
+    }
+    let mut n = 0;
+    for oid in walk {
+        oid.map_err(|e| format!("cannot read the commits of `{branch}`: {e}"))?;
+        n += 1;
+        if n > cap {
+            return Ok(Some(n));
+        }
+    }
+    Ok(None)
+}
+
 pub(crate) fn large_blobs_since_fork(
     repo_dir: &Path,
     target: &str,
@@ -582,7 +616,64 @@ pub(super) fn large_in_diff(
 
 #[cfg(test)]
 mod tests {
-    use super::human;
+    #![allow(clippy::unwrap_used)]
+    use super::{commits_past, human};
+
+    /// A repository with `main` (2 commits) and `plan/p` forked from its first, `n` commits on
+    /// it, one of them merging a side line of 3 more.
+    fn history(n: usize) -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(tmp.path()).unwrap();
+        let sig = git2::Signature::now("t", "t@example.com").unwrap();
+        let tree = repo
+            .find_tree(repo.treebuilder(None).unwrap().write().unwrap())
+            .unwrap();
+        let commit = |parents: &[&git2::Commit<'_>], msg: &str| {
+            let id = repo.commit(None, &sig, &sig, msg, &tree, parents).unwrap();
+            repo.find_commit(id).unwrap()
+        };
+        let root = commit(&[], "root");
+        let main = commit(&[&root], "main");
+        repo.branch("main", &main, true).unwrap();
+        let mut tip = root.clone();
+        let mut side = root.clone();
+        for i in 0..3 {
+            side = commit(&[&side], &format!("side {i}"));
+        }
+        // `n` commits of the plan's own: the merge of the side line counts as one, its 3 too.
+        for i in 0..n.saturating_sub(4) {
+            tip = commit(&[&tip], &format!("p {i}"));
+        }
+        if n >= 4 {
+            tip = commit(&[&tip, &side], "merge side");
+        }
+        repo.branch("plan/p", &tip, true).unwrap();
+        tmp
+    }
+
+    #[test]
+    fn a_long_history_is_counted_only_to_one_past_the_cap() {
+        for (n, cap, want) in [
+            (10, 10, None),
+            (11, 10, Some(11)),
+            (500, 10, Some(11)),
+            (4, 3, Some(4)),
+            (4, 4, None),
+            (0, 1, None),
+        ] {
+            let repo = history(n);
+            assert_eq!(
+                commits_past(repo.path(), "main", "plan/p", cap).unwrap(),
+                want,
+                "{n} commits, cap {cap}"
+            );
+        }
+        let repo = history(3);
+        assert_eq!(
+            commits_past(repo.path(), "main", "plan/none", 1).unwrap(),
+            None
+        );
+    }
 
     #[test]
     fn sizes_read_as_people_read_them() {

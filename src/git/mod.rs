@@ -50,8 +50,8 @@ mod tests;
 mod upstream;
 
 pub(crate) use big::{
-    TooLarge, human as human_size, large_blobs_after, large_blobs_between, large_blobs_since_fork,
-    too_large_in_worktree, worktree_change,
+    LANDING_COMMITS, TooLarge, commits_past, human as human_size, large_blobs_after,
+    large_blobs_between, large_blobs_since_fork, too_large_in_worktree, worktree_change,
 };
 pub(crate) use cleanup::{
     GIT_MAX_DEPTH, PlanBranch, TreeState, Unreadable, backup_ref, change_over_in,

@@ -160,6 +160,7 @@ pub(crate) fn refusal_of(
     manifest: &Manifest,
     allow_protected: bool,
 ) -> CliResult<()> {
+    long_history_refused(landings)?;
     large_files_refused(landings)?;
     git_dirs_refused(landings)?;
     foreign_history_refused(landings, manifest)?;
@@ -170,6 +171,33 @@ pub(crate) fn refusal_of(
         .file_name()
         .map_or_else(|| "plans.toml".into(), |f| f.to_string_lossy());
     refuse(&found, allow_protected, &file)
+}
+
+/// Refuses (exit 4, before anything moves, and before the checks that read each commit)
+/// landings where a plan's branch has more commits the target lacks than a landing examines
+/// ([`crate::git::LANDING_COMMITS`]): counted up to one more, so the refusal costs what that
+/// many commits cost, however long the history.
+fn long_history_refused(landings: &[Landing<'_>]) -> CliResult<()> {
+    let cap = crate::git::LANDING_COMMITS;
+    let found = found_in(
+        landings,
+        |who| format!("cannot count the commits {who} lands"),
+        |l| {
+            crate::git::commits_past(l.root, l.target, &l.entry.branch, cap).map(|over| {
+                over.map(|_| {
+                    format!(
+                        "more than {cap} commits that `{}` lacks, more than a landing examines",
+                        l.target
+                    )
+                })
+            })
+        },
+    )?;
+    refused_if(found, "", "; nothing was merged").map_err(|e| {
+        e.with_hint(
+            "squash the branch's commits (`git reset --soft` to where it left the target, then one commit), then merge again",
+        )
+    })
 }
 
 /// Refuses (exit 4, before anything moves) landings where a plan's branch brings a blob larger

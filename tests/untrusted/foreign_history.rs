@@ -188,3 +188,97 @@ fn foreign_history_an_unfinished_plan_whose_changes_came_another_way_is_kept_by_
         );
     }
 }
+
+/// `n` commits on `branch` (each changing one of 50 small files), then, with `side`, a merge
+/// of a side line of `side` commits: made with `git fast-import`, as a plan-mode or unconfined
+/// agent could.
+fn lengthen(repo: &Repo, branch: &str, n: usize, side: usize) {
+    use std::io::Write as _;
+    let tip = repo.rev(branch);
+    let mut stream = String::new();
+    let mut mark = 0;
+    let mut commit = |stream: &mut String, from: &str, merge: Option<String>, i: usize| {
+        mark += 1;
+        // Each message its own (the mark), or the side line's commits would be the main line's.
+        stream.push_str(&format!(
+            "commit refs/heads/{branch}\nmark :{mark}\ncommitter t <t@example.com> 1700000000 +0000\ndata 6\nm{:05}\nfrom {from}\n",
+            mark % 100_000
+        ));
+        if let Some(m) = merge {
+            stream.push_str(&format!("merge {m}\n"));
+        }
+        stream.push_str(&format!(
+            "M 644 inline f{}.txt\ndata 6\nv{:04}\n\n",
+            i % 50,
+            i % 10000
+        ));
+        mark
+    };
+    let mut side_tip = tip.clone();
+    for i in 0..side {
+        let m = commit(&mut stream, &side_tip, None, i);
+        side_tip = format!(":{m}");
+    }
+    let mut from = tip.clone();
+    for i in 0..n {
+        let merge = (i == n - 1 && side > 0).then(|| side_tip.clone());
+        let m = commit(&mut stream, &from, merge, i);
+        from = format!(":{m}");
+    }
+    let mut child = std::process::Command::new("git")
+        .args(["fast-import", "--quiet", "--force"])
+        .current_dir(repo.root())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("fast-import");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stream.as_bytes())
+        .expect("write");
+    let status =
+        crate::support::wait_within(child, std::time::Duration::from_secs(120), "fast-import")
+            .status;
+    assert!(status.success(), "fast-import");
+}
+
+/// Red team 15: a plan's branch of 300,000 small commits made every look at a landing read
+/// each of them (71 s for a dry run, 99 s for `orch merge`, the plans behind it waiting). A
+/// branch with more commits than a landing examines (20,000) is refused (exit 4, naming it,
+/// nothing moved) before any commit is read; one under it lands.
+#[test]
+fn foreign_history_a_branch_longer_than_a_landing_examines_is_refused_before_reading_it() {
+    for (n, side, refused) in [(20_001, 0, true), (19_990, 11, true), (19_000, 0, false)] {
+        let repo = Repo::bare_minimum();
+        repo.write("docs/plans/long.md", &one_task("L", "Work"));
+        let manifest = format!(
+            "[defaults]\nretries = 0\nintegrate = \"off\"\n\n\
+             [agents.a]\ncommand = {}\nreport = \"exit\"\n\n\
+             [[plan]]\nname = \"long\"\nfile = \"docs/plans/long.md\"\nagent = \"a\"\n",
+            toml_array(&["sh", "-c", "echo long > long.txt"]),
+        );
+        repo.write("plans.toml", &manifest);
+        repo.commit_all("plans");
+        let (code, out, err) = repo.run(&["up"]);
+        assert_eq!(code, 0, "{out}\n{err}");
+        lengthen(&repo, "plan/long", n, side);
+        let main = repo.rev("main");
+        for args in [&["merge", "--dry-run"][..], &["merge"]] {
+            let (code, out, err) = repo.run(args);
+            if refused {
+                assert_ne!(code, 0, "{n}+{side}: {args:?} landed\n{out}\n{err}");
+                assert!(
+                    format!("{out}{err}").contains("more than 20000 commits"),
+                    "{n}+{side}: {args:?}\n{out}\n{err}"
+                );
+                assert_eq!(repo.rev("main"), main, "{n}+{side}: main moved");
+            } else {
+                assert_eq!(code, 0, "{n}: {args:?}\n{out}\n{err}");
+            }
+        }
+        if !refused {
+            assert_eq!(repo.git(&["show", "main:long.txt"]).trim(), "long");
+        }
+    }
+}
