@@ -278,10 +278,11 @@ pub(crate) struct Confine {
 }
 
 impl Confine {
-    /// `argv`, run in `cwd` with `tmp` for its `TMPDIR`, as the argv to spawn: `orch-exec
-    /// sandbox-exec RULES -- argv` ([`wrap_here`]).
+    /// `argv`, run in `cwd` with `tmp` for its `TMPDIR`, as the argv to spawn: `orch
+    /// sandbox-exec RULES -- argv` (orch's path: a verify in a container of the plan's image
+    /// has orch there, not its helper).
     pub(crate) fn argv(&self, argv: &[String], cwd: &Path, tmp: &Path) -> Vec<String> {
-        wrap_here(&self.orch_bin, &code_rules(&self.rules, cwd, tmp), argv)
+        wrap(&self.orch_bin, &code_rules(&self.rules, cwd, tmp), argv)
     }
 }
 

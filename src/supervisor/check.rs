@@ -194,7 +194,8 @@ async fn confined(
             Some(_) => pc
                 .executor
                 .confine(orch, &mut rules, &tmp, pc.agent.sandbox.mode, argv),
-            None => super::sandbox::wrap(orch, &rules, argv),
+            // On this machine: through the helper beside orch.
+            None => crate::sandbox::wrap_here(orch, &rules, &argv),
         };
     }
     let mut net_place = crate::executor::NetPlace::Here;

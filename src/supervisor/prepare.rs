@@ -312,7 +312,7 @@ async fn run_setup(
             env.push(("TMPDIR".to_string(), tmp.display().to_string()));
             let rules =
                 crate::sandbox::code_rules(&plan.agent.sandbox.code_rules(), &plan.worktree, tmp);
-            crate::sandbox::wrap_here(&ctx.orch_bin, &rules, argv)
+            crate::sandbox::wrap(&ctx.orch_bin, &rules, argv)
         }
         None => argv.to_vec(),
     };

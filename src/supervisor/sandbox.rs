@@ -145,10 +145,10 @@ pub(crate) fn tmp_dir(plan: &str, what: &str, attempt: u32) -> PathBuf {
     crate::sandbox::tmp_root().join(format!("{plan}-{what}-{attempt}"))
 }
 
-/// `argv` run on this machine through `orch-exec sandbox-exec` (or `orch sandbox-exec`) under
-/// `rules` ([`crate::sandbox::wrap_here`]).
+/// `argv` run through `orch sandbox-exec` under `rules`, where `orch_bin` is orch's path
+/// (a resolver's container has orch there, not its helper).
 pub(crate) fn wrap(orch_bin: &Path, rules: &Rules, argv: Vec<String>) -> Vec<String> {
-    crate::sandbox::wrap_here(orch_bin, rules, &argv)
+    crate::sandbox::wrap(orch_bin, rules, &argv)
 }
 
 pub(crate) use crate::process::session::{in_session, in_session_gated};

@@ -138,7 +138,7 @@ pub(crate) async fn in_task_tree(
                 .map_err(|e| format!("cannot make the TMPDIR `{}`: {e}", tmp.display()))?;
             env.push(("TMPDIR".to_string(), tmp.display().to_string()));
             let rules = crate::sandbox::code_rules(&pc.agent.sandbox.code_rules(), workdir, tmp);
-            crate::sandbox::wrap_here(&ctx.orch_bin, &rules, setup)
+            crate::sandbox::wrap(&ctx.orch_bin, &rules, setup)
         }
         None => setup.to_vec(),
     };
