@@ -134,6 +134,20 @@ fn flag(name: &str, inline: Option<String>) -> Result<bool, String> {
     }
 }
 
+/// The program to run and its arguments (what follows `--`), each UTF-8; never none.
+fn program(args: impl Iterator<Item = OsString>) -> Result<Vec<String>, String> {
+    let argv = args
+        .map(|a| {
+            a.into_string()
+                .map_err(|r| format!("an argument that is not UTF-8: {}", r.to_string_lossy()))
+        })
+        .collect::<Result<Vec<String>, String>>()?;
+    if argv.is_empty() {
+        return Err("no program to run after `--`".to_string());
+    }
+    Ok(argv)
+}
+
 /// Parses `orch-exec git-exec`'s arguments (and `orch git-exec`'s), after the verb.
 pub(crate) fn parse_git<I: IntoIterator<Item = OsString>>(args: I) -> Result<GitExecArgs, String> {
     let mut a = GitExecArgs {
@@ -188,15 +202,7 @@ pub(crate) fn parse_sandbox<I: IntoIterator<Item = OsString>>(
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
-    for rest in args {
-        a.argv.push(
-            rest.into_string()
-                .map_err(|r| format!("an argument that is not UTF-8: {}", r.to_string_lossy()))?,
-        );
-    }
-    if a.argv.is_empty() {
-        return Err("no program to run after `--`".to_string());
-    }
+    a.argv = program(args)?;
     if a.network_only && !(a.write.is_empty() && a.deny_read.is_empty() && a.read.is_empty()) {
         return Err("`--network-only` excludes `--write`, `--deny-read` and `--read`".to_string());
     }
@@ -234,15 +240,7 @@ pub(crate) fn parse_session<I: IntoIterator<Item = OsString>>(
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
-    for rest in args {
-        a.argv.push(
-            rest.into_string()
-                .map_err(|r| format!("an argument that is not UTF-8: {}", r.to_string_lossy()))?,
-        );
-    }
-    if a.argv.is_empty() {
-        return Err("no program to run after `--`".to_string());
-    }
+    a.argv = program(args)?;
     Ok(a)
 }
 
