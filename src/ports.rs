@@ -156,7 +156,7 @@ pub(crate) fn port_for(state_dir: &Path, worktree: &Path, size: u16) -> Result<u
 
 /// Where the ports given out on this machine are claimed, one lock file per port, for every
 /// user: a directory only root can make ([`claims_dir`]).
-pub(crate) const CLAIMS: &str = "/run/orch-ports";
+pub(crate) const CLAIMS: &str = crate::sandbox::PORT_CLAIMS;
 
 /// The ports this process claimed: for which worktree (its key), and their locks, held until it
 /// ends.

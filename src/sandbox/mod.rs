@@ -234,6 +234,10 @@ fn resolved(path: &Path) -> PathBuf {
     path.to_path_buf()
 }
 
+/// Where this machine's port claims lie for every user (`crate::ports`), denied to every
+/// confined process.
+pub(crate) const PORT_CLAIMS: &str = "/run/orch-ports";
+
 /// The arguments of `orch sandbox-exec` that carry `rules`.
 pub(crate) fn args(rules: &Rules) -> Vec<String> {
     let each = |flag: &'static str, paths: &[PathBuf]| -> Vec<String> {
@@ -243,9 +247,16 @@ pub(crate) fn args(rules: &Rules) -> Vec<String> {
         pairs.flatten().collect()
     };
     // The other processes' private `TMPDIR`s: the directory they are made in ([`tmp_root`]),
-    // whatever the rules say (the process's own is in its write set).
+    // whatever the rules say (the process's own is in its write set). And the machine's port
+    // claims, for every confined process (an agent, a check, `setup`, `verify`, a resolver, a
+    // hook): a lock needs only a descriptor (red team 16: `setup` and `verify` held 120).
     let mut deny = rules.deny_read.clone();
-    for root in made_tmp_roots() {
+    let claims = PathBuf::from(PORT_CLAIMS);
+    for root in made_tmp_roots().into_iter().chain(
+        std::fs::symlink_metadata(&claims)
+            .is_ok_and(|m| m.is_dir())
+            .then_some(claims),
+    ) {
         if !deny.contains(&root) {
             deny.push(root);
         }
@@ -336,6 +347,32 @@ pub(crate) const DEVICES: [&str; 3] = ["/dev/null", "/dev/pts", "/dev/ptmx"];
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_confined_process_is_denied_the_port_claims() {
+        let claims = std::path::Path::new(PORT_CLAIMS);
+        if !claims.is_dir() && nix::unistd::geteuid().is_root() {
+            std::fs::create_dir_all(claims).expect("claims");
+        }
+        if !claims.is_dir() {
+            return;
+        }
+        for rules in [
+            Rules::default(),
+            Rules {
+                write: vec![PathBuf::from("/tmp/w")],
+                deny_read: vec![PathBuf::from("/root/.ssh")],
+                read: Vec::new(),
+            },
+        ] {
+            let a = args(&rules);
+            assert!(
+                a.windows(2)
+                    .any(|w| w[0] == "--deny-read" && w[1] == PORT_CLAIMS),
+                "{a:?}"
+            );
+        }
+    }
 
     #[test]
     fn what_an_older_abi_leaves_out() {
