@@ -44,6 +44,9 @@ struct Report {
     unmerged_commits: Option<usize>,
     /// The status file says `orch merge` merged it.
     status_says_merged: bool,
+    /// The branch tip `orch merge` landed, by the status file (when it says merged).
+    #[serde(skip)]
+    landed_tip: Option<String>,
     /// The tasks orch's records say are not done (neither completed nor skipped).
     #[serde(skip)]
     unfinished: Vec<String>,
@@ -115,6 +118,7 @@ pub(crate) fn run(sel: &Selection, args: CleanArgs) -> CliResult<u8> {
                 plan: lp.name.clone(),
                 branch: entry.branch.clone(),
                 status_says_merged: status_says_merged(&lp.status_path),
+                landed_tip: landed_tip(&lp.status_path),
                 unfinished: unfinished_tasks(&lp.status_path),
                 ..Report::default()
             };
@@ -238,6 +242,16 @@ fn status_says_merged(status_path: &Path) -> bool {
             .as_ref()
             .is_some_and(status::OrchMerge::is_merged)
     })
+}
+
+/// The branch tip the status file says `orch merge` landed, when it says merged.
+fn landed_tip(status_path: &Path) -> Option<String> {
+    status::load(status_path)
+        .ok()
+        .flatten()
+        .and_then(|doc| doc.orch_merge)
+        .filter(status::OrchMerge::is_merged)
+        .and_then(|m| m.branch_tip)
 }
 
 /// The tasks the status file says are not done (pending, running, failed, waiting for an
@@ -367,7 +381,10 @@ fn clean_branch(
     // done: what is in the target may be a copy of its commits made by another plan (red team
     // 15: a confined agent copied an unfinished plan's committed files, and `orch clean`
     // called that failed plan squash-merged and removed it). Kept: `orch up` goes on with it.
-    if !report.status_says_merged
+    // A landing of an earlier tip does not count (red team 16: the plan went on after it
+    // landed, and another plan's copy of its new work was taken for its landing).
+    let landed_this_tip = report.landed_tip.as_deref() == Some(info.tip.as_str());
+    if !landed_this_tip
         && !report.unfinished.is_empty()
         && !matches!(info.merge, MergeState::Unmerged { .. })
     {

@@ -138,9 +138,16 @@ fn landed(
     let recorded_tip = recorded.and_then(|r| r.branch_tip.as_deref());
     let in_target =
         |oid: &str| super::target_contains(repo_root, target, oid).map_err(CliError::coded);
+    // The record holds while its landing is still in the target: a person who reset the target
+    // to undo it (red team 16) has the plan merged again, not called merged. An older record
+    // without its landing commit is believed as before.
+    let landing_kept = || {
+        let commit = recorded.map_or("", |r| r.commit.as_str());
+        commit.is_empty() || in_target(commit).unwrap_or(false)
+    };
     match tip {
         Some(tip) => {
-            if recorded_merged && recorded_tip == Some(tip) {
+            if recorded_merged && recorded_tip == Some(tip) && landing_kept() {
                 return Ok(Some("recorded in its status file".into()));
             }
             if in_target(tip)? {
@@ -149,7 +156,7 @@ fn landed(
             Ok(None)
         }
         None => {
-            if recorded_merged {
+            if recorded_merged && landing_kept() {
                 return Ok(Some(
                     "recorded in its status file; the branch is gone".into(),
                 ));

@@ -282,3 +282,92 @@ fn foreign_history_a_branch_longer_than_a_landing_examines_is_refused_before_rea
         }
     }
 }
+
+/// Red team 16: orch's record of an earlier landing stood for more than that landing. (1) Plan
+/// `p` landed, then went on (a person added tasks; one failed) while plan `q`'s agent copied its
+/// new committed work, which landed with q: `orch clean` took the old record for a landing of
+/// p's new tip and removed the unfinished plan. (2) A person reset `main` to undo p's landing:
+/// `orch merge p` said "already merged" and landed nothing. A record counts for the tip it
+/// landed, and while its landing commit is in the target.
+#[test]
+fn foreign_history_an_old_landing_record_speaks_for_that_landing_only() {
+    // (1) The record of an earlier tip.
+    let repo = Repo::bare_minimum();
+    repo.write("docs/plans/p.md", &one_task("P", "make p1.1"));
+    repo.write("docs/plans/q.md", &one_task("Q", "copy"));
+    let p_agent = toml_array(&[
+        "sh",
+        "-c",
+        "case $ORCH_TASK in 1.3) exit 1;; *) echo p-$ORCH_TASK > p$ORCH_TASK.txt;; esac",
+    ]);
+    let q_agent = toml_array(&[
+        "sh",
+        "-c",
+        "i=0; until git show plan/p:p1.2.txt > p1.2.txt 2>/dev/null || [ $i -gt 600 ]; do sleep 0.1; i=$((i+1)); done",
+    ]);
+    let head = format!(
+        "[defaults]\nretries = 0\nmax_agents = 2\nintegrate = \"off\"\n\n\
+         [agents.pa]\ncommand = {p_agent}\nreport = \"exit\"\n\n\
+         [agents.qa]\ncommand = {q_agent}\nreport = \"exit\"\n\n\
+         [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nagent = \"pa\"\n"
+    );
+    repo.write("plans.toml", &head);
+    repo.commit_all("plans");
+    for args in [&["up"][..], &["merge"], &["clean"]] {
+        let (code, out, err) = repo.run(args);
+        assert_eq!(code, 0, "{args:?}\n{out}\n{err}");
+    }
+    repo.write(
+        "docs/plans/p.md",
+        "# P\n\n## Phase 1: Work\n- [ ] 1.1 make p1.1\n- [ ] 1.2 more\n- [ ] 1.3 fails\n",
+    );
+    repo.write(
+        "plans.toml",
+        &format!("{head}\n[[plan]]\nname = \"q\"\nfile = \"docs/plans/q.md\"\nagent = \"qa\"\n"),
+    );
+    repo.commit_all("more of p, and q");
+    let (code, out, err) = repo.run(&["up"]);
+    assert_ne!(code, 0, "p's 1.3 fails\n{out}\n{err}");
+    assert_eq!(repo.task("p", "1.3")["status"], "failed");
+    let (_, out, err) = repo.run(&["merge"]);
+    assert_eq!(
+        repo.git(&["show", "main:p1.2.txt"]).trim(),
+        "p-1.2",
+        "{out}\n{err}"
+    );
+    let tip = repo.rev("plan/p");
+    let (code, out, err) = repo.run(&["clean"]);
+    assert_eq!(code, 5, "p kept\n{out}\n{err}");
+    assert!(
+        out.contains("`1.3`") || err.contains("`1.3`"),
+        "{out}\n{err}"
+    );
+    assert_eq!(repo.rev("plan/p"), tip, "p's branch kept");
+
+    // (2) The landing undone by a person.
+    let repo = Repo::bare_minimum();
+    repo.write("docs/plans/p.md", &one_task("P", "work"));
+    repo.write(
+        "plans.toml",
+        &format!(
+            "[defaults]\nretries = 0\nintegrate = \"off\"\n\n[agents.pa]\ncommand = {}\nreport = \"exit\"\n\n\
+             [[plan]]\nname = \"p\"\nfile = \"docs/plans/p.md\"\nagent = \"pa\"\n",
+            toml_array(&["sh", "-c", "echo p > p.txt"])
+        ),
+    );
+    repo.commit_all("plans");
+    let before = repo.rev("main");
+    for args in [&["up"][..], &["merge", "p"]] {
+        let (code, out, err) = repo.run(args);
+        assert_eq!(code, 0, "{args:?}\n{out}\n{err}");
+    }
+    repo.git(&["reset", "-q", "--hard", &before]);
+    let (code, out, err) = repo.run(&["merge", "p"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(!out.contains("already merged"), "{out}");
+    assert_eq!(
+        repo.git(&["show", "main:p.txt"]).trim(),
+        "p",
+        "landed again"
+    );
+}
