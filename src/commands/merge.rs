@@ -55,6 +55,13 @@ fn home_only(
 ) -> CliResult<u8> {
     let manifest = manifest.clone();
     let json_out = args.json;
+    // From the start, not only once the steps run: a Ctrl-C (or SIGTERM) while the branches are
+    // examined, which can take seconds, is then seen by the first step, and nothing moves; and
+    // a SIGINT its starter set to be ignored (a background job of a script) still counts (red
+    // team 16: two were ignored, and the target moved).
+    if !args.dry_run {
+        merge::interrupt::install();
+    }
     let run = MergeRun::plan(ws, &manifest, &names, args.strategy, args.stop_on_failure)?
         .allowing_protected(args.allow_protected)
         .with_resolver(crate::supervisor::resolver::resolver(
@@ -104,7 +111,6 @@ fn home_only(
 
     // Before anything moves.
     let prepared = run.prepare(ws, &manifest)?;
-    merge::interrupt::install();
 
     if !args.json {
         header.print_text(&run.order, &run.infos);

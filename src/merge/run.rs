@@ -393,6 +393,8 @@ impl MergeRun {
         }
         for &i in &self.order {
             let p = &self.infos[i];
+            // Interrupted before any step (while the branches were examined): none runs.
+            interrupted |= crate::merge::interrupt::interrupted();
             let step = if interrupted {
                 Step::new(p, Outcome::Skipped).reason("interrupted before its turn")
             } else {
