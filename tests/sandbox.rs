@@ -73,6 +73,16 @@ fn a_confined_agent_cannot_touch_what_is_not_its_own_and_still_completes() {
     let ssh = repo.home().join(".ssh");
     std::fs::create_dir_all(&ssh).expect("mkdir .ssh");
     std::fs::write(ssh.join("id_test"), "secret key\n").expect("key");
+    // A browser's profile: its history holds the addresses a person opened (red team 16 read
+    // `orch serve`'s token there), its cookies its logins.
+    for (dir, file) in [
+        (".config/chromium/Default", "History"),
+        (".mozilla/firefox", "profiles.ini"),
+    ] {
+        let d = repo.home().join(dir);
+        std::fs::create_dir_all(&d).expect("mkdir");
+        std::fs::write(d.join(file), "http://127.0.0.1:4000/#token=secret\n").expect("write");
+    }
     repo.up(&["b"]);
 
     let before = (
@@ -103,6 +113,8 @@ fn a_confined_agent_cannot_touch_what_is_not_its_own_and_still_completes() {
         "write-main",
         "write-ssh",
         "read-ssh",
+        "read-browser",
+        "read-firefox",
         "branch-delete",
         "update-ref",
         "commit",

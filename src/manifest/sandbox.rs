@@ -65,8 +65,10 @@ impl Sandbox {
     }
 }
 
-/// The paths of `HOME` no confined agent reads unless `sandbox_deny_read` says otherwise.
-pub(crate) const DEFAULT_DENY_READ: [&str; 8] = [
+/// The paths of `HOME` no confined agent reads unless `sandbox_deny_read` says otherwise: keys
+/// and logins, and the web browsers' profiles (their cookies log in to every site, and their
+/// history holds the addresses a person opened, `orch serve`'s token among them: red team 16).
+pub(crate) const DEFAULT_DENY_READ: [&str; 13] = [
     "~/.ssh",
     "~/.aws",
     "~/.gnupg",
@@ -75,6 +77,11 @@ pub(crate) const DEFAULT_DENY_READ: [&str; 8] = [
     "~/.docker",
     "~/.kube",
     "~/.git-credentials",
+    "~/.config/chromium",
+    "~/.config/google-chrome",
+    "~/.config/BraveSoftware",
+    "~/.mozilla",
+    "~/snap/chromium",
 ];
 
 impl SandboxKeys {
