@@ -572,3 +572,57 @@ fn control_with_sec_fetch_site_none_is_refused_and_head_answers_have_no_body() {
     let (_, head) = raw(&me, "HEAD / HTTP/1.1\r\nHost: evil.example", "");
     assert!(head.ends_with("\r\n\r\n"), "{head}");
 }
+
+/// Red team 16: a local process (an agent whose network is this machine's) opened hundreds of
+/// connections and sent nothing; every one of the 64 connections served at once was held until
+/// its 10 s deadline, and the page's requests, token and all, waited 20-65 s behind them. Now
+/// when every slot is taken the oldest connection that has not sent its request is let go for
+/// the new one: the page's request is answered before any idle one's deadline, whatever way the
+/// idle ones are held (nothing sent, half a head, a head without its end).
+#[test]
+fn idle_connections_do_not_keep_the_page_waiting() {
+    let (_repo, _rec, serve) = waiting(false);
+    let me = serve.authority.clone();
+    let auth = serve.auth();
+    let mut idle = Vec::new();
+    for i in 0..300 {
+        let mut s = TcpStream::connect(&me).expect("connect");
+        match i % 3 {
+            0 => {}
+            1 => s.write_all(b"GET /api/status HT").expect("write"),
+            _ => s
+                .write_all(format!("GET /api/events HTTP/1.1\r\nHost: {me}\r\n").as_bytes())
+                .expect("write"),
+        }
+        idle.push(s);
+    }
+    for round in 0..3 {
+        let started = Instant::now();
+        let (status, answer) = raw(
+            &me,
+            &format!("GET /api/status HTTP/1.1\r\nHost: {me}\r\n{auth}"),
+            "",
+        );
+        let took = started.elapsed();
+        assert_eq!(status, 200, "round {round}: {answer}");
+        assert_eq!(
+            body_json(&answer)["plans"][0]["tasks"][0]["status"],
+            "needs_input"
+        );
+        assert!(
+            took < Duration::from_secs(8),
+            "round {round}: answered after {took:?}, behind idle connections"
+        );
+    }
+    // The idle ones let go were closed without an answer.
+    let mut closed = 0;
+    for s in &mut idle {
+        s.set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
+        let mut b = [0u8; 1];
+        if matches!(s.read(&mut b), Ok(0)) {
+            closed += 1;
+        }
+    }
+    assert!(closed > 0, "no idle connection was let go");
+}

@@ -65,6 +65,54 @@ pub(crate) struct Served {
     streams: Arc<tokio::sync::Semaphore>,
     /// The log tails' slots.
     log_reads: tokio::sync::Semaphore,
+    /// The connections still sending their request, oldest first ([`Served::reading`]).
+    waiting: std::sync::Mutex<Waiting>,
+}
+
+/// The connections still sending their request: each one's number and how to let it go.
+#[derive(Default)]
+struct Waiting {
+    next: u64,
+    list: std::collections::VecDeque<(u64, tokio::sync::oneshot::Sender<()>)>,
+}
+
+impl Served {
+    /// Records a connection that starts sending its request: its number, and what says it
+    /// was let go for a newer one ([`Self::let_oldest_go`]).
+    fn reading(&self) -> (u64, tokio::sync::oneshot::Receiver<()>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut w = self
+            .waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        w.next += 1;
+        let id = w.next;
+        w.list.push_back((id, tx));
+        (id, rx)
+    }
+
+    /// The connection `id` sent its request (or ended).
+    fn read(&self, id: u64) {
+        let mut w = self
+            .waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        w.list.retain(|(i, _)| *i != id);
+    }
+
+    /// Lets the oldest connection still sending its request go, if there is one.
+    fn let_oldest_go(&self) {
+        let oldest = self
+            .waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .list
+            .pop_front();
+        if let Some((_, tx)) = oldest {
+            // Gone already (its request came meanwhile): nothing to do.
+            let _ = tx.send(());
+        }
+    }
 }
 
 impl Served {
@@ -84,6 +132,7 @@ impl Served {
             status: tokio::sync::Mutex::new(None),
             streams: Arc::new(tokio::sync::Semaphore::new(STREAMS)),
             log_reads: tokio::sync::Semaphore::new(LOG_READS),
+            waiting: std::sync::Mutex::new(Waiting::default()),
         }
     }
 }
@@ -169,7 +218,8 @@ fn token() -> std::io::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Accepts connections until Ctrl-C or SIGTERM, at most [`CONNECTIONS`] served at once.
+/// Accepts connections until Ctrl-C or SIGTERM, at most [`CONNECTIONS`] served at once; when
+/// they are, the oldest one still sending its request goes for a new one.
 async fn serve(listener: std::net::TcpListener, served: Arc<Served>) -> Result<(), String> {
     let listener =
         tokio::net::TcpListener::from_std(listener).map_err(|e| format!("cannot listen: {e}"))?;
@@ -177,11 +227,6 @@ async fn serve(listener: std::net::TcpListener, served: Arc<Served>) -> Result<(
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
     loop {
-        let slot = tokio::select! {
-            s = slots.clone().acquire_owned() => s.map_err(|e| e.to_string())?,
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            _ = term.recv() => return Ok(()),
-        };
         let (stream, _) = tokio::select! {
             a = listener.accept() => match a {
                 Ok(a) => a,
@@ -194,6 +239,20 @@ async fn serve(listener: std::net::TcpListener, served: Arc<Served>) -> Result<(
             },
             _ = tokio::signal::ctrl_c() => return Ok(()),
             _ = term.recv() => return Ok(()),
+        };
+        // Every slot taken: the oldest connection that has not yet sent its request is let go
+        // for this one (red team 16: a local process's idle connections held every slot and
+        // the page's requests waited behind them); none such, this one waits for a slot.
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(s) => s,
+            Err(_) => {
+                served.let_oldest_go();
+                tokio::select! {
+                    s = slots.clone().acquire_owned() => s.map_err(|e| e.to_string())?,
+                    _ = tokio::signal::ctrl_c() => return Ok(()),
+                    _ = term.recv() => return Ok(()),
+                }
+            }
         };
         let served = served.clone();
         tokio::spawn(async move {

@@ -24,7 +24,18 @@ const STYLE: &str = include_str!("../../../templates/serve/app.css");
 /// the connections served at once) until then; a live stream holds one of the streams' slots
 /// instead, or is refused (503) when they are all taken.
 pub(super) async fn connection(mut stream: TcpStream, served: &Served, slot: OwnedSemaphorePermit) {
-    let request = match http::read_request(&mut stream).await {
+    // Let go (closed, no answer) if a newer connection needs the slot before this one's
+    // request came whole.
+    let (id, let_go) = served.reading();
+    let read = tokio::select! {
+        r = http::read_request(&mut stream) => Some(r),
+        _ = let_go => None,
+    };
+    served.read(id);
+    let Some(read) = read else {
+        return;
+    };
+    let request = match read {
         Ok(r) => r,
         Err(Refused(Some((status, reason)))) => {
             http::write_answer(&mut stream, &Answer::error(status, reason, reason), false).await;
