@@ -8,7 +8,7 @@
 //! under `refs/orch/backup/<plan>/<UTC time>` first. Before a branch whose tip is not in the
 //! target's history (a squash merge) is deleted, its tip is saved the same way.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::Utc;
 use serde_json::json;
@@ -16,9 +16,14 @@ use serde_json::json;
 use super::output::{eprintln_safe, print_json, println_safe};
 use crate::error::{CliError, CliResult, Coded, exit};
 use crate::git::{self, MergeState, PlanBranch, TreeState};
-use crate::status;
 use crate::supervisor::LockError;
 use crate::workspace::{self, Selection};
+
+mod reasons;
+mod records;
+
+use reasons::{unreadable_reason, unsaveable_reason};
+use records::{landed_tip, status_says_merged, unfinished_tasks};
 
 pub(crate) struct CleanArgs {
     /// Plan names; empty = every plan of the manifest (or the one `--plan`).
@@ -234,47 +239,6 @@ fn check_unlocked(state_dir: &Path) -> CliResult<()> {
     }
 }
 
-/// Whether the status file says `orch merge` merged the plan (`orchMerge.state == "merged"`);
-/// an unreadable file counts as no.
-fn status_says_merged(status_path: &Path) -> bool {
-    status::load(status_path).ok().flatten().is_some_and(|doc| {
-        doc.orch_merge
-            .as_ref()
-            .is_some_and(status::OrchMerge::is_merged)
-    })
-}
-
-/// The branch tip the status file says `orch merge` landed, when it says merged.
-fn landed_tip(status_path: &Path) -> Option<String> {
-    status::load(status_path)
-        .ok()
-        .flatten()
-        .and_then(|doc| doc.orch_merge)
-        .filter(status::OrchMerge::is_merged)
-        .and_then(|m| m.branch_tip)
-}
-
-/// The tasks the status file says are not done (pending, running, failed, waiting for an
-/// answer), by id; none when it cannot be read.
-fn unfinished_tasks(status_path: &Path) -> Vec<String> {
-    status::load(status_path)
-        .ok()
-        .flatten()
-        .map(|doc| {
-            doc.tasks
-                .iter()
-                .filter(|t| {
-                    !matches!(
-                        t.status,
-                        status::TaskStatus::Completed | status::TaskStatus::Skipped
-                    )
-                })
-                .map(|t| t.id.clone())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Inspects the plan's branch and worktree, decides, and (unless `--dry-run`) acts.
 fn clean_branch(
     repo_root: &Path,
@@ -455,119 +419,6 @@ fn clean_branch(
     report.branch_deleted = true;
     report.pruned_entries = git::prune_stale_entries(repo_root, &plan, &info.branch)?.len();
     Ok(())
-}
-
-/// Why a plan with files no save keeps is kept: the files (at most five), their sizes, the limit
-/// and what to do.
-fn unsaveable_reason(
-    files: &[(std::path::PathBuf, u64)],
-    max_file: u64,
-    repo_root: &Path,
-) -> String {
-    let named: Vec<String> = files
-        .iter()
-        .take(5)
-        .map(|(p, size)| {
-            format!(
-                "`{}` ({})",
-                shown(p, repo_root).escape_debug(),
-                git::human_size(*size)
-            )
-        })
-        .collect();
-    format!(
-        "{} uncommitted file{} larger than `max_file_size` ({}), which no backup holds: {}{}; \
-         move {} out of the worktree (or delete {}), then run `orch clean` again",
-        files.len(),
-        if files.len() == 1 { "" } else { "s" },
-        git::human_size(max_file),
-        named.join(", "),
-        if files.len() > 5 { ", …" } else { "" },
-        if files.len() == 1 { "it" } else { "them" },
-        if files.len() == 1 { "it" } else { "them" },
-    )
-}
-
-/// Why a plan with places orch cannot read is kept: the places (at most five, each path
-/// bounded), why, and what to do.
-fn unreadable_reason(found: &[git::Unreadable], repo_root: &Path) -> String {
-    let named: Vec<String> = found
-        .iter()
-        .take(5)
-        .map(|u| match u {
-            git::Unreadable::Denied { path, why } => {
-                format!("`{}` ({why})", bounded(path, repo_root))
-            }
-            git::Unreadable::TooDeep { path, depth } => format!(
-                "`{}` ({depth} directories deep: git saves no path deeper than {} directories or longer \
-                 than the system allows)",
-                bounded(path, repo_root),
-                git::GIT_MAX_DEPTH
-            ),
-        })
-        .collect();
-    let mut fixes = Vec::new();
-    if found
-        .iter()
-        .any(|u| matches!(u, git::Unreadable::Denied { .. }))
-    {
-        fixes.push("make what it names readable (`chmod -R u+rwX <path>`)".to_string());
-    }
-    if let Some(top) = found.iter().find_map(|u| match u {
-        git::Unreadable::TooDeep { path, depth } => Some(top_dir(path, *depth, repo_root)),
-        git::Unreadable::Denied { .. } => None,
-    }) {
-        fixes.push(format!(
-            "move the deep chain out or delete it yourself (`rm -rf {top}`)"
-        ));
-    }
-    format!(
-        "orch cannot read everything in its worktree{}, so no check or backup would hold it all: \
-         {}{}; {} or move out what you want to keep, then run `orch clean` again",
-        if found.len() == 1 { "" } else { "s" },
-        named.join(", "),
-        if found.len() > 5 { ", …" } else { "" },
-        fixes.join(", or "),
-    )
-}
-
-/// `path` from the repository's root, escaped, and shortened when long (a deep chain's path runs
-/// to tens of kilobytes): its first components, `…`, its last.
-fn bounded(path: &Path, repo_root: &Path) -> String {
-    const MAX: usize = 160;
-    let full = shown(path, repo_root);
-    if full.len() <= MAX {
-        return full.escape_debug().to_string();
-    }
-    let rel = path.strip_prefix(repo_root).unwrap_or(path);
-    let parts: Vec<String> = rel
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect();
-    let head: Vec<&str> = parts.iter().take(5).map(String::as_str).collect();
-    let mut head = head.join("/");
-    if head.len() > MAX {
-        head = head.chars().take(MAX).collect();
-    }
-    let last: String = parts
-        .last()
-        .map(|l| l.chars().take(40).collect())
-        .unwrap_or_default();
-    format!(
-        "{}/…/{} ({} path components)",
-        head.escape_debug(),
-        last.escape_debug(),
-        parts.len()
-    )
-}
-
-/// The directory a deep chain starts at: the worktree's child that `path` (`depth` directories
-/// below the worktree's root) lies under, shown escaped and bounded.
-fn top_dir(path: &Path, depth: usize, repo_root: &Path) -> String {
-    let n = path.components().count();
-    let keep = n.saturating_sub(depth.saturating_sub(1));
-    let top: PathBuf = path.components().take(keep).collect();
-    bounded(&top, repo_root)
 }
 
 /// Why removing a plan's branch and worktree needs `--force`: a branch with no work of its
